@@ -1,0 +1,192 @@
+import {
+  type CancelGraphRequest,
+  type CancelGraphResponse,
+  type DeepPartial,
+  type DroverServiceImplementation,
+  type GetGraphRequest,
+  type GetGraphResponse,
+  type ListGraphsRequest,
+  type ListGraphsResponse,
+  type ListNodesRequest,
+  type ListNodesResponse,
+  type SetSpecRequest,
+  type SetSpecResponse,
+  type WatchGraphRequest,
+  type WatchGraphResponse,
+  type WatchNodesRequest,
+  type WatchNodesResponse,
+} from "@drover/shared";
+import { type CallContext, ServerError, Status } from "nice-grpc";
+import type { Event } from "../domain.js";
+import { isFinalGraphState } from "../domain.js";
+import { GraphNotFoundError, NotFoundError } from "../errors.js";
+import type { EventBus, Subscription } from "../events/EventBus.js";
+import type { Reconciler } from "../reconciler/Reconciler.js";
+import type { Store } from "../store/Store.js";
+import { toApiEvent, toApiGraph, toApiNode, toApiSpec } from "./convert.js";
+import { requireGraphId, requireGroup, requireListLimit, requireSpec } from "./validate.js";
+
+export interface DroverServiceOptions {
+  store: Store;
+  reconciler: Reconciler;
+  bus: EventBus;
+  /** How many undelivered events one watcher may fall behind before it is ended. */
+  watcherCapacity: number;
+  /** Ends every watch stream; aborted when the server shuts down. */
+  shutdownSignal: AbortSignal;
+}
+
+/** How many logged events a resuming watcher reads per query. */
+const REPLAY_PAGE = 10_000;
+
+/** The gRPC handlers: validate, call the domain, translate. Nothing here speaks SQL. */
+export function droverService(options: DroverServiceOptions): DroverServiceImplementation {
+  const { store, reconciler, bus } = options;
+
+  /** Streams a subscription's events after `cursor` until `isEnd` says the last one ends the stream. */
+  async function* follow(
+    subscription: Subscription,
+    cursor: number,
+    context: CallContext,
+    isEnd: (event: Event) => boolean,
+  ): AsyncGenerator<Event[], void> {
+    const signal = AbortSignal.any([context.signal, options.shutdownSignal]);
+    for (;;) {
+      const events = (await subscription.take(signal)).filter((event) => event.sequence > cursor);
+      if (events.length > 0) {
+        yield events;
+        cursor = events.at(-1)!.sequence;
+        if (events.some(isEnd)) return;
+      }
+      if (subscription.overflowedAfter !== undefined) {
+        throw new ServerError(
+          Status.RESOURCE_EXHAUSTED,
+          `watcher fell more than ${options.watcherCapacity} events behind: resume after sequence ${cursor}`,
+        );
+      }
+      if (signal.aborted) {
+        if (options.shutdownSignal.aborted) throw new ServerError(Status.UNAVAILABLE, `the server is shutting down: resume after sequence ${cursor}`);
+        return;
+      }
+    }
+  }
+
+  return {
+    async setSpec(request: SetSpecRequest): Promise<DeepPartial<SetSpecResponse>> {
+      const group = requireGroup(request.group);
+      const spec = requireSpec(request);
+      const result = await reconciler.setSpec(group, spec, request.dryRun);
+      return {
+        group,
+        revision: result.revision,
+        spec: toApiSpec(result.spec),
+        current: [...result.current.entries()].sort(([a], [b]) => a - b).map(([version, count]) => ({ version, count })),
+        graph: result.graph && toApiGraph(result.graph, result.graph.tasks),
+        nothingToDo: result.graph === undefined,
+        supersededGraphId: result.supersededGraphId ?? "",
+      };
+    },
+
+    async listNodes(request: ListNodesRequest): Promise<DeepPartial<ListNodesResponse>> {
+      const group = requireGroup(request.group);
+      const [nodes, current] = await Promise.all([store.listNodes(group, { all: request.all }), store.getGroupSpec(group)]);
+      return {
+        nodes: nodes.filter((node) => request.all || node.state !== "stopped").map(toApiNode),
+        revision: current?.revision ?? 0,
+        spec: current && toApiSpec(current.spec),
+      };
+    },
+
+    async *watchNodes(request: WatchNodesRequest, context: CallContext): AsyncGenerator<DeepPartial<WatchNodesResponse>> {
+      const group = requireGroup(request.group);
+      const subscription = bus.subscribe((event) => event.type === "node" && event.group === group, options.watcherCapacity);
+      try {
+        let cursor: number;
+        if (request.afterSequence === undefined) {
+          const snapshot = await store.snapshotNodes(group);
+          yield { snapshot: snapshot.nodes.map(toApiNode), sequence: snapshot.sequence, events: [] };
+          cursor = snapshot.sequence;
+        } else {
+          cursor = request.afterSequence;
+          for (;;) {
+            const events = await store.nodeEvents(group, cursor, REPLAY_PAGE);
+            if (events.length > 0) {
+              yield { events: events.map(toApiEvent) };
+              cursor = events.at(-1)!.sequence;
+            }
+            if (events.length < REPLAY_PAGE) break;
+          }
+        }
+        for await (const events of follow(subscription, cursor, context, () => false)) {
+          yield { events: events.map(toApiEvent) };
+        }
+      } finally {
+        subscription.close();
+      }
+    },
+
+    async listGraphs(request: ListGraphsRequest): Promise<DeepPartial<ListGraphsResponse>> {
+      const group = requireGroup(request.group);
+      const graphs = await store.listGraphs(group, requireListLimit(request.limit));
+      return { graphs: graphs.map((graph) => toApiGraph(graph)) };
+    },
+
+    async getGraph(request: GetGraphRequest): Promise<DeepPartial<GetGraphResponse>> {
+      const graphId = requireGraphId(request.graphId);
+      const snapshot = await store.snapshotGraph(graphId);
+      if (!snapshot) throw new GraphNotFoundError(graphId);
+      return { graph: toApiGraph(snapshot.graph, snapshot.tasks, snapshot.sequence) };
+    },
+
+    async *watchGraph(request: WatchGraphRequest, context: CallContext): AsyncGenerator<DeepPartial<WatchGraphResponse>> {
+      const group = requireGroup(request.group);
+      let graphId = request.graphId === "" ? undefined : requireGraphId(request.graphId);
+      if (graphId === undefined) {
+        graphId = await store.latestGraphId(group);
+        if (graphId === undefined) throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
+      }
+      const watched = graphId;
+      const isGraphEnd = (event: Event) => event.type === "graph" && isFinalGraphState(event.state as never);
+      // Subscribe before reading, so that nothing committed between the read and the subscription is lost;
+      // what both see is dropped by sequence number.
+      const subscription = bus.subscribe(
+        (event) => event.graphId === watched && event.type !== "node",
+        options.watcherCapacity,
+      );
+      try {
+        let cursor: number;
+        if (request.afterSequence === undefined) {
+          const snapshot = await store.snapshotGraph(watched);
+          if (!snapshot) throw new GraphNotFoundError(watched);
+          yield { snapshot: toApiGraph(snapshot.graph, snapshot.tasks, snapshot.sequence), events: [] };
+          if (isFinalGraphState(snapshot.graph.state)) return;
+          cursor = snapshot.sequence;
+        } else {
+          if (!(await store.getGraph(watched))) throw new GraphNotFoundError(watched);
+          cursor = request.afterSequence;
+          for (;;) {
+            const events = await store.graphEvents(watched, cursor, REPLAY_PAGE);
+            if (events.length > 0) {
+              yield { events: events.map(toApiEvent) };
+              cursor = events.at(-1)!.sequence;
+              if (events.some(isGraphEnd)) return;
+            }
+            if (events.length < REPLAY_PAGE) break;
+          }
+          // The watcher had already seen the graph settle.
+          if (isFinalGraphState((await store.getGraph(watched))!.state)) return;
+        }
+        for await (const events of follow(subscription, cursor, context, isGraphEnd)) {
+          yield { events: events.map(toApiEvent) };
+        }
+      } finally {
+        subscription.close();
+      }
+    },
+
+    async cancelGraph(request: CancelGraphRequest): Promise<DeepPartial<CancelGraphResponse>> {
+      const graph = await reconciler.cancel(requireGraphId(request.graphId));
+      return { graph: toApiGraph(graph) };
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import * as api from "@drover/shared";
+import type { Event, Graph, Node, Spec, Task } from "../domain.js";
+import type { GraphSummary, TaskCounts } from "../store/Store.js";
+
+/** Translations between the domain's words and the generated API's messages. */
+
+const nodeStates: Record<Node["state"], api.NodeState> = {
+  starting: api.NodeState.NODE_STATE_STARTING,
+  running: api.NodeState.NODE_STATE_RUNNING,
+  stopping: api.NodeState.NODE_STATE_STOPPING,
+  stopped: api.NodeState.NODE_STATE_STOPPED,
+  failed: api.NodeState.NODE_STATE_FAILED,
+};
+
+const taskStates: Record<Task["state"], api.TaskState> = {
+  pending: api.TaskState.TASK_STATE_PENDING,
+  running: api.TaskState.TASK_STATE_RUNNING,
+  succeeded: api.TaskState.TASK_STATE_SUCCEEDED,
+  failed: api.TaskState.TASK_STATE_FAILED,
+  skipped: api.TaskState.TASK_STATE_SKIPPED,
+  cancelled: api.TaskState.TASK_STATE_CANCELLED,
+};
+
+const graphStates: Record<Graph["state"], api.GraphState> = {
+  pending: api.GraphState.GRAPH_STATE_PENDING,
+  running: api.GraphState.GRAPH_STATE_RUNNING,
+  succeeded: api.GraphState.GRAPH_STATE_SUCCEEDED,
+  failed: api.GraphState.GRAPH_STATE_FAILED,
+  cancelled: api.GraphState.GRAPH_STATE_CANCELLED,
+  superseded: api.GraphState.GRAPH_STATE_SUPERSEDED,
+};
+
+const taskActions: Record<Task["action"], api.TaskAction> = {
+  start_node: api.TaskAction.TASK_ACTION_START_NODE,
+  shut_down_node: api.TaskAction.TASK_ACTION_SHUT_DOWN_NODE,
+  do_nothing: api.TaskAction.TASK_ACTION_DO_NOTHING,
+};
+
+const eventTypes: Record<Event["type"], api.EventType> = {
+  graph: api.EventType.EVENT_TYPE_GRAPH,
+  task: api.EventType.EVENT_TYPE_TASK,
+  task_retry: api.EventType.EVENT_TYPE_TASK_RETRY,
+  node: api.EventType.EVENT_TYPE_NODE,
+};
+
+const dateOf = (time: number | undefined) => (time === undefined ? undefined : new Date(time));
+
+export function toApiSpec(spec: Spec): api.Spec {
+  return { count: spec.count, version: spec.version, maxSurge: spec.maxSurge, maxUnavailable: spec.maxUnavailable };
+}
+
+export function toApiNode(node: Node): api.Node {
+  return {
+    id: node.id,
+    group: node.group,
+    version: node.version,
+    state: nodeStates[node.state],
+    host: node.host,
+    createdAt: dateOf(node.createdAt),
+    updatedAt: dateOf(node.updatedAt),
+    error: node.error ?? "",
+  };
+}
+
+export function toApiTask(task: Task): api.Task {
+  return {
+    id: task.id,
+    prerequisites: task.prerequisites,
+    action: taskActions[task.action],
+    nodeId: task.nodeId ?? "",
+    version: task.version ?? 0,
+    state: taskStates[task.state],
+    attempts: task.attempts,
+    error: task.error ?? "",
+    startedAt: dateOf(task.startedAt),
+    finishedAt: dateOf(task.finishedAt),
+  };
+}
+
+function toApiCounts(counts: TaskCounts): api.TaskCounts {
+  return { ...counts };
+}
+
+export function toApiGraph(graph: GraphSummary, tasks: readonly Task[] = [], sequence = 0): api.Graph {
+  return {
+    id: graph.id,
+    group: graph.group,
+    revision: graph.revision,
+    spec: toApiSpec(graph.spec),
+    state: graphStates[graph.state],
+    tasks: tasks.map(toApiTask),
+    counts: toApiCounts(graph.counts),
+    createdAt: dateOf(graph.createdAt),
+    startedAt: dateOf(graph.startedAt),
+    finishedAt: dateOf(graph.finishedAt),
+    error: graph.error ?? "",
+    sequence,
+    retries: graph.retries,
+  };
+}
+
+export function toApiEvent(event: Event): api.Event {
+  const state = event.state;
+  return {
+    sequence: event.sequence,
+    time: new Date(event.time),
+    type: eventTypes[event.type],
+    group: event.group,
+    graphId: event.graphId ?? "",
+    taskId: event.taskId ?? 0,
+    nodeId: event.nodeId ?? "",
+    graphState: event.type === "graph" ? graphStates[state as Graph["state"]] : api.GraphState.GRAPH_STATE_UNSPECIFIED,
+    taskState:
+      event.type === "task" || event.type === "task_retry" ? taskStates[state as Task["state"]] : api.TaskState.TASK_STATE_UNSPECIFIED,
+    nodeState: event.type === "node" ? nodeStates[state as Node["state"]] : api.NodeState.NODE_STATE_UNSPECIFIED,
+    action: event.action ? taskActions[event.action] : api.TaskAction.TASK_ACTION_UNSPECIFIED,
+    version: event.version ?? 0,
+    attempt: event.attempt ?? 0,
+    error: event.error ?? "",
+    retryDelayMs: event.retryDelayMs ?? 0,
+  };
+}

@@ -1,0 +1,48 @@
+import { InvalidArgumentError } from "commander";
+
+/** Parses a duration: `250ms`, `2s`, `1.5s`, `1m`, or a bare number of milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!match) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a duration: write it like 500ms, 2s or 1m`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? "ms";
+  return Math.round(value * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000));
+}
+
+/** Parses a latency range `MIN..MAX` (each a duration), or a single duration for a fixed latency. */
+export function parseLatencyRange(text: string): { min: number; max: number } {
+  const [minText, maxText, ...rest] = text.split("..");
+  if (rest.length > 0 || minText === undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a range: write it like 500ms..2s`);
+  const min = parseDuration(minText);
+  const max = maxText === undefined ? min : parseDuration(maxText);
+  if (max < min) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a range: its maximum is below its minimum`);
+  return { min, max };
+}
+
+/** A commander parser for an integer from `min` to `max`. */
+export function integerIn(min: number, max: number) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new InvalidArgumentError(`${JSON.stringify(text)} must be an integer from ${min} to ${max}`);
+    }
+    return value;
+  };
+}
+
+export function probability(text: string): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new InvalidArgumentError(`${JSON.stringify(text)} must be a probability from 0 to 1`);
+  }
+  return value;
+}
+
+/** Checks a listen address of the form host:port. */
+export function listenAddress(text: string): string {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (!match || Number(match[2]) > 65535) {
+    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a listen address: write it as host:port, like 127.0.0.1:8888`);
+  }
+  return text;
+}

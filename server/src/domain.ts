@@ -1,0 +1,164 @@
+/**
+ * Drover's domain, in the words the whole server uses.
+ *
+ * - spec: what a group should look like: count nodes at version, and the rollout
+ *   strategy (max surge, max unavailable).
+ * - revision: one stored spec of a group, numbered 1, 2, … per group.
+ * - node: one instance of a group, started and stopped by a driver.
+ * - plan / task graph: the DAG of tasks the planner makes to take the nodes from what
+ *   they are to the spec. `TaskGraphSpec` is the plan before it is stored.
+ * - task: one step of a graph: start a node, shut one down, or do nothing (a join).
+ * - attempt: one try of a task; failed attempts are retried with backoff up to a limit.
+ * - event: one committed state change of a graph, task or node, numbered by a sequence
+ *   shared by the whole server.
+ */
+
+export interface Spec {
+  count: number;
+  version: number;
+  maxSurge: number;
+  maxUnavailable: number;
+}
+
+/**
+ * A node's life:
+ * - starting: a start task created it and the driver is starting it; leaves for running
+ *   (started) or failed (the start failed).
+ * - running: the driver reports it up; leaves for stopping (a shut-down task) or failed.
+ * - stopping: a shut-down task is stopping it; leaves for stopped.
+ * - stopped: gone for good; never leaves.
+ * - failed: the driver could not start it or it died; a retry of its start task takes it
+ *   back to starting, a shut-down task to stopping.
+ */
+export const NodeState = {
+  starting: "starting",
+  running: "running",
+  stopping: "stopping",
+  stopped: "stopped",
+  failed: "failed",
+} as const;
+export type NodeState = (typeof NodeState)[keyof typeof NodeState];
+
+export interface Node {
+  id: string;
+  group: string;
+  version: number;
+  state: NodeState;
+  host: string;
+  createdAt: number;
+  updatedAt: number;
+  error?: string;
+}
+
+export const TaskAction = {
+  startNode: "start_node",
+  shutDownNode: "shut_down_node",
+  doNothing: "do_nothing",
+} as const;
+export type TaskAction = (typeof TaskAction)[keyof typeof TaskAction];
+
+/** One task of a plan, before it is stored. Ids are 0, 1, 2, … in the order planned. */
+export interface PlannedTask {
+  id: number;
+  prerequisites: number[];
+  action: TaskAction;
+  /** shut_down_node: the node to shut down. */
+  nodeId?: string;
+  /** start_node: the version to start. */
+  version?: number;
+}
+
+/** The plan: tasks in id order, every prerequisite with a lower id than its task. */
+export interface TaskGraphSpec {
+  tasks: PlannedTask[];
+}
+
+/**
+ * A task's life:
+ * - pending: stored, waiting for its prerequisites, a free slot, or a retry's backoff;
+ *   leaves for running, skipped (the graph failed) or cancelled (cancel or supersede).
+ * - running: an attempt is under way; leaves for succeeded, failed (attempts used up),
+ *   or pending (the attempt failed and will be retried).
+ * - succeeded, failed, skipped, cancelled: final.
+ */
+export const TaskState = {
+  pending: "pending",
+  running: "running",
+  succeeded: "succeeded",
+  failed: "failed",
+  skipped: "skipped",
+  cancelled: "cancelled",
+} as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+
+export interface Task extends PlannedTask {
+  state: TaskState;
+  attempts: number;
+  error?: string;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+/**
+ * A graph's life:
+ * - pending: stored, no task started yet; leaves for running.
+ * - running: tasks are being run; leaves for one of the final states.
+ * - succeeded: every task succeeded.
+ * - failed: a task used up its attempts; tasks not reached were skipped.
+ * - cancelled: a user cancelled it; tasks not started were cancelled.
+ * - superseded: a newer revision replaced it; tasks not started were cancelled.
+ */
+export const GraphState = {
+  pending: "pending",
+  running: "running",
+  succeeded: "succeeded",
+  failed: "failed",
+  cancelled: "cancelled",
+  superseded: "superseded",
+} as const;
+export type GraphState = (typeof GraphState)[keyof typeof GraphState];
+
+export const isFinalGraphState = (state: GraphState) =>
+  state !== GraphState.pending && state !== GraphState.running;
+
+export interface Graph {
+  id: string;
+  group: string;
+  revision: number;
+  spec: Spec;
+  state: GraphState;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  error?: string;
+  retries: number;
+}
+
+export interface GraphWithTasks extends Graph {
+  tasks: Task[];
+}
+
+export const EventType = {
+  graph: "graph",
+  task: "task",
+  taskRetry: "task_retry",
+  node: "node",
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/** One committed state change. `state` is the graph's, task's or node's new state. */
+export interface Event {
+  sequence: number;
+  time: number;
+  type: EventType;
+  group: string;
+  graphId?: string;
+  taskId?: number;
+  nodeId?: string;
+  state?: string;
+  action?: TaskAction;
+  version?: number;
+  attempt?: number;
+  error?: string;
+  retryDelayMs?: number;
+}

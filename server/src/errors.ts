@@ -1,0 +1,41 @@
+/**
+ * The errors the server's domain raises. The api layer maps each kind to one gRPC status
+ * code; anything else is an internal error, logged with detail and returned without it.
+ */
+export abstract class DroverError extends Error {
+  abstract readonly kind: "invalid_argument" | "not_found" | "failed_precondition" | "unavailable";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidArgumentError extends DroverError {
+  readonly kind = "invalid_argument";
+}
+
+export class NotFoundError extends DroverError {
+  readonly kind = "not_found";
+}
+
+export class GraphNotFoundError extends NotFoundError {
+  constructor(readonly graphId: string) {
+    super(`graph ${graphId} not found: list graphs with 'client graphs ls'`);
+  }
+}
+
+export class FailedPreconditionError extends DroverError {
+  readonly kind = "failed_precondition";
+}
+
+export class UnavailableError extends DroverError {
+  readonly kind = "unavailable";
+}
+
+/** The data directory or database cannot be used; the server cannot start. */
+export class StorageError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StorageError";
+  }
+}

@@ -1,0 +1,49 @@
+import type { Event } from "../domain.js";
+import type { Store, Transition } from "../store/Store.js";
+import type { EventBus } from "./EventBus.js";
+
+/**
+ * The one way state changes: commit to the store, then announce to watchers. Changes
+ * recorded in the same tick of the event loop are committed together in one transaction
+ * (group commit), which is what keeps a busy scheduler's durable write rate high.
+ */
+export class Journal {
+  private pending: { transitions: readonly Transition[]; resolve: (events: Event[]) => void; reject: (error: unknown) => void }[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly bus: EventBus,
+    private readonly now: () => number,
+  ) {}
+
+  /** Commits the transitions (with others of this tick) and resolves with their events once announced. */
+  record(transitions: readonly Transition[]): Promise<Event[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ transitions, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    let events: Event[];
+    try {
+      events = await this.store.apply(batch.flatMap((entry) => entry.transitions), this.now());
+    } catch (error) {
+      for (const entry of batch) entry.reject(error);
+      return;
+    }
+    this.bus.publish(events);
+    let offset = 0;
+    for (const entry of batch) {
+      entry.resolve(events.slice(offset, offset + entry.transitions.length));
+      offset += entry.transitions.length;
+    }
+  }
+}

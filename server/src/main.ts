@@ -1,0 +1,99 @@
+import { fileURLToPath } from "node:url";
+import { Command, Option } from "commander";
+import { pino } from "pino";
+import { systemClock } from "./clock.js";
+import { parseLatencyRange, integerIn, probability, listenAddress, parseDuration } from "./config.js";
+import { DroverServer } from "./DroverServer.js";
+import { MockDriver } from "./drivers/MockDriver.js";
+import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
+import { openSqliteStore } from "./store/SqliteStore.js";
+
+const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
+
+const option = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
+
+const program = new Command("server")
+  .description("Drover's server: keeps groups of nodes at their spec, and serves the gRPC API.")
+  .addOption(option("--listen <host:port>", "address to serve gRPC on", "DROVER_LISTEN").default("127.0.0.1:8888").argParser(listenAddress))
+  .addOption(option("--data-dir <dir>", "directory of the SQLite database, created on first start", "DROVER_DATA_DIR").default("./data"))
+  .addOption(option("--driver <name>", "what starts nodes", "DROVER_DRIVER").choices(["mock"]).default("mock"))
+  .addOption(option("--parallelism <n>", "tasks run at once, over all graphs", "DROVER_PARALLELISM").default(10).argParser(integerIn(1, 10_000)))
+  .addOption(option("--max-attempts <n>", "attempts a task gets before its graph fails", "DROVER_MAX_ATTEMPTS").default(3).argParser(integerIn(1, 100)))
+  .addOption(option("--retry-backoff <min..max>", "wait after a failed attempt: doubles from min up to max", "DROVER_RETRY_BACKOFF").default({ min: 200, max: 10_000 }, "200ms..10s").argParser(parseLatencyRange))
+  .addOption(option("--mock-latency <min..max>", "mock driver: each start and stop takes a random time in this range", "DROVER_MOCK_LATENCY").default({ min: 500, max: 2000 }, "500ms..2s").argParser(parseLatencyRange))
+  .addOption(option("--mock-failure-rate <p>", "mock driver: probability from 0 to 1 that a start or stop fails", "DROVER_MOCK_FAILURE_RATE").default(0).argParser(probability))
+  .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
+  .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
+  .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
+  .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
+  .showHelpAfterError(false)
+  .configureOutput({ outputError: (text, write) => write(text.split("\n")[0] + "\n") })
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
+
+program.parse();
+const flags = program.opts<{
+  listen: string;
+  dataDir: string;
+  driver: "mock";
+  parallelism: number;
+  maxAttempts: number;
+  retryBackoff: { min: number; max: number };
+  mockLatency: { min: number; max: number };
+  mockFailureRate: number;
+  seed?: number;
+  watcherBuffer: number;
+  logLevel: string;
+}>();
+
+const logger = pino({ level: flags.logLevel, base: { service: "drover" } });
+
+async function main(): Promise<void> {
+  const seed = flags.seed ?? Date.now() % 2 ** 32;
+  const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
+  logger.info({ dataDir: flags.dataDir }, "store opened");
+  const driver = new MockDriver({ latency: flags.mockLatency, failureRate: flags.mockFailureRate, seed, clock: systemClock });
+  const server = new DroverServer({
+    store,
+    driver,
+    clock: systemClock,
+    logger,
+    listen: flags.listen,
+    parallelism: flags.parallelism,
+    maxAttempts: flags.maxAttempts,
+    retryBaseDelayMs: flags.retryBackoff.min,
+    retryMaxDelayMs: flags.retryBackoff.max,
+    watcherCapacity: flags.watcherBuffer,
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    server.stop().then(
+      () => process.exit(0),
+      (error) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  try {
+    await server.start();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  logger.info({ seed, mockLatency: flags.mockLatency, parallelism: flags.parallelism }, "ready");
+}
+
+main().catch((error: Error) => {
+  const message = /EADDRINUSE/.test(error.message)
+    ? `listen address ${flags.listen} is in use: stop the other server or choose another --listen`
+    : error.message;
+  logger.fatal({ err: error }, "server cannot start");
+  process.stderr.write(`server: ${message}\n`);
+  process.exit(1);
+});
+void parseDuration;

@@ -1,0 +1,148 @@
+/**
+ * The planner: from a group's nodes and its spec, the DAG of tasks that takes the group
+ * to `spec.count` nodes running at `spec.version`.
+ *
+ * A plan has up to two phases.
+ *
+ * Phase A changes the size of the group, all at once: failed nodes are shut down (a
+ * failed node counts for nothing, so its replacement is simply one more start), surplus
+ * nodes are shut down, missing nodes are started. Nothing here can breach the rollout
+ * bounds: a scale-up only adds, a scale-down only removes and stops at `count`.
+ *
+ * Phase B replaces the outdated nodes that phase A kept, in `lanes` parallel chains.
+ * A surge lane starts the new node before shutting down the old one, so at any moment it
+ * adds at most one node; an unavailability lane shuts down first, so it takes away at
+ * most one. With min(maxSurge, lanes) surge lanes and the rest unavailability lanes, the
+ * group stays within count − maxUnavailable .. count + maxSurge.
+ *
+ * Worked example: 5 nodes n1..n5 at v1 (oldest first) → 5 at v2, maxSurge 1,
+ * maxUnavailable 1. No phase A; lanes = min(5, 1 + 1) = 2: lane 0 surges, lane 1 takes
+ * one away. Replacement i goes to lane i % 2, so lane 0 replaces n1, n3, n5 and lane 1
+ * replaces n2, n4:
+ *
+ *   lane 0: start#0 → shut n1#1 → start#4 → shut n3#5 → start#8 → shut n5#9 ─┐
+ *   lane 1: shut n2#2 → start#3 → shut n4#6 → start#7 ───────────────────────┴→ join#10
+ *
+ * (ids in planning order). Lane 0 is at most one node over (its start done, its shutdown
+ * not begun), lane 1 at most one under (its shutdown begun, its start not done), so
+ * running stays within 5 − 1 = 4 .. 5 + 1 = 6 however the tasks interleave.
+ *
+ * Why phase B waits for phase A (a join on every phase-A task gates the first task of
+ * every lane): the lanes' bounds are relative to a baseline of exactly `count` live
+ * nodes. Rolling during a scale-up would take nodes away while the group is still short
+ * (2 → 4 nodes with one unavailability lane could sink to 1 running); rolling during a
+ * scale-down would surge on top of nodes that are about to go (10 → 4 with one surge
+ * lane could reach 11). Waiting costs some parallelism, but it makes both bounds hold
+ * from the first rolling task to the last.
+ *
+ * Pure and linear: no I/O, no clock, no randomness; every choice is broken by a total
+ * order ending in the node id, so the plan does not depend on the order of `nodes`.
+ * Work is O(n log n) for the sorts and O(nodes + edges) otherwise.
+ */
+import type { Node, PlannedTask, Spec, TaskGraphSpec } from "../domain.js";
+
+// Ids are compared by code unit, not localeCompare: the plan must not depend on locale.
+const byId = (a: Node, b: Node): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+const oldestFirst = (a: Node, b: Node): number => a.createdAt - b.createdAt || byId(a, b);
+const newestFirst = (a: Node, b: Node): number => oldestFirst(b, a);
+
+// A starting node has not served yet, so losing it costs the least.
+const startingFirst = (a: Node, b: Node): number =>
+  (a.state === "starting" ? 0 : 1) - (b.state === "starting" ? 0 : 1);
+
+// Among good nodes, older ones have proven themselves; keep them.
+const goodShutDownOrder = (a: Node, b: Node): number => startingFirst(a, b) || newestFirst(a, b);
+
+// Among outdated nodes, the furthest behind go first.
+const outdatedShutDownOrder = (a: Node, b: Node): number =>
+  startingFirst(a, b) || a.version - b.version || newestFirst(a, b);
+
+export function plan(nodes: readonly Node[], spec: Spec): TaskGraphSpec {
+  const { count, version, maxSurge, maxUnavailable } = spec;
+
+  const failed: Node[] = [];
+  const good: Node[] = [];
+  const outdated: Node[] = [];
+  for (const node of nodes) {
+    switch (node.state) {
+      case "failed":
+        failed.push(node);
+        break;
+      // A starting node will be running at its version unless it fails, and a failure
+      // is the reconciler's to notice and plan again for.
+      case "starting":
+      case "running":
+        (node.version === version ? good : outdated).push(node);
+        break;
+      case "stopping":
+      case "stopped":
+        break;
+    }
+  }
+
+  const tasks: PlannedTask[] = [];
+  const start = (prerequisites: number[]): number => {
+    const id = tasks.length;
+    tasks.push({ id, prerequisites, action: "start_node", version });
+    return id;
+  };
+  const shutDown = (prerequisites: number[], nodeId: string): number => {
+    const id = tasks.length;
+    tasks.push({ id, prerequisites, action: "shut_down_node", nodeId });
+    return id;
+  };
+  const join = (prerequisites: number[]): number => {
+    const id = tasks.length;
+    tasks.push({ id, prerequisites, action: "do_nothing" });
+    return id;
+  };
+
+  // Phase A.
+  failed.sort(oldestFirst);
+  for (const node of failed) shutDown([], node.id);
+
+  let replace: Node[] = [];
+  if (good.length >= count) {
+    outdated.sort(outdatedShutDownOrder);
+    for (const node of outdated) shutDown([], node.id);
+    good.sort(goodShutDownOrder);
+    for (let i = 0; i < good.length - count; i++) shutDown([], good[i].id);
+  } else {
+    // Replacing an outdated node keeps the group at its size while it changes version,
+    // so keep as many outdated nodes as the group still needs and replace those.
+    const toReplace = Math.min(outdated.length, count - good.length);
+    outdated.sort(outdatedShutDownOrder);
+    const surplus = outdated.length - toReplace;
+    for (let i = 0; i < surplus; i++) shutDown([], outdated[i].id);
+    replace = outdated.slice(surplus).sort(oldestFirst);
+    const fresh = Math.max(0, count - good.length - outdated.length);
+    for (let i = 0; i < fresh; i++) start([]);
+  }
+  const phaseA = tasks.length;
+  const allOfPhaseA = (): number[] => Array.from({ length: phaseA }, (_, i) => i);
+
+  if (replace.length === 0) {
+    // A final join gives the graph one task whose success means the whole plan's.
+    if (phaseA > 0) join(allOfPhaseA());
+    return { tasks };
+  }
+
+  // Phase B.
+  const lanes = Math.min(replace.length, maxSurge + maxUnavailable);
+  const surgeLanes = Math.min(maxSurge, lanes);
+  const gate = phaseA > 0 ? [join(allOfPhaseA())] : [];
+  const laneEnd: number[] = new Array<number>(lanes).fill(-1);
+  for (let i = 0; i < replace.length; i++) {
+    const lane = i % lanes;
+    // Fresh arrays: no two tasks share a prerequisites array a consumer might mutate.
+    const after = i < lanes ? [...gate] : [laneEnd[lane]];
+    if (lane < surgeLanes) {
+      laneEnd[lane] = shutDown([start(after)], replace[i].id);
+    } else {
+      laneEnd[lane] = start([shutDown(after, replace[i].id)]);
+    }
+  }
+  if (lanes > 1) join(laneEnd);
+  return { tasks };
+}

@@ -1,0 +1,84 @@
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { GraphWithTasks, Node } from "../domain.js";
+import type { Driver } from "../drivers/Driver.js";
+import type { Journal } from "../events/Journal.js";
+import { GraphRun, type RunOutcome } from "./GraphRun.js";
+import { Semaphore } from "./Semaphore.js";
+
+export interface SchedulerOptions {
+  journal: Journal;
+  driver: Driver;
+  clock: Clock;
+  newId: () => string;
+  logger: Logger;
+  /** How many tasks may run at once, over all graphs. */
+  parallelism: number;
+  /** How many attempts a task gets before it fails its graph. */
+  maxAttempts: number;
+  /** Backoff after the first failed attempt; it doubles after each, up to retryMaxDelayMs. */
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+}
+
+/**
+ * Runs stored graphs with one global concurrency limit. It knows nothing of gRPC or SQL:
+ * state goes through the journal, nodes through the driver.
+ */
+export class Scheduler {
+  private readonly slots: Semaphore;
+  private readonly runs = new Map<string, GraphRun>();
+
+  constructor(private readonly options: SchedulerOptions) {
+    this.slots = new Semaphore(options.parallelism);
+  }
+
+  /** Starts (or resumes) a stored graph. `nodes` are the group's known nodes, by id. */
+  run(graph: GraphWithTasks, nodes: Map<string, Node>): GraphRun {
+    const { journal, driver, clock, newId, logger, maxAttempts, retryBaseDelayMs, retryMaxDelayMs } = this.options;
+    const run = new GraphRun(graph, nodes, {
+      journal,
+      driver,
+      clock,
+      slots: this.slots,
+      newId,
+      logger,
+      maxAttempts,
+      retryDelay: (attempt) => Math.min(retryMaxDelayMs, retryBaseDelayMs * 2 ** (attempt - 1)),
+    });
+    this.runs.set(graph.id, run);
+    void run.settled.then(() => this.runs.delete(graph.id));
+    void run.start();
+    return run;
+  }
+
+  /** The run of a graph, if it is running in this server. */
+  get(graphId: string): GraphRun | undefined {
+    return this.runs.get(graphId);
+  }
+
+  /** The running graph of a group, if any. */
+  runningIn(group: string): GraphRun | undefined {
+    for (const run of this.runs.values()) if (run.group === group) return run;
+    return undefined;
+  }
+
+  /** Halts a graph and waits for it to settle. */
+  async halt(graphId: string, state: "cancelled" | "superseded", reason: string): Promise<RunOutcome | undefined> {
+    const run = this.runs.get(graphId);
+    if (!run) return undefined;
+    run.halt(state, reason);
+    return run.settled;
+  }
+
+  /** Server shutdown: interrupts every run and waits until none is touching the store. */
+  async interruptAll(): Promise<void> {
+    const runs = [...this.runs.values()];
+    for (const run of runs) run.interrupt();
+    await Promise.all(runs.map((run) => run.settled));
+  }
+
+  get tasksRunning(): number {
+    return this.slots.inUse;
+  }
+}

@@ -1,0 +1,436 @@
+import { accessSync, constants, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import DatabaseConstructor, { type Database } from "better-sqlite3";
+import type {
+  Event,
+  EventType,
+  GraphState,
+  GraphWithTasks,
+  Node,
+  NodeState,
+  Task,
+  TaskAction,
+  TaskState,
+} from "../domain.js";
+import { StorageError } from "../errors.js";
+import { migrate, readMigrations } from "./migrate.js";
+import type {
+  GraphSummary,
+  GroupSpec,
+  NewRevision,
+  Store,
+  StoredRevision,
+  TaskCounts,
+  Transition,
+} from "./Store.js";
+
+export const DATABASE_FILE = "drover.db";
+
+interface NodeRow {
+  id: string;
+  group_name: string;
+  version: number;
+  state: NodeState;
+  host: string;
+  created_at: number;
+  updated_at: number;
+  error: string | null;
+}
+
+interface GraphRow {
+  id: string;
+  group_name: string;
+  revision: number;
+  state: GraphState;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  error: string | null;
+  retries: number;
+  count: number;
+  version: number;
+  max_surge: number;
+  max_unavailable: number;
+}
+
+interface TaskRow {
+  id: number;
+  action: TaskAction;
+  prerequisites: string;
+  node_id: string | null;
+  version: number | null;
+  state: TaskState;
+  attempts: number;
+  error: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+interface EventRow {
+  sequence: number;
+  time: number;
+  type: EventType;
+  group_name: string;
+  graph_id: string | null;
+  task_id: number | null;
+  node_id: string | null;
+  state: string | null;
+  action: TaskAction | null;
+  version: number | null;
+  attempt: number | null;
+  error: string | null;
+  retry_delay_ms: number | null;
+}
+
+const LIVE_NODE_STATES = "('starting', 'running', 'stopping', 'failed')";
+const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.created_at, g.started_at, g.finished_at,
+  g.error, g.retries, r.count, r.version, r.max_surge, r.max_unavailable`;
+const GRAPH_FROM = `graphs g JOIN spec_revisions r ON r.group_name = g.group_name AND r.revision = g.revision`;
+
+const orUndefined = <T>(value: T | null): T | undefined => (value === null ? undefined : value);
+
+function toNode(row: NodeRow): Node {
+  return {
+    id: row.id,
+    group: row.group_name,
+    version: row.version,
+    state: row.state,
+    host: row.host,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    error: orUndefined(row.error),
+  };
+}
+
+function toTask(row: TaskRow): Task {
+  return {
+    id: row.id,
+    prerequisites: JSON.parse(row.prerequisites) as number[],
+    action: row.action,
+    nodeId: orUndefined(row.node_id),
+    version: orUndefined(row.version),
+    state: row.state,
+    attempts: row.attempts,
+    error: orUndefined(row.error),
+    startedAt: orUndefined(row.started_at),
+    finishedAt: orUndefined(row.finished_at),
+  };
+}
+
+function toEvent(row: EventRow): Event {
+  return {
+    sequence: row.sequence,
+    time: row.time,
+    type: row.type,
+    group: row.group_name,
+    graphId: orUndefined(row.graph_id),
+    taskId: orUndefined(row.task_id),
+    nodeId: orUndefined(row.node_id),
+    state: orUndefined(row.state),
+    action: orUndefined(row.action),
+    version: orUndefined(row.version),
+    attempt: orUndefined(row.attempt),
+    error: orUndefined(row.error),
+    retryDelayMs: orUndefined(row.retry_delay_ms),
+  };
+}
+
+function emptyCounts(): TaskCounts {
+  return { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 };
+}
+
+function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
+  return {
+    id: row.id,
+    group: row.group_name,
+    revision: row.revision,
+    spec: {
+      count: row.count,
+      version: row.version,
+      maxSurge: row.max_surge,
+      maxUnavailable: row.max_unavailable,
+    },
+    state: row.state,
+    createdAt: row.created_at,
+    startedAt: orUndefined(row.started_at),
+    finishedAt: orUndefined(row.finished_at),
+    error: orUndefined(row.error),
+    retries: row.retries,
+    counts,
+  };
+}
+
+/** Opens (creating if need be) the data directory's database, with every migration applied. */
+export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteStore {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (cause) {
+    throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
+  }
+  if (!statSync(dataDir).isDirectory()) {
+    throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
+  }
+  try {
+    accessSync(dataDir, constants.W_OK | constants.R_OK);
+  } catch (cause) {
+    throw new StorageError(`data dir ${dataDir} is not writable: fix its permissions or choose another --data-dir`, { cause });
+  }
+  const path = join(dataDir, DATABASE_FILE);
+  let db: Database | undefined;
+  try {
+    db = new DatabaseConstructor(path);
+    // WAL with synchronous=FULL: every committed transition survives a power cut.
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    migrate(db, readMigrations(migrationsDir));
+    return new SqliteStore(db);
+  } catch (cause) {
+    db?.close();
+    const reason = (cause as Error).message;
+    if ((cause as { code?: string }).code === "SQLITE_NOTADB" || /not a database|malformed/i.test(reason)) {
+      throw new StorageError(
+        `database ${path} is corrupt or not a Drover database (${reason}): move it away to start afresh, or restore a backup`,
+        { cause },
+      );
+    }
+    throw new StorageError(`database ${path} cannot be opened: ${reason}`, { cause });
+  }
+}
+
+export class SqliteStore implements Store {
+  private readonly statements: ReturnType<SqliteStore["prepareStatements"]>;
+
+  constructor(private readonly db: Database) {
+    this.statements = this.prepareStatements();
+  }
+
+  private prepareStatements() {
+    const db = this.db;
+    return {
+      groupSpec: db.prepare(`SELECT g.name, g.revision, r.count, r.version, r.max_surge, r.max_unavailable
+        FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision
+        WHERE g.name = ?`),
+      liveNodes: db.prepare(`SELECT * FROM nodes WHERE group_name = ? AND state IN ${LIVE_NODE_STATES} ORDER BY created_at, id`),
+      allNodes: db.prepare(`SELECT * FROM nodes WHERE group_name = ? ORDER BY created_at, id`),
+      maxSequence: db.prepare(`SELECT COALESCE(MAX(sequence), 0) FROM events`).pluck(),
+      upsertGroup: db.prepare(`INSERT INTO groups (name, revision) VALUES (?, 1)
+        ON CONFLICT (name) DO UPDATE SET revision = revision + 1 RETURNING revision`).pluck(),
+      insertRevision: db.prepare(`INSERT INTO spec_revisions
+        (group_name, revision, count, version, max_surge, max_unavailable, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, created_at) VALUES (?, ?, ?, 'pending', ?)`),
+      insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state)
+        VALUES (?, ?, ?, ?, ?, ?, 'pending')`),
+      graph: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.id = ?`),
+      graphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.group_name = ? ORDER BY g.id DESC LIMIT ?`),
+      unsettledGraphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.state IN ('pending', 'running') ORDER BY g.id`),
+      latestGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? ORDER BY id DESC LIMIT 1`).pluck(),
+      taskCounts: db.prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE graph_id = ? GROUP BY state`),
+      tasks: db.prepare(`SELECT id, action, prerequisites, node_id, version, state, attempts, error, started_at, finished_at
+        FROM tasks WHERE graph_id = ? ORDER BY id`),
+      graphEvents: db.prepare(`SELECT * FROM events WHERE graph_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`),
+      nodeEvents: db.prepare(`SELECT * FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`),
+      insertEvent: db.prepare(`INSERT INTO events
+        (time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms)
+        VALUES (@time, @type, @group, @graphId, @taskId, @nodeId, @state, @action, @version, @attempt, @error, @retryDelayMs)`),
+      graphRunning: db.prepare(`UPDATE graphs SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?`),
+      graphSettled: db.prepare(`UPDATE graphs SET state = ?, finished_at = ?, error = ? WHERE id = ?`),
+      taskRunning: db.prepare(`UPDATE tasks SET state = 'running', attempts = ?, started_at = COALESCE(started_at, ?),
+        node_id = COALESCE(?, node_id), error = NULL WHERE graph_id = ? AND id = ?`),
+      taskSettled: db.prepare(`UPDATE tasks SET state = ?, finished_at = ?, error = ?, node_id = COALESCE(?, node_id)
+        WHERE graph_id = ? AND id = ?`),
+      taskRetry: db.prepare(`UPDATE tasks SET state = 'pending', error = ? WHERE graph_id = ? AND id = ?`),
+      graphRetried: db.prepare(`UPDATE graphs SET retries = retries + 1 WHERE id = ?`),
+      upsertNode: db.prepare(`INSERT INTO nodes (id, group_name, version, state, host, created_at, updated_at, error)
+        VALUES (@nodeId, @group, @version, @state, @host, @now, @now, @error)
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, error = excluded.error`),
+    };
+  }
+
+  async getGroupSpec(group: string): Promise<GroupSpec | undefined> {
+    const row = this.statements.groupSpec.get(group) as
+      | { name: string; revision: number; count: number; version: number; max_surge: number; max_unavailable: number }
+      | undefined;
+    if (!row) return undefined;
+    return {
+      group: row.name,
+      revision: row.revision,
+      spec: { count: row.count, version: row.version, maxSurge: row.max_surge, maxUnavailable: row.max_unavailable },
+    };
+  }
+
+  async listNodes(group: string, options: { all: boolean }): Promise<Node[]> {
+    const statement = options.all ? this.statements.allNodes : this.statements.liveNodes;
+    return (statement.all(group) as NodeRow[]).map(toNode);
+  }
+
+  async snapshotNodes(group: string): Promise<{ nodes: Node[]; sequence: number }> {
+    return this.db.transaction(() => ({
+      nodes: (this.statements.liveNodes.all(group) as NodeRow[]).map(toNode),
+      sequence: this.statements.maxSequence.get() as number,
+    }))();
+  }
+
+  async storeRevision(input: NewRevision): Promise<StoredRevision> {
+    const { group, spec, graph, now } = input;
+    const s = this.statements;
+    return this.db.transaction((): StoredRevision => {
+      const revision = s.upsertGroup.get(group) as number;
+      s.insertRevision.run(group, revision, spec.count, spec.version, spec.maxSurge, spec.maxUnavailable, now);
+      if (!graph) return { revision, events: [] };
+      s.insertGraph.run(graph.id, group, revision, now);
+      for (const task of graph.tasks) {
+        s.insertTask.run(
+          graph.id,
+          task.id,
+          task.action,
+          JSON.stringify(task.prerequisites),
+          task.nodeId ?? null,
+          task.version ?? null,
+          );
+      }
+      const events = this.insertEvents(
+        [{ type: "graph", graphId: graph.id, group, state: "pending" }],
+        now,
+      );
+      const tasks = (s.tasks.all(graph.id) as TaskRow[]).map(toTask);
+      const counts = { ...emptyCounts(), total: tasks.length, pending: tasks.length };
+      const stored = toGraph(s.graph.get(graph.id) as GraphRow, counts);
+      return { revision, graph: { ...stored, tasks }, events };
+    })();
+  }
+
+  private countTasks(graphId: string): TaskCounts {
+    const counts = emptyCounts();
+    for (const { state, n } of this.statements.taskCounts.all(graphId) as { state: TaskState; n: number }[]) {
+      counts[state] = n;
+      counts.total += n;
+    }
+    return counts;
+  }
+
+  async getGraph(graphId: string): Promise<GraphSummary | undefined> {
+    const row = this.statements.graph.get(graphId) as GraphRow | undefined;
+    return row && toGraph(row, this.countTasks(graphId));
+  }
+
+  async snapshotGraph(graphId: string) {
+    return this.db.transaction(() => {
+      const row = this.statements.graph.get(graphId) as GraphRow | undefined;
+      if (!row) return undefined;
+      const tasks = (this.statements.tasks.all(graphId) as TaskRow[]).map(toTask);
+      const counts = emptyCounts();
+      for (const task of tasks) counts[task.state]++;
+      counts.total = tasks.length;
+      return { graph: toGraph(row, counts), tasks, sequence: this.statements.maxSequence.get() as number };
+    })();
+  }
+
+  async listGraphs(group: string, limit: number): Promise<GraphSummary[]> {
+    return (this.statements.graphs.all(group, limit) as GraphRow[]).map((row) => toGraph(row, this.countTasks(row.id)));
+  }
+
+  async latestGraphId(group: string): Promise<string | undefined> {
+    return this.statements.latestGraphId.get(group) as string | undefined;
+  }
+
+  async unsettledGraphs(): Promise<GraphWithTasks[]> {
+    return this.db.transaction(() =>
+      (this.statements.unsettledGraphs.all() as GraphRow[]).map((row) => {
+        const tasks = (this.statements.tasks.all(row.id) as TaskRow[]).map(toTask);
+        return { ...toGraph(row, emptyCounts()), tasks };
+      }),
+    )();
+  }
+
+  async apply(transitions: readonly Transition[], now: number): Promise<Event[]> {
+    return this.db.transaction(() => this.insertEvents(transitions, now))();
+  }
+
+  /** Applies each transition to its row and appends its event; call inside a transaction. */
+  private insertEvents(transitions: readonly Transition[], now: number): Event[] {
+    const s = this.statements;
+    const events: Event[] = [];
+    for (const t of transitions) {
+      const event: Omit<Event, "sequence"> = { time: now, type: t.type, group: t.group, graphId: t.graphId };
+      switch (t.type) {
+        case "graph":
+          if (t.state === "running") s.graphRunning.run(now, t.graphId);
+          else if (t.state !== "pending") s.graphSettled.run(t.state, now, t.error ?? null, t.graphId);
+          Object.assign(event, { state: t.state, error: t.error });
+          break;
+        case "task":
+          if (t.state === "running") {
+            s.taskRunning.run(t.attempt ?? 1, now, t.nodeId ?? null, t.graphId, t.taskId);
+          } else {
+            s.taskSettled.run(t.state, now, t.error ?? null, t.nodeId ?? null, t.graphId, t.taskId);
+          }
+          Object.assign(event, {
+            taskId: t.taskId,
+            action: t.action,
+            state: t.state,
+            attempt: t.attempt,
+            error: t.error,
+            nodeId: t.nodeId,
+            version: t.version,
+          });
+          break;
+        case "task_retry":
+          s.taskRetry.run(t.error, t.graphId, t.taskId);
+          s.graphRetried.run(t.graphId);
+          Object.assign(event, {
+            taskId: t.taskId,
+            action: t.action,
+            state: "pending",
+            attempt: t.attempt,
+            error: t.error,
+            retryDelayMs: t.retryDelayMs,
+            nodeId: t.nodeId,
+          });
+          break;
+        case "node":
+          s.upsertNode.run({
+            nodeId: t.nodeId,
+            group: t.group,
+            version: t.version,
+            state: t.state,
+            host: t.host,
+            now,
+            error: t.error ?? null,
+          });
+          // Node events belong to the group's node stream, not to the graph's task stream.
+          Object.assign(event, { graphId: undefined, nodeId: t.nodeId, state: t.state, version: t.version, error: t.error });
+          break;
+      }
+      const result = s.insertEvent.run({
+        time: event.time,
+        type: event.type,
+        group: event.group,
+        graphId: event.graphId ?? null,
+        taskId: event.taskId ?? null,
+        nodeId: event.nodeId ?? null,
+        state: event.state ?? null,
+        action: event.action ?? null,
+        version: event.version ?? null,
+        attempt: event.attempt ?? null,
+        error: event.error ?? null,
+        retryDelayMs: event.retryDelayMs ?? null,
+      });
+      events.push({ ...event, sequence: Number(result.lastInsertRowid) });
+    }
+    return events;
+  }
+
+  async graphEvents(graphId: string, afterSequence: number, limit: number): Promise<Event[]> {
+    return (this.statements.graphEvents.all(graphId, afterSequence, limit) as EventRow[]).map(toEvent);
+  }
+
+  async nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]> {
+    return (this.statements.nodeEvents.all(group, afterSequence, limit) as EventRow[]).map(toEvent);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,63 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Database } from "better-sqlite3";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const MIGRATION_FILE = /^(\d+)_([a-z0-9_]+)\.sql$/;
+
+/** Reads `NNN_name.sql` files in version order; any other file in the folder is an error. */
+export function readMigrations(directory: string): Migration[] {
+  const migrations = readdirSync(directory)
+    .filter((file) => file.endsWith(".sql"))
+    .map((file) => {
+      const match = MIGRATION_FILE.exec(file);
+      if (!match) throw new Error(`migration file ${file} is misnamed: use NNN_lower_snake_name.sql`);
+      return { version: Number(match[1]), name: match[2]!, sql: readFileSync(join(directory, file), "utf8") };
+    })
+    .sort((a, b) => a.version - b.version);
+  migrations.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new Error(`migration ${migration.version}_${migration.name} is out of sequence: expected number ${index + 1}`);
+    }
+  });
+  return migrations;
+}
+
+/**
+ * Applies every migration not yet in the ledger, each in its own transaction together
+ * with its ledger row, so a crash leaves each migration either applied or not at all.
+ * Returns the versions applied by this call.
+ */
+export function migrate(db: Database, migrations: readonly Migration[]): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  )`);
+  const applied = new Set(
+    db.prepare("SELECT version FROM schema_migrations").pluck().all() as number[],
+  );
+  const newest = migrations.at(-1)?.version ?? 0;
+  const unknown = [...applied].filter((version) => version > newest);
+  if (unknown.length > 0) {
+    throw new Error(
+      `the database has migration ${Math.max(...unknown)} but this server knows only up to ${newest}: run a newer server`,
+    );
+  }
+  const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+  const done: number[] = [];
+  for (const migration of migrations) {
+    if (applied.has(migration.version)) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, Date.now());
+    })();
+    done.push(migration.version);
+  }
+  return done;
+}

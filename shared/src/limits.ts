@@ -1,0 +1,54 @@
+/**
+ * The rules a spec and its names must follow. Both sides use them: the CLI refuses bad
+ * input before it calls, and the server refuses it again at the api boundary, with the
+ * same words.
+ */
+
+export const DEFAULT_GROUP = "default";
+/** The most nodes one group may ask for. */
+export const MAX_COUNT = 100_000;
+/** Versions are positive 31-bit integers. */
+export const MAX_VERSION = 2_147_483_647;
+export const DEFAULT_MAX_SURGE = 0;
+export const DEFAULT_MAX_UNAVAILABLE = 1;
+/** A DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit. */
+export const GROUP_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** A ULID: 26 characters of Crockford's base 32. */
+export const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+export interface SpecInput {
+  count: number;
+  version: number;
+  maxSurge: number;
+  maxUnavailable: number;
+}
+
+/** Returns why the group name is invalid, or undefined when it is valid. */
+export function groupNameProblem(name: string): string | undefined {
+  if (GROUP_NAME_PATTERN.test(name)) return undefined;
+  return `group ${JSON.stringify(name)} is invalid: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit`;
+}
+
+/** Returns why the graph id is invalid, or undefined when it is valid. */
+export function graphIdProblem(id: string): string | undefined {
+  if (ULID_PATTERN.test(id)) return undefined;
+  return `graph id ${JSON.stringify(id)} is invalid: a graph id is a 26-character ULID`;
+}
+
+/** Returns every rule the spec breaks, naming the field and its value. */
+export function specProblems(spec: SpecInput): string[] {
+  const problems: string[] = [];
+  const integerIn = (name: string, value: number, min: number, max: number) => {
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} ${value} is invalid: it must be an integer from ${min} to ${max}`);
+    }
+  };
+  integerIn("count", spec.count, 0, MAX_COUNT);
+  integerIn("version", spec.version, 1, MAX_VERSION);
+  integerIn("max surge", spec.maxSurge, 0, MAX_COUNT);
+  integerIn("max unavailable", spec.maxUnavailable, 0, MAX_COUNT);
+  if (spec.maxSurge === 0 && spec.maxUnavailable === 0) {
+    problems.push("max surge and max unavailable are both 0: at least one must be positive, or a rolling update could never make progress");
+  }
+  return problems;
+}
