@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { isAbortError } from "abort-controller-x";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -63,6 +64,8 @@ export class GraphRun {
     private readonly deps: RunDependencies,
   ) {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
+    // Every task waiting for a slot or a backoff listens to these; a big graph has many.
+    setMaxListeners(0, this.haltController.signal, this.interruptController.signal);
     this.tasks = graph.tasks.map((task) => ({ ...task }));
     this.dependents = this.tasks.map(() => []);
     this.unmetPrerequisites = new Int32Array(this.tasks.length);

@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdirSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import DatabaseConstructor, { type Database } from "better-sqlite3";
 import type {
@@ -162,13 +162,13 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
 
 /** Opens (creating if need be) the data directory's database, with every migration applied. */
 export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteStore {
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
+    throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
+  }
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (cause) {
     throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
-  }
-  if (!statSync(dataDir).isDirectory()) {
-    throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
   }
   try {
     accessSync(dataDir, constants.W_OK | constants.R_OK);

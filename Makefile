@@ -1,0 +1,34 @@
+# Drover: `make` builds, `make run` starts the server on its defaults, `make test` runs every test.
+# Each target does its own set-up, so the two commands work on a fresh clone.
+
+NODE_BIN := node_modules/.bin
+GENERATED := shared/src/gen/drover/v1/drover.ts
+PROTOS := $(wildcard proto/drover/v1/*.proto) proto/buf.yaml proto/buf.gen.yaml
+INSTALLED := node_modules/.install-stamp
+
+.PHONY: all build run test lint clean
+
+all: build
+
+# better-sqlite3 compiles from source here (about 2 minutes the first time).
+$(INSTALLED): package.json package-lock.json shared/package.json server/package.json cli/package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(GENERATED): $(INSTALLED) $(PROTOS)
+	cd proto && ../$(NODE_BIN)/buf lint && ../$(NODE_BIN)/buf generate
+
+build: $(GENERATED)
+	$(NODE_BIN)/tsc -b shared server cli
+
+run: build
+	bin/server
+
+test: build
+	npm test
+
+lint: $(INSTALLED)
+	cd proto && ../$(NODE_BIN)/buf lint
+
+clean:
+	rm -rf shared/dist server/dist cli/dist shared/src/gen shared/tsconfig.tsbuildinfo server/tsconfig.tsbuildinfo cli/tsconfig.tsbuildinfo

@@ -1,0 +1,90 @@
+CREATE INDEX events_by_graph ON events (graph_id, sequence) WHERE graph_id IS NOT NULL;
+
+CREATE INDEX events_by_group ON events (group_name, sequence);
+
+CREATE INDEX graphs_by_group ON graphs (group_name, id);
+
+CREATE INDEX graphs_unsettled ON graphs (state) WHERE state IN ('pending', 'running');
+
+CREATE INDEX nodes_by_group_and_state ON nodes (group_name, state);
+
+CREATE TABLE events (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  type TEXT NOT NULL CHECK (type IN ('graph', 'task', 'task_retry', 'node')),
+  group_name TEXT NOT NULL,
+  graph_id TEXT,
+  task_id INTEGER,
+  node_id TEXT,
+  state TEXT,
+  action TEXT,
+  version INTEGER,
+  attempt INTEGER,
+  error TEXT,
+  retry_delay_ms INTEGER
+);
+
+CREATE TABLE graphs (
+  id TEXT PRIMARY KEY,
+  group_name TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled', 'superseded')),
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  error TEXT,
+  retries INTEGER NOT NULL DEFAULT 0,
+  FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
+) WITHOUT ROWID;
+
+CREATE TABLE groups (
+  name TEXT PRIMARY KEY,
+  -- The latest spec revision; the spec itself is the spec_revisions row.
+  revision INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE nodes (
+  id TEXT PRIMARY KEY,
+  group_name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('starting', 'running', 'stopping', 'stopped', 'failed')),
+  host TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  error TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  );
+
+CREATE TABLE spec_revisions (
+  group_name TEXT NOT NULL REFERENCES groups (name),
+  revision INTEGER NOT NULL,
+  count INTEGER NOT NULL CHECK (count >= 0),
+  version INTEGER NOT NULL CHECK (version >= 1),
+  max_surge INTEGER NOT NULL CHECK (max_surge >= 0),
+  max_unavailable INTEGER NOT NULL CHECK (max_unavailable >= 0),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (group_name, revision)
+) WITHOUT ROWID;
+
+CREATE TABLE sqlite_sequence(name,seq);
+
+CREATE TABLE tasks (
+  graph_id TEXT NOT NULL REFERENCES graphs (id),
+  id INTEGER NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('start_node', 'shut_down_node', 'do_nothing')),
+  -- A JSON array of task ids of the same graph.
+  prerequisites TEXT NOT NULL,
+  node_id TEXT,
+  version INTEGER,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  started_at INTEGER,
+  finished_at INTEGER,
+  PRIMARY KEY (graph_id, id)
+) WITHOUT ROWID;

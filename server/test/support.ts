@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { monotonicFactory } from "ulid";
+import { systemClock } from "../src/clock.js";
+import type { Driver, NodeHandle } from "../src/drivers/Driver.js";
+import { EventBus } from "../src/events/EventBus.js";
+import { Journal } from "../src/events/Journal.js";
+import { Scheduler } from "../src/scheduler/Scheduler.js";
+import { openSqliteStore, type SqliteStore } from "../src/store/SqliteStore.js";
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
+export const silentLogger = pino({ level: "silent" });
+
+/** A fresh data directory, removed when the test ends. */
+export function temporaryDataDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "drover-test-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function openTestStore(t: { after: (fn: () => void) => void }, dir = temporaryDataDir(t)): SqliteStore {
+  const store = openSqliteStore(dir, MIGRATIONS_DIR);
+  t.after(() => void store.close());
+  return store;
+}
+
+/**
+ * A driver for scheduler tests: each call waits `latencyMs`, fails while `failures` says so,
+ * and records how many calls ran at once and in what order they finished.
+ */
+export class RecordingDriver implements Driver {
+  readonly name = "recording";
+  readonly host = "test-host";
+  inFlight = 0;
+  maxInFlight = 0;
+  readonly calls: { op: "start" | "stop"; nodeId: string }[] = [];
+  readonly started = new Set<string>();
+  /** How many more times each node id's calls fail; "always" fails every call. */
+  failures = new Map<string, number | "always">();
+  failEveryStart = false;
+  /** How many of the next calls fail, whatever their node. */
+  failNextCalls = 0;
+
+  constructor(private readonly latencyMs = 5) {}
+
+  async start(node: NodeHandle, signal: AbortSignal) {
+    await this.call("start", node, signal);
+    this.started.add(node.id);
+  }
+
+  async stop(node: NodeHandle, signal: AbortSignal) {
+    await this.call("stop", node, signal);
+    this.started.delete(node.id);
+  }
+
+  async inspect(node: NodeHandle) {
+    return this.started.has(node.id) ? ("running" as const) : ("unknown" as const);
+  }
+
+  private async call(op: "start" | "stop", node: NodeHandle, signal: AbortSignal) {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await systemClock.sleep(this.latencyMs, signal);
+      this.calls.push({ op, nodeId: node.id });
+      const left = this.failures.get(node.id);
+      if (this.failNextCalls > 0) {
+        this.failNextCalls--;
+        throw new Error(`planned failure of ${op} ${node.id}`);
+      }
+      if ((op === "start" && this.failEveryStart) || left === "always" || (typeof left === "number" && left > 0)) {
+        if (typeof left === "number") this.failures.set(node.id, left - 1);
+        throw new Error(`planned failure of ${op} ${node.id}`);
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+export function testScheduler(store: SqliteStore, driver: Driver, options: { parallelism?: number; maxAttempts?: number } = {}) {
+  const bus = new EventBus();
+  const journal = new Journal(store, bus, () => Date.now());
+  const newId = monotonicFactory();
+  const scheduler = new Scheduler({
+    journal,
+    driver,
+    clock: systemClock,
+    newId: () => newId(),
+    logger: silentLogger,
+    parallelism: options.parallelism ?? 4,
+    maxAttempts: options.maxAttempts ?? 3,
+    retryBaseDelayMs: 1,
+    retryMaxDelayMs: 5,
+  });
+  return { scheduler, journal, bus, newId: () => newId() };
+}
