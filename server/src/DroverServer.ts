@@ -6,6 +6,7 @@ import { droverService } from "./api/DroverService.js";
 import { errorMiddleware } from "./api/errorMiddleware.js";
 import type { Clock } from "./clock.js";
 import type { Driver } from "./drivers/Driver.js";
+import { type Failpoint, noFailpoints } from "./failpoints.js";
 import { EventBus } from "./events/EventBus.js";
 import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
@@ -22,7 +23,12 @@ export interface DroverServerOptions {
   maxAttempts: number;
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
+  taskTimeoutMs: number;
+  progressDeadlineMs: number;
+  /** How often every group is compared with its spec, besides after every node exit and graph. */
+  reconcileIntervalMs: number;
   watcherCapacity: number;
+  failpoint?: Failpoint;
 }
 
 /**
@@ -40,20 +46,25 @@ export class DroverServer {
   constructor(private readonly options: DroverServerOptions) {
     const { store, driver, clock, logger } = options;
     const bus = new EventBus();
-    const journal = new Journal(store, bus, () => clock.now());
-    const newId = monotonicFactory();
+    const failpoint = options.failpoint ?? noFailpoints;
+    const journal = new Journal(store, bus, () => clock.now(), failpoint);
+    const ulid = monotonicFactory();
+    const newId = () => ulid();
     this.scheduler = new Scheduler({
       journal,
       driver,
       clock,
-      newId: () => newId(),
+      newId,
       logger,
+      failpoint,
       parallelism: options.parallelism,
       maxAttempts: options.maxAttempts,
       retryBaseDelayMs: options.retryBaseDelayMs,
       retryMaxDelayMs: options.retryMaxDelayMs,
+      taskTimeoutMs: options.taskTimeoutMs,
+      progressDeadlineMs: options.progressDeadlineMs,
     });
-    this.reconciler = new Reconciler({ store, scheduler: this.scheduler, journal, bus, clock, newId: () => newId(), logger });
+    this.reconciler = new Reconciler({ store, scheduler: this.scheduler, journal, bus, driver, clock, newId, logger, failpoint });
     this.grpc = createServer().use(errorMiddleware(logger));
     this.grpc.add(
       DroverServiceDefinition,
@@ -76,7 +87,8 @@ export class DroverServer {
     if (this.state !== "created") throw new Error(`server cannot start: it is ${this.state}`);
     this.boundPort = await this.grpc.listen(this.options.listen);
     this.state = "started";
-    const resumed = await this.reconciler.resumeUnsettled();
+    const resumed = await this.reconciler.recover();
+    void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
     this.options.logger.info({ listen: this.options.listen, port: this.boundPort, resumed, driver: this.options.driver.name }, "server started");
   }
 
@@ -85,6 +97,7 @@ export class DroverServer {
     this.state = "stopping";
     // Watch streams end first, since the gRPC server's shutdown waits for open calls.
     this.shutdownController.abort();
+    this.options.driver.close();
     await this.scheduler.interruptAll();
     await this.grpc.shutdown();
     await this.options.store.close();

@@ -46,3 +46,12 @@ export function listenAddress(text: string): string {
   }
   return text;
 }
+
+/** A commander parser for a duration from `min` to `max` milliseconds. */
+export function durationIn(min: number, max: number) {
+  return (text: string): number => {
+    const value = parseDuration(text);
+    if (value < min || value > max) throw new InvalidArgumentError(`${JSON.stringify(text)} must be a duration from ${min}ms to ${max}ms`);
+    return value;
+  };
+}

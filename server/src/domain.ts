@@ -18,6 +18,50 @@ export interface Spec {
   version: number;
   maxSurge: number;
   maxUnavailable: number;
+  /** What to do when the spec's graph fails; default stop. */
+  onFailure?: FailurePolicy;
+  /** How long one attempt of a task may take; 0 or absent: the server's default. */
+  taskTimeoutMs?: number;
+  /** How long a graph may go without a task finishing; 0 or absent: the server's default. */
+  progressDeadlineMs?: number;
+}
+
+/** stop: leave a failed graph for an operator. rollback: return to the last revision whose graph succeeded. */
+export const FailurePolicy = { stop: "stop", rollback: "rollback" } as const;
+export type FailurePolicy = (typeof FailurePolicy)[keyof typeof FailurePolicy];
+
+/** Why a revision exists: a user's new spec, a user's rollback, or the failure policy's rollback. */
+export const RevisionReason = { update: "update", rollback: "rollback", autoRollback: "auto_rollback" } as const;
+export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason];
+
+/** Why a graph exists: a new revision, or the reconciler repairing drift under the same revision. */
+export const GraphReason = { update: "update", repair: "repair" } as const;
+export type GraphReason = (typeof GraphReason)[keyof typeof GraphReason];
+
+/** Whether two specs ask for the same thing (absent policies meaning their defaults). */
+export function sameSpec(a: Spec, b: Spec): boolean {
+  return (
+    a.count === b.count &&
+    a.version === b.version &&
+    a.maxSurge === b.maxSurge &&
+    a.maxUnavailable === b.maxUnavailable &&
+    (a.onFailure ?? "stop") === (b.onFailure ?? "stop") &&
+    (a.taskTimeoutMs ?? 0) === (b.taskTimeoutMs ?? 0) &&
+    (a.progressDeadlineMs ?? 0) === (b.progressDeadlineMs ?? 0)
+  );
+}
+
+/** One stored spec of a group, with the latest graph made for it. */
+export interface Revision {
+  group: string;
+  revision: number;
+  spec: Spec;
+  createdAt: number;
+  reason: RevisionReason;
+  /** For a rollback: the revision whose spec it restored. */
+  restores?: number;
+  graphId?: string;
+  graphState?: GraphState;
 }
 
 /**
@@ -102,7 +146,9 @@ export interface Task extends PlannedTask {
 /**
  * A graph's life:
  * - pending: stored, no task started yet; leaves for running.
- * - running: tasks are being run; leaves for one of the final states.
+ * - running: tasks are being run; leaves for paused or one of the final states.
+ * - paused: running tasks finish, no new one starts; leaves for running (resume) or a
+ *   final state (cancel, supersede).
  * - succeeded: every task succeeded.
  * - failed: a task used up its attempts; tasks not reached were skipped.
  * - cancelled: a user cancelled it; tasks not started were cancelled.
@@ -111,6 +157,7 @@ export interface Task extends PlannedTask {
 export const GraphState = {
   pending: "pending",
   running: "running",
+  paused: "paused",
   succeeded: "succeeded",
   failed: "failed",
   cancelled: "cancelled",
@@ -119,7 +166,7 @@ export const GraphState = {
 export type GraphState = (typeof GraphState)[keyof typeof GraphState];
 
 export const isFinalGraphState = (state: GraphState) =>
-  state !== GraphState.pending && state !== GraphState.running;
+  state !== GraphState.pending && state !== GraphState.running && state !== GraphState.paused;
 
 export interface Graph {
   id: string;
@@ -132,6 +179,7 @@ export interface Graph {
   finishedAt?: number;
   error?: string;
   retries: number;
+  reason: GraphReason;
 }
 
 export interface GraphWithTasks extends Graph {
@@ -161,4 +209,8 @@ export interface Event {
   attempt?: number;
   error?: string;
   retryDelayMs?: number;
+  /** A decision the event records, in words: "rolling back to revision 3". */
+  message?: string;
+  /** The graph that follows this one: the rollback a failure started. */
+  nextGraphId?: string;
 }

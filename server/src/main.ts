@@ -2,7 +2,8 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { pino } from "pino";
 import { systemClock } from "./clock.js";
-import { parseLatencyRange, integerIn, probability, listenAddress, parseDuration } from "./config.js";
+import { durationIn, integerIn, listenAddress, parseLatencyRange, probability } from "./config.js";
+import { failpointFromSetting } from "./failpoints.js";
 import { DroverServer } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
@@ -22,6 +23,10 @@ const program = new Command("server")
   .addOption(option("--retry-backoff <min..max>", "wait after a failed attempt: doubles from min up to max", "DROVER_RETRY_BACKOFF").default({ min: 200, max: 10_000 }, "200ms..10s").argParser(parseLatencyRange))
   .addOption(option("--mock-latency <min..max>", "mock driver: each start and stop takes a random time in this range", "DROVER_MOCK_LATENCY").default({ min: 500, max: 2000 }, "500ms..2s").argParser(parseLatencyRange))
   .addOption(option("--mock-failure-rate <p>", "mock driver: probability from 0 to 1 that a start or stop fails", "DROVER_MOCK_FAILURE_RATE").default(0).argParser(probability))
+  .addOption(option("--mock-crash-rate <p>", "mock driver: probability from 0 to 1 that a running node crashes in any one second", "DROVER_MOCK_CRASH_RATE").default(0).argParser(probability))
+  .addOption(option("--task-timeout <duration>", "how long one attempt of a task may take, unless the spec says", "DROVER_TASK_TIMEOUT").default(300_000, "5m").argParser(durationIn(1, 86_400_000)))
+  .addOption(option("--progress-deadline <duration>", "how long a graph may go without a task finishing before it fails, unless the spec says", "DROVER_PROGRESS_DEADLINE").default(600_000, "10m").argParser(durationIn(1, 86_400_000)))
+  .addOption(option("--reconcile-interval <duration>", "how often every group is compared with its spec and repaired", "DROVER_RECONCILE_INTERVAL").default(10_000, "10s").argParser(durationIn(10, 86_400_000)))
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
@@ -40,6 +45,10 @@ const flags = program.opts<{
   retryBackoff: { min: number; max: number };
   mockLatency: { min: number; max: number };
   mockFailureRate: number;
+  mockCrashRate: number;
+  taskTimeout: number;
+  progressDeadline: number;
+  reconcileInterval: number;
   seed?: number;
   watcherBuffer: number;
   logLevel: string;
@@ -51,7 +60,14 @@ async function main(): Promise<void> {
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
   logger.info({ dataDir: flags.dataDir }, "store opened");
-  const driver = new MockDriver({ latency: flags.mockLatency, failureRate: flags.mockFailureRate, seed, clock: systemClock });
+  const failpoint = failpointFromSetting(process.env.DROVER_FAILPOINT);
+  const driver = new MockDriver({
+    latency: flags.mockLatency,
+    failureRate: flags.mockFailureRate,
+    crashRate: flags.mockCrashRate,
+    seed,
+    clock: systemClock,
+  });
   const server = new DroverServer({
     store,
     driver,
@@ -62,7 +78,11 @@ async function main(): Promise<void> {
     maxAttempts: flags.maxAttempts,
     retryBaseDelayMs: flags.retryBackoff.min,
     retryMaxDelayMs: flags.retryBackoff.max,
+    taskTimeoutMs: flags.taskTimeout,
+    progressDeadlineMs: flags.progressDeadline,
+    reconcileIntervalMs: flags.reconcileInterval,
     watcherCapacity: flags.watcherBuffer,
+    failpoint,
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -96,4 +116,3 @@ main().catch((error: Error) => {
   process.stderr.write(`server: ${message}\n`);
   process.exit(1);
 });
-void parseDuration;

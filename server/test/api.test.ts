@@ -53,6 +53,9 @@ describe("the gRPC API of a real server", () => {
       maxAttempts: 3,
       retryBaseDelayMs: 5,
       retryMaxDelayMs: 20,
+      taskTimeoutMs: 60_000,
+      progressDeadlineMs: 60_000,
+      reconcileIntervalMs: 60_000,
       watcherCapacity: 10_000,
     });
     await server.start();

@@ -4,6 +4,8 @@ CREATE INDEX events_by_group ON events (group_name, sequence);
 
 CREATE INDEX graphs_by_group ON graphs (group_name, id);
 
+CREATE INDEX graphs_by_revision ON graphs (group_name, revision);
+
 CREATE INDEX graphs_unsettled ON graphs (state) WHERE state IN ('pending', 'running');
 
 CREATE INDEX nodes_by_group_and_state ON nodes (group_name, state);
@@ -22,7 +24,7 @@ CREATE TABLE events (
   attempt INTEGER,
   error TEXT,
   retry_delay_ms INTEGER
-);
+, message TEXT, next_graph_id TEXT);
 
 CREATE TABLE graphs (
   id TEXT PRIMARY KEY,
@@ -33,7 +35,7 @@ CREATE TABLE graphs (
   started_at INTEGER,
   finished_at INTEGER,
   error TEXT,
-  retries INTEGER NOT NULL DEFAULT 0,
+  retries INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'repair')), paused_at INTEGER,
   FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
 ) WITHOUT ROWID;
 
@@ -67,7 +69,7 @@ CREATE TABLE spec_revisions (
   version INTEGER NOT NULL CHECK (version >= 1),
   max_surge INTEGER NOT NULL CHECK (max_surge >= 0),
   max_unavailable INTEGER NOT NULL CHECK (max_unavailable >= 0),
-  created_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')), task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0), progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0), reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'rollback', 'auto_rollback')), restores INTEGER,
   PRIMARY KEY (group_name, revision)
 ) WITHOUT ROWID;
 

@@ -8,6 +8,7 @@ import { systemClock } from "../src/clock.js";
 import type { Driver, NodeHandle } from "../src/drivers/Driver.js";
 import { EventBus } from "../src/events/EventBus.js";
 import { Journal } from "../src/events/Journal.js";
+import { noFailpoints } from "../src/failpoints.js";
 import { Scheduler } from "../src/scheduler/Scheduler.js";
 import { openSqliteStore, type SqliteStore } from "../src/store/SqliteStore.js";
 
@@ -57,8 +58,12 @@ export class RecordingDriver implements Driver {
   }
 
   async inspect(node: NodeHandle) {
-    return this.started.has(node.id) ? ("running" as const) : ("unknown" as const);
+    return this.started.has(node.id) ? ("running" as const) : ("stopped" as const);
   }
+
+  onNodeExit() {}
+
+  close() {}
 
   private async call(op: "start" | "stop", node: NodeHandle, signal: AbortSignal) {
     this.inFlight++;
@@ -81,7 +86,11 @@ export class RecordingDriver implements Driver {
   }
 }
 
-export function testScheduler(store: SqliteStore, driver: Driver, options: { parallelism?: number; maxAttempts?: number } = {}) {
+export function testScheduler(
+  store: SqliteStore,
+  driver: Driver,
+  options: { parallelism?: number; maxAttempts?: number; taskTimeoutMs?: number; progressDeadlineMs?: number } = {},
+) {
   const bus = new EventBus();
   const journal = new Journal(store, bus, () => Date.now());
   const newId = monotonicFactory();
@@ -91,10 +100,13 @@ export function testScheduler(store: SqliteStore, driver: Driver, options: { par
     clock: systemClock,
     newId: () => newId(),
     logger: silentLogger,
+    failpoint: noFailpoints,
     parallelism: options.parallelism ?? 4,
     maxAttempts: options.maxAttempts ?? 3,
     retryBaseDelayMs: 1,
     retryMaxDelayMs: 5,
+    taskTimeoutMs: options.taskTimeoutMs ?? 60_000,
+    progressDeadlineMs: options.progressDeadlineMs ?? 60_000,
   });
   return { scheduler, journal, bus, newId: () => newId() };
 }

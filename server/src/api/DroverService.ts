@@ -8,6 +8,14 @@ import {
   type ListGraphsRequest,
   type ListGraphsResponse,
   type ListNodesRequest,
+  type ListRevisionsRequest,
+  type ListRevisionsResponse,
+  type PauseGraphRequest,
+  type PauseGraphResponse,
+  type ResumeGraphRequest,
+  type ResumeGraphResponse,
+  type RollbackRequest,
+  type RollbackResponse,
   type ListNodesResponse,
   type SetSpecRequest,
   type SetSpecResponse,
@@ -23,8 +31,21 @@ import { GraphNotFoundError, NotFoundError } from "../errors.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
-import { toApiEvent, toApiGraph, toApiNode, toApiSpec } from "./convert.js";
-import { requireGraphId, requireGroup, requireListLimit, requireSpec } from "./validate.js";
+import type { SetSpecResult } from "../reconciler/Reconciler.js";
+import { toApiEvent, toApiGraph, toApiNode, toApiRevision, toApiSpec } from "./convert.js";
+import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireSpec } from "./validate.js";
+
+function toApiSetSpecResponse(result: SetSpecResult): DeepPartial<SetSpecResponse> {
+  return {
+    group: result.group,
+    revision: result.revision,
+    spec: toApiSpec(result.spec),
+    current: [...result.current.entries()].sort(([a], [b]) => a - b).map(([version, count]) => ({ version, count })),
+    graph: result.graph && toApiGraph(result.graph, result.graph.tasks),
+    nothingToDo: result.graph === undefined,
+    supersededGraphId: result.supersededGraphId ?? "",
+  };
+}
 
 export interface DroverServiceOptions {
   store: Store;
@@ -75,16 +96,30 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async setSpec(request: SetSpecRequest): Promise<DeepPartial<SetSpecResponse>> {
       const group = requireGroup(request.group);
       const spec = requireSpec(request);
-      const result = await reconciler.setSpec(group, spec, request.dryRun);
-      return {
-        group,
-        revision: result.revision,
-        spec: toApiSpec(result.spec),
-        current: [...result.current.entries()].sort(([a], [b]) => a - b).map(([version, count]) => ({ version, count })),
-        graph: result.graph && toApiGraph(result.graph, result.graph.tasks),
-        nothingToDo: result.graph === undefined,
-        supersededGraphId: result.supersededGraphId ?? "",
-      };
+      const expectRevision = optionalRevision("expect_revision", request.expectRevision);
+      return toApiSetSpecResponse(await reconciler.setSpec(group, spec, { dryRun: request.dryRun, expectRevision }));
+    },
+
+    async rollback(request: RollbackRequest): Promise<DeepPartial<RollbackResponse>> {
+      const group = requireGroup(request.group);
+      const revision = optionalRevision("revision", request.revision)!;
+      const expectRevision = optionalRevision("expect_revision", request.expectRevision);
+      const { result, restores } = await reconciler.rollback(group, revision, { dryRun: request.dryRun, expectRevision });
+      return { update: toApiSetSpecResponse(result), restores };
+    },
+
+    async listRevisions(request: ListRevisionsRequest): Promise<DeepPartial<ListRevisionsResponse>> {
+      const group = requireGroup(request.group);
+      const revisions = await reconciler.history(group, requireListLimit(request.limit));
+      return { revisions: revisions.map(toApiRevision) };
+    },
+
+    async pauseGraph(request: PauseGraphRequest): Promise<DeepPartial<PauseGraphResponse>> {
+      return { graph: toApiGraph(await reconciler.pause(requireGraphId(request.graphId))) };
+    },
+
+    async resumeGraph(request: ResumeGraphRequest): Promise<DeepPartial<ResumeGraphResponse>> {
+      return { graph: toApiGraph(await reconciler.resume(requireGraphId(request.graphId))) };
     },
 
     async listNodes(request: ListNodesRequest): Promise<DeepPartial<ListNodesResponse>> {

@@ -1,5 +1,5 @@
 import * as api from "@drover/shared";
-import type { Event, Graph, Node, Spec, Task } from "../domain.js";
+import type { Event, FailurePolicy, Graph, GraphReason, Node, Revision, RevisionReason, Spec, Task } from "../domain.js";
 import type { GraphSummary, TaskCounts } from "../store/Store.js";
 
 /** Translations between the domain's words and the generated API's messages. */
@@ -24,6 +24,7 @@ const taskStates: Record<Task["state"], api.TaskState> = {
 const graphStates: Record<Graph["state"], api.GraphState> = {
   pending: api.GraphState.GRAPH_STATE_PENDING,
   running: api.GraphState.GRAPH_STATE_RUNNING,
+  paused: api.GraphState.GRAPH_STATE_PAUSED,
   succeeded: api.GraphState.GRAPH_STATE_SUCCEEDED,
   failed: api.GraphState.GRAPH_STATE_FAILED,
   cancelled: api.GraphState.GRAPH_STATE_CANCELLED,
@@ -43,10 +44,41 @@ const eventTypes: Record<Event["type"], api.EventType> = {
   node: api.EventType.EVENT_TYPE_NODE,
 };
 
+const failurePolicies: Record<FailurePolicy, api.FailurePolicy> = {
+  stop: api.FailurePolicy.FAILURE_POLICY_STOP,
+  rollback: api.FailurePolicy.FAILURE_POLICY_ROLLBACK,
+};
+
+const graphReasons: Record<GraphReason, api.GraphReason> = {
+  update: api.GraphReason.GRAPH_REASON_UPDATE,
+  repair: api.GraphReason.GRAPH_REASON_REPAIR,
+};
+
+const revisionReasons: Record<RevisionReason, api.RevisionReason> = {
+  update: api.RevisionReason.REVISION_REASON_UPDATE,
+  rollback: api.RevisionReason.REVISION_REASON_ROLLBACK,
+  auto_rollback: api.RevisionReason.REVISION_REASON_AUTO_ROLLBACK,
+};
+
+/** The domain's failure policy for an API value; unspecified means the default, stop. */
+export function fromApiFailurePolicy(policy: api.FailurePolicy): FailurePolicy | undefined {
+  if (policy === api.FailurePolicy.FAILURE_POLICY_ROLLBACK) return "rollback";
+  if (policy === api.FailurePolicy.FAILURE_POLICY_STOP || policy === api.FailurePolicy.FAILURE_POLICY_UNSPECIFIED) return "stop";
+  return undefined;
+}
+
 const dateOf = (time: number | undefined) => (time === undefined ? undefined : new Date(time));
 
 export function toApiSpec(spec: Spec): api.Spec {
-  return { count: spec.count, version: spec.version, maxSurge: spec.maxSurge, maxUnavailable: spec.maxUnavailable };
+  return {
+    count: spec.count,
+    version: spec.version,
+    maxSurge: spec.maxSurge,
+    maxUnavailable: spec.maxUnavailable,
+    onFailure: failurePolicies[spec.onFailure ?? "stop"],
+    taskTimeoutMs: spec.taskTimeoutMs ?? 0,
+    progressDeadlineMs: spec.progressDeadlineMs ?? 0,
+  };
 }
 
 export function toApiNode(node: Node): api.Node {
@@ -96,6 +128,19 @@ export function toApiGraph(graph: GraphSummary, tasks: readonly Task[] = [], seq
     error: graph.error ?? "",
     sequence,
     retries: graph.retries,
+    reason: graphReasons[graph.reason],
+  };
+}
+
+export function toApiRevision(revision: Revision): api.Revision {
+  return {
+    revision: revision.revision,
+    spec: toApiSpec(revision.spec),
+    createdAt: dateOf(revision.createdAt),
+    reason: revisionReasons[revision.reason],
+    restores: revision.restores ?? 0,
+    graphId: revision.graphId ?? "",
+    graphState: revision.graphState ? graphStates[revision.graphState] : api.GraphState.GRAPH_STATE_UNSPECIFIED,
   };
 }
 
@@ -118,5 +163,7 @@ export function toApiEvent(event: Event): api.Event {
     attempt: event.attempt ?? 0,
     error: event.error ?? "",
     retryDelayMs: event.retryDelayMs ?? 0,
+    message: event.message ?? "",
+    nextGraphId: event.nextGraphId ?? "",
   };
 }

@@ -6,7 +6,9 @@ import {
   groupNameProblem,
   specProblems,
 } from "@drover/shared";
+import type { SetSpecRequest } from "@drover/shared";
 import type { Spec } from "../domain.js";
+import { fromApiFailurePolicy } from "./convert.js";
 import { InvalidArgumentError } from "../errors.js";
 
 /** The group a request names, or the default group; refuses a malformed name. */
@@ -23,7 +25,10 @@ export function requireGraphId(graphId: string): string {
   return graphId;
 }
 
-export function requireSpec(input: { count: number; version: number; maxSurge?: number; maxUnavailable?: number }): Spec {
+/** The most a task timeout or progress deadline may be: a day. */
+export const MAX_DEADLINE_MS = 86_400_000;
+
+export function requireSpec(input: SetSpecRequest): Spec {
   const spec = {
     count: input.count,
     version: input.version,
@@ -31,8 +36,20 @@ export function requireSpec(input: { count: number; version: number; maxSurge?: 
     maxUnavailable: input.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE,
   };
   const problems = specProblems(spec);
+  const onFailure = fromApiFailurePolicy(input.onFailure);
+  if (onFailure === undefined) problems.push(`on_failure ${input.onFailure} is invalid: use stop or rollback`);
+  for (const [name, value] of [["task timeout", input.taskTimeoutMs], ["progress deadline", input.progressDeadlineMs]] as const) {
+    if (value > MAX_DEADLINE_MS) problems.push(`${name} ${value}ms is invalid: it must be at most ${MAX_DEADLINE_MS}ms (a day), or 0 for the server's default`);
+  }
   if (problems.length > 0) throw new InvalidArgumentError(problems.join("; "));
-  return spec;
+  return { ...spec, onFailure, taskTimeoutMs: input.taskTimeoutMs, progressDeadlineMs: input.progressDeadlineMs };
+}
+
+/** An optional revision number: absent, or a non-negative integer. */
+export function optionalRevision(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} ${value} is invalid: it must be a revision number`);
+  return value;
 }
 
 export const DEFAULT_GRAPH_LIST_LIMIT = 20;

@@ -5,6 +5,9 @@ export interface NodeHandle {
   version: number;
 }
 
+/** Called when a running node dies on its own (not by a stop). */
+export type NodeExitListener = (node: NodeHandle, reason: string) => void;
+
 /**
  * Starts and stops nodes. Every call is idempotent: starting a node that already runs,
  * or stopping one that is already gone, succeeds without doing it twice. Every call
@@ -16,7 +19,15 @@ export interface Driver {
   readonly host: string;
   start(node: NodeHandle, signal: AbortSignal): Promise<void>;
   stop(node: NodeHandle, signal: AbortSignal): Promise<void>;
-  inspect(node: NodeHandle, signal: AbortSignal): Promise<"running" | "stopped" | "unknown">;
+  /**
+   * Whether a node the store says is running still is. After a server restart this is how
+   * the server re-adopts the nodes an earlier server started.
+   */
+  inspect(node: NodeHandle, signal: AbortSignal): Promise<"running" | "stopped">;
+  /** Tells the listener about every running node that dies on its own. */
+  onNodeExit(listener: NodeExitListener): void;
+  /** Stops background work (crash simulation, health checks); nodes keep running. */
+  close(): void;
 }
 
 /** A driver call failed; the task that made it may try again. */

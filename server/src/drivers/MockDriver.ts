@@ -1,38 +1,43 @@
 import { hostname } from "node:os";
 import type { Clock } from "../clock.js";
 import { seededRandom } from "../clock.js";
-import { DriverError, type Driver, type NodeHandle } from "./Driver.js";
+import { DriverError, type Driver, type NodeExitListener, type NodeHandle } from "./Driver.js";
 
 export interface MockDriverOptions {
   /** Each start and stop takes a latency drawn uniformly from this range, in milliseconds. */
   latency: { min: number; max: number };
   /** The probability, from 0 to 1, that a start or stop fails. */
   failureRate: number;
+  /** The probability, from 0 to 1, that a running node crashes in any one second. */
+  crashRate?: number;
   seed: number;
   clock: Clock;
   host?: string;
 }
 
 /**
- * The simulated driver: nodes that exist only in memory, with a seeded random latency and
- * failure rate, for demos and tests. Nodes it has not seen (after a server restart) are
- * taken to be as the store says: starting one that already runs is a no-op.
+ * The simulated driver: nodes that exist only in memory, with a seeded random latency,
+ * failure rate and crash rate, for demos and tests. A simulated node outlives a server
+ * restart: `inspect` re-adopts any node the store says is running.
  */
 export class MockDriver implements Driver {
   readonly name = "mock";
   readonly host: string;
   private readonly random: () => number;
-  private readonly running = new Set<string>();
+  private readonly running = new Map<string, NodeHandle>();
+  private readonly listeners: NodeExitListener[] = [];
+  private readonly closed = new AbortController();
 
   constructor(private readonly options: MockDriverOptions) {
     this.random = seededRandom(options.seed);
     this.host = options.host ?? hostname();
+    if ((options.crashRate ?? 0) > 0) void this.simulateCrashes(options.crashRate!);
   }
 
   async start(node: NodeHandle, signal: AbortSignal): Promise<void> {
     if (this.running.has(node.id)) return;
     await this.simulate(`start of node ${node.id}`, signal);
-    this.running.add(node.id);
+    this.running.set(node.id, node);
   }
 
   async stop(node: NodeHandle, signal: AbortSignal): Promise<void> {
@@ -40,8 +45,26 @@ export class MockDriver implements Driver {
     this.running.delete(node.id);
   }
 
-  async inspect(node: NodeHandle): Promise<"running" | "stopped" | "unknown"> {
-    return this.running.has(node.id) ? "running" : "unknown";
+  async inspect(node: NodeHandle): Promise<"running" | "stopped"> {
+    this.running.set(node.id, node);
+    return "running";
+  }
+
+  onNodeExit(listener: NodeExitListener): void {
+    this.listeners.push(listener);
+  }
+
+  close(): void {
+    this.closed.abort();
+  }
+
+  /** Crashes `kill` to simulate a failure on demand; returns whether the node was running. */
+  kill(nodeId: string, reason = "killed"): boolean {
+    const node = this.running.get(nodeId);
+    if (!node) return false;
+    this.running.delete(nodeId);
+    for (const listener of this.listeners) listener(node, reason);
+    return true;
   }
 
   private async simulate(what: string, signal: AbortSignal): Promise<void> {
@@ -52,5 +75,18 @@ export class MockDriver implements Driver {
     if (latency > 0) await this.options.clock.sleep(latency, signal);
     else signal.throwIfAborted();
     if (fails) throw new DriverError(`simulated failure of the ${what}`);
+  }
+
+  private async simulateCrashes(ratePerSecond: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.options.clock.sleep(1000, this.closed.signal);
+      } catch {
+        return;
+      }
+      for (const id of [...this.running.keys()]) {
+        if (this.random() < ratePerSecond) this.kill(id, "simulated crash");
+      }
+    }
   }
 }

@@ -1,5 +1,6 @@
 import type { Event } from "../domain.js";
 import type { Store, Transition } from "../store/Store.js";
+import { type Failpoint, noFailpoints } from "../failpoints.js";
 import type { EventBus } from "./EventBus.js";
 
 /**
@@ -15,6 +16,7 @@ export class Journal {
     private readonly store: Store,
     private readonly bus: EventBus,
     private readonly now: () => number,
+    private readonly failpoint: Failpoint = noFailpoints,
   ) {}
 
   /** Commits the transitions (with others of this tick) and resolves with their events once announced. */
@@ -34,7 +36,9 @@ export class Journal {
     this.flushScheduled = false;
     let events: Event[];
     try {
+      this.failpoint("journal.before-commit");
       events = await this.store.apply(batch.flatMap((entry) => entry.transitions), this.now());
+      this.failpoint("journal.after-commit");
     } catch (error) {
       for (const entry of batch) entry.reject(error);
       return;

@@ -5,14 +5,20 @@ import {
   isFinalGraphState,
   type Node,
   type PlannedTask,
+  type Revision,
+  type RevisionReason,
+  sameSpec,
   type Spec,
   type Task,
   TaskState,
 } from "../domain.js";
-import { FailedPreconditionError, GraphNotFoundError } from "../errors.js";
+import type { Driver, NodeHandle } from "../drivers/Driver.js";
+import { FailedPreconditionError, GraphNotFoundError, NotFoundError } from "../errors.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
+import { type Failpoint, noFailpoints } from "../failpoints.js";
 import { plan } from "../planner/plan.js";
+import type { SettleTransition } from "../scheduler/GraphRun.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
 import type { GraphSummary, Store } from "../store/Store.js";
 import { KeyedMutex } from "./KeyedMutex.js";
@@ -29,46 +35,69 @@ export interface SetSpecResult {
   supersededGraphId?: string;
 }
 
+export interface SetSpecOptions {
+  dryRun?: boolean;
+  /** Refuse unless the group's current revision is this one (0: none yet). */
+  expectRevision?: number;
+  reason?: RevisionReason;
+  restores?: number;
+}
+
 export interface ReconcilerOptions {
   store: Store;
   scheduler: Scheduler;
   journal: Journal;
   bus: EventBus;
+  driver: Driver;
   clock: Clock;
   newId: () => string;
   logger: Logger;
+  failpoint?: Failpoint;
 }
 
-const sameSpec = (a: Spec, b: Spec) =>
-  a.count === b.count && a.version === b.version && a.maxSurge === b.maxSurge && a.maxUnavailable === b.maxUnavailable;
-
 /**
- * Takes a group from the nodes it has to its spec: supersedes a graph still running, plans
- * from the nodes as they are, stores the revision and graph together, and hands the graph
- * to the scheduler. Updates of one group are handled one at a time, in arrival order.
+ * Takes each group from the nodes it has to its spec, level-triggered: it compares what is
+ * with what should be, never what it remembers doing.
+ *
+ * - An update supersedes a graph still running, plans from the nodes as they are, and
+ *   stores the revision and its graph together before the scheduler runs it.
+ * - A pass over a group with no running graph repairs drift (a node that died, a node left
+ *   starting or stopping by a graph that ended) with a repair graph under the same
+ *   revision. Passes run periodically, after every node exit and after every graph that
+ *   succeeds. A group whose latest graph failed or is paused is left to its operator.
+ * - A graph that fails under a spec whose failure policy is rollback is settled together
+ *   with a new revision restoring the last revision the group reached.
+ *
+ * Work on one group happens one piece at a time, in arrival order.
  */
 export class Reconciler {
   private readonly groupLocks = new KeyedMutex();
+  private readonly passQueued = new Set<string>();
 
-  constructor(private readonly options: ReconcilerOptions) {}
+  constructor(private readonly options: ReconcilerOptions) {
+    options.driver.onNodeExit((node, reason) => void this.nodeExited(node, reason));
+  }
 
-  setSpec(group: string, spec: Spec, dryRun: boolean): Promise<SetSpecResult> {
+  private get failpoint(): Failpoint {
+    return this.options.failpoint ?? noFailpoints;
+  }
+
+  setSpec(group: string, spec: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
     return this.groupLocks.run(group, async () => {
-      const { store, scheduler, clock, newId, logger, bus } = this.options;
-      let supersededGraphId: string | undefined;
-      const running = dryRun ? undefined : scheduler.runningIn(group);
-      if (running) {
-        supersededGraphId = running.id;
-        // Running tasks finish first, so that the new plan starts from nodes that are settled.
-        await scheduler.halt(running.id, "superseded", "superseded by a newer spec revision");
-      }
+      const { store, clock, newId, logger, bus } = this.options;
+      const supersededGraphId = options.dryRun ? undefined : await this.supersedeRunning(group);
       const current = await store.getGroupSpec(group);
+      if (options.expectRevision !== undefined && (current?.revision ?? 0) !== options.expectRevision) {
+        throw new FailedPreconditionError(
+          `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
+        );
+      }
       const nodes = await store.listNodes(group, { all: false });
       const planned = plan(nodes, spec);
       const versions = countLiveVersions(nodes);
       const now = clock.now();
       const nothingToDo = planned.tasks.length === 0;
-      if (dryRun || (nothingToDo && current && sameSpec(current.spec, spec))) {
+      if (options.dryRun || (nothingToDo && current && sameSpec(current.spec, spec))) {
         return {
           group,
           revision: current?.revision ?? 0,
@@ -78,32 +107,50 @@ export class Reconciler {
           supersededGraphId,
         };
       }
+      this.failpoint("revision.before-commit");
       const stored = await store.storeRevision({
         group,
         spec,
         graph: nothingToDo ? undefined : { id: newId(), tasks: planned.tasks },
         now,
+        reason: options.reason,
+        restores: options.restores,
+        expectRevision: options.expectRevision,
       });
+      this.failpoint("revision.after-commit");
       bus.publish(stored.events);
       logger.info(
-        { group, revision: stored.revision, spec, graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
+        { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
         "spec revision stored",
       );
-      if (stored.graph) scheduler.run(stored.graph, indexById(nodes));
+      if (stored.graph) this.launch(stored.graph, nodes);
       return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId };
     });
   }
 
-  /** Cancels a pending or running graph and waits until it has settled. */
+  /** Rolls the group to an earlier revision's spec (default: the one before the current). */
+  async rollback(group: string, revision: number, options: { dryRun?: boolean; expectRevision?: number }) {
+    const { store } = this.options;
+    const current = await store.getGroupSpec(group);
+    if (!current) throw new NotFoundError(`group ${group} has no revisions: there is nothing to roll back to`);
+    const target = revision === 0 ? current.revision - 1 : revision;
+    if (target < 1) {
+      throw new FailedPreconditionError(`group ${group} is at its first revision: there is no earlier one to roll back to`);
+    }
+    const restored = await store.getRevision(group, target);
+    if (!restored) throw new NotFoundError(`revision ${target} of group ${group} not found: list them with 'client history'`);
+    const result = await this.setSpec(group, restored.spec, { ...options, reason: "rollback", restores: target });
+    return { result, restores: target };
+  }
+
+  async history(group: string, limit: number): Promise<Revision[]> {
+    return this.options.store.listRevisions(group, limit);
+  }
+
+  /** Cancels a pending, running or paused graph and waits until it has settled. */
   async cancel(graphId: string): Promise<GraphSummary> {
     const { store, scheduler, journal } = this.options;
-    const graph = await store.getGraph(graphId);
-    if (!graph) throw new GraphNotFoundError(graphId);
-    if (isFinalGraphState(graph.state)) {
-      throw new FailedPreconditionError(
-        `graph ${graphId} has already ${graph.state === "succeeded" || graph.state === "failed" ? "" : "been "}${graph.state}: only a pending or running graph can be cancelled`,
-      );
-    }
+    const graph = await this.requireUnsettled(graphId, "cancelled");
     const outcome = await scheduler.halt(graphId, "cancelled", "cancelled by a user");
     if (outcome === undefined) {
       // Stored as unsettled but not running here: settle it in the store directly.
@@ -112,9 +159,25 @@ export class Reconciler {
     return (await store.getGraph(graphId))!;
   }
 
-  /** Resumes every graph a previous server left unsettled; older graphs of a group that has a newer one are superseded. */
-  async resumeUnsettled(): Promise<number> {
-    const { store, scheduler, journal, logger } = this.options;
+  async pause(graphId: string): Promise<GraphSummary> {
+    await this.requireUnsettled(graphId, "paused");
+    await this.options.scheduler.get(graphId)?.pause();
+    return (await this.options.store.getGraph(graphId))!;
+  }
+
+  async resume(graphId: string): Promise<GraphSummary> {
+    await this.requireUnsettled(graphId, "resumed");
+    await this.options.scheduler.get(graphId)?.resume();
+    return (await this.options.store.getGraph(graphId))!;
+  }
+
+  /**
+   * Start-up: resumes every graph a previous server left unsettled (older graphs of a group
+   * that has a newer one are superseded), and re-adopts running nodes, marking the ones
+   * the driver no longer has as failed so a pass repairs them.
+   */
+  async recover(): Promise<number> {
+    const { store, journal, logger, driver } = this.options;
     const graphs = await store.unsettledGraphs();
     const newestByGroup = new Map<string, GraphWithTasks>();
     for (const graph of graphs) newestByGroup.set(graph.group, graph);
@@ -137,10 +200,166 @@ export class Reconciler {
     for (const graph of newestByGroup.values()) {
       const nodes = await store.listNodes(graph.group, { all: true });
       logger.info({ graphId: graph.id, group: graph.group }, "resuming unsettled graph");
-      scheduler.run(graph, indexById(nodes));
+      this.launch(graph, nodes);
+    }
+    const signal = new AbortController().signal;
+    for (const group of await store.listGroups()) {
+      const lost: Node[] = [];
+      for (const node of await store.listNodes(group, { all: false })) {
+        if (node.state === "running" && (await driver.inspect(node, signal)) === "stopped") lost.push(node);
+      }
+      if (lost.length > 0) {
+        logger.warn({ group, nodes: lost.map((node) => node.id) }, "running nodes were gone after the restart");
+        await journal.record(lost.map((node) => failedNode(node, "gone after the server restarted")));
+      }
+      this.queuePass(group);
     }
     return newestByGroup.size;
   }
+
+  /** Runs a reconcile pass over every group now and then every `intervalMs`, until the signal aborts. */
+  async runPeriodically(intervalMs: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      for (const group of await this.options.store.listGroups()) this.queuePass(group);
+      try {
+        await this.options.clock.sleep(intervalMs, signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** Queues one reconcile pass for the group (passes already queued are not repeated). */
+  queuePass(group: string): void {
+    if (this.passQueued.has(group)) return;
+    this.passQueued.add(group);
+    void this.groupLocks
+      .run(group, async () => {
+        this.passQueued.delete(group);
+        await this.pass(group);
+      })
+      .catch((error) => this.options.logger.error({ err: error, group }, "reconcile pass failed"));
+  }
+
+  /** Compares the group with its spec and, when they differ and nothing is running, starts a repair graph. */
+  private async pass(group: string): Promise<void> {
+    const { store, scheduler, journal, newId, clock, logger, bus } = this.options;
+    if (scheduler.runningIn(group)) return;
+    const current = await store.getGroupSpec(group);
+    if (!current) return;
+    const latestId = await store.latestGraphId(group);
+    const latest = latestId === undefined ? undefined : await store.getGraph(latestId);
+    if (latest && (latest.state === "failed" || latest.state === "paused" || !isFinalGraphState(latest.state))) return;
+    let nodes = await store.listNodes(group, { all: false });
+    // With no graph running, a node still starting or stopping was left so by a graph that ended.
+    const orphans = nodes.filter((node) => node.state === "starting" || node.state === "stopping");
+    if (orphans.length > 0) {
+      await journal.record(orphans.map((node) => failedNode(node, `left ${node.state} when its graph ended`)));
+      nodes = await store.listNodes(group, { all: false });
+    }
+    const planned = plan(nodes, current.spec);
+    if (planned.tasks.length === 0) return;
+    const failed = nodes.filter((node) => node.state === "failed").length;
+    const stored = await store.storeRepairGraph({
+      group,
+      revision: current.revision,
+      graph: { id: newId(), tasks: planned.tasks },
+      now: clock.now(),
+    });
+    bus.publish(stored.events);
+    logger.warn(
+      { group, revision: current.revision, graphId: stored.graph!.id, failedNodes: failed, liveNodes: nodes.length - failed, tasks: planned.tasks.length },
+      "group drifted from its spec; repairing",
+    );
+    this.launch(stored.graph!, nodes);
+  }
+
+  private async nodeExited(handle: NodeHandle, reason: string): Promise<void> {
+    const { store, journal, logger } = this.options;
+    const [node] = (await store.listNodes(handle.group, { all: false })).filter((candidate) => candidate.id === handle.id);
+    if (!node || node.state !== "running") return;
+    logger.warn({ group: node.group, nodeId: node.id, reason }, "node exited");
+    await journal.record([failedNode(node, reason)]);
+    this.queuePass(node.group);
+  }
+
+  /** Halts whatever graph runs in the group, waiting for each to settle; returns the first one's id. */
+  private async supersedeRunning(group: string): Promise<string | undefined> {
+    const { scheduler } = this.options;
+    let first: string | undefined;
+    // A halted graph may start a rollback as it settles, which must be superseded too.
+    for (let running = scheduler.runningIn(group); running; running = scheduler.runningIn(group)) {
+      first ??= running.id;
+      // Running tasks finish first, so that the new plan starts from nodes that are settled.
+      await scheduler.halt(running.id, "superseded", "superseded by a newer spec revision");
+    }
+    return first;
+  }
+
+  private async requireUnsettled(graphId: string, verb: string): Promise<GraphSummary> {
+    const graph = await this.options.store.getGraph(graphId);
+    if (!graph) throw new GraphNotFoundError(graphId);
+    if (isFinalGraphState(graph.state)) {
+      const settled = graph.state === "succeeded" || graph.state === "failed" ? graph.state : `been ${graph.state}`;
+      throw new FailedPreconditionError(`graph ${graphId} has already ${settled}: only a pending, running or paused graph can be ${verb}`);
+    }
+    return graph;
+  }
+
+  /** Hands a stored graph to the scheduler, settling it through the failure policy. */
+  private launch(graph: GraphWithTasks, nodes: readonly Node[]): void {
+    const run = this.options.scheduler.run(graph, indexById(nodes), (settling, transition) => this.settle(settling, transition));
+    void run.settled.then((outcome) => {
+      if (outcome === "succeeded") this.queuePass(graph.group);
+    });
+  }
+
+  /**
+   * Commits a graph's final transition. When the graph failed under a spec that says
+   * rollback, the same transaction stores a revision restoring the last revision the group
+   * reached, and the failed graph's final event names it.
+   */
+  private async settle(graph: GraphWithTasks, transition: SettleTransition): Promise<void> {
+    const { store, journal, newId, clock, logger, bus } = this.options;
+    if (transition.state !== "failed" || graph.spec.onFailure !== "rollback" || graph.reason !== "update") {
+      await journal.record([transition]);
+      return;
+    }
+    const revision = await store.getRevision(graph.group, graph.revision);
+    const target = revision?.reason === "auto_rollback" ? undefined : await store.lastReachedRevision(graph.group, graph.revision);
+    if (!target) {
+      const why = revision?.reason === "auto_rollback" ? "it was itself an automatic rollback" : "the group reached no earlier revision";
+      await journal.record([{ ...transition, message: `not rolling back: ${why}` }]);
+      return;
+    }
+    const nodes = await store.listNodes(graph.group, { all: false });
+    const planned = plan(nodes, target.spec);
+    const nextGraphId = planned.tasks.length > 0 ? newId() : undefined;
+    const message = `rolling back to revision ${target.revision} (${target.spec.count} × v${target.spec.version})`;
+    try {
+      const stored = await store.storeRevision({
+        group: graph.group,
+        spec: target.spec,
+        graph: nextGraphId ? { id: nextGraphId, tasks: planned.tasks } : undefined,
+        now: clock.now(),
+        reason: "auto_rollback",
+        restores: target.revision,
+        expectRevision: graph.revision,
+        settle: [{ ...transition, message, nextGraphId }],
+      });
+      bus.publish(stored.events);
+      logger.warn({ group: graph.group, failedGraphId: graph.id, revision: stored.revision, restores: target.revision, graphId: nextGraphId }, message);
+      if (stored.graph) this.launch(stored.graph, nodes);
+    } catch (error) {
+      if (!(error instanceof FailedPreconditionError)) throw error;
+      // A newer revision arrived meanwhile: it decides what happens next.
+      await journal.record([{ ...transition, message: "not rolling back: a newer revision replaced the spec" }]);
+    }
+  }
+}
+
+function failedNode(node: Node, reason: string) {
+  return { type: "node" as const, nodeId: node.id, group: node.group, state: "failed" as const, version: node.version, host: node.host, error: reason };
 }
 
 function countLiveVersions(nodes: readonly Node[]): Map<number, number> {
@@ -164,6 +383,7 @@ function draftGraph(group: string, revision: number, spec: Spec, planned: readon
     revision,
     spec,
     state: "pending" as const,
+    reason: "update" as const,
     createdAt: now,
     retries: 0,
     counts: { total: tasks.length, pending: tasks.length, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 },

@@ -5,8 +5,12 @@ import type { Clock } from "../clock.js";
 import { type GraphState, type GraphWithTasks, type Node, type Task, TaskAction, TaskState } from "../domain.js";
 import type { Driver } from "../drivers/Driver.js";
 import type { Journal } from "../events/Journal.js";
+import type { Failpoint } from "../failpoints.js";
 import type { Transition } from "../store/Store.js";
 import type { Semaphore } from "./Semaphore.js";
+
+/** The transition that settles a graph. */
+export type SettleTransition = Transition & { type: "graph" };
 
 export interface RunDependencies {
   journal: Journal;
@@ -15,13 +19,20 @@ export interface RunDependencies {
   slots: Semaphore;
   newId: () => string;
   logger: Logger;
+  failpoint: Failpoint;
   maxAttempts: number;
   /** The wait before attempt `attempt + 1`, after attempt `attempt` failed. */
   retryDelay: (attempt: number) => number;
+  /** How long one attempt may take, when the graph's spec does not say. */
+  defaultTaskTimeoutMs: number;
+  /** How long the graph may go without a task finishing, when its spec does not say. */
+  defaultProgressDeadlineMs: number;
+  /** Commits the transition that settles the graph; the reconciler may add to it (an automatic rollback). */
+  settle: (graph: GraphWithTasks, transition: SettleTransition) => Promise<void>;
 }
 
 /** How a run ended: a final graph state, or interrupted by a server shutdown (the store still says running). */
-export type RunOutcome = Exclude<GraphState, "pending" | "running"> | "interrupted";
+export type RunOutcome = Exclude<GraphState, "pending" | "running" | "paused"> | "interrupted";
 
 type HaltState = "failed" | "cancelled" | "superseded";
 
@@ -32,15 +43,21 @@ export function describeTask(task: Task): string {
   return task.action;
 }
 
+class AttemptTimeout extends Error {}
+
 /**
  * Walks one stored graph once: runs every task whose prerequisites have succeeded, with
  * a slot from the server-wide semaphore, retries failed attempts with backoff, and
  * settles the graph. Every state change is recorded in the journal before the run acts
  * on it, so a crash at any point leaves a stored state the next start can resume from.
  *
- * When a task uses up its attempts, or the graph is cancelled or superseded, the run
- * halts: nothing new starts, tasks not started are marked skipped (failure) or cancelled,
- * running tasks finish, and then the graph settles.
+ * Halting: when a task uses up its attempts, or the graph is cancelled or superseded,
+ * nothing new starts, tasks not started are marked skipped (failure) or cancelled, running
+ * tasks finish (so no node is left half-started), and then the graph settles. A graph
+ * that misses its progress deadline also aborts its running attempts, since they may be
+ * the ones that are stuck.
+ *
+ * Pausing: running tasks finish; tasks that become ready wait until the run resumes.
  */
 export class GraphRun {
   readonly settled: Promise<RunOutcome>;
@@ -50,13 +67,23 @@ export class GraphRun {
   private readonly unmetPrerequisites: Int32Array;
   private halted: { state: HaltState; error: string } | undefined;
   private interrupted = false;
+  private paused: boolean;
   private settling = false;
+  /** Tasks that became ready while the run was paused. */
+  private deferred: Task[] = [];
   /** Aborts waits for a slot or a backoff when the run halts or is interrupted. */
   private readonly haltController = new AbortController();
   /** Aborts driver calls when the server shuts down; a halted run lets them finish. */
   private readonly interruptController = new AbortController();
+  /** Aborts driver calls when the graph misses its progress deadline. */
+  private readonly abortRunningController = new AbortController();
   private inFlight = 0;
   private succeeded = 0;
+  /** When each running attempt began, for naming a stuck task. */
+  private readonly attemptStartedAt = new Map<number, number>();
+  private lastProgressAt: number;
+  private readonly taskTimeoutMs: number;
+  private readonly progressDeadlineMs: number;
 
   constructor(
     private readonly graph: GraphWithTasks,
@@ -65,7 +92,7 @@ export class GraphRun {
   ) {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
     // Every task waiting for a slot or a backoff listens to these; a big graph has many.
-    setMaxListeners(0, this.haltController.signal, this.interruptController.signal);
+    setMaxListeners(0, this.haltController.signal, this.interruptController.signal, this.abortRunningController.signal);
     this.tasks = graph.tasks.map((task) => ({ ...task }));
     this.dependents = this.tasks.map(() => []);
     this.unmetPrerequisites = new Int32Array(this.tasks.length);
@@ -75,6 +102,10 @@ export class GraphRun {
         if (this.tasks[prerequisite]!.state !== TaskState.succeeded) this.unmetPrerequisites[task.id]!++;
       }
     }
+    this.paused = graph.state === "paused";
+    this.lastProgressAt = deps.clock.now();
+    this.taskTimeoutMs = graph.spec.taskTimeoutMs || deps.defaultTaskTimeoutMs;
+    this.progressDeadlineMs = graph.spec.progressDeadlineMs || deps.defaultProgressDeadlineMs;
   }
 
   get id(): string {
@@ -85,17 +116,29 @@ export class GraphRun {
     return this.graph.group;
   }
 
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get isHalted(): boolean {
+    return this.halted !== undefined;
+  }
+
   /** Starts (or, after a restart, resumes) the run; `settled` tells how it ended. */
   async start(): Promise<void> {
     try {
       if (this.graph.state === "pending") await this.record([this.graphTransition("running")]);
-      const ended = this.tasks.find((task) => task.state === TaskState.failed);
-      if (ended) this.halt("failed", ended.error ?? `task ${ended.id} failed`);
       this.succeeded = this.tasks.filter((task) => task.state === TaskState.succeeded).length;
+      // Attempts under way when the last server stopped are finished first, whatever else happens.
+      for (const task of this.tasks) if (task.state === TaskState.running) this.dispatch(task, true);
+      const failed = this.tasks.find((task) => task.state === TaskState.failed);
+      const cancelled = this.tasks.some((task) => task.state === TaskState.cancelled || task.state === TaskState.skipped);
+      if (failed) this.halt("failed", failed.error ?? `task ${failed.id} (${describeTask(failed)}) failed`);
+      else if (cancelled) this.halt("cancelled", "cancelled while the server was stopping");
       for (const task of this.tasks) {
-        const resumable = task.state === TaskState.pending || task.state === TaskState.running;
-        if (resumable && this.unmetPrerequisites[task.id] === 0 && !this.halted) this.dispatch(task);
+        if (task.state === TaskState.pending && this.unmetPrerequisites[task.id] === 0) this.ready(task);
       }
+      void this.watchProgress();
       await this.settleIfDone();
     } catch (error) {
       this.abandon(error);
@@ -107,6 +150,7 @@ export class GraphRun {
     if (this.halted || this.interrupted) return;
     this.halted = { state, error };
     this.haltController.abort();
+    this.deferred = [];
     const unstarted = this.tasks.filter((task) => task.state === TaskState.pending);
     const finalState = state === "failed" ? TaskState.skipped : TaskState.cancelled;
     for (const task of unstarted) task.state = finalState;
@@ -114,6 +158,23 @@ export class GraphRun {
       this.record(unstarted.map((task) => this.taskTransition(task, finalState))).catch((cause) => this.abandon(cause));
     }
     void this.settleIfDone();
+  }
+
+  /** Lets running tasks finish and starts no new ones until `resume`. */
+  async pause(): Promise<void> {
+    if (this.paused || this.halted || this.interrupted) return;
+    this.paused = true;
+    await this.record([this.graphTransition("paused")]);
+  }
+
+  async resume(): Promise<void> {
+    if (!this.paused || this.halted || this.interrupted) return;
+    this.paused = false;
+    this.lastProgressAt = this.deps.clock.now();
+    await this.record([this.graphTransition("running")]);
+    const deferred = this.deferred;
+    this.deferred = [];
+    for (const task of deferred) this.ready(task);
   }
 
   /** Server shutdown: abort everything now and record nothing more; the next start resumes the graph. */
@@ -125,9 +186,16 @@ export class GraphRun {
     void this.settleIfDone();
   }
 
-  private dispatch(task: Task): void {
+  /** A task whose prerequisites have all succeeded: run it, or keep it for later while paused. */
+  private ready(task: Task): void {
+    if (this.halted || this.interrupted) return;
+    if (this.paused) this.deferred.push(task);
+    else this.dispatch(task, false);
+  }
+
+  private dispatch(task: Task, mustFinish: boolean): void {
     this.inFlight++;
-    this.execute(task)
+    this.execute(task, mustFinish)
       .catch((error) => this.abandon(error))
       .finally(() => {
         this.inFlight--;
@@ -135,24 +203,30 @@ export class GraphRun {
       });
   }
 
-  private async execute(task: Task): Promise<void> {
+  /** Runs a task's attempts until it succeeds or fails. `mustFinish`: an attempt already under way, run even if halted. */
+  private async execute(task: Task, mustFinish: boolean): Promise<void> {
     if (task.action === TaskAction.doNothing) {
       task.state = TaskState.succeeded;
       await this.record([this.taskTransition(task, TaskState.succeeded)]);
       this.onSucceeded(task);
       return;
     }
+    const stopWaiting = mustFinish ? this.interruptController.signal : this.haltController.signal;
     for (;;) {
       let release: () => void;
       try {
-        release = await this.deps.slots.acquire(this.haltController.signal);
+        release = await this.deps.slots.acquire(stopWaiting);
       } catch (error) {
         if (isAbortError(error)) return;
         throw error;
       }
       let retryAfter: number | undefined;
       try {
-        if (this.halted || this.interrupted) return;
+        if (this.interrupted || (this.halted && !mustFinish)) return;
+        if (this.paused && !mustFinish) {
+          this.deferred.push(task);
+          return;
+        }
         retryAfter = await this.attempt(task);
       } finally {
         release();
@@ -164,6 +238,7 @@ export class GraphRun {
         if (isAbortError(error)) return;
         throw error;
       }
+      mustFinish = false;
     }
   }
 
@@ -182,45 +257,34 @@ export class GraphRun {
       { ...this.taskTransition(task, TaskState.running), attempt },
       this.nodeTransition(node, task),
     ]);
+    this.attemptStartedAt.set(task.id, this.deps.clock.now());
+    const attemptDone = new AbortController();
+    const timeout = new AbortController();
+    void this.deps.clock.sleep(this.taskTimeoutMs, attemptDone.signal).then(
+      () => timeout.abort(new AttemptTimeout()),
+      () => {},
+    );
     try {
       const handle = { id: node.id, group: node.group, version: node.version };
-      const signal = this.interruptController.signal;
+      const signal = AbortSignal.any([this.interruptController.signal, this.abortRunningController.signal, timeout.signal]);
+      this.deps.failpoint(starting ? "driver.before-start" : "driver.before-stop");
       await (starting ? this.deps.driver.start(handle, signal) : this.deps.driver.stop(handle, signal));
+      this.deps.failpoint(starting ? "driver.after-start" : "driver.after-stop");
     } catch (error) {
       if (this.interrupted) return undefined;
-      const message = error instanceof Error ? error.message : String(error);
-      const retryable = (error as { retryable?: boolean }).retryable !== false;
-      const willRetry = retryable && attempt < this.deps.maxAttempts && !this.halted;
-      // A failed start leaves a failed node; a failed stop leaves it stopping until the retry, or failed at the end.
-      if (starting || !willRetry) node.state = "failed";
-      node.error = message;
-      const nodeChange = starting || !willRetry ? [this.nodeTransition(node, task)] : [];
-      if (willRetry) {
-        const delay = this.deps.retryDelay(attempt);
-        task.state = TaskState.pending;
-        await this.record([
-          ...nodeChange,
-          {
-            type: "task_retry",
-            graphId: this.graph.id,
-            group: this.graph.group,
-            taskId: task.id,
-            action: task.action,
-            attempt,
-            error: message,
-            retryDelayMs: delay,
-            nodeId: task.nodeId,
-          },
-        ]);
-        this.deps.logger.warn({ graphId: this.graph.id, taskId: task.id, attempt, error: message, retryInMs: delay }, "task attempt failed; retrying");
-        return delay;
+      let message = error instanceof Error ? error.message : String(error);
+      let retryable = (error as { retryable?: boolean }).retryable !== false;
+      if (timeout.signal.aborted) {
+        message = `attempt timed out after ${this.taskTimeoutMs}ms`;
+      } else if (this.abortRunningController.signal.aborted) {
+        message = `aborted: ${this.halted?.error ?? "the graph stopped"}`;
+        retryable = false;
       }
-      task.state = TaskState.failed;
-      task.error = message;
-      await this.record([...nodeChange, this.taskTransition(task, TaskState.failed)]);
-      const attempts = attempt === 1 ? "1 attempt" : `${attempt} attempts`;
-      this.halt("failed", `task ${task.id} (${describeTask(task)}) failed after ${attempts}: ${message}`);
-      return undefined;
+      return this.attemptFailed(task, node, attempt, message, retryable);
+    } finally {
+      attemptDone.abort();
+      this.attemptStartedAt.delete(task.id);
+      this.lastProgressAt = this.deps.clock.now();
     }
     node.state = starting ? "running" : "stopped";
     node.error = undefined;
@@ -228,6 +292,74 @@ export class GraphRun {
     await this.record([this.nodeTransition(node, task), this.taskTransition(task, TaskState.succeeded)]);
     this.onSucceeded(task);
     return undefined;
+  }
+
+  private async attemptFailed(task: Task, node: Node, attempt: number, message: string, retryable: boolean) {
+    const starting = task.action === TaskAction.startNode;
+    const willRetry = retryable && attempt < this.deps.maxAttempts && !this.halted;
+    // A failed start leaves a failed node; a failed stop leaves it stopping until the retry, or failed at the end.
+    const nodeFailed = starting || !willRetry;
+    if (nodeFailed) {
+      node.state = "failed";
+      node.error = message;
+    }
+    const nodeChange = nodeFailed ? [this.nodeTransition(node, task)] : [];
+    if (willRetry) {
+      const delay = this.deps.retryDelay(attempt);
+      task.state = TaskState.pending;
+      await this.record([
+        ...nodeChange,
+        {
+          type: "task_retry",
+          graphId: this.graph.id,
+          group: this.graph.group,
+          taskId: task.id,
+          action: task.action,
+          attempt,
+          error: message,
+          retryDelayMs: delay,
+          nodeId: task.nodeId,
+        },
+      ]);
+      this.deps.logger.warn({ graphId: this.graph.id, taskId: task.id, attempt, error: message, retryInMs: delay }, "task attempt failed; retrying");
+      return delay;
+    }
+    task.state = TaskState.failed;
+    task.error = message;
+    await this.record([...nodeChange, this.taskTransition(task, TaskState.failed)]);
+    const attempts = attempt === 1 ? "1 attempt" : `${attempt} attempts`;
+    this.halt("failed", `task ${task.id} (${describeTask(task)}) failed after ${attempts}: ${message}`);
+    return undefined;
+  }
+
+  /** Fails the graph when no task has finished for the progress deadline (a paused graph has none). */
+  private async watchProgress(): Promise<void> {
+    const signal = this.haltController.signal;
+    while (!signal.aborted) {
+      const wait = this.lastProgressAt + this.progressDeadlineMs - this.deps.clock.now();
+      if (wait > 0 || this.paused) {
+        try {
+          await this.deps.clock.sleep(this.paused ? 1000 : wait, signal);
+        } catch {
+          return;
+        }
+        continue;
+      }
+      this.halt("failed", `no task finished for ${this.progressDeadlineMs}ms: ${this.describeStuck()}`);
+      this.abortRunningController.abort();
+      return;
+    }
+  }
+
+  private describeStuck(): string {
+    let oldest: [number, number] | undefined;
+    for (const [taskId, since] of this.attemptStartedAt) if (!oldest || since < oldest[1]) oldest = [taskId, since];
+    if (oldest) {
+      const task = this.tasks[oldest[0]]!;
+      return `task ${task.id} (${describeTask(task)}) has been running for ${this.deps.clock.now() - oldest[1]}ms`;
+    }
+    const waiting = this.tasks.find((task) => task.state === TaskState.pending && this.unmetPrerequisites[task.id] === 0);
+    return waiting ? `task ${waiting.id} (${describeTask(waiting)}) is still waiting for a free slot` : "no task is running";
   }
 
   private nodeFor(task: Task): Node {
@@ -252,10 +384,9 @@ export class GraphRun {
 
   private onSucceeded(task: Task): void {
     this.succeeded++;
+    this.lastProgressAt = this.deps.clock.now();
     for (const dependent of this.dependents[task.id]!) {
-      if (--this.unmetPrerequisites[dependent]! === 0 && !this.halted && !this.interrupted) {
-        this.dispatch(this.tasks[dependent]!);
-      }
+      if (--this.unmetPrerequisites[dependent]! === 0) this.ready(this.tasks[dependent]!);
     }
   }
 
@@ -276,8 +407,9 @@ export class GraphRun {
       return;
     }
     this.settling = true;
+    this.haltController.abort();
     try {
-      await this.record([this.graphTransition(state, error)]);
+      await this.deps.settle({ ...this.graph, tasks: this.tasks }, this.graphTransition(state, error));
       this.deps.logger.info({ graphId: this.graph.id, group: this.graph.group, state, error }, "graph settled");
       this.resolveSettled(state);
     } catch (cause) {
@@ -296,7 +428,7 @@ export class GraphRun {
     return this.deps.journal.record(transitions);
   }
 
-  private graphTransition(state: GraphState, error?: string): Transition {
+  private graphTransition(state: GraphState, error?: string): SettleTransition {
     return { type: "graph", graphId: this.graph.id, group: this.graph.group, state, error };
   }
 

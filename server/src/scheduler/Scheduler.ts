@@ -3,7 +3,8 @@ import type { Clock } from "../clock.js";
 import type { GraphWithTasks, Node } from "../domain.js";
 import type { Driver } from "../drivers/Driver.js";
 import type { Journal } from "../events/Journal.js";
-import { GraphRun, type RunOutcome } from "./GraphRun.js";
+import type { Failpoint } from "../failpoints.js";
+import { GraphRun, type RunDependencies, type RunOutcome } from "./GraphRun.js";
 import { Semaphore } from "./Semaphore.js";
 
 export interface SchedulerOptions {
@@ -12,6 +13,7 @@ export interface SchedulerOptions {
   clock: Clock;
   newId: () => string;
   logger: Logger;
+  failpoint: Failpoint;
   /** How many tasks may run at once, over all graphs. */
   parallelism: number;
   /** How many attempts a task gets before it fails its graph. */
@@ -19,6 +21,10 @@ export interface SchedulerOptions {
   /** Backoff after the first failed attempt; it doubles after each, up to retryMaxDelayMs. */
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
+  /** How long one attempt may take, unless the graph's spec says. */
+  taskTimeoutMs: number;
+  /** How long a graph may go without a task finishing, unless its spec says. */
+  progressDeadlineMs: number;
 }
 
 /**
@@ -33,18 +39,19 @@ export class Scheduler {
     this.slots = new Semaphore(options.parallelism);
   }
 
-  /** Starts (or resumes) a stored graph. `nodes` are the group's known nodes, by id. */
-  run(graph: GraphWithTasks, nodes: Map<string, Node>): GraphRun {
-    const { journal, driver, clock, newId, logger, maxAttempts, retryBaseDelayMs, retryMaxDelayMs } = this.options;
+  /**
+   * Starts (or resumes) a stored graph. `nodes` are the group's known nodes, by id.
+   * `settle` commits the graph's final transition; by default it is just recorded.
+   */
+  run(graph: GraphWithTasks, nodes: Map<string, Node>, settle?: RunDependencies["settle"]): GraphRun {
+    const { journal, retryBaseDelayMs, retryMaxDelayMs } = this.options;
     const run = new GraphRun(graph, nodes, {
-      journal,
-      driver,
-      clock,
+      ...this.options,
       slots: this.slots,
-      newId,
-      logger,
-      maxAttempts,
       retryDelay: (attempt) => Math.min(retryMaxDelayMs, retryBaseDelayMs * 2 ** (attempt - 1)),
+      defaultTaskTimeoutMs: this.options.taskTimeoutMs,
+      defaultProgressDeadlineMs: this.options.progressDeadlineMs,
+      settle: settle ?? (async (_graph, transition) => void (await journal.record([transition]))),
     });
     this.runs.set(graph.id, run);
     void run.settled.then(() => this.runs.delete(graph.id));

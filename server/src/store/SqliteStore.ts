@@ -4,19 +4,26 @@ import DatabaseConstructor, { type Database } from "better-sqlite3";
 import type {
   Event,
   EventType,
+  FailurePolicy,
+  GraphReason,
   GraphState,
   GraphWithTasks,
   Node,
   NodeState,
+  PlannedTask,
+  Revision,
+  RevisionReason,
+  Spec,
   Task,
   TaskAction,
   TaskState,
 } from "../domain.js";
-import { StorageError } from "../errors.js";
+import { FailedPreconditionError, StorageError } from "../errors.js";
 import { migrate, readMigrations } from "./migrate.js";
 import type {
   GraphSummary,
   GroupSpec,
+  NewRepairGraph,
   NewRevision,
   Store,
   StoredRevision,
@@ -37,20 +44,38 @@ interface NodeRow {
   error: string | null;
 }
 
-interface GraphRow {
+interface SpecColumns {
+  count: number;
+  version: number;
+  max_surge: number;
+  max_unavailable: number;
+  on_failure: FailurePolicy;
+  task_timeout_ms: number;
+  progress_deadline_ms: number;
+}
+
+interface RevisionRow extends SpecColumns {
+  group_name: string;
+  revision: number;
+  created_at: number;
+  reason: RevisionReason;
+  restores: number | null;
+  graph_id: string | null;
+  graph_state: GraphState | null;
+}
+
+interface GraphRow extends SpecColumns {
   id: string;
   group_name: string;
   revision: number;
   state: GraphState;
+  reason: GraphReason;
+  paused_at: number | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
   error: string | null;
   retries: number;
-  count: number;
-  version: number;
-  max_surge: number;
-  max_unavailable: number;
 }
 
 interface TaskRow {
@@ -80,11 +105,19 @@ interface EventRow {
   attempt: number | null;
   error: string | null;
   retry_delay_ms: number | null;
+  message: string | null;
+  next_graph_id: string | null;
 }
 
 const LIVE_NODE_STATES = "('starting', 'running', 'stopping', 'failed')";
-const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.created_at, g.started_at, g.finished_at,
-  g.error, g.retries, r.count, r.version, r.max_surge, r.max_unavailable`;
+const SPEC_COLUMNS = "r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms";
+const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
+  g.finished_at, g.error, g.retries, ${SPEC_COLUMNS}`;
+const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
+    g.id AS graph_id, g.state AS graph_state
+  FROM spec_revisions r
+  LEFT JOIN graphs g ON g.id = (
+    SELECT MAX(id) FROM graphs WHERE group_name = r.group_name AND revision = r.revision)`;
 const GRAPH_FROM = `graphs g JOIN spec_revisions r ON r.group_name = g.group_name AND r.revision = g.revision`;
 
 const orUndefined = <T>(value: T | null): T | undefined => (value === null ? undefined : value);
@@ -132,6 +165,33 @@ function toEvent(row: EventRow): Event {
     attempt: orUndefined(row.attempt),
     error: orUndefined(row.error),
     retryDelayMs: orUndefined(row.retry_delay_ms),
+    message: orUndefined(row.message),
+    nextGraphId: orUndefined(row.next_graph_id),
+  };
+}
+
+function toSpec(row: SpecColumns): Spec {
+  return {
+    count: row.count,
+    version: row.version,
+    maxSurge: row.max_surge,
+    maxUnavailable: row.max_unavailable,
+    onFailure: row.on_failure,
+    taskTimeoutMs: row.task_timeout_ms,
+    progressDeadlineMs: row.progress_deadline_ms,
+  };
+}
+
+function toRevision(row: RevisionRow): Revision {
+  return {
+    group: row.group_name,
+    revision: row.revision,
+    spec: toSpec(row),
+    createdAt: row.created_at,
+    reason: row.reason,
+    restores: orUndefined(row.restores),
+    graphId: orUndefined(row.graph_id),
+    graphState: orUndefined(row.graph_state),
   };
 }
 
@@ -144,13 +204,10 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
     id: row.id,
     group: row.group_name,
     revision: row.revision,
-    spec: {
-      count: row.count,
-      version: row.version,
-      maxSurge: row.max_surge,
-      maxUnavailable: row.max_unavailable,
-    },
-    state: row.state,
+    spec: toSpec(row),
+    // A pause is a flag on a running graph, so that a paused graph is still one the server resumes.
+    state: row.paused_at !== null && row.state === "running" ? "paused" : row.state,
+    reason: row.reason,
     createdAt: row.created_at,
     startedAt: orUndefined(row.started_at),
     finishedAt: orUndefined(row.finished_at),
@@ -209,17 +266,27 @@ export class SqliteStore implements Store {
   private prepareStatements() {
     const db = this.db;
     return {
-      groupSpec: db.prepare(`SELECT g.name, g.revision, r.count, r.version, r.max_surge, r.max_unavailable
+      groupSpec: db.prepare(`SELECT g.name, g.revision, ${SPEC_COLUMNS}
         FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision
         WHERE g.name = ?`),
+      currentRevision: db.prepare(`SELECT revision FROM groups WHERE name = ?`).pluck(),
+      groups: db.prepare(`SELECT name FROM groups ORDER BY name`).pluck(),
+      revisions: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? ORDER BY r.revision DESC LIMIT ?`),
+      revision: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? AND r.revision = ?`),
+      lastReachedRevision: db.prepare(`${REVISION_SELECT}
+        WHERE r.group_name = ? AND r.revision < ? AND (g.id IS NULL OR g.state = 'succeeded')
+        ORDER BY r.revision DESC LIMIT 1`),
       liveNodes: db.prepare(`SELECT * FROM nodes WHERE group_name = ? AND state IN ${LIVE_NODE_STATES} ORDER BY created_at, id`),
       allNodes: db.prepare(`SELECT * FROM nodes WHERE group_name = ? ORDER BY created_at, id`),
       maxSequence: db.prepare(`SELECT COALESCE(MAX(sequence), 0) FROM events`).pluck(),
       upsertGroup: db.prepare(`INSERT INTO groups (name, revision) VALUES (?, 1)
         ON CONFLICT (name) DO UPDATE SET revision = revision + 1 RETURNING revision`).pluck(),
-      insertRevision: db.prepare(`INSERT INTO spec_revisions
-        (group_name, revision, count, version, max_surge, max_unavailable, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-      insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, created_at) VALUES (?, ?, ?, 'pending', ?)`),
+      insertRevision: db.prepare(`INSERT INTO spec_revisions (group_name, revision, count, version, max_surge,
+        max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, reason, restores, created_at)
+        VALUES (@group, @revision, @count, @version, @maxSurge, @maxUnavailable, @onFailure, @taskTimeoutMs,
+        @progressDeadlineMs, @reason, @restores, @now)`),
+      insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, reason, created_at)
+        VALUES (?, ?, ?, 'pending', ?, ?)`),
       insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state)
         VALUES (?, ?, ?, ?, ?, ?, 'pending')`),
       graph: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.id = ?`),
@@ -232,9 +299,13 @@ export class SqliteStore implements Store {
       graphEvents: db.prepare(`SELECT * FROM events WHERE graph_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`),
       nodeEvents: db.prepare(`SELECT * FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`),
       insertEvent: db.prepare(`INSERT INTO events
-        (time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms)
-        VALUES (@time, @type, @group, @graphId, @taskId, @nodeId, @state, @action, @version, @attempt, @error, @retryDelayMs)`),
-      graphRunning: db.prepare(`UPDATE graphs SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?`),
+        (time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms,
+        message, next_graph_id)
+        VALUES (@time, @type, @group, @graphId, @taskId, @nodeId, @state, @action, @version, @attempt, @error,
+        @retryDelayMs, @message, @nextGraphId)`),
+      graphRunning: db.prepare(`UPDATE graphs SET state = 'running', started_at = COALESCE(started_at, ?), paused_at = NULL
+        WHERE id = ?`),
+      graphPaused: db.prepare(`UPDATE graphs SET paused_at = ? WHERE id = ?`),
       graphSettled: db.prepare(`UPDATE graphs SET state = ?, finished_at = ?, error = ? WHERE id = ?`),
       taskRunning: db.prepare(`UPDATE tasks SET state = 'running', attempts = ?, started_at = COALESCE(started_at, ?),
         node_id = COALESCE(?, node_id), error = NULL WHERE graph_id = ? AND id = ?`),
@@ -249,15 +320,9 @@ export class SqliteStore implements Store {
   }
 
   async getGroupSpec(group: string): Promise<GroupSpec | undefined> {
-    const row = this.statements.groupSpec.get(group) as
-      | { name: string; revision: number; count: number; version: number; max_surge: number; max_unavailable: number }
-      | undefined;
+    const row = this.statements.groupSpec.get(group) as (SpecColumns & { name: string; revision: number }) | undefined;
     if (!row) return undefined;
-    return {
-      group: row.name,
-      revision: row.revision,
-      spec: { count: row.count, version: row.version, maxSurge: row.max_surge, maxUnavailable: row.max_unavailable },
-    };
+    return { group: row.name, revision: row.revision, spec: toSpec(row) };
   }
 
   async listNodes(group: string, options: { all: boolean }): Promise<Node[]> {
@@ -276,10 +341,54 @@ export class SqliteStore implements Store {
     const { group, spec, graph, now } = input;
     const s = this.statements;
     return this.db.transaction((): StoredRevision => {
+      if (input.expectRevision !== undefined) {
+        const current = (s.currentRevision.get(group) as number | undefined) ?? 0;
+        if (current !== input.expectRevision) {
+          throw new FailedPreconditionError(
+            `group ${group} is at revision ${current}, not the expected ${input.expectRevision}: look at 'client history' and update again`,
+          );
+        }
+      }
+      const settled = input.settle ? this.insertEvents(input.settle, now) : [];
       const revision = s.upsertGroup.get(group) as number;
-      s.insertRevision.run(group, revision, spec.count, spec.version, spec.maxSurge, spec.maxUnavailable, now);
-      if (!graph) return { revision, events: [] };
-      s.insertGraph.run(graph.id, group, revision, now);
+      s.insertRevision.run({
+        group,
+        revision,
+        count: spec.count,
+        version: spec.version,
+        maxSurge: spec.maxSurge,
+        maxUnavailable: spec.maxUnavailable,
+        onFailure: spec.onFailure ?? "stop",
+        taskTimeoutMs: spec.taskTimeoutMs ?? 0,
+        progressDeadlineMs: spec.progressDeadlineMs ?? 0,
+        reason: input.reason ?? "update",
+        restores: input.restores ?? null,
+        now,
+      });
+      if (!graph) return { revision, events: settled };
+      const inserted = this.insertGraph(group, revision, "update", graph, now);
+      return { revision, graph: inserted.graph, events: [...settled, ...inserted.events] };
+    })();
+  }
+
+  async storeRepairGraph(input: NewRepairGraph): Promise<StoredRevision> {
+    return this.db.transaction((): StoredRevision => ({
+      revision: input.revision,
+      ...this.insertGraph(input.group, input.revision, "repair", input.graph, input.now),
+    }))();
+  }
+
+  /** Inserts a graph and its tasks, pending; call inside a transaction. */
+  private insertGraph(
+    group: string,
+    revision: number,
+    reason: GraphReason,
+    graph: { id: string; tasks: readonly PlannedTask[] },
+    now: number,
+  ) {
+    const s = this.statements;
+    {
+      s.insertGraph.run(graph.id, group, revision, reason, now);
       for (const task of graph.tasks) {
         s.insertTask.run(
           graph.id,
@@ -290,15 +399,30 @@ export class SqliteStore implements Store {
           task.version ?? null,
           );
       }
-      const events = this.insertEvents(
-        [{ type: "graph", graphId: graph.id, group, state: "pending" }],
-        now,
-      );
+      const events = this.insertEvents([{ type: "graph", graphId: graph.id, group, state: "pending" }], now);
       const tasks = (s.tasks.all(graph.id) as TaskRow[]).map(toTask);
       const counts = { ...emptyCounts(), total: tasks.length, pending: tasks.length };
       const stored = toGraph(s.graph.get(graph.id) as GraphRow, counts);
-      return { revision, graph: { ...stored, tasks }, events };
-    })();
+      return { graph: { ...stored, tasks }, events };
+    }
+  }
+
+  async listRevisions(group: string, limit: number): Promise<Revision[]> {
+    return (this.statements.revisions.all(group, limit) as RevisionRow[]).map(toRevision);
+  }
+
+  async getRevision(group: string, revision: number): Promise<Revision | undefined> {
+    const row = this.statements.revision.get(group, revision) as RevisionRow | undefined;
+    return row && toRevision(row);
+  }
+
+  async lastReachedRevision(group: string, before: number): Promise<Revision | undefined> {
+    const row = this.statements.lastReachedRevision.get(group, before) as RevisionRow | undefined;
+    return row && toRevision(row);
+  }
+
+  async listGroups(): Promise<string[]> {
+    return this.statements.groups.all() as string[];
   }
 
   private countTasks(graphId: string): TaskCounts {
@@ -357,8 +481,9 @@ export class SqliteStore implements Store {
       switch (t.type) {
         case "graph":
           if (t.state === "running") s.graphRunning.run(now, t.graphId);
+          else if (t.state === "paused") s.graphPaused.run(now, t.graphId);
           else if (t.state !== "pending") s.graphSettled.run(t.state, now, t.error ?? null, t.graphId);
-          Object.assign(event, { state: t.state, error: t.error });
+          Object.assign(event, { state: t.state, error: t.error, message: t.message, nextGraphId: t.nextGraphId });
           break;
         case "task":
           if (t.state === "running") {
@@ -416,6 +541,8 @@ export class SqliteStore implements Store {
         attempt: event.attempt ?? null,
         error: event.error ?? null,
         retryDelayMs: event.retryDelayMs ?? null,
+        message: event.message ?? null,
+        nextGraphId: event.nextGraphId ?? null,
       });
       events.push({ ...event, sequence: Number(result.lastInsertRowid) });
     }

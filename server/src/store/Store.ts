@@ -6,6 +6,8 @@ import type {
   Node,
   NodeState,
   PlannedTask,
+  Revision,
+  RevisionReason,
   Spec,
   Task,
   TaskAction,
@@ -17,7 +19,16 @@ import type {
  * given, inside one transaction.
  */
 export type Transition =
-  | { type: "graph"; graphId: string; group: string; state: GraphState; error?: string }
+  | {
+      type: "graph";
+      graphId: string;
+      group: string;
+      /** paused and running (after paused) set or clear the pause; final states settle the graph. */
+      state: GraphState;
+      error?: string;
+      message?: string;
+      nextGraphId?: string;
+    }
   | {
       type: "task";
       graphId: string;
@@ -81,6 +92,20 @@ export interface NewRevision {
   /** The graph to store with it, or none when the group already matches the spec. */
   graph?: { id: string; tasks: readonly PlannedTask[] };
   now: number;
+  reason?: RevisionReason;
+  restores?: number;
+  /** Refuse (FailedPreconditionError) unless the group's current revision is this one (0: none yet). */
+  expectRevision?: number;
+  /** Transitions committed in the same transaction, first: the failed graph an automatic rollback settles. */
+  settle?: readonly Transition[];
+}
+
+export interface NewRepairGraph {
+  group: string;
+  /** The group's current revision, which the repair restores. */
+  revision: number;
+  graph: { id: string; tasks: readonly PlannedTask[] };
+  now: number;
 }
 
 export interface StoredRevision {
@@ -101,6 +126,18 @@ export interface Store {
   snapshotNodes(group: string): Promise<{ nodes: Node[]; sequence: number }>;
   /** Stores a new spec revision and its graph with every task, pending, in one transaction. */
   storeRevision(revision: NewRevision): Promise<StoredRevision>;
+  /** Stores a repair graph for the group's current revision, with every task, in one transaction. */
+  storeRepairGraph(repair: NewRepairGraph): Promise<StoredRevision>;
+  /** The group's revisions, newest first, each with the latest graph made for it. */
+  listRevisions(group: string, limit: number): Promise<Revision[]>;
+  getRevision(group: string, revision: number): Promise<Revision | undefined>;
+  /**
+   * The newest revision below `before` that the group reached: its latest graph succeeded,
+   * or it needed no graph at all.
+   */
+  lastReachedRevision(group: string, before: number): Promise<Revision | undefined>;
+  /** Every group that has a spec. */
+  listGroups(): Promise<string[]>;
   getGraph(graphId: string): Promise<GraphSummary | undefined>;
   /** A graph with all its tasks and the sequence number of the last event it reflects. */
   snapshotGraph(graphId: string): Promise<{ graph: GraphSummary; tasks: GraphWithTasks["tasks"]; sequence: number } | undefined>;
