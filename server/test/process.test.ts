@@ -1,54 +1,10 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
-import { DroverServiceDefinition, GraphState, NodeState } from "@drover/shared";
-import { createChannel, createClient } from "nice-grpc";
+import { GraphState, NodeState } from "@drover/shared";
+import { freePort, startServer, waitUntilServing } from "./processes.js";
 import { temporaryDataDir } from "./support.js";
-
-const SERVER_BIN = fileURLToPath(new URL("../../../bin/server", import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-interface Exited {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function startServer(args: string[]): { child: ChildProcess; exited: Promise<Exited> } {
-  const child = spawn(SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk) => (stdout += chunk));
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise<Exited>((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
-  return { child, exited };
-}
-
-async function waitUntilServing(port: number) {
-  const client = createClient(DroverServiceDefinition, createChannel(`127.0.0.1:${port}`));
-  for (let i = 0; i < 200; i++) {
-    try {
-      await client.listNodes({}, { signal: AbortSignal.timeout(1000) });
-      return client;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  throw new Error(`server on port ${port} never answered`);
-}
 
 describe("the server program", { timeout: 60_000 }, () => {
   it("refuses a bad flag with one line naming it, and exit code 2", async () => {

@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { monotonicFactory } from "ulid";
+import { DroverServiceDefinition, type DroverServiceClient } from "@drover/shared";
+import { createChannel, createClient } from "nice-grpc";
 import { systemClock } from "../src/clock.js";
+import { DroverServer, type DroverServerOptions } from "../src/DroverServer.js";
+import { MockDriver, type MockDriverOptions } from "../src/drivers/MockDriver.js";
 import type { Driver, NodeHandle } from "../src/drivers/Driver.js";
 import { EventBus } from "../src/events/EventBus.js";
 import { Journal } from "../src/events/Journal.js";
@@ -109,4 +113,70 @@ export function testScheduler(
     progressDeadlineMs: options.progressDeadlineMs ?? 60_000,
   });
   return { scheduler, journal, bus, newId: () => newId() };
+}
+
+export interface TestServer {
+  server: DroverServer;
+  client: DroverServiceClient;
+  driver: MockDriver;
+  dataDir: string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * A real server on a free port, with a fresh data dir and the simulated driver. The
+ * caller stops it (`stop`), which also removes the data dir.
+ */
+export async function startTestServer(
+  options: { driver?: Partial<MockDriverOptions>; server?: Partial<DroverServerOptions>; dataDir?: string } = {},
+): Promise<TestServer> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "drover-test-"));
+  const store = openSqliteStore(dataDir, MIGRATIONS_DIR);
+  const driver = new MockDriver({ latency: { min: 5, max: 20 }, failureRate: 0, seed: 7, clock: systemClock, ...options.driver });
+  const server = new DroverServer({
+    store,
+    driver,
+    clock: systemClock,
+    logger: silentLogger,
+    listen: "127.0.0.1:0",
+    parallelism: 4,
+    maxAttempts: 3,
+    retryBaseDelayMs: 5,
+    retryMaxDelayMs: 20,
+    taskTimeoutMs: 60_000,
+    progressDeadlineMs: 60_000,
+    reconcileIntervalMs: 60_000,
+    watcherCapacity: 10_000,
+    ...options.server,
+  });
+  await server.start();
+  const client = createClient(DroverServiceDefinition, createChannel(`127.0.0.1:${server.port}`));
+  return {
+    server,
+    client,
+    driver,
+    dataDir,
+    stop: async () => {
+      await server.stop();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads a stream to its end. */
+export async function drain<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const messages: T[] = [];
+  for await (const message of stream) messages.push(message);
+  return messages;
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
