@@ -64,7 +64,18 @@ export class DroverServer {
       taskTimeoutMs: options.taskTimeoutMs,
       progressDeadlineMs: options.progressDeadlineMs,
     });
-    this.reconciler = new Reconciler({ store, scheduler: this.scheduler, journal, bus, driver, clock, newId, logger, failpoint });
+    this.reconciler = new Reconciler({
+      store,
+      scheduler: this.scheduler,
+      journal,
+      bus,
+      driver,
+      clock,
+      newId,
+      logger,
+      failpoint,
+      shutdownSignal: this.shutdownController.signal,
+    });
     this.grpc = createServer().use(errorMiddleware(logger));
     this.grpc.add(
       DroverServiceDefinition,

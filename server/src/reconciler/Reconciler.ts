@@ -13,7 +13,7 @@ import {
   TaskState,
 } from "../domain.js";
 import type { Driver, NodeHandle } from "../drivers/Driver.js";
-import { FailedPreconditionError, GraphNotFoundError, NotFoundError } from "../errors.js";
+import { FailedPreconditionError, GraphNotFoundError, NotFoundError, UnavailableError } from "../errors.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
 import { type Failpoint, noFailpoints } from "../failpoints.js";
@@ -53,6 +53,8 @@ export interface ReconcilerOptions {
   newId: () => string;
   logger: Logger;
   failpoint?: Failpoint;
+  /** Aborted when the server shuts down: no new graph starts after that. */
+  shutdownSignal?: AbortSignal;
 }
 
 /**
@@ -85,6 +87,7 @@ export class Reconciler {
   setSpec(group: string, spec: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
     return this.groupLocks.run(group, async () => {
       const { store, clock, newId, logger, bus } = this.options;
+      this.refuseIfShuttingDown();
       const supersededGraphId = options.dryRun ? undefined : await this.supersedeRunning(group);
       const current = await store.getGroupSpec(group);
       if (options.expectRevision !== undefined && (current?.revision ?? 0) !== options.expectRevision) {
@@ -107,6 +110,7 @@ export class Reconciler {
           supersededGraphId,
         };
       }
+      this.refuseIfShuttingDown();
       this.failpoint("revision.before-commit");
       const stored = await store.storeRevision({
         group,
@@ -244,7 +248,7 @@ export class Reconciler {
   /** Compares the group with its spec and, when they differ and nothing is running, starts a repair graph. */
   private async pass(group: string): Promise<void> {
     const { store, scheduler, journal, newId, clock, logger, bus } = this.options;
-    if (scheduler.runningIn(group)) return;
+    if (scheduler.runningIn(group) || this.options.shutdownSignal?.aborted) return;
     const current = await store.getGroupSpec(group);
     if (!current) return;
     const latestId = await store.latestGraphId(group);
@@ -296,6 +300,10 @@ export class Reconciler {
     return first;
   }
 
+  private refuseIfShuttingDown(): void {
+    if (this.options.shutdownSignal?.aborted) throw new UnavailableError("the server is shutting down: try again once it is back");
+  }
+
   private async requireUnsettled(graphId: string, verb: string): Promise<GraphSummary> {
     const graph = await this.options.store.getGraph(graphId);
     if (!graph) throw new GraphNotFoundError(graphId);
@@ -308,6 +316,8 @@ export class Reconciler {
 
   /** Hands a stored graph to the scheduler, settling it through the failure policy. */
   private launch(graph: GraphWithTasks, nodes: readonly Node[]): void {
+    // A graph stored as the server stops is resumed by the next start.
+    if (this.options.shutdownSignal?.aborted) return;
     const run = this.options.scheduler.run(graph, indexById(nodes), (settling, transition) => this.settle(settling, transition));
     void run.settled.then((outcome) => {
       if (outcome === "succeeded") this.queuePass(graph.group);
