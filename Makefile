@@ -6,7 +6,7 @@ GENERATED := shared/src/gen/drover/v1/drover.ts
 PROTOS := $(wildcard proto/drover/v1/*.proto) proto/buf.yaml proto/buf.gen.yaml
 INSTALLED := node_modules/.install-stamp
 
-.PHONY: all build run test lint clean
+.PHONY: all build run test crash-test lint clean
 
 all: build
 
@@ -26,6 +26,11 @@ run: build
 
 test: build
 	npm test
+
+# The randomized SIGKILL loop, run long: CRASH_ITERATIONS kills at random moments (make test runs 4).
+CRASH_ITERATIONS ?= 100
+crash-test: build
+	DROVER_CRASH_ITERATIONS=$(CRASH_ITERATIONS) node --test server/dist/test/crash.test.js
 
 lint: $(INSTALLED)
 	cd proto && ../$(NODE_BIN)/buf lint
