@@ -1,0 +1,80 @@
+import { DEFAULT_GROUP, DroverServiceDefinition, type DroverServiceClient, groupNameProblem } from "@drover/shared";
+import { type Channel, createChannel, createClient } from "nice-grpc";
+import { DeadlineError, UsageError } from "./errors.js";
+
+export const DEFAULT_SERVER = "127.0.0.1:8888";
+/** How long a unary call may take before the client gives up on the server. */
+export const UNARY_DEADLINE_MS = 10_000;
+/**
+ * The deadline of calls that wait for running tasks to finish: SetSpec superseding a running
+ * graph, and CancelGraph. A task's attempt can take as long as the driver's start or stop.
+ */
+export const WAITING_DEADLINE_MS = 60_000;
+/** How long a connection attempt may take (nice-grpc's patched grpc-js honours this option). */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+export type OutputFormat = "table" | "json";
+
+/** The options every command takes, as commander hands them over (strings, unvalidated). */
+export interface RawGlobalOptions {
+  server?: string;
+  group?: string;
+  output?: string;
+}
+
+export interface GlobalOptions {
+  server: string;
+  group: string;
+  output: OutputFormat;
+}
+
+const SERVER_ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** Checks and completes the global options; throws a UsageError naming the bad one. */
+export function resolveGlobalOptions(raw: RawGlobalOptions): GlobalOptions {
+  const server = raw.server ?? DEFAULT_SERVER;
+  const port = SERVER_ADDRESS.exec(server)?.[2];
+  if (port === undefined || Number(port) > 65535) {
+    throw new UsageError(`server ${JSON.stringify(server)} is invalid: write it as host:port, like ${DEFAULT_SERVER}`);
+  }
+  const group = raw.group ?? DEFAULT_GROUP;
+  const problem = groupNameProblem(group);
+  if (problem) throw new UsageError(problem);
+  const output = raw.output ?? "table";
+  if (output !== "table" && output !== "json") {
+    throw new UsageError(`output ${JSON.stringify(output)} is invalid: use table or json`);
+  }
+  return { server, group, output };
+}
+
+/** A client of one server; close it when done so that the process can exit. */
+export interface Connection {
+  readonly server: string;
+  readonly client: DroverServiceClient;
+  /** Runs a unary call with a deadline (UNARY_DEADLINE_MS unless given), turning a timeout into a DeadlineError. */
+  call<T>(run: (options: { signal: AbortSignal }) => Promise<T>, deadlineMs?: number): Promise<T>;
+  close(): void;
+}
+
+export function connect(server: string): Connection {
+  const channel: Channel = createChannel(server, undefined, {
+    "grpc.min_reconnect_backoff_ms": CONNECT_TIMEOUT_MS,
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1_000,
+  });
+  const client = createClient(DroverServiceDefinition, channel);
+  return {
+    server,
+    client,
+    async call<T>(run: (options: { signal: AbortSignal }) => Promise<T>, deadlineMs = UNARY_DEADLINE_MS): Promise<T> {
+      const options = { signal: AbortSignal.timeout(deadlineMs) };
+      try {
+        return await run(options);
+      } catch (error) {
+        if (options.signal.aborted) throw new DeadlineError(server, deadlineMs, { cause: error });
+        throw error;
+      }
+    },
+    close: () => channel.close(),
+  };
+}

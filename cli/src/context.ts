@@ -1,0 +1,26 @@
+import { connect, type Connection, type GlobalOptions } from "./connection.js";
+import { Output, type Style, styleFor } from "./render.js";
+
+/** What every command gets: the checked global options, where to write, and a connection made on first use. */
+export interface CommandContext {
+  readonly globals: GlobalOptions;
+  readonly out: Output;
+  readonly style: Style;
+  connection(): Connection;
+}
+
+export function commandContext(globals: GlobalOptions, out: Output): CommandContext & { close(): void } {
+  let connection: Connection | undefined;
+  return {
+    globals,
+    out,
+    style: styleFor(process.stdout),
+    connection: () => (connection ??= connect(globals.server)),
+    close: () => connection?.close(),
+  };
+}
+
+/** Writes a JSON document: indented when a person reads it, one line when it is part of a stream. */
+export function jsonText(value: unknown, options: { compact: boolean }): string {
+  return options.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2);
+}

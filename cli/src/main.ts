@@ -1,0 +1,225 @@
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { DEFAULT_GROUP } from "@drover/shared";
+import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
+import { type CommandContext, commandContext } from "./context.js";
+import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
+import { graphsCancel, graphsList, graphsShow } from "./graphs.js";
+import { nodesList } from "./nodes.js";
+import { Output } from "./render.js";
+import { tasksWatch } from "./tasks.js";
+import { update } from "./update.js";
+
+const out = new Output(process.stdout);
+/** The server named on the command line, for error messages, once known. */
+let serverForErrors = process.env.DROVER_SERVER || DEFAULT_SERVER;
+
+/** Runs a command's body with the checked global options and a connection, and records its exit code. */
+function run(body: (context: CommandContext, command: Command) => Promise<ExitCode>) {
+  return async (...args: unknown[]) => {
+    const command = args.at(-1) as Command;
+    const raw = command.optsWithGlobals<RawGlobalOptions>();
+    serverForErrors = raw.server ?? serverForErrors;
+    const context = commandContext(resolveGlobalOptions(raw), out);
+    try {
+      process.exitCode = await body(context, command);
+    } finally {
+      context.close();
+    }
+  };
+}
+
+const example = (...lines: string[]) => `\nExample:\n${lines.map((line) => `  $ ${line}`).join("\n")}\n`;
+
+/** Levenshtein distance, for "did you mean" on unknown commands. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * The action of a command that only groups subcommands: commander would print the whole
+ * help as an error; this says in one line what is missing or unknown.
+ */
+function groupAction(name: string | undefined) {
+  return (...args: unknown[]) => {
+    const command = args.at(-1) as Command;
+    const names = command.commands.map((sub) => sub.name());
+    const prefix = name ? `${name} ` : "";
+    const help = `see client ${prefix}--help`;
+    const given = command.args[0];
+    if (given === undefined) {
+      throw new UsageError(`${name ? `${name} needs a command` : "no command given"}: use one of ${names.join(", ")} (${help})`);
+    }
+    const near = names.find((candidate) => distance(candidate, given) <= 2);
+    throw new UsageError(`unknown command '${prefix}${given}'${near ? ` (did you mean '${prefix}${near}'?)` : ""}: use one of ${names.join(", ")} (${help})`);
+  };
+}
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command("client")
+    .description("Drover's command-line client: set a group's spec, and watch the task graph that gets it there.")
+    .version(version(), "--version", "print the client's version")
+    .addOption(new Option("--server <host:port>", "the Drover server to talk to").env("DROVER_SERVER").default(DEFAULT_SERVER))
+    .addOption(new Option("--group <name>", "the group of nodes to act on").env("DROVER_GROUP").default(DEFAULT_GROUP))
+    .addOption(new Option("-o, --output <format>", "table (for people) or json (for programs)").default("table"))
+    .helpOption("-h, --help", "show help for the command")
+    .configureHelp({ showGlobalOptions: true })
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      outputError: (text, write) => write(`client: ${oneLine(text.replace(/^error: /, ""))}\n`),
+    })
+    .allowExcessArguments(true)
+    .action(groupAction(undefined))
+    .addHelpText(
+      "after",
+      `${example("client update 3 2", "client --group web nodes ls -o json", "client tasks watch")}
+Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled or superseded);
+2 bad usage or invalid argument; 3 server unreachable or unavailable; 4 not allowed; 5 not found.
+`,
+    );
+
+  program
+    .command("update")
+    .summary("set the group's spec, print the plan and follow it")
+    .description(
+      "set the group's spec (count nodes at version), print the plan, then follow its tasks to the end; exits 0 only if the graph succeeded",
+    )
+    .argument("<count>", "how many nodes the group should have, 0 to 100000")
+    .argument("<version>", "the version every node should run, from 1")
+    .option("--max-surge <n>", "nodes above count allowed during a rolling replacement (default 0)")
+    .option("--max-unavailable <n>", "nodes below count allowed during a rolling replacement (default 1)")
+    .option("--dry-run", "print the plan, change nothing")
+    .option("--detach", "start the graph and return without following it")
+    .addHelpText(
+      "after",
+      `${example("client update 3 1", "client update 3 2 --max-surge 1 --max-unavailable 0", "client --group web update 5 2 --dry-run")}
+With -o json it prints the SetSpec response on one line, then one {"event": event} per line.
+`,
+    )
+    .action(
+      run((context, command) => {
+        const [count, version] = command.processedArgs as [string, string];
+        return update(context, { ...command.opts(), count, version });
+      }),
+    );
+
+  const nodes = program
+    .command("nodes")
+    .description("the group's nodes")
+    .allowExcessArguments(true)
+    .action(groupAction("nodes"))
+    .addHelpText("after", example("client nodes ls", "client nodes ls --all -o json"));
+  nodes
+    .command("ls")
+    .description("list the group's nodes (live ones; stopped ones too with --all)")
+    .option("--all", "include stopped nodes")
+    .addHelpText("after", example("client nodes ls", "client --group web nodes ls --all"))
+    .action(run((context, command) => nodesList(context, command.opts())));
+
+  const tasks = program
+    .command("tasks")
+    .description("the tasks of a graph")
+    .allowExcessArguments(true)
+    .action(groupAction("tasks"))
+    .addHelpText("after", example("client tasks watch"));
+  tasks
+    .command("watch")
+    .summary("follow a graph's tasks until it settles")
+    .description(
+      "show a graph's tasks, then every task event until the graph settles (default: the group's latest graph); exits 0 only if it succeeded",
+    )
+    .argument("[graph-id]", "the graph to watch")
+    .addHelpText(
+      "after",
+      `${example("client tasks watch", "client tasks watch 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S -o json")}
+With -o json it prints one JSON object per line: {"snapshot": graph} first, then {"event": event}.
+A broken stream (the server restarted, or cut off a slow watcher) is resumed after the last event
+seen, for up to 30s; then the client exits 3.
+`,
+    )
+    .action(run((context, command) => tasksWatch(context, command.processedArgs[0] as string | undefined)));
+
+  const graphs = program
+    .command("graphs")
+    .description("the task graphs of a group")
+    .allowExcessArguments(true)
+    .action(groupAction("graphs"))
+    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs cancel <id>"));
+  graphs
+    .command("ls")
+    .description("list the group's graphs, newest first")
+    .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
+    .addHelpText("after", example("client graphs ls", "client graphs ls --limit 5 -o json"))
+    .action(run((context, command) => graphsList(context, command.opts())));
+  graphs
+    .command("show")
+    .description("show one graph with every task, as a table or as a diagram")
+    .argument("<id>", "the graph's id")
+    .option("--format <format>", "table, dot (Graphviz) or mermaid", "table")
+    .addHelpText(
+      "after",
+      example("client graphs show 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S", "client graphs show 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S --format dot | dot -Tsvg > graph.svg"),
+    )
+    .action(run((context, command) => graphsShow(context, command.processedArgs[0] as string, command.opts())));
+  graphs
+    .command("cancel")
+    .description("cancel a pending or running graph: tasks not started are cancelled, running ones finish")
+    .argument("<id>", "the graph's id")
+    .addHelpText("after", example("client graphs cancel 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
+    .action(run((context, command) => graphsCancel(context, command.processedArgs[0] as string)));
+
+  return program;
+}
+
+/** Runs the client and returns its exit code. */
+export async function main(argv: string[]): Promise<ExitCode> {
+  const program = buildProgram();
+  try {
+    process.exitCode = ExitCode.ok;
+    await program.parseAsync(argv, { from: "user" });
+    return (process.exitCode ?? ExitCode.ok) as ExitCode;
+  } catch (error) {
+    out.endProgress();
+    if (error instanceof CommanderError) {
+      // --help and --version end with exit code 0; every other commander error is a usage error, already printed.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    const { exitCode, message } = describeError(error, serverForErrors);
+    process.stderr.write(`client: ${message}\n`);
+    return exitCode;
+  }
+}
+
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  // The reader went away (`client nodes ls | head -1`): nothing more to say.
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+process.on("SIGINT", () => {
+  out.endProgress();
+  process.exit(130);
+});
+
+const exitCode = await main(process.argv.slice(2));
+process.exitCode = exitCode;
+// Open channels and timers are closed by now; exit anyway, in case grpc-js keeps a handle.
+process.stdout.write("", () => process.exit(exitCode));

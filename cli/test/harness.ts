@@ -1,0 +1,167 @@
+/**
+ * Runs the real things for the client's end-to-end tests: a real server (bin/server) on a
+ * free port with its SQLite file in a fresh temporary directory, and the real client
+ * (bin/client) as a child process.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DroverServiceDefinition } from "@drover/shared";
+import { createChannel, createClient } from "nice-grpc";
+
+/** The repository's root: this file runs from cli/dist/test/. */
+export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+/** The server to test against; DROVER_TEST_SERVER_BIN may point at another build of it. */
+export const SERVER_BIN = process.env.DROVER_TEST_SERVER_BIN ?? join(REPO_ROOT, "bin/server");
+export const CLIENT_BIN = join(REPO_ROOT, "bin/client");
+
+/** Short latencies keep the tests fast; retries back off briefly. */
+export const FAST_SERVER_FLAGS = ["--mock-latency", "20ms..60ms", "--parallelism", "4", "--retry-backoff", "10ms..50ms"];
+
+/** How long one client run may take before the test calls it hung. */
+const CLIENT_TIMEOUT_MS = 60_000;
+const SERVER_READY_TIMEOUT_MS = 15_000;
+
+export interface ClientResult {
+  /** The exit code; null when the client was killed (by the hang timeout). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A port nobody listens on right now: bind port 0, read the port, close. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs bin/client with exactly these arguments; DROVER_* variables of the test's environment are not passed on. */
+export function runClient(args: string[], env: Record<string, string> = {}): Promise<ClientResult> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("DROVER_")));
+  return new Promise((resolve) => {
+    execFile(
+      CLIENT_BIN,
+      args,
+      { timeout: CLIENT_TIMEOUT_MS, env: { ...inherited, ...env }, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+export interface TestServer {
+  readonly address: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Runs bin/client with `--server` pointing at this server. */
+  client(args: string[], env?: Record<string, string>): Promise<ClientResult>;
+  /** Stops the server (SIGTERM, as an operator would) and keeps its data directory. */
+  stop(): Promise<void>;
+  /** Starts the server again on the same port and data directory. */
+  restart(): Promise<void>;
+  /** Stops the server and removes its data directory. */
+  close(): Promise<void>;
+  /** What the server wrote to stderr, for failure messages. */
+  log(): string;
+}
+
+/** Starts bin/server on a free port with a fresh data directory and waits until it answers. */
+export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), "drover-cli-test-"));
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  let output = "";
+
+  const launch = async () => {
+    const started = spawn(SERVER_BIN, ["--data-dir", dataDir, "--listen", address, ...flags], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child = started;
+    started.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    started.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    await waitUntilServing(address, started, () => output);
+  };
+
+  const stop = async () => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => running.once("exit", () => resolve()));
+    running.kill("SIGTERM");
+    const killer = setTimeout(() => running.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(killer);
+  };
+
+  await launch();
+  return {
+    address,
+    port,
+    dataDir,
+    client: (args, env) => runClient(["--server", address, ...args], env),
+    stop,
+    restart: async () => {
+      await stop();
+      await launch();
+    },
+    close: async () => {
+      await stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+    log: () => output,
+  };
+}
+
+/** Retries a ListNodes call until the server answers, or fails if it exits or takes too long. */
+async function waitUntilServing(address: string, child: ChildProcess, log: () => string): Promise<void> {
+  const channel = createChannel(address);
+  const client = createClient(DroverServiceDefinition, channel);
+  const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
+  try {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`the server exited before serving (code ${child.exitCode}): ${log()}`);
+      }
+      try {
+        await client.listNodes({ group: "default" }, { signal: AbortSignal.timeout(1_000) });
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`the server did not answer within ${SERVER_READY_TIMEOUT_MS}ms: ${log()}`, { cause: error });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  } finally {
+    channel.close();
+  }
+}
+
+/** The lines of a text, without the empty last one. */
+export function lines(text: string): string[] {
+  return text.split("\n").filter((line, index, all) => line !== "" || index < all.length - 1);
+}
+
+/** Parses one JSON value per line. */
+export function jsonLines(text: string): Record<string, any>[] {
+  return lines(text).map((line) => JSON.parse(line) as Record<string, any>);
+}
+
+/** The graph id the update's summary or detach line names. */
+export function graphIdIn(stdout: string): string {
+  const match = /^graph ([0-9A-HJKMNP-TV-Z]{26}) /m.exec(stdout);
+  if (!match) throw new Error(`no graph id in: ${stdout}`);
+  return match[1]!;
+}
