@@ -128,6 +128,31 @@ describe("scheduler", () => {
     assert.equal(driver.calls.length, 1);
   });
 
+  it("ends a task waiting to retry with its last error when the graph halts, and fails the node it was stopping", async (t) => {
+    const store = openTestStore(t);
+    const driver = new RecordingDriver(1);
+    driver.failures.set("OLD1", "always");
+    const { scheduler, journal } = testScheduler(store, driver, { maxAttempts: 3, retryBaseDelayMs: 10_000 });
+    await journal.record([{ type: "node", nodeId: "OLD1", group: "g", state: "running", version: 1, host: "h" }]);
+    const nodes = new Map<string, Node>((await store.listNodes("g", { all: true })).map((node) => [node.id, node]));
+    const graphId = "01ARZ3NDEKTSV4RRFFQ69G5FA8";
+    const run = scheduler.run(
+      await storeGraph(store, graphId, [
+        { id: 0, prerequisites: [], action: "shut_down_node", nodeId: "OLD1" },
+        { id: 1, prerequisites: [0], action: "start_node", version: 2 },
+      ]),
+      nodes,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await scheduler.halt(graphId, "cancelled", "cancelled by a user"), "cancelled");
+    assert.equal(await run.settled, "cancelled");
+    const snapshot = (await store.snapshotGraph(graphId))!;
+    assert.deepEqual(snapshot.tasks.map((task) => [task.state, task.attempts]), [["cancelled", 1], ["cancelled", 0]]);
+    assert.match(snapshot.tasks[0]!.error!, /^planned failure of stop OLD1; not retried: the graph was cancelled$/);
+    const [node] = await store.listNodes("g", { all: true });
+    assert.equal(node!.state, "failed", "a node whose stop failed is not left stopping");
+  });
+
   it("resumes an interrupted graph without starting any node twice", async (t) => {
     const dir = temporaryDataDir(t);
     const store = openTestStore(t, dir);

@@ -93,7 +93,7 @@ export class RecordingDriver implements Driver {
 export function testScheduler(
   store: SqliteStore,
   driver: Driver,
-  options: { parallelism?: number; maxAttempts?: number; taskTimeoutMs?: number; progressDeadlineMs?: number } = {},
+  options: { parallelism?: number; maxAttempts?: number; taskTimeoutMs?: number; progressDeadlineMs?: number; retryBaseDelayMs?: number } = {},
 ) {
   const bus = new EventBus();
   const journal = new Journal(store, bus, () => Date.now());
@@ -107,8 +107,8 @@ export function testScheduler(
     failpoint: noFailpoints,
     parallelism: options.parallelism ?? 4,
     maxAttempts: options.maxAttempts ?? 3,
-    retryBaseDelayMs: 1,
-    retryMaxDelayMs: 5,
+    retryBaseDelayMs: options.retryBaseDelayMs ?? 1,
+    retryMaxDelayMs: Math.max(5, options.retryBaseDelayMs ?? 1),
     taskTimeoutMs: options.taskTimeoutMs ?? 60_000,
     progressDeadlineMs: options.progressDeadlineMs ?? 60_000,
   });

@@ -151,12 +151,27 @@ export class GraphRun {
     this.halted = { state, error };
     this.haltController.abort();
     this.deferred = [];
-    const unstarted = this.tasks.filter((task) => task.state === TaskState.pending);
-    const finalState = state === "failed" ? TaskState.skipped : TaskState.cancelled;
-    for (const task of unstarted) task.state = finalState;
-    if (unstarted.length > 0) {
-      this.record(unstarted.map((task) => this.taskTransition(task, finalState))).catch((cause) => this.abandon(cause));
+    const transitions: Transition[] = [];
+    for (const task of this.tasks) {
+      if (task.state !== TaskState.pending) continue;
+      if (task.attempts === 0) {
+        task.state = state === "failed" ? TaskState.skipped : TaskState.cancelled;
+        transitions.push(this.taskTransition(task, task.state));
+        continue;
+      }
+      // A task waiting to retry a failed attempt ran, so it was not skipped: it ends with its last error.
+      task.state = state === "failed" ? TaskState.failed : TaskState.cancelled;
+      task.error = `${task.error}; not retried: the graph ${state === "failed" ? "failed" : `was ${state}`}`;
+      transitions.push({ ...this.taskTransition(task, task.state), error: task.error });
+      const node = task.nodeId === undefined ? undefined : this.nodes.get(task.nodeId);
+      if (node && node.state === "stopping") {
+        // Its stop failed and will not be tried again: the node is in an unknown state, so failed.
+        node.state = "failed";
+        node.error = task.error;
+        transitions.push(this.nodeTransition(node, task));
+      }
     }
+    if (transitions.length > 0) this.record(transitions).catch((cause) => this.abandon(cause));
     void this.settleIfDone();
   }
 
@@ -307,6 +322,7 @@ export class GraphRun {
     if (willRetry) {
       const delay = this.deps.retryDelay(attempt);
       task.state = TaskState.pending;
+      task.error = message;
       await this.record([
         ...nodeChange,
         {
