@@ -68,7 +68,10 @@ export interface Revision {
  * A node's life:
  * - starting: a start task created it and the driver is starting it; leaves for running
  *   (started) or failed (the start failed).
- * - running: the driver reports it up; leaves for stopping (a shut-down task) or failed.
+ * - running: the driver reports it up; leaves for stopping (a shut-down task), unhealthy
+ *   (it failed its health check too often) or failed (it died).
+ * - unhealthy: still there but failing its health check; the reconciler replaces it like an
+ *   outdated node, within the rollout bounds; leaves for stopping or failed.
  * - stopping: a shut-down task is stopping it; leaves for stopped.
  * - stopped: gone for good; never leaves.
  * - failed: the driver could not start it or it died; a retry of its start task takes it
@@ -77,6 +80,7 @@ export interface Revision {
 export const NodeState = {
   starting: "starting",
   running: "running",
+  unhealthy: "unhealthy",
   stopping: "stopping",
   stopped: "stopped",
   failed: "failed",

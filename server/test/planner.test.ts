@@ -232,6 +232,24 @@ const cases: Case[] = [
       { id: 4, prerequisites: [3], action: "start_node", version: 2 },
     ],
   },
+  {
+    name: "An unhealthy node at the target version is replaced like an outdated one, first and within the bounds.",
+    nodes: [node("a", 2, "running", 1), node("b", 2, "running", 2), node("c", 2, "unhealthy", 3)],
+    spec: spec(3, 2, 1, 0),
+    tasks: [
+      { id: 0, prerequisites: [], action: "start_node", version: 2 },
+      { id: 1, prerequisites: [0], action: "shut_down_node", nodeId: "c" },
+    ],
+  },
+  {
+    name: "On a scale-down unhealthy nodes go first.",
+    nodes: [node("a", 2, "running", 1), node("b", 2, "unhealthy", 0), node("c", 2, "running", 3)],
+    spec: spec(2, 2),
+    tasks: [
+      { id: 0, prerequisites: [], action: "shut_down_node", nodeId: "b" },
+      { id: 1, prerequisites: [0], action: "do_nothing" },
+    ],
+  },
 ];
 
 describe("plan, on worked examples", () => {
@@ -245,7 +263,7 @@ describe("plan, on worked examples", () => {
 // ---------------------------------------------------------------------------------------
 // Properties.
 
-const isLive = (state: NodeState) => state === "starting" || state === "running";
+const isLive = (state: NodeState) => state === "starting" || state === "running" || state === "unhealthy";
 
 /** What the spec says about a group, worked out independently of the planner. */
 function expectations(nodes: readonly Node[], s: Spec) {
@@ -257,7 +275,7 @@ function expectations(nodes: readonly Node[], s: Spec) {
     if (n.state === "failed") failed++;
     if (!isLive(n.state)) continue;
     initialLive++;
-    if (n.version === s.version) good++;
+    if (n.version === s.version && n.state !== "unhealthy") good++;
     else outdated++;
   }
   const toReplace = good >= s.count ? 0 : Math.min(outdated, s.count - good);

@@ -39,17 +39,23 @@ CREATE TABLE graphs (
   FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
 ) WITHOUT ROWID;
 
+CREATE TABLE group_templates (
+  group_name TEXT PRIMARY KEY,
+  template TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE groups (
   name TEXT PRIMARY KEY,
   -- The latest spec revision; the spec itself is the spec_revisions row.
   revision INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TABLE nodes (
+CREATE TABLE "nodes" (
   id TEXT PRIMARY KEY,
   group_name TEXT NOT NULL,
   version INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('starting', 'running', 'stopping', 'stopped', 'failed')),
+  state TEXT NOT NULL CHECK (state IN ('starting', 'running', 'unhealthy', 'stopping', 'stopped', 'failed')),
   host TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,

@@ -10,6 +10,7 @@ const nodeStates: Record<Node["state"], api.NodeState> = {
   stopping: api.NodeState.NODE_STATE_STOPPING,
   stopped: api.NodeState.NODE_STATE_STOPPED,
   failed: api.NodeState.NODE_STATE_FAILED,
+  unhealthy: api.NodeState.NODE_STATE_UNHEALTHY,
 };
 
 const taskStates: Record<Task["state"], api.TaskState> = {

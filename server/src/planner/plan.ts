@@ -9,7 +9,9 @@
  * nodes are shut down, missing nodes are started. Nothing here can breach the rollout
  * bounds: a scale-up only adds, a scale-down only removes and stops at `count`.
  *
- * Phase B replaces the outdated nodes that phase A kept, in `lanes` parallel chains.
+ * Phase B replaces the outdated nodes that phase A kept, in `lanes` parallel chains. An
+ * unhealthy node counts as outdated whatever its version: it may still serve, so it is
+ * replaced within the rollout bounds rather than dropped at once like a failed node.
  * A surge lane starts the new node before shutting down the old one, so at any moment it
  * adds at most one node; an unavailability lane shuts down first, so it takes away at
  * most one. With min(maxSurge, lanes) surge lanes and the rest unavailability lanes, the
@@ -47,9 +49,9 @@ const byId = (a: Node, b: Node): number => (a.id < b.id ? -1 : a.id > b.id ? 1 :
 const oldestFirst = (a: Node, b: Node): number => a.createdAt - b.createdAt || byId(a, b);
 const newestFirst = (a: Node, b: Node): number => oldestFirst(b, a);
 
-// A starting node has not served yet, so losing it costs the least.
-const startingFirst = (a: Node, b: Node): number =>
-  (a.state === "starting" ? 0 : 1) - (b.state === "starting" ? 0 : 1);
+// An unhealthy node serves badly and a starting node has not served yet, so losing them costs the least.
+const leastUseful = (node: Node): number => (node.state === "unhealthy" ? 0 : node.state === "starting" ? 1 : 2);
+const startingFirst = (a: Node, b: Node): number => leastUseful(a) - leastUseful(b);
 
 // Among good nodes, older ones have proven themselves; keep them.
 const goodShutDownOrder = (a: Node, b: Node): number => startingFirst(a, b) || newestFirst(a, b);
@@ -74,6 +76,9 @@ export function plan(nodes: readonly Node[], spec: Spec): TaskGraphSpec {
       case "starting":
       case "running":
         (node.version === version ? good : outdated).push(node);
+        break;
+      case "unhealthy":
+        outdated.push(node);
         break;
       case "stopping":
       case "stopped":
@@ -115,7 +120,8 @@ export function plan(nodes: readonly Node[], spec: Spec): TaskGraphSpec {
     outdated.sort(outdatedShutDownOrder);
     const surplus = outdated.length - toReplace;
     for (let i = 0; i < surplus; i++) shutDown([], outdated[i].id);
-    replace = outdated.slice(surplus).sort(oldestFirst);
+    // Unhealthy nodes are replaced first: they are the ones hurting the group.
+    replace = outdated.slice(surplus).sort((a, b) => leastUseful(a) - leastUseful(b) || oldestFirst(a, b));
     const fresh = Math.max(0, count - good.length - outdated.length);
     for (let i = 0; i < fresh; i++) start([]);
   }

@@ -375,7 +375,9 @@ function failedNode(node: Node, reason: string) {
 function countLiveVersions(nodes: readonly Node[]): Map<number, number> {
   const versions = new Map<number, number>();
   for (const node of nodes) {
-    if (node.state === "starting" || node.state === "running") versions.set(node.version, (versions.get(node.version) ?? 0) + 1);
+    if (node.state === "starting" || node.state === "running" || node.state === "unhealthy") {
+      versions.set(node.version, (versions.get(node.version) ?? 0) + 1);
+    }
   }
   return versions;
 }

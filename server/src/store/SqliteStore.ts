@@ -109,7 +109,7 @@ interface EventRow {
   next_graph_id: string | null;
 }
 
-const LIVE_NODE_STATES = "('starting', 'running', 'stopping', 'failed')";
+const LIVE_NODE_STATES = "('starting', 'running', 'unhealthy', 'stopping', 'failed')";
 const SPEC_COLUMNS = "r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms";
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
   g.finished_at, g.error, g.retries, ${SPEC_COLUMNS}`;
