@@ -6,7 +6,9 @@ import { droverService } from "./api/DroverService.js";
 import { errorMiddleware } from "./api/errorMiddleware.js";
 import type { Clock } from "./clock.js";
 import type { Driver } from "./drivers/Driver.js";
+import type { NodeTemplate } from "./domain.js";
 import { type Failpoint, noFailpoints } from "./failpoints.js";
+import { DEFAULT_TEMPLATE } from "./templates.js";
 import { EventBus } from "./events/EventBus.js";
 import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
@@ -29,6 +31,8 @@ export interface DroverServerOptions {
   reconcileIntervalMs: number;
   watcherCapacity: number;
   failpoint?: Failpoint;
+  /** The template of a group that has none of its own (default: the chat example). */
+  defaultTemplate?: NodeTemplate;
 }
 
 /**
@@ -84,6 +88,7 @@ export class DroverServer {
         reconciler: this.reconciler,
         bus,
         watcherCapacity: options.watcherCapacity,
+        defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
         shutdownSignal: this.shutdownController.signal,
       }),
     );

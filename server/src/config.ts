@@ -55,3 +55,14 @@ export function durationIn(min: number, max: number) {
     return value;
   };
 }
+
+/** Parses a port range `first..last`. */
+export function portRange(text: string): { first: number; last: number } {
+  const match = /^(\d{1,5})\.\.(\d{1,5})$/.exec(text.trim());
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  if (!match || first < 1 || last > 65535 || last < first) {
+    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a port range: write it like 20000..20999, within 1..65535`);
+  }
+  return { first, last };
+}

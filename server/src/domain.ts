@@ -218,3 +218,30 @@ export interface Event {
   /** The graph that follows this one: the rollback a failure started. */
   nextGraphId?: string;
 }
+
+/** How a node's health is checked: an HTTP GET answered 2xx, a TCP connect, or none. */
+export interface HealthCheck {
+  type: "http" | "tcp" | "none";
+  /** For http: the path to GET. */
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failed checks after which a running node is unhealthy. */
+  failureThreshold: number;
+  /** How long a starting node may take to pass its first check (the readiness gate). */
+  startTimeoutMs: number;
+}
+
+/**
+ * What a group's nodes are started from, like an instance template: set per group, it
+ * applies to nodes started after it is set. In the command, args and env values,
+ * `{version}`, `{port}`, `{node_id}` and `{group}` are replaced for each node.
+ */
+export interface NodeTemplate {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  healthCheck: HealthCheck;
+  /** After SIGTERM, how long a node may take to exit before it gets SIGKILL. */
+  stopGraceMs: number;
+}

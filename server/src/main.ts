@@ -2,7 +2,10 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { pino } from "pino";
 import { systemClock } from "./clock.js";
-import { durationIn, integerIn, listenAddress, parseLatencyRange, probability } from "./config.js";
+import { durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
+import type { Driver } from "./drivers/Driver.js";
+import { ProcessDriver } from "./drivers/ProcessDriver.js";
+import { DEFAULT_TEMPLATE } from "./templates.js";
 import { failpointFromSetting } from "./failpoints.js";
 import { DroverServer } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
@@ -17,7 +20,8 @@ const program = new Command("server")
   .description("Drover's server: keeps groups of nodes at their spec, and serves the gRPC API.")
   .addOption(option("--listen <host:port>", "address to serve gRPC on", "DROVER_LISTEN").default("127.0.0.1:8888").argParser(listenAddress))
   .addOption(option("--data-dir <dir>", "directory of the SQLite database, created on first start", "DROVER_DATA_DIR").default("./data"))
-  .addOption(option("--driver <name>", "what starts nodes", "DROVER_DRIVER").choices(["mock"]).default("mock"))
+  .addOption(option("--driver <name>", "what starts nodes: mock (simulated) or process (real processes from each group's template)", "DROVER_DRIVER").choices(["mock", "process"]).default("mock"))
+  .addOption(option("--port-range <first..last>", "process driver: the ports nodes are given, one each", "DROVER_PORT_RANGE").default({ first: 20000, last: 20999 }, "20000..20999").argParser(portRange))
   .addOption(option("--parallelism <n>", "tasks run at once, over all graphs", "DROVER_PARALLELISM").default(10).argParser(integerIn(1, 10_000)))
   .addOption(option("--max-attempts <n>", "attempts a task gets before its graph fails", "DROVER_MAX_ATTEMPTS").default(3).argParser(integerIn(1, 100)))
   .addOption(option("--retry-backoff <min..max>", "wait after a failed attempt: doubles from min up to max", "DROVER_RETRY_BACKOFF").default({ min: 200, max: 10_000 }, "200ms..10s").argParser(parseLatencyRange))
@@ -39,7 +43,8 @@ program.parse();
 const flags = program.opts<{
   listen: string;
   dataDir: string;
-  driver: "mock";
+  driver: "mock" | "process";
+  portRange: { first: number; last: number };
   parallelism: number;
   maxAttempts: number;
   retryBackoff: { min: number; max: number };
@@ -61,13 +66,22 @@ async function main(): Promise<void> {
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
   logger.info({ dataDir: flags.dataDir }, "store opened");
   const failpoint = failpointFromSetting(process.env.DROVER_FAILPOINT);
-  const driver = new MockDriver({
-    latency: flags.mockLatency,
-    failureRate: flags.mockFailureRate,
-    crashRate: flags.mockCrashRate,
-    seed,
-    clock: systemClock,
-  });
+  const driver: Driver =
+    flags.driver === "process"
+      ? new ProcessDriver({
+          dataDir: flags.dataDir,
+          ports: flags.portRange,
+          templateOf: async (group) => (await store.getTemplate(group)) ?? DEFAULT_TEMPLATE,
+          clock: systemClock,
+          logger,
+        })
+      : new MockDriver({
+          latency: flags.mockLatency,
+          failureRate: flags.mockFailureRate,
+          crashRate: flags.mockCrashRate,
+          seed,
+          clock: systemClock,
+        });
   const server = new DroverServer({
     store,
     driver,

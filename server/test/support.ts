@@ -65,7 +65,11 @@ export class RecordingDriver implements Driver {
     return this.started.has(node.id) ? ("running" as const) : ("stopped" as const);
   }
 
-  onNodeExit() {}
+  onNodeFailure() {}
+
+  async sweep() {
+    return [];
+  }
 
   close() {}
 

@@ -7,6 +7,10 @@ import {
   type GetGraphResponse,
   type ListGraphsRequest,
   type ListGraphsResponse,
+  type GetTemplateRequest,
+  type GetTemplateResponse,
+  type SetTemplateRequest,
+  type SetTemplateResponse,
   type ListNodesRequest,
   type ListRevisionsRequest,
   type ListRevisionsResponse,
@@ -25,14 +29,15 @@ import {
   type WatchNodesResponse,
 } from "@drover/shared";
 import { type CallContext, ServerError, Status } from "nice-grpc";
-import type { Event } from "../domain.js";
+import type { Event, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
-import { GraphNotFoundError, NotFoundError } from "../errors.js";
+import { GraphNotFoundError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { templateProblems, withDefaults } from "../templates.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
-import { toApiEvent, toApiGraph, toApiNode, toApiRevision, toApiSpec } from "./convert.js";
+import { fromApiTemplate, toApiEvent, toApiGraph, toApiNode, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
 import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireSpec } from "./validate.js";
 
 function toApiSetSpecResponse(result: SetSpecResult): DeepPartial<SetSpecResponse> {
@@ -53,6 +58,8 @@ export interface DroverServiceOptions {
   bus: EventBus;
   /** How many undelivered events one watcher may fall behind before it is ended. */
   watcherCapacity: number;
+  /** The template of a group that has none of its own. */
+  defaultTemplate: NodeTemplate;
   /** Ends every watch stream; aborted when the server shuts down. */
   shutdownSignal: AbortSignal;
 }
@@ -112,6 +119,24 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       const group = requireGroup(request.group);
       const revisions = await reconciler.history(group, requireListLimit(request.limit));
       return { revisions: revisions.map(toApiRevision) };
+    },
+
+    async setTemplate(request: SetTemplateRequest): Promise<DeepPartial<SetTemplateResponse>> {
+      const group = requireGroup(request.group);
+      if (!request.template) throw new InvalidArgumentError("template is missing: give at least a command");
+      const template = fromApiTemplate(request.template);
+      if (!template) throw new InvalidArgumentError(`health check type ${request.template.healthCheck?.type} is invalid: use http, tcp or none`);
+      const complete = withDefaults(template);
+      const problems = templateProblems(complete);
+      if (problems.length > 0) throw new InvalidArgumentError(problems.join("; "));
+      await store.setTemplate(group, complete, Date.now());
+      return { template: toApiTemplate(complete) };
+    },
+
+    async getTemplate(request: GetTemplateRequest): Promise<DeepPartial<GetTemplateResponse>> {
+      const group = requireGroup(request.group);
+      const template = await store.getTemplate(group);
+      return { template: toApiTemplate(template ?? options.defaultTemplate), isDefault: template === undefined };
     },
 
     async pauseGraph(request: PauseGraphRequest): Promise<DeepPartial<PauseGraphResponse>> {

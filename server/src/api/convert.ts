@@ -1,5 +1,17 @@
 import * as api from "@drover/shared";
-import type { Event, FailurePolicy, Graph, GraphReason, Node, Revision, RevisionReason, Spec, Task } from "../domain.js";
+import type {
+  Event,
+  FailurePolicy,
+  Graph,
+  GraphReason,
+  HealthCheck,
+  Node,
+  NodeTemplate,
+  Revision,
+  RevisionReason,
+  Spec,
+  Task,
+} from "../domain.js";
 import type { GraphSummary, TaskCounts } from "../store/Store.js";
 
 /** Translations between the domain's words and the generated API's messages. */
@@ -166,5 +178,53 @@ export function toApiEvent(event: Event): api.Event {
     retryDelayMs: event.retryDelayMs ?? 0,
     message: event.message ?? "",
     nextGraphId: event.nextGraphId ?? "",
+  };
+}
+
+const healthCheckTypes: Record<HealthCheck["type"], api.HealthCheckType> = {
+  http: api.HealthCheckType.HEALTH_CHECK_TYPE_HTTP,
+  tcp: api.HealthCheckType.HEALTH_CHECK_TYPE_TCP,
+  none: api.HealthCheckType.HEALTH_CHECK_TYPE_NONE,
+};
+
+export function toApiTemplate(template: NodeTemplate): api.NodeTemplate {
+  const check = template.healthCheck;
+  return {
+    command: template.command,
+    args: template.args,
+    env: template.env,
+    healthCheck: {
+      type: healthCheckTypes[check.type],
+      path: check.path,
+      intervalMs: check.intervalMs,
+      timeoutMs: check.timeoutMs,
+      failureThreshold: check.failureThreshold,
+      startTimeoutMs: check.startTimeoutMs,
+    },
+    stopGraceMs: template.stopGraceMs,
+  };
+}
+
+/** The domain's template for an API one, zeros left for the defaults to fill; undefined type when unknown. */
+export function fromApiTemplate(template: api.NodeTemplate): NodeTemplate | undefined {
+  const check = template.healthCheck;
+  const types = Object.entries(healthCheckTypes) as [HealthCheck["type"], api.HealthCheckType][];
+  const type = check === undefined || check.type === api.HealthCheckType.HEALTH_CHECK_TYPE_UNSPECIFIED
+    ? "http"
+    : types.find(([, value]) => value === check.type)?.[0];
+  if (type === undefined) return undefined;
+  return {
+    command: template.command,
+    args: template.args,
+    env: template.env,
+    healthCheck: {
+      type,
+      path: check?.path ?? "",
+      intervalMs: check?.intervalMs ?? 0,
+      timeoutMs: check?.timeoutMs ?? 0,
+      failureThreshold: check?.failureThreshold ?? 0,
+      startTimeoutMs: check?.startTimeoutMs ?? 0,
+    },
+    stopGraceMs: template.stopGraceMs,
   };
 }

@@ -5,8 +5,13 @@ export interface NodeHandle {
   version: number;
 }
 
-/** Called when a running node dies on its own (not by a stop). */
-export type NodeExitListener = (node: NodeHandle, reason: string) => void;
+/** A running node that died (failed) or keeps failing its health check (unhealthy), not by a stop. */
+export interface NodeFailure {
+  state: "failed" | "unhealthy";
+  reason: string;
+}
+
+export type NodeFailureListener = (node: NodeHandle, failure: NodeFailure) => void;
 
 /**
  * Starts and stops nodes. Every call is idempotent: starting a node that already runs,
@@ -24,8 +29,13 @@ export interface Driver {
    * the server re-adopts the nodes an earlier server started.
    */
   inspect(node: NodeHandle, signal: AbortSignal): Promise<"running" | "stopped">;
-  /** Tells the listener about every running node that dies on its own. */
-  onNodeExit(listener: NodeExitListener): void;
+  /** Tells the listener about every running node that dies or turns unhealthy on its own. */
+  onNodeFailure(listener: NodeFailureListener): void;
+  /**
+   * Stops whatever the driver still runs for nodes not in `keep` (the live nodes the store
+   * knows), so that no node runs without a row; returns their ids.
+   */
+  sweep(keep: ReadonlySet<string>): Promise<string[]>;
   /** Stops background work (crash simulation, health checks); nodes keep running. */
   close(): void;
 }

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Clock } from "../clock.js";
 import { seededRandom } from "../clock.js";
-import { DriverError, type Driver, type NodeExitListener, type NodeHandle } from "./Driver.js";
+import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
 
 export interface MockDriverOptions {
   /** Each start and stop takes a latency drawn uniformly from this range, in milliseconds. */
@@ -25,7 +25,7 @@ export class MockDriver implements Driver {
   readonly host: string;
   private readonly random: () => number;
   private readonly running = new Map<string, NodeHandle>();
-  private readonly listeners: NodeExitListener[] = [];
+  private readonly listeners: NodeFailureListener[] = [];
   private readonly closed = new AbortController();
 
   constructor(private readonly options: MockDriverOptions) {
@@ -50,8 +50,14 @@ export class MockDriver implements Driver {
     return "running";
   }
 
-  onNodeExit(listener: NodeExitListener): void {
+  onNodeFailure(listener: NodeFailureListener): void {
     this.listeners.push(listener);
+  }
+
+  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+    const swept = [...this.running.keys()].filter((id) => !keep.has(id));
+    for (const id of swept) this.running.delete(id);
+    return swept;
   }
 
   close(): void {
@@ -63,7 +69,7 @@ export class MockDriver implements Driver {
     const node = this.running.get(nodeId);
     if (!node) return false;
     this.running.delete(nodeId);
-    for (const listener of this.listeners) listener(node, reason);
+    for (const listener of this.listeners) listener(node, { state: "failed", reason });
     return true;
   }
 

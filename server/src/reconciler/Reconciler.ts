@@ -12,7 +12,7 @@ import {
   type Task,
   TaskState,
 } from "../domain.js";
-import type { Driver, NodeHandle } from "../drivers/Driver.js";
+import type { Driver, NodeFailure, NodeHandle } from "../drivers/Driver.js";
 import { FailedPreconditionError, GraphNotFoundError, NotFoundError, UnavailableError } from "../errors.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
@@ -77,7 +77,7 @@ export class Reconciler {
   private readonly passQueued = new Set<string>();
 
   constructor(private readonly options: ReconcilerOptions) {
-    options.driver.onNodeExit((node, reason) => void this.nodeExited(node, reason));
+    options.driver.onNodeFailure((node, failure) => void this.nodeFailed(node, failure));
   }
 
   private get failpoint(): Failpoint {
@@ -207,10 +207,18 @@ export class Reconciler {
       this.launch(graph, nodes);
     }
     const signal = new AbortController().signal;
+    const live = new Set<string>();
+    for (const group of await store.listGroups()) {
+      for (const node of await store.listNodes(group, { all: false })) live.add(node.id);
+    }
+    // Processes a crash left without a live row (their stop was committed, the process outlived it).
+    const swept = await driver.sweep(live);
+    if (swept.length > 0) logger.warn({ nodes: swept }, "stopped node processes that had no live node");
     for (const group of await store.listGroups()) {
       const lost: Node[] = [];
       for (const node of await store.listNodes(group, { all: false })) {
-        if (node.state === "running" && (await driver.inspect(node, signal)) === "stopped") lost.push(node);
+        const adoptable = node.state === "running" || node.state === "unhealthy";
+        if (adoptable && (await driver.inspect(node, signal)) === "stopped") lost.push(node);
       }
       if (lost.length > 0) {
         logger.warn({ group, nodes: lost.map((node) => node.id) }, "running nodes were gone after the restart");
@@ -278,12 +286,13 @@ export class Reconciler {
     this.launch(stored.graph!, nodes);
   }
 
-  private async nodeExited(handle: NodeHandle, reason: string): Promise<void> {
+  private async nodeFailed(handle: NodeHandle, failure: NodeFailure): Promise<void> {
     const { store, journal, logger } = this.options;
     const [node] = (await store.listNodes(handle.group, { all: false })).filter((candidate) => candidate.id === handle.id);
-    if (!node || node.state !== "running") return;
-    logger.warn({ group: node.group, nodeId: node.id, reason }, "node exited");
-    await journal.record([failedNode(node, reason)]);
+    // Only a node the store believes healthy changes here; a graph owns nodes it is starting or stopping.
+    if (!node || (node.state !== "running" && !(node.state === "unhealthy" && failure.state === "failed"))) return;
+    logger.warn({ group: node.group, nodeId: node.id, state: failure.state, reason: failure.reason }, "node failed");
+    await journal.record([{ ...failedNode(node, failure.reason), state: failure.state }]);
     this.queuePass(node.group);
   }
 

@@ -10,6 +10,7 @@ import type {
   GraphWithTasks,
   Node,
   NodeState,
+  NodeTemplate,
   PlannedTask,
   Revision,
   RevisionReason,
@@ -269,6 +270,9 @@ export class SqliteStore implements Store {
       groupSpec: db.prepare(`SELECT g.name, g.revision, ${SPEC_COLUMNS}
         FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision
         WHERE g.name = ?`),
+      template: db.prepare(`SELECT template FROM group_templates WHERE group_name = ?`).pluck(),
+      setTemplate: db.prepare(`INSERT INTO group_templates (group_name, template, updated_at) VALUES (?, ?, ?)
+        ON CONFLICT (group_name) DO UPDATE SET template = excluded.template, updated_at = excluded.updated_at`),
       currentRevision: db.prepare(`SELECT revision FROM groups WHERE name = ?`).pluck(),
       groups: db.prepare(`SELECT name FROM groups ORDER BY name`).pluck(),
       revisions: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? ORDER BY r.revision DESC LIMIT ?`),
@@ -423,6 +427,15 @@ export class SqliteStore implements Store {
 
   async listGroups(): Promise<string[]> {
     return this.statements.groups.all() as string[];
+  }
+
+  async getTemplate(group: string): Promise<NodeTemplate | undefined> {
+    const text = this.statements.template.get(group) as string | undefined;
+    return text === undefined ? undefined : (JSON.parse(text) as NodeTemplate);
+  }
+
+  async setTemplate(group: string, template: NodeTemplate, now: number): Promise<void> {
+    this.statements.setTemplate.run(group, JSON.stringify(template), now);
   }
 
   private countTasks(graphId: string): TaskCounts {

@@ -5,6 +5,7 @@ import type {
   GraphWithTasks,
   Node,
   NodeState,
+  NodeTemplate,
   PlannedTask,
   Revision,
   RevisionReason,
@@ -138,6 +139,8 @@ export interface Store {
   lastReachedRevision(group: string, before: number): Promise<Revision | undefined>;
   /** Every group that has a spec. */
   listGroups(): Promise<string[]>;
+  getTemplate(group: string): Promise<NodeTemplate | undefined>;
+  setTemplate(group: string, template: NodeTemplate, now: number): Promise<void>;
   getGraph(graphId: string): Promise<GraphSummary | undefined>;
   /** A graph with all its tasks and the sequence number of the last event it reflects. */
   snapshotGraph(graphId: string): Promise<{ graph: GraphSummary; tasks: GraphWithTasks["tasks"]; sequence: number } | undefined>;

@@ -1,0 +1,407 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { HealthCheck, NodeTemplate } from "../domain.js";
+import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
+import { findProcessesByEnvironment, isAlive, readProcessStat } from "./procfs.js";
+
+export interface ProcessDriverOptions {
+  /** Node state files, logs and peer lists live under this directory. */
+  dataDir: string;
+  /** Ports are handed out from this range, inclusive; never two live nodes on one port. */
+  ports: { first: number; last: number };
+  /** The group's current template. */
+  templateOf: (group: string) => Promise<NodeTemplate>;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** What the driver keeps of a node in its state file: enough to find the process again after a restart. */
+interface NodeRecord {
+  id: string;
+  group: string;
+  version: number;
+  port: number;
+  /** Unset between writing the record and learning the pid (a crash there is handled by searching /proc). */
+  pid?: number;
+  startTime?: number;
+  healthCheck: HealthCheck;
+  stopGraceMs: number;
+}
+
+/** Health as the monitor last saw it, for stats. */
+export interface NodeHealth {
+  healthy: boolean;
+  consecutiveFailures: number;
+  lastResult: string;
+  lastCheckAt?: number;
+}
+
+const READY_POLL_MS = 100;
+
+/**
+ * The process driver: each node is a real OS process started from its group's template,
+ * in its own session and process group so that it outlives the server. Each node's record
+ * (port, pid, start time) is a JSON file under `<data dir>/nodes/`, written before the
+ * process starts, so a restarted server re-adopts exactly the processes that are still the
+ * same ones (pid plus start time) and treats the others as failed.
+ *
+ * A start succeeds only once the node passes its health check (the readiness gate); a
+ * running node is checked every interval, and reported unhealthy after the template's
+ * threshold of consecutive failures, or failed when its process is gone. Each group's
+ * running nodes are listed in `<data dir>/groups/<group>/peers.json` for the nodes to find
+ * one another.
+ */
+export class ProcessDriver implements Driver {
+  readonly name = "process";
+  readonly host = hostname();
+  private readonly records = new Map<string, NodeRecord>();
+  private readonly monitors = new Map<string, AbortController>();
+  private readonly health = new Map<string, NodeHealth>();
+  private readonly listeners: NodeFailureListener[] = [];
+  private readonly nodesDir: string;
+  private readonly closed = new AbortController();
+
+  constructor(private readonly options: ProcessDriverOptions) {
+    this.nodesDir = join(options.dataDir, "nodes");
+    mkdirSync(this.nodesDir, { recursive: true });
+    for (const file of readdirSync(this.nodesDir)) {
+      if (!file.endsWith(".json")) continue;
+      try {
+        const record = JSON.parse(readFileSync(join(this.nodesDir, file), "utf8")) as NodeRecord;
+        this.records.set(record.id, record);
+      } catch {
+        // A record torn by a crash mid-write is replaced atomically, so this is only a stray file.
+      }
+    }
+  }
+
+  async start(node: NodeHandle, signal: AbortSignal): Promise<void> {
+    const known = this.records.get(node.id);
+    if (known && this.adopt(known)) {
+      await this.waitUntilReady(known, signal);
+      this.startMonitoring(known);
+      this.writePeers(node.group);
+      return;
+    }
+    const template = await this.options.templateOf(node.group);
+    const record: NodeRecord = {
+      id: node.id,
+      group: node.group,
+      version: node.version,
+      port: known?.port ?? this.allocatePort(),
+      healthCheck: template.healthCheck,
+      stopGraceMs: template.stopGraceMs,
+    };
+    this.saveRecord(record);
+    signal.throwIfAborted();
+    await this.spawnNode(record, template);
+    try {
+      await this.waitUntilReady(record, signal);
+    } catch (error) {
+      // A node that never became ready is not left behind; the retry starts it afresh.
+      await this.killProcess(record, 0);
+      this.forget(record);
+      throw error;
+    }
+    this.startMonitoring(record);
+    this.writePeers(node.group);
+    this.options.logger.info({ nodeId: node.id, group: node.group, pid: record.pid, port: record.port }, "node process started");
+  }
+
+  async stop(node: NodeHandle, signal: AbortSignal): Promise<void> {
+    const record = this.records.get(node.id);
+    if (!record) return;
+    this.stopMonitoring(node.id);
+    this.adopt(record);
+    await this.killProcess(record, record.stopGraceMs, signal);
+    this.forget(record);
+    this.writePeers(node.group);
+  }
+
+  async inspect(node: NodeHandle): Promise<"running" | "stopped"> {
+    const record = this.records.get(node.id);
+    if (!record || !this.adopt(record)) {
+      if (record) this.forget(record);
+      return "stopped";
+    }
+    this.startMonitoring(record);
+    this.writePeers(record.group);
+    return "running";
+  }
+
+  onNodeFailure(listener: NodeFailureListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Stops every node process whose id is not in `keep`: processes a crash left without a live row. */
+  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+    const swept: NodeRecord[] = [];
+    for (const record of [...this.records.values()]) {
+      if (keep.has(record.id)) continue;
+      this.stopMonitoring(record.id);
+      if (this.adopt(record)) await this.killProcess(record, record.stopGraceMs);
+      this.forget(record);
+      swept.push(record);
+    }
+    for (const group of new Set(swept.map((record) => record.group))) this.writePeers(group);
+    return swept.map((record) => record.id);
+  }
+
+  close(): void {
+    this.closed.abort();
+    for (const monitor of this.monitors.values()) monitor.abort();
+    this.monitors.clear();
+  }
+
+  /** The node's process and port, for stats; undefined when the driver does not run it. */
+  describe(nodeId: string): { pid?: number; port: number; health?: NodeHealth; logFile: string } | undefined {
+    const record = this.records.get(nodeId);
+    if (!record) return undefined;
+    return { pid: record.pid, port: record.port, health: this.health.get(nodeId), logFile: this.logFile(nodeId) };
+  }
+
+  logFile(nodeId: string): string {
+    return join(this.nodesDir, `${nodeId}.log`);
+  }
+
+  /** Whether the record's process is alive; fills in a pid a crash kept from being recorded. */
+  private adopt(record: NodeRecord): boolean {
+    if (record.pid !== undefined && record.startTime !== undefined) return isAlive(record.pid, record.startTime);
+    const [found] = findProcessesByEnvironment("DROVER_NODE_ID", record.id);
+    if (!found) return false;
+    record.pid = found.pid;
+    record.startTime = found.startTime;
+    this.saveRecord(record);
+    return true;
+  }
+
+  private async spawnNode(record: NodeRecord, template: NodeTemplate): Promise<void> {
+    const substitute = (text: string) =>
+      text
+        .replaceAll("{version}", String(record.version))
+        .replaceAll("{port}", String(record.port))
+        .replaceAll("{node_id}", record.id)
+        .replaceAll("{group}", record.group);
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...Object.fromEntries(Object.entries(template.env).map(([name, value]) => [name, substitute(value)])),
+      PORT: String(record.port),
+      DROVER_NODE_ID: record.id,
+      DROVER_VERSION: String(record.version),
+      DROVER_GROUP: record.group,
+      DROVER_PEERS_FILE: this.peersFile(record.group),
+    };
+    const log = openSync(this.logFile(record.id), "a");
+    try {
+      const child = spawn(substitute(template.command), template.args.map(substitute), {
+        detached: true,
+        stdio: ["ignore", log, log],
+        env,
+        cwd: this.options.dataDir,
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once("spawn", resolve);
+        child.once("error", (error: NodeJS.ErrnoException) => {
+          const reason = error.code === "ENOENT" ? "was not found" : `could not be started (${error.code ?? error.message})`;
+          reject(
+            new DriverError(
+              `command ${JSON.stringify(template.command)} of group ${record.group}'s template ${reason}: fix it with 'client group set-template'`,
+              false,
+              { cause: error },
+            ),
+          );
+        });
+      });
+      child.unref();
+      const stat = readProcessStat(child.pid!);
+      record.pid = child.pid!;
+      record.startTime = stat?.startTime ?? 0;
+      this.saveRecord(record);
+    } catch (error) {
+      this.forget(record);
+      throw error;
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  /** Waits until the node passes its health check; fails when its process exits or the start timeout passes. */
+  private async waitUntilReady(record: NodeRecord, signal: AbortSignal): Promise<void> {
+    const { clock } = this.options;
+    const check = record.healthCheck;
+    const deadline = clock.now() + check.startTimeoutMs;
+    let last = "no check yet";
+    for (;;) {
+      if (!this.adopt(record)) {
+        throw new DriverError(`node ${record.id} exited as it started${this.lastLogLine(record.id)}: see 'client nodes logs ${record.id}'`);
+      }
+      last = await this.check(record, check);
+      if (last === "ok") {
+        this.health.set(record.id, { healthy: true, consecutiveFailures: 0, lastResult: "ok", lastCheckAt: clock.now() });
+        return;
+      }
+      if (clock.now() >= deadline) {
+        throw new DriverError(`node ${record.id} did not pass its health check within ${check.startTimeoutMs}ms (last: ${last})`);
+      }
+      await clock.sleep(READY_POLL_MS, signal);
+    }
+  }
+
+  /** One health check: "ok", or what went wrong. */
+  private async check(record: NodeRecord, check: HealthCheck): Promise<string> {
+    if (check.type === "none") return "ok";
+    const timeout = AbortSignal.timeout(check.timeoutMs);
+    if (check.type === "tcp") {
+      return new Promise((resolve) => {
+        const socket = connect({ host: "127.0.0.1", port: record.port });
+        const done = (result: string) => {
+          socket.destroy();
+          resolve(result);
+        };
+        socket.once("connect", () => done("ok"));
+        socket.once("error", (error: NodeJS.ErrnoException) => done(`tcp connect: ${error.code ?? error.message}`));
+        timeout.addEventListener("abort", () => done(`tcp connect timed out after ${check.timeoutMs}ms`));
+      });
+    }
+    try {
+      const response = await fetch(`http://127.0.0.1:${record.port}${check.path}`, { signal: timeout });
+      await response.body?.cancel();
+      return response.ok ? "ok" : `GET ${check.path} answered ${response.status}`;
+    } catch (error) {
+      if (timeout.aborted) return `GET ${check.path} timed out after ${check.timeoutMs}ms`;
+      const cause = (error as { cause?: { code?: string } }).cause?.code;
+      return `GET ${check.path}: ${cause ?? (error as Error).message}`;
+    }
+  }
+
+  private startMonitoring(record: NodeRecord): void {
+    if (this.monitors.has(record.id) || this.closed.signal.aborted) return;
+    const controller = new AbortController();
+    this.monitors.set(record.id, controller);
+    void this.monitor(record, controller.signal);
+  }
+
+  private stopMonitoring(nodeId: string): void {
+    this.monitors.get(nodeId)?.abort();
+    this.monitors.delete(nodeId);
+  }
+
+  /** Checks a running node every interval: gone → failed; too many failed checks in a row → unhealthy (once). */
+  private async monitor(record: NodeRecord, signal: AbortSignal): Promise<void> {
+    const { clock } = this.options;
+    const check = record.healthCheck;
+    let failures = 0;
+    let reported = false;
+    while (!signal.aborted) {
+      try {
+        await clock.sleep(check.intervalMs, signal);
+      } catch {
+        return;
+      }
+      if (!this.adopt(record)) {
+        this.stopMonitoring(record.id);
+        this.forget(record);
+        this.writePeers(record.group);
+        this.report(record, "failed", `its process (pid ${record.pid}) exited${this.lastLogLine(record.id)}`);
+        return;
+      }
+      const result = await this.check(record, check);
+      failures = result === "ok" ? 0 : failures + 1;
+      this.health.set(record.id, { healthy: failures < check.failureThreshold, consecutiveFailures: failures, lastResult: result, lastCheckAt: clock.now() });
+      if (failures >= check.failureThreshold && !reported) {
+        reported = true;
+        this.report(record, "unhealthy", `failed ${failures} health checks in a row (last: ${result})`);
+      }
+    }
+  }
+
+  private report(record: NodeRecord, state: "failed" | "unhealthy", reason: string): void {
+    this.options.logger.warn({ nodeId: record.id, group: record.group, state, reason }, "node failure");
+    const handle = { id: record.id, group: record.group, version: record.version };
+    for (const listener of this.listeners) listener(handle, { state, reason });
+  }
+
+  /** SIGTERM to the node's process group, SIGKILL after the grace period; resolves once it is gone. */
+  private async killProcess(record: NodeRecord, graceMs: number, signal?: AbortSignal): Promise<void> {
+    if (record.pid === undefined || record.startTime === undefined || !isAlive(record.pid, record.startTime)) return;
+    const { clock } = this.options;
+    const send = (name: NodeJS.Signals) => {
+      try {
+        process.kill(-record.pid!, name);
+      } catch {
+        // Already gone.
+      }
+    };
+    send(graceMs > 0 ? "SIGTERM" : "SIGKILL");
+    const killAt = clock.now() + graceMs;
+    let killed = graceMs === 0;
+    while (isAlive(record.pid, record.startTime)) {
+      if (!killed && clock.now() >= killAt) {
+        send("SIGKILL");
+        killed = true;
+      }
+      await clock.sleep(20, signal ?? new AbortController().signal);
+    }
+  }
+
+  private allocatePort(): number {
+    const used = new Set([...this.records.values()].map((record) => record.port));
+    const { first, last } = this.options.ports;
+    for (let port = first; port <= last; port++) if (!used.has(port)) return port;
+    throw new DriverError(
+      `no free port in ${first}..${last}: all ${last - first + 1} are held by live nodes; widen --port-range or scale down`,
+      false,
+    );
+  }
+
+  private forget(record: NodeRecord): void {
+    this.records.delete(record.id);
+    this.health.delete(record.id);
+    rmSync(this.recordFile(record.id), { force: true });
+  }
+
+  private saveRecord(record: NodeRecord): void {
+    this.records.set(record.id, record);
+    writeAtomically(this.recordFile(record.id), JSON.stringify(record));
+  }
+
+  private writePeers(group: string): void {
+    const peers = [...this.records.values()]
+      .filter((record) => record.group === group && this.monitors.has(record.id))
+      .map((record) => ({ id: record.id, host: "127.0.0.1", port: record.port, version: record.version }));
+    const file = this.peersFile(group);
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeAtomically(file, JSON.stringify({ peers }));
+  }
+
+  private lastLogLine(nodeId: string): string {
+    try {
+      const lines = readFileSync(this.logFile(nodeId), "utf8").trimEnd().split("\n");
+      const last = lines.at(-1)?.trim();
+      return last ? ` (its log ends: ${last.slice(0, 200)})` : "";
+    } catch {
+      return "";
+    }
+  }
+
+  private recordFile(nodeId: string): string {
+    return join(this.nodesDir, `${nodeId}.json`);
+  }
+
+  private peersFile(group: string): string {
+    return join(this.options.dataDir, "groups", group, "peers.json");
+  }
+}
+
+/** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */
+function writeAtomically(path: string, content: string): void {
+  const temporary = `${path}.tmp`;
+  writeFileSync(temporary, content);
+  renameSync(temporary, path);
+}
