@@ -26,7 +26,7 @@ CREATE TABLE events (
   retry_delay_ms INTEGER
 , message TEXT, next_graph_id TEXT);
 
-CREATE TABLE graphs (
+CREATE TABLE "graphs" (
   id TEXT PRIMARY KEY,
   group_name TEXT NOT NULL,
   revision INTEGER NOT NULL,
@@ -35,7 +35,10 @@ CREATE TABLE graphs (
   started_at INTEGER,
   finished_at INTEGER,
   error TEXT,
-  retries INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'repair')), paused_at INTEGER,
+  retries INTEGER NOT NULL DEFAULT 0,
+  -- 'update': made by a new revision; 'repair': by the reconciler for drift; 'operation': by an operation on one node.
+  reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'repair', 'operation')),
+  paused_at INTEGER,
   FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
 ) WITHOUT ROWID;
 
@@ -75,7 +78,7 @@ CREATE TABLE spec_revisions (
   version INTEGER NOT NULL CHECK (version >= 1),
   max_surge INTEGER NOT NULL CHECK (max_surge >= 0),
   max_unavailable INTEGER NOT NULL CHECK (max_unavailable >= 0),
-  created_at INTEGER NOT NULL, on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')), task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0), progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0), reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'rollback', 'auto_rollback')), restores INTEGER,
+  created_at INTEGER NOT NULL, on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')), task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0), progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0), reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'rollback', 'auto_rollback')), restores INTEGER, cpu_millis INTEGER NOT NULL DEFAULT 0 CHECK (cpu_millis >= 0), memory_mb INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0),
   PRIMARY KEY (group_name, revision)
 ) WITHOUT ROWID;
 

@@ -46,6 +46,24 @@ describe("store", () => {
     assert.equal(dumpSchema(path), schemaBefore);
   });
 
+  it("keeps every row when a later migration rebuilds a table others refer to", async (t) => {
+    const dir = temporaryDataDir(t);
+    const db = new Database(join(dir, DATABASE_FILE));
+    const all = readMigrations(MIGRATIONS_DIR);
+    migrate(db, all.slice(0, 3));
+    db.exec(`INSERT INTO groups VALUES ('g', 1);
+      INSERT INTO spec_revisions (group_name, revision, count, version, max_surge, max_unavailable, created_at) VALUES ('g', 1, 1, 1, 0, 1, 0);
+      INSERT INTO graphs (id, group_name, revision, state, created_at, reason) VALUES ('G1', 'g', 1, 'succeeded', 0, 'repair');
+      INSERT INTO tasks (graph_id, id, action, prerequisites, state) VALUES ('G1', 0, 'do_nothing', '[]', 'succeeded');`);
+    assert.deepEqual(migrate(db, all), all.slice(3).map((migration) => migration.version));
+    assert.deepEqual(db.prepare("SELECT id, reason FROM graphs").all(), [{ id: "G1", reason: "repair" }]);
+    assert.equal(db.prepare("SELECT COUNT(*) FROM tasks WHERE graph_id = 'G1'").pluck().get(), 1);
+    assert.deepEqual(db.pragma("foreign_key_check"), []);
+    db.pragma("foreign_keys = ON");
+    assert.throws(() => db.prepare("INSERT INTO tasks (graph_id, id, action, prerequisites, state) VALUES ('nope', 0, 'do_nothing', '[]', 'pending')").run(), /FOREIGN KEY/);
+    db.close();
+  });
+
   it("uses WAL with full synchronous durability", async (t) => {
     const dir = temporaryDataDir(t);
     await openSqliteStore(dir, MIGRATIONS_DIR).close();

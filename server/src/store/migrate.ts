@@ -51,13 +51,25 @@ export function migrate(db: Database, migrations: readonly Migration[]): number[
   }
   const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
   const done: number[] = [];
-  for (const migration of migrations) {
-    if (applied.has(migration.version)) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
-      record.run(migration.version, migration.name, Date.now());
-    })();
-    done.push(migration.version);
+  // A migration may rebuild a table that others refer to (SQLite's way to change a
+  // constraint), which needs foreign keys off; they are checked before each commit instead.
+  const foreignKeys = db.pragma("foreign_keys", { simple: true });
+  db.pragma("foreign_keys = OFF");
+  try {
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      db.transaction(() => {
+        db.exec(migration.sql);
+        const violations = db.pragma("foreign_key_check") as unknown[];
+        if (violations.length > 0) {
+          throw new Error(`migration ${migration.version}_${migration.name} breaks ${violations.length} foreign keys`);
+        }
+        record.run(migration.version, migration.name, Date.now());
+      })();
+      done.push(migration.version);
+    }
+  } finally {
+    db.pragma(`foreign_keys = ${foreignKeys ? "ON" : "OFF"}`);
   }
   return done;
 }
