@@ -1,3 +1,4 @@
+import { availableParallelism, totalmem } from "node:os";
 import { createServer, type Server } from "nice-grpc";
 import { DroverServiceDefinition } from "@drover/shared";
 import type { Logger } from "pino";
@@ -9,6 +10,11 @@ import type { Driver } from "./drivers/Driver.js";
 import type { NodeTemplate } from "./domain.js";
 import { type Failpoint, noFailpoints } from "./failpoints.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
+
+/** This host's cores (in thousandths) and memory (in MiB). */
+export function detectCapacity(): { cpuMillis: number; memoryMb: number } {
+  return { cpuMillis: availableParallelism() * 1000, memoryMb: Math.floor(totalmem() / 1048576) };
+}
 import { EventBus } from "./events/EventBus.js";
 import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
@@ -33,6 +39,8 @@ export interface DroverServerOptions {
   failpoint?: Failpoint;
   /** The template of a group that has none of its own (default: the chat example). */
   defaultTemplate?: NodeTemplate;
+  /** What the host can hold, for specs that reserve cpu or memory (default: detected). */
+  capacity?: { cpuMillis: number; memoryMb: number };
 }
 
 /**
@@ -79,6 +87,7 @@ export class DroverServer {
       logger,
       failpoint,
       shutdownSignal: this.shutdownController.signal,
+      capacity: options.capacity ?? detectCapacity(),
     });
     this.grpc = createServer().use(errorMiddleware(logger));
     this.grpc.add(
@@ -89,6 +98,7 @@ export class DroverServer {
         bus,
         watcherCapacity: options.watcherCapacity,
         defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
+        driver,
         shutdownSignal: this.shutdownController.signal,
       }),
     );

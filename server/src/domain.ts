@@ -24,6 +24,10 @@ export interface Spec {
   taskTimeoutMs?: number;
   /** How long a graph may go without a task finishing; 0 or absent: the server's default. */
   progressDeadlineMs?: number;
+  /** Reserved per node, in thousandths of a core; 0 or absent: none. */
+  cpuMillis?: number;
+  /** Reserved (and, where the OS allows, enforced) per node, in MiB; 0 or absent: none. */
+  memoryMb?: number;
 }
 
 /** stop: leave a failed graph for an operator. rollback: return to the last revision whose graph succeeded. */
@@ -34,8 +38,11 @@ export type FailurePolicy = (typeof FailurePolicy)[keyof typeof FailurePolicy];
 export const RevisionReason = { update: "update", rollback: "rollback", autoRollback: "auto_rollback" } as const;
 export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason];
 
-/** Why a graph exists: a new revision, or the reconciler repairing drift under the same revision. */
-export const GraphReason = { update: "update", repair: "repair" } as const;
+/**
+ * Why a graph exists: a new revision, the reconciler repairing drift under the same
+ * revision, or an operation on one node (a restart).
+ */
+export const GraphReason = { update: "update", repair: "repair", operation: "operation" } as const;
 export type GraphReason = (typeof GraphReason)[keyof typeof GraphReason];
 
 /** Whether two specs ask for the same thing (absent policies meaning their defaults). */
@@ -47,7 +54,9 @@ export function sameSpec(a: Spec, b: Spec): boolean {
     a.maxUnavailable === b.maxUnavailable &&
     (a.onFailure ?? "stop") === (b.onFailure ?? "stop") &&
     (a.taskTimeoutMs ?? 0) === (b.taskTimeoutMs ?? 0) &&
-    (a.progressDeadlineMs ?? 0) === (b.progressDeadlineMs ?? 0)
+    (a.progressDeadlineMs ?? 0) === (b.progressDeadlineMs ?? 0) &&
+    (a.cpuMillis ?? 0) === (b.cpuMillis ?? 0) &&
+    (a.memoryMb ?? 0) === (b.memoryMb ?? 0)
   );
 }
 
@@ -244,4 +253,16 @@ export interface NodeTemplate {
   healthCheck: HealthCheck;
   /** After SIGTERM, how long a node may take to exit before it gets SIGKILL. */
   stopGraceMs: number;
+}
+
+/** What the OS says of a node's process (drivers that run real processes only). */
+export interface NodeStats {
+  pid?: number;
+  port?: number;
+  cpuPercent?: number;
+  residentBytes?: number;
+  uptimeMs?: number;
+  healthy?: boolean;
+  lastCheck?: string;
+  lastCheckAt?: number;
 }

@@ -3,7 +3,7 @@
  * code; anything else is an internal error, logged with detail and returned without it.
  */
 export abstract class DroverError extends Error {
-  abstract readonly kind: "invalid_argument" | "not_found" | "failed_precondition" | "unavailable";
+  abstract readonly kind: "invalid_argument" | "not_found" | "failed_precondition" | "unavailable" | "resource_exhausted";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -30,6 +30,17 @@ export class FailedPreconditionError extends DroverError {
 
 export class UnavailableError extends DroverError {
   readonly kind = "unavailable";
+}
+
+/** The host cannot hold what was asked for. */
+export class ResourceExhaustedError extends DroverError {
+  readonly kind = "resource_exhausted";
+}
+
+export class NodeNotFoundError extends NotFoundError {
+  constructor(readonly nodeId: string) {
+    super(`node ${nodeId} not found: list nodes with 'client nodes ls --all'`);
+  }
 }
 
 /** The data directory or database cannot be used; the server cannot start. */

@@ -7,7 +7,7 @@ import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
 import { failpointFromSetting } from "./failpoints.js";
-import { DroverServer } from "./DroverServer.js";
+import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
@@ -33,6 +33,8 @@ const program = new Command("server")
   .addOption(option("--reconcile-interval <duration>", "how often every group is compared with its spec and repaired", "DROVER_RECONCILE_INTERVAL").default(10_000, "10s").argParser(durationIn(10, 86_400_000)))
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
+  .addOption(option("--capacity-cpu <millis>", "cpu the host offers nodes, in thousandths of a core (default: detected)", "DROVER_CAPACITY_CPU").argParser(integerIn(1, 1_024_000_000)))
+  .addOption(option("--capacity-memory <MiB>", "memory the host offers nodes, in MiB (default: detected)", "DROVER_CAPACITY_MEMORY").argParser(integerIn(1, 1_073_741_824)))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -55,6 +57,8 @@ const flags = program.opts<{
   progressDeadline: number;
   reconcileInterval: number;
   seed?: number;
+  capacityCpu?: number;
+  capacityMemory?: number;
   watcherBuffer: number;
   logLevel: string;
 }>();
@@ -97,6 +101,10 @@ async function main(): Promise<void> {
     reconcileIntervalMs: flags.reconcileInterval,
     watcherCapacity: flags.watcherBuffer,
     failpoint,
+    capacity: {
+      cpuMillis: flags.capacityCpu ?? detectCapacity().cpuMillis,
+      memoryMb: flags.capacityMemory ?? detectCapacity().memoryMb,
+    },
   });
   let stopping = false;
   const stop = (signal: string) => {

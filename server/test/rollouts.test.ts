@@ -153,7 +153,7 @@ describe("rollouts", { timeout: 60_000 }, () => {
     const { graph, revision } = await client.setSpec({ count: 3, version: 1 });
     await drain(client.watchGraph({ graphId: graph!.id }));
     const victim = (await client.listNodes({})).nodes[0]!;
-    assert.ok(driver.kill(victim.id, "simulated crash"));
+    assert.ok(driver.crash(victim.id, "simulated crash"));
     const repair = await eventually(async () => {
       const graphs = (await client.listGraphs({})).graphs;
       return graphs[0]!.reason === GraphReason.GRAPH_REASON_REPAIR ? graphs[0] : undefined;

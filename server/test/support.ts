@@ -67,6 +67,18 @@ export class RecordingDriver implements Driver {
 
   onNodeFailure() {}
 
+  async kill() {
+    return false;
+  }
+
+  stats() {
+    return undefined;
+  }
+
+  logFile() {
+    return undefined;
+  }
+
   async sweep() {
     return [];
   }

@@ -12,6 +12,18 @@ import {
   type SetTemplateRequest,
   type SetTemplateResponse,
   type ListNodesRequest,
+  type CloneNodeRequest,
+  type CloneNodeResponse,
+  type GetNodeStatsRequest,
+  type GetNodeStatsResponse,
+  type KillNodeRequest,
+  type KillNodeResponse,
+  type NodeLogsRequest,
+  type NodeLogsResponse,
+  type RestartNodeRequest,
+  type RestartNodeResponse,
+  type StopNodeRequest,
+  type StopNodeResponse,
   type ListRevisionsRequest,
   type ListRevisionsResponse,
   type PauseGraphRequest,
@@ -29,16 +41,18 @@ import {
   type WatchNodesResponse,
 } from "@drover/shared";
 import { type CallContext, ServerError, Status } from "nice-grpc";
-import type { Event, NodeTemplate } from "../domain.js";
+import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
-import { GraphNotFoundError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { FailedPreconditionError, GraphNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
+import type { Driver } from "../drivers/Driver.js";
+import { readLog } from "./readLog.js";
 import { templateProblems, withDefaults } from "../templates.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
-import { fromApiTemplate, toApiEvent, toApiGraph, toApiNode, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
-import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireSpec } from "./validate.js";
+import { fromApiTemplate, toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
+import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec } from "./validate.js";
 
 function toApiSetSpecResponse(result: SetSpecResult): DeepPartial<SetSpecResponse> {
   return {
@@ -60,6 +74,7 @@ export interface DroverServiceOptions {
   watcherCapacity: number;
   /** The template of a group that has none of its own. */
   defaultTemplate: NodeTemplate;
+  driver: Driver;
   /** Ends every watch stream; aborted when the server shuts down. */
   shutdownSignal: AbortSignal;
 }
@@ -70,6 +85,12 @@ const REPLAY_PAGE = 10_000;
 /** The gRPC handlers: validate, call the domain, translate. Nothing here speaks SQL. */
 export function droverService(options: DroverServiceOptions): DroverServiceImplementation {
   const { store, reconciler, bus } = options;
+
+  /** The node with what the driver reads of it from the OS, when it runs real processes. */
+  async function nodeWithStats(node: Node) {
+    const stats = node.state === "stopped" ? undefined : options.driver.stats(node);
+    return toApiNode(node, stats && toApiNodeStats(stats, Math.max(0, (await store.startAttempts(node.id)) - 1)));
+  }
 
   /** Streams a subscription's events after `cursor` until `isEnd` says the last one ends the stream. */
   async function* follow(
@@ -139,6 +160,48 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       return { template: toApiTemplate(template ?? options.defaultTemplate), isDefault: template === undefined };
     },
 
+    async restartNode(request: RestartNodeRequest): Promise<DeepPartial<RestartNodeResponse>> {
+      const graph = await reconciler.restartNode(requireNodeId(request.nodeId));
+      return { graph: toApiGraph(graph, graph.tasks) };
+    },
+
+    async stopNode(request: StopNodeRequest): Promise<DeepPartial<StopNodeResponse>> {
+      return { update: toApiSetSpecResponse(await reconciler.stopNode(requireNodeId(request.nodeId))) };
+    },
+
+    async cloneNode(request: CloneNodeRequest): Promise<DeepPartial<CloneNodeResponse>> {
+      return { update: toApiSetSpecResponse(await reconciler.cloneNode(requireNodeId(request.nodeId))) };
+    },
+
+    async killNode(request: KillNodeRequest): Promise<DeepPartial<KillNodeResponse>> {
+      return { node: toApiNode(await reconciler.killNode(requireNodeId(request.nodeId))) };
+    },
+
+    async getNodeStats(request: GetNodeStatsRequest): Promise<DeepPartial<GetNodeStatsResponse>> {
+      const nodeId = requireNodeId(request.nodeId);
+      const node = await store.getNode(nodeId);
+      if (!node) throw new NodeNotFoundError(nodeId);
+      return { node: await nodeWithStats(node) };
+    },
+
+    async *nodeLogs(request: NodeLogsRequest, context: CallContext): AsyncGenerator<DeepPartial<NodeLogsResponse>> {
+      const nodeId = requireNodeId(request.nodeId);
+      const node = await store.getNode(nodeId);
+      if (!node) throw new NodeNotFoundError(nodeId);
+      const file = options.driver.logFile(node);
+      if (!file) throw new FailedPreconditionError(`node ${nodeId} has no log: the ${options.driver.name} driver keeps none`);
+      const signal = AbortSignal.any([context.signal, options.shutdownSignal]);
+      for await (const text of readLog(file, {
+        tailBytes: request.tailBytes || 65_536,
+        follow: request.follow,
+        signal,
+        // Following ends once the node is gone for good and its last words are read.
+        ended: async () => (await store.getNode(nodeId))?.state === "stopped",
+      })) {
+        yield { text };
+      }
+    },
+
     async pauseGraph(request: PauseGraphRequest): Promise<DeepPartial<PauseGraphResponse>> {
       return { graph: toApiGraph(await reconciler.pause(requireGraphId(request.graphId))) };
     },
@@ -150,8 +213,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async listNodes(request: ListNodesRequest): Promise<DeepPartial<ListNodesResponse>> {
       const group = requireGroup(request.group);
       const [nodes, current] = await Promise.all([store.listNodes(group, { all: request.all }), store.getGroupSpec(group)]);
+      const live = nodes.filter((node) => request.all || node.state !== "stopped");
+      const withStats = request.wide ? await Promise.all(live.map((node) => nodeWithStats(node))) : live.map((node) => toApiNode(node));
       return {
-        nodes: nodes.filter((node) => request.all || node.state !== "stopped").map(toApiNode),
+        nodes: withStats,
         revision: current?.revision ?? 0,
         spec: current && toApiSpec(current.spec),
       };
@@ -164,7 +229,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
         let cursor: number;
         if (request.afterSequence === undefined) {
           const snapshot = await store.snapshotNodes(group);
-          yield { snapshot: snapshot.nodes.map(toApiNode), sequence: snapshot.sequence, events: [] };
+          yield { snapshot: snapshot.nodes.map((node) => toApiNode(node)), sequence: snapshot.sequence, events: [] };
           cursor = snapshot.sequence;
         } else {
           cursor = request.afterSequence;

@@ -6,6 +6,7 @@ import type {
   GraphReason,
   HealthCheck,
   Node,
+  NodeStats,
   NodeTemplate,
   Revision,
   RevisionReason,
@@ -65,6 +66,7 @@ const failurePolicies: Record<FailurePolicy, api.FailurePolicy> = {
 const graphReasons: Record<GraphReason, api.GraphReason> = {
   update: api.GraphReason.GRAPH_REASON_UPDATE,
   repair: api.GraphReason.GRAPH_REASON_REPAIR,
+  operation: api.GraphReason.GRAPH_REASON_OPERATION,
 };
 
 const revisionReasons: Record<RevisionReason, api.RevisionReason> = {
@@ -91,10 +93,26 @@ export function toApiSpec(spec: Spec): api.Spec {
     onFailure: failurePolicies[spec.onFailure ?? "stop"],
     taskTimeoutMs: spec.taskTimeoutMs ?? 0,
     progressDeadlineMs: spec.progressDeadlineMs ?? 0,
+    cpuMillis: spec.cpuMillis ?? 0,
+    memoryMb: spec.memoryMb ?? 0,
   };
 }
 
-export function toApiNode(node: Node): api.Node {
+export function toApiNodeStats(stats: NodeStats, restarts: number): api.NodeStats {
+  return {
+    pid: stats.pid ?? 0,
+    port: stats.port ?? 0,
+    cpuPercent: stats.cpuPercent ?? 0,
+    residentBytes: stats.residentBytes ?? 0,
+    uptimeMs: stats.uptimeMs ?? 0,
+    healthy: stats.healthy ?? false,
+    lastCheck: stats.lastCheck ?? "",
+    lastCheckAt: dateOf(stats.lastCheckAt),
+    restarts,
+  };
+}
+
+export function toApiNode(node: Node, stats?: api.NodeStats): api.Node {
   return {
     id: node.id,
     group: node.group,
@@ -104,6 +122,7 @@ export function toApiNode(node: Node): api.Node {
     createdAt: dateOf(node.createdAt),
     updatedAt: dateOf(node.updatedAt),
     error: node.error ?? "",
+    stats,
   };
 }
 

@@ -8,6 +8,7 @@ const statusOf: Record<DroverError["kind"], Status> = {
   not_found: Status.NOT_FOUND,
   failed_precondition: Status.FAILED_PRECONDITION,
   unavailable: Status.UNAVAILABLE,
+  resource_exhausted: Status.RESOURCE_EXHAUSTED,
 };
 
 /**

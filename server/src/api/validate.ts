@@ -5,6 +5,7 @@ import {
   graphIdProblem,
   groupNameProblem,
   specProblems,
+  ULID_PATTERN,
 } from "@drover/shared";
 import type { SetSpecRequest } from "@drover/shared";
 import type { Spec } from "../domain.js";
@@ -19,11 +20,19 @@ export function requireGroup(group: string): string {
   return name;
 }
 
+export function requireNodeId(nodeId: string): string {
+  if (!ULID_PATTERN.test(nodeId)) throw new InvalidArgumentError(`node id ${JSON.stringify(nodeId)} is invalid: a node id is a 26-character ULID`);
+  return nodeId;
+}
+
 export function requireGraphId(graphId: string): string {
   const problem = graphIdProblem(graphId);
   if (problem) throw new InvalidArgumentError(problem);
   return graphId;
 }
+
+const MAX_CPU_MILLIS = 1_024_000;
+const MAX_MEMORY_MB = 1_048_576;
 
 /** The most a task timeout or progress deadline may be: a day. */
 export const MAX_DEADLINE_MS = 86_400_000;
@@ -41,8 +50,17 @@ export function requireSpec(input: SetSpecRequest): Spec {
   for (const [name, value] of [["task timeout", input.taskTimeoutMs], ["progress deadline", input.progressDeadlineMs]] as const) {
     if (value > MAX_DEADLINE_MS) problems.push(`${name} ${value}ms is invalid: it must be at most ${MAX_DEADLINE_MS}ms (a day), or 0 for the server's default`);
   }
+  if (input.cpuMillis > MAX_CPU_MILLIS) problems.push(`cpu ${input.cpuMillis}m is invalid: at most ${MAX_CPU_MILLIS}m (1024 cores) a node`);
+  if (input.memoryMb > MAX_MEMORY_MB) problems.push(`memory ${input.memoryMb}MiB is invalid: at most ${MAX_MEMORY_MB}MiB (1 TiB) a node`);
   if (problems.length > 0) throw new InvalidArgumentError(problems.join("; "));
-  return { ...spec, onFailure, taskTimeoutMs: input.taskTimeoutMs, progressDeadlineMs: input.progressDeadlineMs };
+  return {
+    ...spec,
+    onFailure,
+    taskTimeoutMs: input.taskTimeoutMs,
+    progressDeadlineMs: input.progressDeadlineMs,
+    cpuMillis: input.cpuMillis,
+    memoryMb: input.memoryMb,
+  };
 }
 
 /** An optional revision number: absent, or a non-negative integer. */

@@ -1,8 +1,12 @@
+import type { NodeStats } from "../domain.js";
+
 /** What a driver needs to know of a node: nothing of graphs or tasks. */
 export interface NodeHandle {
   id: string;
   group: string;
   version: number;
+  /** Memory the node may use, in MiB, where the driver can enforce it; absent or 0: no limit. */
+  memoryMb?: number;
 }
 
 /** A running node that died (failed) or keeps failing its health check (unhealthy), not by a stop. */
@@ -38,6 +42,12 @@ export interface Driver {
   sweep(keep: ReadonlySet<string>): Promise<string[]>;
   /** Stops background work (crash simulation, health checks); nodes keep running. */
   close(): void;
+  /** Makes a running node fail abruptly, as a crash would; returns whether it was running. */
+  kill(node: NodeHandle): Promise<boolean>;
+  /** What the OS says of the node, for drivers that run real processes. */
+  stats(node: NodeHandle): NodeStats | undefined;
+  /** The file the node's output goes to, for drivers that keep one. */
+  logFile(node: NodeHandle): string | undefined;
 }
 
 /** A driver call failed; the task that made it may try again. */

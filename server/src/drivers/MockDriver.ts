@@ -64,8 +64,20 @@ export class MockDriver implements Driver {
     this.closed.abort();
   }
 
-  /** Crashes `kill` to simulate a failure on demand; returns whether the node was running. */
-  kill(nodeId: string, reason = "killed"): boolean {
+  async kill(node: NodeHandle): Promise<boolean> {
+    return this.crash(node.id, "killed on request");
+  }
+
+  stats(): undefined {
+    return undefined;
+  }
+
+  logFile(): undefined {
+    return undefined;
+  }
+
+  /** Simulates a crash of a running node; returns whether it was running. */
+  crash(nodeId: string, reason: string): boolean {
     const node = this.running.get(nodeId);
     if (!node) return false;
     this.running.delete(nodeId);
@@ -91,7 +103,7 @@ export class MockDriver implements Driver {
         return;
       }
       for (const id of [...this.running.keys()]) {
-        if (this.random() < ratePerSecond) this.kill(id, "simulated crash");
+        if (this.random() < ratePerSecond) this.crash(id, "simulated crash");
       }
     }
   }

@@ -1,13 +1,14 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import type { HealthCheck, NodeTemplate } from "../domain.js";
+import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
 import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
-import { findProcessesByEnvironment, isAlive, readProcessStat } from "./procfs.js";
+import { MemoryLimits } from "./MemoryLimits.js";
+import { cpuPercent, findProcessesByEnvironment, isAlive, processUptimeMs, readProcessStat } from "./procfs.js";
 
 export interface ProcessDriverOptions {
   /** Node state files, logs and peer lists live under this directory. */
@@ -31,6 +32,7 @@ interface NodeRecord {
   startTime?: number;
   healthCheck: HealthCheck;
   stopGraceMs: number;
+  memoryMb?: number;
 }
 
 /** Health as the monitor last saw it, for stats. */
@@ -62,11 +64,15 @@ export class ProcessDriver implements Driver {
   private readonly records = new Map<string, NodeRecord>();
   private readonly monitors = new Map<string, AbortController>();
   private readonly health = new Map<string, NodeHealth>();
+  /** The last two CPU samples of each monitored node, for its CPU use between them. */
+  private readonly cpuSamples = new Map<string, { cpuTicks: number; at: number }[]>();
   private readonly listeners: NodeFailureListener[] = [];
   private readonly nodesDir: string;
   private readonly closed = new AbortController();
+  private readonly memoryLimits: MemoryLimits;
 
   constructor(private readonly options: ProcessDriverOptions) {
+    this.memoryLimits = new MemoryLimits(options.logger);
     this.nodesDir = join(options.dataDir, "nodes");
     mkdirSync(this.nodesDir, { recursive: true });
     for (const file of readdirSync(this.nodesDir)) {
@@ -96,6 +102,7 @@ export class ProcessDriver implements Driver {
       port: known?.port ?? this.allocatePort(),
       healthCheck: template.healthCheck,
       stopGraceMs: template.stopGraceMs,
+      memoryMb: node.memoryMb || undefined,
     };
     this.saveRecord(record);
     signal.throwIfAborted();
@@ -158,14 +165,38 @@ export class ProcessDriver implements Driver {
     this.monitors.clear();
   }
 
-  /** The node's process and port, for stats; undefined when the driver does not run it. */
-  describe(nodeId: string): { pid?: number; port: number; health?: NodeHealth; logFile: string } | undefined {
-    const record = this.records.get(nodeId);
-    if (!record) return undefined;
-    return { pid: record.pid, port: record.port, health: this.health.get(nodeId), logFile: this.logFile(nodeId) };
+  async kill(node: NodeHandle): Promise<boolean> {
+    const record = this.records.get(node.id);
+    if (!record || !this.adopt(record)) return false;
+    // The monitor notices the death on its next check and reports it, as it would a crash.
+    process.kill(-record.pid!, "SIGKILL");
+    return true;
   }
 
-  logFile(nodeId: string): string {
+  stats(node: NodeHandle): NodeStats | undefined {
+    const record = this.records.get(node.id);
+    if (!record || record.pid === undefined || record.startTime === undefined) return undefined;
+    const stat = readProcessStat(record.pid);
+    const alive = stat !== undefined && stat.startTime === record.startTime && stat.state !== "Z";
+    const health = this.health.get(node.id);
+    const samples = this.cpuSamples.get(node.id);
+    return {
+      pid: record.pid,
+      port: record.port,
+      cpuPercent: samples && samples.length === 2 ? cpuPercent(samples[0]!, samples[1]!) : undefined,
+      residentBytes: alive ? stat.residentBytes : undefined,
+      uptimeMs: alive ? processUptimeMs(stat) : undefined,
+      healthy: health?.healthy,
+      lastCheck: health?.lastResult,
+      lastCheckAt: health?.lastCheckAt,
+    };
+  }
+
+  logFile(node: NodeHandle): string {
+    return this.logPath(node.id);
+  }
+
+  private logPath(nodeId: string): string {
     return join(this.nodesDir, `${nodeId}.log`);
   }
 
@@ -197,9 +228,19 @@ export class ProcessDriver implements Driver {
       DROVER_GROUP: record.group,
       DROVER_PEERS_FILE: this.peersFile(record.group),
     };
-    const log = openSync(this.logFile(record.id), "a");
+    const log = openSync(this.logPath(record.id), "a");
+    const command = substitute(template.command);
+    const args = template.args.map(substitute);
+    // With a memory limit the process joins its cgroup before it runs the command: a shell
+    // writes its own pid (which exec keeps) into cgroup.procs.
+    const cgroupProcs = record.memoryMb ? this.memoryLimits.prepare(record.id, record.memoryMb) : undefined;
+    const [file, argv] = cgroupProcs
+      ? ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', cgroupProcs, command, ...args]]
+      : [command, args];
     try {
-      const child = spawn(substitute(template.command), template.args.map(substitute), {
+      // Through the shell a missing command is an exit, not ENOENT: check it the way spawn would.
+      if (cgroupProcs) assertRunnable(command, record.group);
+      const child = spawn(file, argv, {
         detached: true,
         stdio: ["ignore", log, log],
         env,
@@ -311,6 +352,8 @@ export class ProcessDriver implements Driver {
         this.report(record, "failed", `its process (pid ${record.pid}) exited${this.lastLogLine(record.id)}`);
         return;
       }
+      const stat = readProcessStat(record.pid!);
+      if (stat) this.cpuSamples.set(record.id, [...(this.cpuSamples.get(record.id) ?? []), { cpuTicks: stat.cpuTicks, at: clock.now() }].slice(-2));
       const result = await this.check(record, check);
       failures = result === "ok" ? 0 : failures + 1;
       this.health.set(record.id, { healthy: failures < check.failureThreshold, consecutiveFailures: failures, lastResult: result, lastCheckAt: clock.now() });
@@ -363,6 +406,8 @@ export class ProcessDriver implements Driver {
   private forget(record: NodeRecord): void {
     this.records.delete(record.id);
     this.health.delete(record.id);
+    this.cpuSamples.delete(record.id);
+    this.memoryLimits.release(record.id);
     rmSync(this.recordFile(record.id), { force: true });
   }
 
@@ -382,7 +427,7 @@ export class ProcessDriver implements Driver {
 
   private lastLogLine(nodeId: string): string {
     try {
-      const lines = readFileSync(this.logFile(nodeId), "utf8").trimEnd().split("\n");
+      const lines = readFileSync(this.logPath(nodeId), "utf8").trimEnd().split("\n");
       const last = lines.at(-1)?.trim();
       return last ? ` (its log ends: ${last.slice(0, 200)})` : "";
     } catch {
@@ -404,4 +449,14 @@ function writeAtomically(path: string, content: string): void {
   const temporary = `${path}.tmp`;
   writeFileSync(temporary, content);
   renameSync(temporary, path);
+}
+
+/** Refuses a command that does not exist, as spawn would (ENOENT), naming the group's template. */
+function assertRunnable(command: string, group: string): void {
+  const directories = command.includes("/") ? [""] : (process.env.PATH ?? "").split(":").filter(Boolean);
+  if (directories.some((directory) => existsSync(directory ? join(directory, command) : command))) return;
+  throw new DriverError(
+    `command ${JSON.stringify(command)} of group ${group}'s template was not found: fix it with 'client group set-template'`,
+    false,
+  );
 }

@@ -13,7 +13,14 @@ import {
   TaskState,
 } from "../domain.js";
 import type { Driver, NodeFailure, NodeHandle } from "../drivers/Driver.js";
-import { FailedPreconditionError, GraphNotFoundError, NotFoundError, UnavailableError } from "../errors.js";
+import {
+  FailedPreconditionError,
+  GraphNotFoundError,
+  NodeNotFoundError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnavailableError,
+} from "../errors.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
 import { type Failpoint, noFailpoints } from "../failpoints.js";
@@ -41,6 +48,8 @@ export interface SetSpecOptions {
   expectRevision?: number;
   reason?: RevisionReason;
   restores?: number;
+  /** The plan to use instead of the planner's: an operation on one named node. */
+  tasks?: PlannedTask[];
 }
 
 export interface ReconcilerOptions {
@@ -55,6 +64,8 @@ export interface ReconcilerOptions {
   failpoint?: Failpoint;
   /** Aborted when the server shuts down: no new graph starts after that. */
   shutdownSignal?: AbortSignal;
+  /** What the host can hold, for specs that reserve cpu or memory per node. */
+  capacity?: { cpuMillis: number; memoryMb: number };
 }
 
 /**
@@ -95,8 +106,9 @@ export class Reconciler {
           `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
         );
       }
+      await this.requireCapacity(group, spec);
       const nodes = await store.listNodes(group, { all: false });
-      const planned = plan(nodes, spec);
+      const planned = options.tasks ? { tasks: options.tasks } : plan(nodes, spec);
       const versions = countLiveVersions(nodes);
       const now = clock.now();
       const nothingToDo = planned.tasks.length === 0;
@@ -145,6 +157,120 @@ export class Reconciler {
     if (!restored) throw new NotFoundError(`revision ${target} of group ${group} not found: list them with 'client history'`);
     const result = await this.setSpec(group, restored.spec, { ...options, reason: "rollback", restores: target });
     return { result, restores: target };
+  }
+
+  /** Replaces one node by a new one at its version, under the current revision, within the group's rollout bounds. */
+  restartNode(nodeId: string): Promise<GraphSummary & { tasks: Task[] }> {
+    return this.withLiveNode(nodeId, async (node, current) => {
+      const { store, clock, newId, logger, bus } = this.options;
+      await this.supersedeRunning(node.group);
+      const surgeFirst = current.spec.maxSurge > 0;
+      const tasks: PlannedTask[] = surgeFirst
+        ? [
+            { id: 0, prerequisites: [], action: "start_node", version: node.version },
+            { id: 1, prerequisites: [0], action: "shut_down_node", nodeId: node.id },
+          ]
+        : [
+            { id: 0, prerequisites: [], action: "shut_down_node", nodeId: node.id },
+            { id: 1, prerequisites: [0], action: "start_node", version: node.version },
+          ];
+      const stored = await store.storeGraph({
+        group: node.group,
+        revision: current.revision,
+        reason: "operation",
+        graph: { id: newId(), tasks },
+        now: clock.now(),
+      });
+      bus.publish(stored.events);
+      logger.info({ group: node.group, nodeId: node.id, graphId: stored.graph!.id }, "node restart requested");
+      this.launch(stored.graph!, await store.listNodes(node.group, { all: false }));
+      return stored.graph!;
+    });
+  }
+
+  /** Shuts one node down and lowers the count by one, as a new revision. */
+  async stopNode(nodeId: string): Promise<SetSpecResult> {
+    const { node, current } = await this.liveNodeAndSpec(nodeId);
+    const spec = { ...current.spec, count: Math.max(0, current.spec.count - 1) };
+    return this.setSpec(node.group, spec, {
+      expectRevision: current.revision,
+      tasks: [
+        { id: 0, prerequisites: [], action: "shut_down_node", nodeId: node.id },
+      ],
+    });
+  }
+
+  /** Starts one more node like the given one and raises the count by one, as a new revision. */
+  async cloneNode(nodeId: string): Promise<SetSpecResult> {
+    const { node, current } = await this.liveNodeAndSpec(nodeId);
+    if (node.version !== current.spec.version) {
+      throw new FailedPreconditionError(
+        `node ${node.id} runs version ${node.version} but group ${node.group}'s spec is version ${current.spec.version}: clone a node at the spec's version`,
+      );
+    }
+    const spec = { ...current.spec, count: current.spec.count + 1 };
+    return this.setSpec(node.group, spec, {
+      expectRevision: current.revision,
+      tasks: [{ id: 0, prerequisites: [], action: "start_node", version: node.version }],
+    });
+  }
+
+  /** Makes one node fail abruptly, as a crash would; the group heals itself. */
+  async killNode(nodeId: string): Promise<Node> {
+    const { node } = await this.liveNodeAndSpec(nodeId);
+    const killed = await this.options.driver.kill({ id: node.id, group: node.group, version: node.version });
+    if (!killed) throw new FailedPreconditionError(`node ${node.id} is ${node.state} and has nothing running to kill`);
+    this.options.logger.warn({ group: node.group, nodeId: node.id }, "node killed on request");
+    return node;
+  }
+
+  private async liveNodeAndSpec(nodeId: string) {
+    const node = await this.options.store.getNode(nodeId);
+    if (!node) throw new NodeNotFoundError(nodeId);
+    if (node.state === "stopped" || node.state === "stopping") {
+      throw new FailedPreconditionError(`node ${nodeId} is ${node.state}: only a live node can be restarted, stopped, cloned or killed`);
+    }
+    const current = await this.options.store.getGroupSpec(node.group);
+    if (!current) throw new FailedPreconditionError(`group ${node.group} has no spec`);
+    return { node, current };
+  }
+
+  private withLiveNode<T>(nodeId: string, work: (node: Node, current: { revision: number; spec: Spec }) => Promise<T>): Promise<T> {
+    return this.liveNodeAndSpec(nodeId).then(({ node }) =>
+      this.groupLocks.run(node.group, async () => {
+        this.refuseIfShuttingDown();
+        // Looked up again under the lock: an update may have changed the group meanwhile.
+        const { node: fresh, current } = await this.liveNodeAndSpec(nodeId);
+        return work(fresh, current);
+      }),
+    );
+  }
+
+  /**
+   * Refuses a spec whose reservations do not fit on the host beside every other group's:
+   * during a rolling update the group may hold count + max surge nodes at once.
+   */
+  private async requireCapacity(group: string, spec: Spec): Promise<void> {
+    const capacity = this.options.capacity;
+    if (!capacity || (!spec.cpuMillis && !spec.memoryMb)) return;
+    const others = await this.options.store.reservedByOtherGroups(group);
+    const peak = spec.count + spec.maxSurge;
+    const shortages: string[] = [];
+    const cpu = peak * (spec.cpuMillis ?? 0);
+    if (cpu + others.cpuMillis > capacity.cpuMillis) {
+      shortages.push(
+        `cpu: ${peak} nodes × ${spec.cpuMillis}m = ${cpu}m, with ${others.cpuMillis}m held by other groups, exceeds the host's ${capacity.cpuMillis}m by ${cpu + others.cpuMillis - capacity.cpuMillis}m`,
+      );
+    }
+    const memory = peak * (spec.memoryMb ?? 0);
+    if (memory + others.memoryMb > capacity.memoryMb) {
+      shortages.push(
+        `memory: ${peak} nodes × ${spec.memoryMb}MiB = ${memory}MiB, with ${others.memoryMb}MiB held by other groups, exceeds the host's ${capacity.memoryMb}MiB by ${memory + others.memoryMb - capacity.memoryMb}MiB`,
+      );
+    }
+    if (shortages.length > 0) {
+      throw new ResourceExhaustedError(`group ${group}'s spec does not fit on this host (${shortages.join("; ")}): ask for less, or add capacity`);
+    }
   }
 
   async history(group: string, limit: number): Promise<Revision[]> {
@@ -272,9 +398,10 @@ export class Reconciler {
     const planned = plan(nodes, current.spec);
     if (planned.tasks.length === 0) return;
     const failed = nodes.filter((node) => node.state === "failed").length;
-    const stored = await store.storeRepairGraph({
+    const stored = await store.storeGraph({
       group,
       revision: current.revision,
+      reason: "repair",
       graph: { id: newId(), tasks: planned.tasks },
       now: clock.now(),
     });

@@ -280,7 +280,7 @@ export class GraphRun {
       () => {},
     );
     try {
-      const handle = { id: node.id, group: node.group, version: node.version };
+      const handle = { id: node.id, group: node.group, version: node.version, memoryMb: this.graph.spec.memoryMb };
       const signal = AbortSignal.any([this.interruptController.signal, this.abortRunningController.signal, timeout.signal]);
       this.deps.failpoint(starting ? "driver.before-start" : "driver.before-stop");
       await (starting ? this.deps.driver.start(handle, signal) : this.deps.driver.stop(handle, signal));

@@ -24,7 +24,7 @@ import { migrate, readMigrations } from "./migrate.js";
 import type {
   GraphSummary,
   GroupSpec,
-  NewRepairGraph,
+  NewGraph,
   NewRevision,
   Store,
   StoredRevision,
@@ -53,6 +53,8 @@ interface SpecColumns {
   on_failure: FailurePolicy;
   task_timeout_ms: number;
   progress_deadline_ms: number;
+  cpu_millis: number;
+  memory_mb: number;
 }
 
 interface RevisionRow extends SpecColumns {
@@ -111,7 +113,8 @@ interface EventRow {
 }
 
 const LIVE_NODE_STATES = "('starting', 'running', 'unhealthy', 'stopping', 'failed')";
-const SPEC_COLUMNS = "r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms";
+const SPEC_COLUMNS =
+  "r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb";
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
   g.finished_at, g.error, g.retries, ${SPEC_COLUMNS}`;
 const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
@@ -180,6 +183,8 @@ function toSpec(row: SpecColumns): Spec {
     onFailure: row.on_failure,
     taskTimeoutMs: row.task_timeout_ms,
     progressDeadlineMs: row.progress_deadline_ms,
+    cpuMillis: row.cpu_millis,
+    memoryMb: row.memory_mb,
   };
 }
 
@@ -286,9 +291,13 @@ export class SqliteStore implements Store {
       upsertGroup: db.prepare(`INSERT INTO groups (name, revision) VALUES (?, 1)
         ON CONFLICT (name) DO UPDATE SET revision = revision + 1 RETURNING revision`).pluck(),
       insertRevision: db.prepare(`INSERT INTO spec_revisions (group_name, revision, count, version, max_surge,
-        max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, reason, restores, created_at)
+        max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, cpu_millis, memory_mb, reason, restores, created_at)
         VALUES (@group, @revision, @count, @version, @maxSurge, @maxUnavailable, @onFailure, @taskTimeoutMs,
-        @progressDeadlineMs, @reason, @restores, @now)`),
+        @progressDeadlineMs, @cpuMillis, @memoryMb, @reason, @restores, @now)`),
+      node: db.prepare(`SELECT * FROM nodes WHERE id = ?`),
+      startAttempts: db.prepare(`SELECT COALESCE(SUM(attempts), 0) FROM tasks WHERE action = 'start_node' AND node_id = ?`).pluck(),
+      reservations: db.prepare(`SELECT COALESCE(SUM(r.count * r.cpu_millis), 0) AS cpu, COALESCE(SUM(r.count * r.memory_mb), 0) AS memory
+        FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision WHERE g.name <> ?`),
       insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, reason, created_at)
         VALUES (?, ?, ?, 'pending', ?, ?)`),
       insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state)
@@ -365,6 +374,8 @@ export class SqliteStore implements Store {
         onFailure: spec.onFailure ?? "stop",
         taskTimeoutMs: spec.taskTimeoutMs ?? 0,
         progressDeadlineMs: spec.progressDeadlineMs ?? 0,
+        cpuMillis: spec.cpuMillis ?? 0,
+        memoryMb: spec.memoryMb ?? 0,
         reason: input.reason ?? "update",
         restores: input.restores ?? null,
         now,
@@ -375,11 +386,25 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async storeRepairGraph(input: NewRepairGraph): Promise<StoredRevision> {
+  async storeGraph(input: NewGraph): Promise<StoredRevision> {
     return this.db.transaction((): StoredRevision => ({
       revision: input.revision,
-      ...this.insertGraph(input.group, input.revision, "repair", input.graph, input.now),
+      ...this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now),
     }))();
+  }
+
+  async getNode(nodeId: string): Promise<Node | undefined> {
+    const row = this.statements.node.get(nodeId) as NodeRow | undefined;
+    return row && toNode(row);
+  }
+
+  async startAttempts(nodeId: string): Promise<number> {
+    return this.statements.startAttempts.get(nodeId) as number;
+  }
+
+  async reservedByOtherGroups(group: string): Promise<{ cpuMillis: number; memoryMb: number }> {
+    const row = this.statements.reservations.get(group) as { cpu: number; memory: number };
+    return { cpuMillis: row.cpu, memoryMb: row.memory };
   }
 
   /** Inserts a graph and its tasks, pending; call inside a transaction. */

@@ -101,10 +101,11 @@ export interface NewRevision {
   settle?: readonly Transition[];
 }
 
-export interface NewRepairGraph {
+export interface NewGraph {
   group: string;
-  /** The group's current revision, which the repair restores. */
+  /** The group's current revision, which the graph works toward. */
   revision: number;
+  reason: "repair" | "operation";
   graph: { id: string; tasks: readonly PlannedTask[] };
   now: number;
 }
@@ -127,8 +128,13 @@ export interface Store {
   snapshotNodes(group: string): Promise<{ nodes: Node[]; sequence: number }>;
   /** Stores a new spec revision and its graph with every task, pending, in one transaction. */
   storeRevision(revision: NewRevision): Promise<StoredRevision>;
-  /** Stores a repair graph for the group's current revision, with every task, in one transaction. */
-  storeRepairGraph(repair: NewRepairGraph): Promise<StoredRevision>;
+  /** Stores a graph (a repair, an operation) under the group's current revision, with every task, in one transaction. */
+  storeGraph(graph: NewGraph): Promise<StoredRevision>;
+  getNode(nodeId: string): Promise<Node | undefined>;
+  /** How many attempts the start tasks that made this node took, in all. */
+  startAttempts(nodeId: string): Promise<number>;
+  /** What the current specs of every other group reserve: count × per-node cpu and memory. */
+  reservedByOtherGroups(group: string): Promise<{ cpuMillis: number; memoryMb: number }>;
   /** The group's revisions, newest first, each with the latest graph made for it. */
   listRevisions(group: string, limit: number): Promise<Revision[]>;
   getRevision(group: string, revision: number): Promise<Revision | undefined>;
