@@ -15,8 +15,9 @@ $(INSTALLED): package.json package-lock.json shared/package.json server/package.
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# The generated TypeScript, and the descriptor set the server's reflection serves.
 $(GENERATED): $(INSTALLED) $(PROTOS)
-	cd proto && ../$(NODE_BIN)/buf lint && ../$(NODE_BIN)/buf generate
+	cd proto && ../$(NODE_BIN)/buf lint && ../$(NODE_BIN)/buf generate && ../$(NODE_BIN)/buf build -o ../shared/src/gen/drover.binpb
 
 build: $(GENERATED)
 	$(NODE_BIN)/tsc -b shared server cli

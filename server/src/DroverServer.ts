@@ -1,5 +1,13 @@
+import { existsSync, readFileSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
 import { availableParallelism, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { ServerCredentials } from "@grpc/grpc-js";
 import { createServer, type Server } from "nice-grpc";
+import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
+import { ServerReflection, ServerReflectionService } from "nice-grpc-server-reflection";
+import { authMiddleware } from "./api/authMiddleware.js";
+import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
@@ -41,7 +49,17 @@ export interface DroverServerOptions {
   defaultTemplate?: NodeTemplate;
   /** What the host can hold, for specs that reserve cpu or memory (default: detected). */
   capacity?: { cpuMillis: number; memoryMb: number };
+  /** The bearer token every call must carry; absent: no authentication (loopback only, by the caller's choice). */
+  token?: string;
+  /** Serve over TLS with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
+  /** Serve Prometheus metrics on this address (host:port). */
+  metricsListen?: string;
 }
+
+/** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
+const DESCRIPTOR_SET = fileURLToPath(new URL("../../../shared/src/gen/drover.binpb", import.meta.url));
+const STORE_CHECK_INTERVAL_MS = 5000;
 
 /**
  * The server's lifecycle: created → started (serving, unsettled graphs resumed) → stopped
@@ -54,6 +72,9 @@ export class DroverServer {
   private readonly reconciler: Reconciler;
   private readonly shutdownController = new AbortController();
   private boundPort = 0;
+  private readonly health = HealthState();
+  private readonly metrics: Metrics;
+  private metricsServer: HttpServer | undefined;
 
   constructor(private readonly options: DroverServerOptions) {
     const { store, driver, clock, logger } = options;
@@ -89,7 +110,16 @@ export class DroverServer {
       shutdownSignal: this.shutdownController.signal,
       capacity: options.capacity ?? detectCapacity(),
     });
-    this.grpc = createServer().use(errorMiddleware(logger));
+    this.metrics = new Metrics(store, bus);
+    let grpc = createServer().use(this.metrics.middleware()).use(errorMiddleware(logger));
+    if (options.token) grpc = grpc.use(authMiddleware(options.token));
+    this.grpc = grpc;
+    this.grpc.add(HealthDefinition, HealthServiceImpl(this.health));
+    if (existsSync(DESCRIPTOR_SET)) {
+      this.grpc.add(ServerReflectionService, ServerReflection(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName]));
+    } else {
+      logger.warn({ path: DESCRIPTOR_SET }, "server reflection is off: the descriptor set was not built (run make)");
+    }
     this.grpc.add(
       DroverServiceDefinition,
       droverService({
@@ -100,6 +130,7 @@ export class DroverServer {
         defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
         driver,
         shutdownSignal: this.shutdownController.signal,
+        onWatcherDropped: () => this.metrics.watcherDropped(),
       }),
     );
   }
@@ -111,16 +142,43 @@ export class DroverServer {
 
   async start(): Promise<void> {
     if (this.state !== "created") throw new Error(`server cannot start: it is ${this.state}`);
-    this.boundPort = await this.grpc.listen(this.options.listen);
+    const credentials = this.options.tls
+      ? ServerCredentials.createSsl(null, [{ cert_chain: this.options.tls.cert, private_key: this.options.tls.key }], false)
+      : ServerCredentials.createInsecure();
+    this.boundPort = await this.grpc.listen(this.options.listen, credentials);
+    if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen);
     this.state = "started";
+    this.health.setStatus("healthy");
+    void this.watchStore();
     const resumed = await this.reconciler.recover();
     void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
     this.options.logger.info({ listen: this.options.listen, port: this.boundPort, resumed, driver: this.options.driver.name }, "server started");
   }
 
+  /** Reports NOT_SERVING while the database cannot be used, and SERVING again once it can. */
+  private async watchStore(): Promise<void> {
+    const signal = this.shutdownController.signal;
+    while (!signal.aborted) {
+      try {
+        await this.options.clock.sleep(STORE_CHECK_INTERVAL_MS, signal);
+      } catch {
+        return;
+      }
+      try {
+        await this.options.store.ping();
+        if (this.state === "started") this.health.setStatus("healthy");
+      } catch (error) {
+        this.options.logger.error({ err: error }, "the database cannot be used");
+        this.health.setStatus("unhealthy");
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.state === "stopping" || this.state === "stopped") return;
     this.state = "stopping";
+    this.health.setStatus("unhealthy");
+    this.metricsServer?.close();
     // Watch streams end first, since the gRPC server's shutdown waits for open calls.
     this.shutdownController.abort();
     this.options.driver.close();
@@ -128,6 +186,7 @@ export class DroverServer {
     await this.grpc.shutdown();
     await this.options.store.close();
     this.state = "stopped";
+    this.health.setStatus("unknown");
     this.options.logger.info("server stopped");
   }
 }

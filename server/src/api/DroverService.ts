@@ -75,6 +75,8 @@ export interface DroverServiceOptions {
   /** The template of a group that has none of its own. */
   defaultTemplate: NodeTemplate;
   driver: Driver;
+  /** Told when a watcher is cut off for falling too far behind. */
+  onWatcherDropped?: () => void;
   /** Ends every watch stream; aborted when the server shuts down. */
   shutdownSignal: AbortSignal;
 }
@@ -108,6 +110,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
         if (events.some(isEnd)) return;
       }
       if (subscription.overflowedAfter !== undefined) {
+        options.onWatcherDropped?.();
         throw new ServerError(
           Status.RESOURCE_EXHAUSTED,
           `watcher fell more than ${options.watcherCapacity} events behind: resume after sequence ${cursor}`,

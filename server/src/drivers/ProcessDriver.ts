@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -70,6 +70,7 @@ export class ProcessDriver implements Driver {
   private readonly nodesDir: string;
   private readonly closed = new AbortController();
   private readonly memoryLimits: MemoryLimits;
+  private readonly portsBeingChecked = new Set<number>();
 
   constructor(private readonly options: ProcessDriverOptions) {
     this.memoryLimits = new MemoryLimits(options.logger);
@@ -99,12 +100,13 @@ export class ProcessDriver implements Driver {
       id: node.id,
       group: node.group,
       version: node.version,
-      port: known?.port ?? this.allocatePort(),
+      port: known?.port ?? (await this.allocatePort()),
       healthCheck: template.healthCheck,
       stopGraceMs: template.stopGraceMs,
       memoryMb: node.memoryMb || undefined,
     };
     this.saveRecord(record);
+    this.portsBeingChecked.delete(record.port);
     signal.throwIfAborted();
     await this.spawnNode(record, template);
     try {
@@ -393,12 +395,23 @@ export class ProcessDriver implements Driver {
     }
   }
 
-  private allocatePort(): number {
+  /** The first port of the range that no node holds and nothing else listens on. */
+  private async allocatePort(): Promise<number> {
     const used = new Set([...this.records.values()].map((record) => record.port));
     const { first, last } = this.options.ports;
-    for (let port = first; port <= last; port++) if (!used.has(port)) return port;
+    let taken = 0;
+    for (let port = first; port <= last; port++) {
+      if (used.has(port) || this.portsBeingChecked.has(port)) continue;
+      // Held from the probe until the caller's record holds it, so two starts at once cannot both get it.
+      this.portsBeingChecked.add(port);
+      // Another program may hold a port of the range; handing it out would fail every start.
+      if (await canListen(port)) return port;
+      this.portsBeingChecked.delete(port);
+      taken++;
+    }
+    const others = taken > 0 ? ` (${taken} of them by other programs)` : "";
     throw new DriverError(
-      `no free port in ${first}..${last}: all ${last - first + 1} are held by live nodes; widen --port-range or scale down`,
+      `no free port in ${first}..${last}: all ${last - first + 1} are in use${others}; widen --port-range or scale down`,
       false,
     );
   }
@@ -459,4 +472,13 @@ function assertRunnable(command: string, group: string): void {
     `command ${JSON.stringify(command)} of group ${group}'s template was not found: fix it with 'client group set-template'`,
     false,
   );
+}
+
+/** Whether this process could listen on the port on loopback right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
 }

@@ -10,6 +10,12 @@ export const DEFAULT_SUBSCRIBER_CAPACITY = 50_000;
  */
 export class EventBus {
   private readonly subscribers = new Set<Subscription>();
+  private readonly listeners: ((events: readonly Event[]) => void)[] = [];
+
+  /** Calls `listener` with each batch of committed events, synchronously, for in-process consumers that keep up. */
+  listen(listener: (events: readonly Event[]) => void): void {
+    this.listeners.push(listener);
+  }
 
   subscribe(filter: (event: Event) => boolean, capacity = DEFAULT_SUBSCRIBER_CAPACITY): Subscription {
     const subscription = new Subscription(filter, capacity, () => this.subscribers.delete(subscription));
@@ -20,6 +26,7 @@ export class EventBus {
   /** Hands committed events to every subscriber; call only after they are committed. */
   publish(events: readonly Event[]): void {
     if (events.length === 0) return;
+    for (const listener of this.listeners) listener(events);
     for (const subscriber of this.subscribers) subscriber.offer(events);
   }
 

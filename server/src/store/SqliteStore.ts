@@ -295,6 +295,9 @@ export class SqliteStore implements Store {
         VALUES (@group, @revision, @count, @version, @maxSurge, @maxUnavailable, @onFailure, @taskTimeoutMs,
         @progressDeadlineMs, @cpuMillis, @memoryMb, @reason, @restores, @now)`),
       node: db.prepare(`SELECT * FROM nodes WHERE id = ?`),
+      countNodes: db.prepare(`SELECT group_name AS "group", state, version, COUNT(*) AS count FROM nodes
+        WHERE state <> 'stopped' GROUP BY group_name, state, version`),
+      ping: db.prepare(`SELECT COUNT(*) FROM schema_migrations`).pluck(),
       startAttempts: db.prepare(`SELECT COALESCE(SUM(attempts), 0) FROM tasks WHERE action = 'start_node' AND node_id = ?`).pluck(),
       reservations: db.prepare(`SELECT COALESCE(SUM(r.count * r.cpu_millis), 0) AS cpu, COALESCE(SUM(r.count * r.memory_mb), 0) AS memory
         FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision WHERE g.name <> ?`),
@@ -396,6 +399,14 @@ export class SqliteStore implements Store {
   async getNode(nodeId: string): Promise<Node | undefined> {
     const row = this.statements.node.get(nodeId) as NodeRow | undefined;
     return row && toNode(row);
+  }
+
+  async countNodes() {
+    return this.statements.countNodes.all() as { group: string; state: NodeState; version: number; count: number }[];
+  }
+
+  async ping(): Promise<void> {
+    this.statements.ping.get();
   }
 
   async startAttempts(nodeId: string): Promise<number> {

@@ -131,6 +131,10 @@ export interface Store {
   /** Stores a graph (a repair, an operation) under the group's current revision, with every task, in one transaction. */
   storeGraph(graph: NewGraph): Promise<StoredRevision>;
   getNode(nodeId: string): Promise<Node | undefined>;
+  /** How many nodes that are not stopped each group has, by state and version. */
+  countNodes(): Promise<{ group: string; state: NodeState; version: number; count: number }[]>;
+  /** Fails when the database cannot be used (for the health service). */
+  ping(): Promise<void>;
   /** How many attempts the start tasks that made this node took, in all. */
   startAttempts(nodeId: string): Promise<number>;
   /** What the current specs of every other group reserve: count × per-node cpu and memory. */

@@ -1,0 +1,141 @@
+import { createServer, type Server } from "node:http";
+import { once } from "node:events";
+import { type CallContext, type ServerMiddleware, ServerError, Status } from "nice-grpc";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Event } from "../domain.js";
+import { isFinalGraphState } from "../domain.js";
+import type { EventBus } from "../events/EventBus.js";
+import type { Store } from "../store/Store.js";
+
+/**
+ * Prometheus metrics, derived from what the server commits (the event log) rather than
+ * counted beside it, so that they cannot disagree with the store.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly tasks = new Counter({
+    name: "drover_tasks_total",
+    help: "Task attempts that ended, by action and outcome (succeeded, failed, retried, skipped, cancelled).",
+    labelNames: ["action", "outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly taskDuration = new Histogram({
+    name: "drover_task_duration_seconds",
+    help: "How long task attempts took, from running to their end, by action.",
+    labelNames: ["action"] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  private readonly graphDuration = new Histogram({
+    name: "drover_graph_duration_seconds",
+    help: "How long graphs took, from running to settled, by outcome.",
+    labelNames: ["outcome"] as const,
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800],
+    registers: [this.registry],
+  });
+  private readonly rpcs = new Counter({
+    name: "drover_rpcs_total",
+    help: "RPCs handled, by method and gRPC status code.",
+    labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+  private readonly droppedWatchers = new Counter({
+    name: "drover_watchers_dropped_total",
+    help: "Watch streams ended because the watcher fell too far behind.",
+    registers: [this.registry],
+  });
+  private readonly attemptStarted = new Map<string, number>();
+  private readonly graphStarted = new Map<string, number>();
+
+  constructor(store: Store, bus: EventBus) {
+    new Gauge({
+      name: "drover_nodes",
+      help: "Nodes by group, state and version (stopped nodes are not counted).",
+      labelNames: ["group", "state", "version"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const row of await store.countNodes()) this.set({ group: row.group, state: row.state, version: String(row.version) }, row.count);
+      },
+    });
+    new Gauge({
+      name: "drover_event_subscribers",
+      help: "Open event subscriptions (watch streams and internal listeners).",
+      registers: [this.registry],
+      collect() {
+        this.set(bus.subscriberCount);
+      },
+    });
+    bus.listen((events) => {
+      for (const event of events) this.observe(event);
+    });
+  }
+
+  watcherDropped(): void {
+    this.droppedWatchers.inc();
+  }
+
+  /** Counts every call by method and status; a client's mistake shows as its status, not UNKNOWN. */
+  middleware(): ServerMiddleware {
+    const rpcs = this.rpcs;
+    return async function* countCalls<Request, Response>(
+      call: Parameters<ServerMiddleware>[0] & { request: Request },
+      context: CallContext,
+    ) {
+      let code = Status.OK;
+      try {
+        return yield* call.next(call.request, context);
+      } catch (error) {
+        code = error instanceof ServerError ? error.code : Status.UNKNOWN;
+        throw error;
+      } finally {
+        rpcs.inc({ method: call.method.path, code: Status[code] });
+      }
+    } as ServerMiddleware;
+  }
+
+  /** Serves /metrics on the address, as Prometheus text. */
+  async listen(address: string): Promise<Server> {
+    const separator = address.lastIndexOf(":");
+    const server = createServer((request, response) => {
+      if (request.method !== "GET" || request.url !== "/metrics") {
+        response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => response.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+        (error: Error) => response.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${error.message}\n`),
+      );
+    });
+    server.listen(Number(address.slice(separator + 1)), address.slice(0, separator).replace(/^\[|\]$/g, ""));
+    await once(server, "listening");
+    return server;
+  }
+
+  private observe(event: Event): void {
+    const taskKey = `${event.graphId}/${event.taskId}`;
+    const seconds = (since: number | undefined) => (since === undefined ? undefined : (event.time - since) / 1000);
+    if (event.type === "task") {
+      if (event.state === "running") {
+        this.attemptStarted.set(taskKey, event.time);
+        return;
+      }
+      this.tasks.inc({ action: event.action, outcome: event.state });
+      const took = seconds(this.attemptStarted.get(taskKey));
+      if (took !== undefined) this.taskDuration.observe({ action: event.action }, took);
+      this.attemptStarted.delete(taskKey);
+    } else if (event.type === "task_retry") {
+      this.tasks.inc({ action: event.action, outcome: "retried" });
+      const took = seconds(this.attemptStarted.get(taskKey));
+      if (took !== undefined) this.taskDuration.observe({ action: event.action }, took);
+      this.attemptStarted.delete(taskKey);
+    } else if (event.type === "graph" && event.graphId) {
+      if (event.state === "running" && !this.graphStarted.has(event.graphId)) this.graphStarted.set(event.graphId, event.time);
+      if (isFinalGraphState(event.state as never)) {
+        const took = seconds(this.graphStarted.get(event.graphId));
+        if (took !== undefined) this.graphDuration.observe({ outcome: event.state }, took);
+        this.graphStarted.delete(event.graphId);
+      }
+    }
+  }
+}
