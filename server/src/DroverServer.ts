@@ -60,6 +60,8 @@ export interface DroverServerOptions {
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
 const DESCRIPTOR_SET = fileURLToPath(new URL("../../../shared/src/gen/drover.binpb", import.meta.url));
 const STORE_CHECK_INTERVAL_MS = 5000;
+/** How long open calls may take to finish once the server stops, before they are cut. */
+const SHUTDOWN_GRACE_MS = 2000;
 
 /**
  * The server's lifecycle: created → started (serving, unsettled graphs resumed) → stopped
@@ -183,7 +185,11 @@ export class DroverServer {
     this.shutdownController.abort();
     this.options.driver.close();
     await this.scheduler.interruptAll();
-    await this.grpc.shutdown();
+    // Calls that never end on their own (a health Watch) must not hold the shutdown forever.
+    const graceful = this.grpc.shutdown();
+    const timer = setTimeout(() => this.grpc.forceShutdown(), SHUTDOWN_GRACE_MS);
+    await graceful;
+    clearTimeout(timer);
     await this.options.store.close();
     this.state = "stopped";
     this.health.setStatus("unknown");

@@ -1,12 +1,14 @@
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
-import { pino } from "pino";
+import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
 import { durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
 import { failpointFromSetting } from "./failpoints.js";
+import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from "./auth/tokens.js";
 import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
@@ -35,6 +37,10 @@ const program = new Command("server")
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
   .addOption(option("--capacity-cpu <millis>", "cpu the host offers nodes, in thousandths of a core (default: detected)", "DROVER_CAPACITY_CPU").argParser(integerIn(1, 1_024_000_000)))
   .addOption(option("--capacity-memory <MiB>", "memory the host offers nodes, in MiB (default: detected)", "DROVER_CAPACITY_MEMORY").argParser(integerIn(1, 1_073_741_824)))
+  .addOption(option("--insecure-no-auth", "serve without a token (refused unless --listen is a loopback address)", "DROVER_INSECURE_NO_AUTH"))
+  .addOption(option("--tls-cert <file>", "serve over TLS with this certificate (PEM); needs --tls-key", "DROVER_TLS_CERT"))
+  .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
+  .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -60,15 +66,57 @@ const flags = program.opts<{
   capacityCpu?: number;
   capacityMemory?: number;
   watcherBuffer: number;
+  insecureNoAuth?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  metricsListen?: string;
   logLevel: string;
 }>();
 
-const logger = pino({ level: flags.logLevel, base: { service: "drover" } });
+// JSON lines for machines; the same lines made readable when a person watches a terminal.
+const logger = pino(
+  { level: flags.logLevel, base: { service: "drover" } },
+  process.stdout.isTTY ? transport({ target: "pino-pretty", options: { translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" } }) : undefined,
+);
+
+/** Refuses flag combinations that would be unsafe, with one line naming the flags and the rule. */
+function checkSecurityFlags(): void {
+  const usage = (message: string) => {
+    process.stderr.write(`server: ${message}\n`);
+    process.exit(2);
+  };
+  if (flags.insecureNoAuth && !isLoopback(flags.listen)) {
+    usage(`--insecure-no-auth is refused with --listen ${flags.listen}: without a token only a loopback address (127.0.0.1, localhost, [::1]) is allowed`);
+  }
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) usage("--tls-cert and --tls-key go together: give both, or neither");
+}
+
+function readTls(): { cert: Buffer; key: Buffer } | undefined {
+  if (!flags.tlsCert || !flags.tlsKey) return undefined;
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(`${flag} ${path} cannot be read: ${(error as Error).message}`);
+    }
+  };
+  return { cert: read("--tls-cert", flags.tlsCert), key: read("--tls-key", flags.tlsKey) };
+}
 
 async function main(): Promise<void> {
+  checkSecurityFlags();
   const seed = flags.seed ?? Date.now() % 2 ** 32;
+  const tls = readTls();
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
   logger.info({ dataDir: flags.dataDir }, "store opened");
+  let token: string | undefined;
+  if (!flags.insecureNoAuth) {
+    const loaded = loadOrCreateToken(flags.dataDir);
+    token = loaded.token;
+    logger.info({ tokenFile: loaded.path, created: loaded.created }, "clients must send the token in this file");
+  } else {
+    logger.warn({ listen: flags.listen }, "serving without authentication: anyone who can reach the address may change nodes");
+  }
   const failpoint = failpointFromSetting(process.env.DROVER_FAILPOINT);
   const driver: Driver =
     flags.driver === "process"
@@ -105,6 +153,9 @@ async function main(): Promise<void> {
       cpuMillis: flags.capacityCpu ?? detectCapacity().cpuMillis,
       memoryMb: flags.capacityMemory ?? detectCapacity().memoryMb,
     },
+    token,
+    tls,
+    metricsListen: flags.metricsListen,
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -127,7 +178,16 @@ async function main(): Promise<void> {
     await store.close();
     throw error;
   }
-  logger.info({ seed, mockLatency: flags.mockLatency, parallelism: flags.parallelism }, "ready");
+  if (token) {
+    // Best effort: the server serves whether or not the user's config directory can be written.
+    try {
+      const file = recordCredentials(localAddresses(flags.listen, server.port), token);
+      logger.info({ credentialsFile: file }, "recorded this server's address and token for the local user");
+    } catch (error) {
+      logger.warn({ err: error }, "could not record the token for the local user; clients need --token or --token-file");
+    }
+  }
+  logger.info({ seed, mockLatency: flags.mockLatency, parallelism: flags.parallelism, tls: Boolean(tls), metrics: flags.metricsListen }, "ready");
 }
 
 main().catch((error: Error) => {

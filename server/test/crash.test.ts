@@ -85,7 +85,7 @@ async function crashAndRecover(what: string, dataDir: string, options: { failpoi
   const port = await freePort();
   const args = ["--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, ...SERVER_FLAGS];
   const doomed = startServer(args, options.failpoint ? { DROVER_FAILPOINT: options.failpoint } : {});
-  const client = await waitUntilServing(port);
+  const client = await waitUntilServing(port, dataDir);
   if (options.killAfterMs !== undefined) setTimeout(() => doomed.child.kill("SIGKILL"), options.killAfterMs);
   await runScenario(client).catch(() => undefined);
   if (options.failpoint) {
@@ -98,7 +98,7 @@ async function crashAndRecover(what: string, dataDir: string, options: { failpoi
 
   const revived = startServer(args);
   try {
-    const again = await waitUntilServing(port);
+    const again = await waitUntilServing(port, dataDir);
     await expectConverged(again, `${what}, after the restart`);
     await runScenario(again);
     await expectConverged(again, `${what}, after the scenario ran again`);

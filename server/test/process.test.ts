@@ -39,7 +39,7 @@ describe("the server program", { timeout: 60_000 }, () => {
     const port = await freePort();
     const args = ["--data-dir", dir, "--listen", `127.0.0.1:${port}`, "--mock-latency", "100ms..200ms", "--parallelism", "2"];
     const first = startServer(args);
-    const client = await waitUntilServing(port);
+    const client = await waitUntilServing(port, dir);
     const { graph } = await client.setSpec({ count: 6, version: 1 });
     await new Promise((resolve) => setTimeout(resolve, 250));
     first.child.kill("SIGTERM");
@@ -48,7 +48,7 @@ describe("the server program", { timeout: 60_000 }, () => {
 
     const second = startServer(args);
     t.after(() => second.child.kill("SIGKILL"));
-    const again = await waitUntilServing(port);
+    const again = await waitUntilServing(port, dir);
     for await (const _ of again.watchGraph({ graphId: graph!.id })) {
       // Drain the stream: it ends when the resumed graph settles.
     }

@@ -302,7 +302,7 @@ class ProcessServer {
     this.running = startServer(this.args);
     const port = Number(this.args[this.args.indexOf("--listen") + 1]!.split(":")[1]);
     this.client = await Promise.race([
-      waitUntilServing(port),
+      waitUntilServing(port, this.dataDir),
       this.running.exited.then((exited) => {
         throw new Error(`the server exited (${exited.code ?? exited.signal}): ${exited.stderr.trim()}`);
       }),
