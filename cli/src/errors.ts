@@ -5,14 +5,15 @@ import { ClientError, Status } from "nice-grpc";
  *
  *   0  success
  *   1  the operation ran and failed: the graph failed, was cancelled or was superseded;
- *      a cancel was refused because the graph had already settled (FAILED_PRECONDITION);
- *      any other server-side failure (INTERNAL, ABORTED, …)
+ *      a refused precondition (FAILED_PRECONDITION): a cancel, pause or resume of a graph
+ *      that had already settled, an update or rollback whose --expect-revision is stale,
+ *      a rollback with no earlier revision; any other server-side failure (INTERNAL, ABORTED, …)
  *   2  bad usage or an invalid argument: an unknown command or option, a malformed value,
  *      or INVALID_ARGUMENT / OUT_OF_RANGE from the server
  *   3  the server is unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED, no answer
  *      within the deadline, or a broken watch stream that could not be resumed in time)
  *   4  not authenticated or not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
- *   5  not found (NOT_FOUND: no such graph, or a group without graphs)
+ *   5  not found (NOT_FOUND: no such graph or revision, or a group without graphs or revisions)
  *
  * Every error is one line on stderr, prefixed `client: `.
  */

@@ -3,13 +3,29 @@ import {
   CancelGraphResponse,
   type GetGraphRequest,
   GetGraphResponse,
+  type Graph,
+  GraphState,
+  graphStateName,
+  isSettled,
   type ListGraphsRequest,
   ListGraphsResponse,
+  PauseGraphResponse,
+  ResumeGraphResponse,
 } from "@drover/shared";
+import { limitArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
-import { cancelledLine, dotGraph, graphHeader, graphsTable, mermaidGraph, summaryLines, taskTable } from "./render.js";
+import {
+  cancelledLine,
+  dotGraph,
+  graphHeader,
+  graphsTable,
+  mermaidGraph,
+  pausedLine,
+  summaryLines,
+  taskTable,
+} from "./render.js";
 import { graphIdArgument } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
 
@@ -21,11 +37,9 @@ export interface GraphsListArguments {
 }
 
 export function graphsListRequest(args: GraphsListArguments, group: string): ListGraphsRequest {
-  if (args.limit === undefined) return { group, limit: 0 };
-  const limit = /^\d+$/.test(args.limit) ? Number(args.limit) : Number.NaN;
-  if (!(limit >= 1 && limit <= MAX_GRAPH_LIST_LIMIT)) {
-    throw new UsageError(`limit ${JSON.stringify(args.limit)} is invalid: it must be an integer from 1 to ${MAX_GRAPH_LIST_LIMIT}`);
-  }
+  const problems: string[] = [];
+  const limit = limitArgument(args.limit, MAX_GRAPH_LIST_LIMIT, problems);
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
   return { group, limit };
 }
 
@@ -108,6 +122,50 @@ export async function graphsCancel(context: CommandContext, id: string): Promise
     out.line(jsonText(CancelGraphResponse.toJSON(response), { compact: false }));
   } else if (response.graph) {
     out.line(cancelledLine(context.style, response.graph));
+  }
+  return ExitCode.ok;
+}
+
+/**
+ * `graphs pause <id>`: running tasks finish and no new one starts until `graphs resume`.
+ * Refused (exit 1) when the graph has settled.
+ */
+export async function graphsPause(context: CommandContext, id: string): Promise<ExitCode> {
+  const request = { graphId: graphIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.pauseGraph(request, options));
+  return showPauseOrResume(context, request.graphId, response.graph, "paused", PauseGraphResponse.toJSON(response));
+}
+
+/** `graphs resume <id>`: a paused graph starts its ready tasks again. Refused (exit 1) when the graph has settled. */
+export async function graphsResume(context: CommandContext, id: string): Promise<ExitCode> {
+  const request = { graphId: graphIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.resumeGraph(request, options));
+  return showPauseOrResume(context, request.graphId, response.graph, "resumed", ResumeGraphResponse.toJSON(response));
+}
+
+function showPauseOrResume(
+  context: CommandContext,
+  graphId: string,
+  graph: Graph | undefined,
+  word: "paused" | "resumed",
+  document: unknown,
+): ExitCode {
+  const answered = graph ?? missingGraph(graphId);
+  // The server refuses a graph that had settled when it asked; one that settled while the call ran comes back settled.
+  if (isSettled(answered.state)) {
+    throw new CliError(ExitCode.failed, `graph ${graphId} ${graphStateName(answered.state)} before it could be ${word}`);
+  }
+  const expected = word === "paused" ? GraphState.GRAPH_STATE_PAUSED : GraphState.GRAPH_STATE_RUNNING;
+  if (answered.state !== expected) {
+    // Only a graph that is not running in the server (stored as pending) comes back unchanged.
+    throw new CliError(ExitCode.failed, `graph ${graphId} is ${graphStateName(answered.state)}: the server left it as it was`);
+  }
+  if (context.globals.output === "json") {
+    context.out.line(jsonText(document, { compact: false }));
+  } else {
+    context.out.line(pausedLine(context.style, answered, word));
   }
   return ExitCode.ok;
 }

@@ -4,9 +4,11 @@ import { DEFAULT_GROUP } from "@drover/shared";
 import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
 import { type CommandContext, commandContext } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
-import { graphsCancel, graphsList, graphsShow } from "./graphs.js";
+import { graphsCancel, graphsList, graphsPause, graphsResume, graphsShow } from "./graphs.js";
+import { history } from "./history.js";
 import { nodesList } from "./nodes.js";
 import { Output } from "./render.js";
+import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
 import { update } from "./update.js";
 
@@ -91,9 +93,10 @@ export function buildProgram(): Command {
     .action(groupAction(undefined))
     .addHelpText(
       "after",
-      `${example("client update 3 2", "client --group web nodes ls -o json", "client tasks watch")}
-Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled or superseded);
-2 bad usage or invalid argument; 3 server unreachable or unavailable; 4 not allowed; 5 not found.
+      `${example("client update 3 2", "client --group web nodes ls -o json", "client tasks watch", "client history", "client rollback")}
+Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled or superseded; a stale
+--expect-revision; a graph already settled); 2 bad usage or invalid argument; 3 server unreachable
+or unavailable; 4 not allowed; 5 not found.
 `,
     );
 
@@ -107,12 +110,22 @@ Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled o
     .argument("<version>", "the version every node should run, from 1")
     .option("--max-surge <n>", "nodes above count allowed during a rolling replacement (default 0)")
     .option("--max-unavailable <n>", "nodes below count allowed during a rolling replacement (default 1)")
-    .option("--dry-run", "print the plan, change nothing")
+    .option("--on-failure <policy>", "if the graph fails: stop (leave it to an operator) or rollback (to the last revision reached); default stop")
+    .option("--task-timeout <duration>", "how long one attempt of a task may take, like 30s or 5m (default: the server's)")
+    .option("--progress-deadline <duration>", "how long the graph may go without a task finishing before it fails, like 10m (default: the server's)")
+    .option("--expect-revision <n>", "refuse unless the group is still at revision n (0: it has none yet), so that a plan made from stale information is never applied")
+    .option("--dry-run", "print the plan and the revision it is based on, change nothing")
     .option("--detach", "start the graph and return without following it")
     .addHelpText(
       "after",
-      `${example("client update 3 1", "client update 3 2 --max-surge 1 --max-unavailable 0", "client --group web update 5 2 --dry-run")}
+      `${example(
+        "client update 3 1",
+        "client update 3 2 --max-surge 1 --max-unavailable 0",
+        "client --group web update 5 2 --dry-run",
+        "client update 5 3 --expect-revision 4 --on-failure rollback --task-timeout 30s --progress-deadline 5m",
+      )}
 With -o json it prints the SetSpec response on one line, then one {"event": event} per line.
+A refused --expect-revision exits 1 and names both revisions: look at 'client history', then update again.
 `,
     )
     .action(
@@ -120,6 +133,37 @@ With -o json it prints the SetSpec response on one line, then one {"event": even
         const [count, version] = command.processedArgs as [string, string];
         return update(context, { ...command.opts(), count, version });
       }),
+    );
+
+  program
+    .command("history")
+    .summary("list the group's spec revisions and what became of each")
+    .description(
+      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, rollback, auto-rollback), and the graph it made with its outcome",
+    )
+    .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
+    .addHelpText("after", example("client history", "client --group web history --limit 5 -o json"))
+    .action(run((context, command) => history(context, command.opts())));
+
+  program
+    .command("rollback")
+    .summary("roll the group back to an earlier revision's spec and follow it")
+    .description(
+      "store a new revision with an earlier revision's spec (default: the one before the current), print the plan and follow it like update; exits 0 only if the graph succeeded",
+    )
+    .argument("[revision]", "the revision whose spec to restore (default: the previous one)")
+    .option("--expect-revision <n>", "refuse unless the group is still at revision n")
+    .option("--dry-run", "print the plan, change nothing")
+    .option("--detach", "start the graph and return without following it")
+    .addHelpText(
+      "after",
+      `${example("client rollback", "client rollback 3 --dry-run", "client --group web rollback 3 --expect-revision 5 --detach")}
+The rollback is an ordinary rolling update to that spec, bounded by its surge and unavailability.
+With -o json it prints the Rollback response on one line, then one {"event": event} per line.
+`,
+    )
+    .action(
+      run((context, command) => rollback(context, { ...command.opts(), revision: command.processedArgs[0] as string | undefined })),
     );
 
   const nodes = program
@@ -163,7 +207,7 @@ seen, for up to 30s; then the client exits 3.
     .description("the task graphs of a group")
     .allowExcessArguments(true)
     .action(groupAction("graphs"))
-    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs cancel <id>"));
+    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs pause <id>", "client graphs cancel <id>"));
   graphs
     .command("ls")
     .description("list the group's graphs, newest first")
@@ -186,6 +230,18 @@ seen, for up to 30s; then the client exits 3.
     .argument("<id>", "the graph's id")
     .addHelpText("after", example("client graphs cancel 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
     .action(run((context, command) => graphsCancel(context, command.processedArgs[0] as string)));
+  graphs
+    .command("pause")
+    .description("pause a running graph: running tasks finish, no new task starts until it is resumed")
+    .argument("<id>", "the graph's id")
+    .addHelpText("after", example("client graphs pause 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
+    .action(run((context, command) => graphsPause(context, command.processedArgs[0] as string)));
+  graphs
+    .command("resume")
+    .description("resume a paused graph: its ready tasks start again")
+    .argument("<id>", "the graph's id")
+    .addHelpText("after", example("client graphs resume 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
+    .action(run((context, command) => graphsResume(context, command.processedArgs[0] as string)));
 
   return program;
 }

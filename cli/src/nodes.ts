@@ -1,4 +1,4 @@
-import { type ListNodesRequest, ListNodesResponse } from "@drover/shared";
+import { ListNodesRequest, ListNodesResponse } from "@drover/shared";
 import { type CommandContext, jsonText } from "./context.js";
 import { ExitCode } from "./errors.js";
 import { nodesTable } from "./render.js";
@@ -8,7 +8,8 @@ export interface NodesListArguments {
 }
 
 export function nodesListRequest(args: NodesListArguments, group: string): ListNodesRequest {
-  return { group, all: Boolean(args.all) };
+  // The table shows no per-node stats, so they are not asked for (`wide` and any later field keep their defaults).
+  return ListNodesRequest.fromPartial({ group, all: Boolean(args.all) });
 }
 
 /** `nodes ls [--all]`: the group's nodes, in the server's order; stopped ones only with --all. */

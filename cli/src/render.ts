@@ -5,13 +5,17 @@
 import {
   type Event,
   EventType,
+  FailurePolicy,
   formatAge,
   formatDuration,
   type Graph,
+  GraphReason,
   GraphState,
   graphStateName,
   type Node,
   nodeStateName,
+  type Revision,
+  RevisionReason,
   type SetSpecResponse,
   type Spec,
   TaskAction,
@@ -87,12 +91,62 @@ export function currentText(current: readonly VersionCount[]): string {
   return live.length === 0 ? "0 nodes" : live.map((entry) => `${entry.count} × v${entry.version}`).join(" + ");
 }
 
-/** `group default: revision 4, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1)`. */
+/**
+ * `group default: revision 4, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1)`, with the
+ * failure policy and deadlines after the surge and unavailability when they are not the defaults.
+ */
 export function updateHeader(response: SetSpecResponse, dryRun: boolean): string {
   const spec = response.spec;
   const revision = dryRun ? `dry run, based on revision ${response.revision}` : `revision ${response.revision}`;
-  const strategy = spec ? ` (max surge ${spec.maxSurge}, max unavailable ${spec.maxUnavailable})` : "";
+  const strategy = spec
+    ? ` (${[`max surge ${spec.maxSurge}`, `max unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: false })].join(", ")})`
+    : "";
   return `group ${response.group}: ${revision}, ${currentText(response.current)} → ${specText(spec)}${strategy}`;
+}
+
+/** `30s`, `5m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
+export function durationText(milliseconds: number): string {
+  if (milliseconds % 3_600_000 === 0) return `${milliseconds / 3_600_000}h`;
+  if (milliseconds % 60_000 === 0) return `${milliseconds / 60_000}m`;
+  if (milliseconds % 1000 === 0) return `${milliseconds / 1000}s`;
+  return `${milliseconds}ms`;
+}
+
+/**
+ * `on failure rollback`, `task timeout 30s`, `progress deadline 5m`: how the spec handles
+ * failure. The deadlines only when the spec sets them; the policy always, or (in a header,
+ * where every word counts) only when it is not the default, stop.
+ */
+function policyWords(spec: Spec, options: { always: boolean }): string[] {
+  const words: string[] = [];
+  const rollback = spec.onFailure === FailurePolicy.FAILURE_POLICY_ROLLBACK;
+  if (rollback || options.always) words.push(`on failure ${rollback ? "rollback" : "stop"}`);
+  if (spec.taskTimeoutMs > 0) words.push(`task timeout ${durationText(spec.taskTimeoutMs)}`);
+  if (spec.progressDeadlineMs > 0) words.push(`progress deadline ${durationText(spec.progressDeadlineMs)}`);
+  return words;
+}
+
+/** `surge 0, unavailable 1, on failure stop`, then any deadline the spec sets: how a revision rolls out. */
+export function strategyText(spec: Spec | undefined): string {
+  if (!spec) return "-";
+  return [`surge ${spec.maxSurge}`, `unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: true })].join(", ");
+}
+
+/** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`. */
+export function revisionReasonText(revision: Pick<Revision, "reason" | "restores">): string {
+  switch (revision.reason) {
+    case RevisionReason.REVISION_REASON_ROLLBACK:
+      return `rollback to ${revision.restores}`;
+    case RevisionReason.REVISION_REASON_AUTO_ROLLBACK:
+      return `auto-rollback to ${revision.restores}`;
+    default:
+      return "update";
+  }
+}
+
+/** Why a graph exists: `update` (a new revision) or `repair` (drift under the same revision). */
+export function graphReasonText(reason: GraphReason): string {
+  return reason === GraphReason.GRAPH_REASON_REPAIR ? "repair" : "update";
 }
 
 /** What a task does: `start_node version=2`, `start_node version=2 01JDX3…8JNE`, `shut_down_node 01JDX3…Q1R7`. */
@@ -161,14 +215,36 @@ export function nodesTable(style: Style, nodes: readonly Node[], now: number): s
 export function graphsTable(style: Style, graphs: readonly Graph[], now: number): string {
   return table(
     style,
-    ["ID", "REVISION", "SPEC", "STATE", "TASKS", "AGE"],
+    ["ID", "REVISION", "REASON", "SPEC", "STATE", "TASKS", "AGE"],
     graphs.map((graph) => [
       graph.id,
       String(graph.revision),
+      graphReasonText(graph.reason),
       specText(graph.spec),
       stateColor(style, graphStateName(graph.state)),
       `${graph.counts?.succeeded ?? 0}/${graph.counts?.total ?? graph.tasks.length}`,
       graph.createdAt ? formatAge(now - graph.createdAt.getTime()) : "-",
+    ]),
+  );
+}
+
+/**
+ * The group's revisions, newest first: what each asked for, why it was made, and the graph
+ * it made with that graph's outcome (`nothing to do` when the group already matched).
+ */
+export function historyTable(style: Style, revisions: readonly Revision[], now: number): string {
+  return table(
+    style,
+    ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME"],
+    revisions.map((revision) => [
+      String(revision.revision),
+      revision.spec ? String(revision.spec.count) : "-",
+      revision.spec ? String(revision.spec.version) : "-",
+      strategyText(revision.spec),
+      revisionReasonText(revision),
+      revision.createdAt ? formatAge(now - revision.createdAt.getTime()) : "-",
+      revision.graphId || "-",
+      revision.graphId ? stateColor(style, graphStateName(revision.graphState)) : "nothing to do",
     ]),
   );
 }
@@ -261,9 +337,19 @@ export function summaryLines(style: Style, graph: GraphTracker): string[] {
   const detail = state === "succeeded" ? `${tasks}, ${retries}` : `${tasks} (${breakdownText(tally) || "none run"}), ${retries}`;
   const lines = [`graph ${graph.id} ${stateColor(style, state)}${took}: ${detail}`];
   if (graph.error) lines.push(`${red(style, "error:")} ${graph.error}`);
-  if (graph.message && graph.message !== graph.error) lines.push(graph.message);
-  if (graph.nextGraphId) lines.push(`next graph ${graph.nextGraphId}; watch it with: client tasks watch ${graph.nextGraphId}`);
+  lines.push(...decisionLines(graph));
   return lines;
+}
+
+/**
+ * What the server decided as the graph settled, and where to watch what it started:
+ * `rolling back to revision 1 (2 × v1); watch it with: client tasks watch 01JDX5…`.
+ */
+function decisionLines(graph: Pick<GraphTracker, "message" | "error" | "nextGraphId">): string[] {
+  const message = graph.message && graph.message !== graph.error ? graph.message : "";
+  if (!graph.nextGraphId) return message ? [message] : [];
+  const watch = `watch it with: client tasks watch ${graph.nextGraphId}`;
+  return [message ? `${message}; ${watch}` : `graph ${graph.nextGraphId} follows; ${watch}`];
 }
 
 const tasksText = (total: number) => `${total} ${total === 1 ? "task" : "tasks"}`;
@@ -282,6 +368,11 @@ export function cancelledLine(style: Style, graph: Graph): string {
   const breakdown = counts ? breakdownText(counts) : "";
   const tasks = counts ? `: ${tasksText(counts.total)}${breakdown ? ` (${breakdown})` : ""}` : "";
   return `graph ${graph.id} ${stateColor(style, graphStateName(graph.state))}${tasks}`;
+}
+
+/** What `graphs pause` and `graphs resume` say: `graph 01JDX4… paused`. */
+export function pausedLine(style: Style, graph: Graph, word: "paused" | "resumed"): string {
+  return `graph ${graph.id} ${yellow(style, word)}`;
 }
 
 /** The graph in Graphviz's language: one node per task, labelled with its id and action, and an edge from each prerequisite. */

@@ -7,6 +7,7 @@ import {
   SetSpecResponse,
   specProblems,
 } from "@drover/shared";
+import { durationArgument, failurePolicyArgument, integerArgument, revisionArgument } from "./arguments.js";
 import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
 import type { CommandContext } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
@@ -22,22 +23,26 @@ export interface UpdateArguments {
   maxUnavailable?: string;
   dryRun?: boolean;
   detach?: boolean;
-}
-
-/**
- * Reads a whole number written in decimal digits: "3" and "007" pass; "abc", "-1", "1.5",
- * "1e3" and " 3" do not. Returns the number, or undefined with the rule broken in `problems`.
- */
-function integerArgument(name: string, text: string, min: number, max: number, problems: string[]): number {
-  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!(value >= min && value <= max)) {
-    problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be an integer from ${min} to ${max}`);
-  }
-  return value;
+  expectRevision?: string;
+  onFailure?: string;
+  taskTimeout?: string;
+  progressDeadline?: string;
 }
 
 /** The fields of a SetSpec request that `update` sets; the server's defaults stand for the rest. */
-export type UpdateRequest = Pick<SetSpecRequest, "group" | "count" | "version" | "maxSurge" | "maxUnavailable" | "dryRun">;
+export type UpdateRequest = Pick<
+  SetSpecRequest,
+  | "group"
+  | "count"
+  | "version"
+  | "maxSurge"
+  | "maxUnavailable"
+  | "dryRun"
+  | "expectRevision"
+  | "onFailure"
+  | "taskTimeoutMs"
+  | "progressDeadlineMs"
+>;
 
 /** The SetSpec request for `update`'s arguments; throws a UsageError naming every bad value. */
 export function updateRequest(args: UpdateArguments, group: string): UpdateRequest {
@@ -50,6 +55,10 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
     args.maxUnavailable === undefined
       ? undefined
       : integerArgument("max unavailable", args.maxUnavailable, 0, MAX_COUNT, problems);
+  const expectRevision = revisionArgument("expect revision", args.expectRevision, 0, problems);
+  const onFailure = failurePolicyArgument(args.onFailure, problems);
+  const taskTimeoutMs = durationArgument("task timeout", args.taskTimeout, problems);
+  const progressDeadlineMs = durationArgument("progress deadline", args.progressDeadline, problems);
   if (problems.length === 0) {
     // The rules that tie fields together, in the words the server would use.
     problems.push(
@@ -62,7 +71,18 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
     );
   }
   if (problems.length > 0) throw new UsageError(problems.join("; "));
-  return { group, count, version, maxSurge, maxUnavailable, dryRun: Boolean(args.dryRun) };
+  return {
+    group,
+    count,
+    version,
+    maxSurge,
+    maxUnavailable,
+    dryRun: Boolean(args.dryRun),
+    expectRevision,
+    onFailure,
+    taskTimeoutMs,
+    progressDeadlineMs,
+  };
 }
 
 /**
@@ -70,20 +90,40 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
  * --detach) follows the graph to its end. Exits 0 only if the graph succeeded.
  */
 export async function update(context: CommandContext, args: UpdateArguments): Promise<ExitCode> {
-  const { globals, out, style } = context;
-  const request = updateRequest(args, globals.group);
+  const request = updateRequest(args, context.globals.group);
   const connection = context.connection();
   const response = await connection.call(
     (options) => connection.client.setSpec(request, options),
     request.dryRun ? UNARY_DEADLINE_MS : WAITING_DEADLINE_MS,
   );
+  return showUpdate(context, response, {
+    dryRun: request.dryRun,
+    detach: Boolean(args.detach),
+    document: SetSpecResponse.toJSON(response),
+  });
+}
+
+export interface ShowUpdateOptions {
+  dryRun: boolean;
+  detach: boolean;
+  /** What -o json prints on the first line: the response of the call that made the update. */
+  document: unknown;
+}
+
+/**
+ * Shows an update the server has made (from `update`, or a `rollback`): the header, the
+ * superseded graph, the plan; then, unless it was a dry run, detached or had nothing to
+ * do, follows its graph to the end. Returns 0 unless the followed graph did not succeed.
+ */
+export async function showUpdate(context: CommandContext, response: SetSpecResponse, options: ShowUpdateOptions): Promise<ExitCode> {
+  const { globals, out, style } = context;
   const json = globals.output === "json";
   const graph = response.graph;
 
   if (json) {
-    out.line(JSON.stringify(SetSpecResponse.toJSON(response)));
+    out.line(JSON.stringify(options.document));
   } else {
-    out.line(updateHeader(response, request.dryRun));
+    out.line(updateHeader(response, options.dryRun));
     if (response.supersededGraphId) out.line(`superseded graph ${response.supersededGraphId}`);
     if (response.nothingToDo || !graph) {
       out.line("nothing to do: the group already matches");
@@ -93,8 +133,8 @@ export async function update(context: CommandContext, args: UpdateArguments): Pr
       out.line(planTable(style, new GraphTracker(graph, 0).tasks));
     }
   }
-  if (response.nothingToDo || !graph || request.dryRun) return ExitCode.ok;
-  if (args.detach) {
+  if (response.nothingToDo || !graph || options.dryRun) return ExitCode.ok;
+  if (options.detach) {
     if (!json) {
       out.line();
       out.line(`graph ${graph.id} started; watch it with: client tasks watch ${graph.id}`);

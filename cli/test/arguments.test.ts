@@ -1,11 +1,24 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { EventType, type Graph, GraphState, MAX_COUNT, TaskAction, TaskState } from "@drover/shared";
+import {
+  EventType,
+  FailurePolicy,
+  type Graph,
+  GraphState,
+  MAX_COUNT,
+  Revision,
+  RevisionReason,
+  Spec,
+  TaskAction,
+  TaskState,
+} from "@drover/shared";
 import fc from "fast-check";
 import { resolveGlobalOptions } from "../src/connection.js";
 import { UsageError } from "../src/errors.js";
 import { graphsListRequest } from "../src/graphs.js";
-import { actionText, eventLine, summaryLines } from "../src/render.js";
+import { historyRequest } from "../src/history.js";
+import { actionText, eventLine, historyTable, summaryLines } from "../src/render.js";
+import { rollbackRequest } from "../src/rollback.js";
 import { graphIdArgument } from "../src/tasks.js";
 import { GraphTracker } from "../src/tracker.js";
 import { updateRequest } from "../src/update.js";
@@ -41,10 +54,49 @@ describe("arguments to requests", () => {
       maxSurge: undefined,
       maxUnavailable: undefined,
       dryRun: false,
+      expectRevision: undefined,
+      onFailure: FailurePolicy.FAILURE_POLICY_UNSPECIFIED,
+      taskTimeoutMs: 0,
+      progressDeadlineMs: 0,
     });
     assert.throws(() => updateRequest({ count: "x", version: "y" }, "web"), /count "x" is invalid.*; version "y" is invalid/);
     assert.throws(() => updateRequest({ count: "3", version: "2", maxUnavailable: "0" }, "web"), /both 0/);
     assert.doesNotThrow(() => updateRequest({ count: "3", version: "2", maxSurge: "1", maxUnavailable: "0" }, "web"));
+  });
+
+  test("update reads the failure policy, durations with a unit, and the revision it expects, naming every bad one", () => {
+    const request = updateRequest(
+      { count: "3", version: "2", onFailure: "rollback", taskTimeout: "1.5s", progressDeadline: "5m", expectRevision: "0" },
+      "web",
+    );
+    assert.equal(request.onFailure, FailurePolicy.FAILURE_POLICY_ROLLBACK);
+    assert.equal(request.taskTimeoutMs, 1500);
+    assert.equal(request.progressDeadlineMs, 300_000);
+    assert.equal(request.expectRevision, 0);
+    assert.equal(updateRequest({ count: "3", version: "2", onFailure: "stop" }, "web").onFailure, FailurePolicy.FAILURE_POLICY_STOP);
+    for (const zero of ["0", "0ms", "0s"]) assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: zero }, "web").taskTimeoutMs, 0);
+    assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "24h" }, "web").taskTimeoutMs, 86_400_000);
+    for (const bad of ["30", "1.5ms", "-1s", "1d", "s", " 1s", "25h"]) {
+      assert.throws(() => updateRequest({ count: "3", version: "2", taskTimeout: bad }, "web"), new RegExp(`task timeout ${JSON.stringify(bad)} is invalid`));
+    }
+    assert.throws(
+      () => updateRequest({ count: "3", version: "2", onFailure: "retry", progressDeadline: "soon", expectRevision: "-1" }, "web"),
+      /expect revision "-1" is invalid.*; on failure "retry" is invalid: use stop or rollback; progress deadline "soon" is invalid/,
+    );
+    assert.throws(() => updateRequest({ count: "3", version: "2", onFailure: "constructor" }, "web"), /on failure "constructor" is invalid/);
+  });
+
+  test("rollback takes a revision from 1, or none for the previous one", () => {
+    assert.deepEqual(rollbackRequest({}, "web"), { group: "web", revision: 0, expectRevision: undefined, dryRun: false });
+    assert.deepEqual(rollbackRequest({ revision: "3", expectRevision: "5", dryRun: true }, "web"), {
+      group: "web",
+      revision: 3,
+      expectRevision: 5,
+      dryRun: true,
+    });
+    assert.throws(() => rollbackRequest({ revision: "0" }, "web"), /revision "0" is invalid: it must be an integer from 1/);
+    assert.throws(() => rollbackRequest({ revision: "last", expectRevision: "x" }, "web"), /revision "last" is invalid.*; expect revision "x" is invalid/);
+    assert.throws(() => historyRequest({ limit: "0" }, "web"), /limit "0" is invalid/);
   });
 
   test("global options are checked: server address, group name, output format", () => {
@@ -150,5 +202,61 @@ describe("following a graph", () => {
     assert.equal(eventLine(plain, again, tracker, base), " +0.60s  1  started (attempt 2)  start_node version=2 01JDX5…8JNE");
     assert.equal(eventLine(plain, event(7, { type: EventType.EVENT_TYPE_GRAPH, graphState: GraphState.GRAPH_STATE_RUNNING }), tracker, base), undefined);
     assert.equal(actionText(tracker.task(0)!, { shortIds: false }), "shut_down_node 01JDX3AAAAAAAAAAAAAAAAQ1R7");
+  });
+});
+
+describe("rendering decisions and history", () => {
+  test("a failed graph's summary says what the server decided and how to watch the graph it started", () => {
+    const tracker = new GraphTracker(graph(), 0);
+    tracker.apply(event(1, { type: EventType.EVENT_TYPE_GRAPH, graphState: GraphState.GRAPH_STATE_RUNNING }));
+    tracker.apply(
+      event(2, {
+        type: EventType.EVENT_TYPE_GRAPH,
+        graphState: GraphState.GRAPH_STATE_FAILED,
+        error: "task 0 (shut_down_node 01JDX3AAAAAAAAAAAAAAAAQ1R7) failed after 1 attempt: boom",
+        message: "rolling back to revision 1 (2 × v1)",
+        nextGraphId: "01JDX6CCCCCCCCCCCCCCCCCCCC",
+      }),
+    );
+    assert.deepEqual(summaryLines(plain, tracker).slice(1), [
+      "error: task 0 (shut_down_node 01JDX3AAAAAAAAAAAAAAAAQ1R7) failed after 1 attempt: boom",
+      "rolling back to revision 1 (2 × v1); watch it with: client tasks watch 01JDX6CCCCCCCCCCCCCCCCCCCC",
+    ]);
+    const alone = new GraphTracker(graph(), 0);
+    alone.apply(event(1, { type: EventType.EVENT_TYPE_GRAPH, graphState: GraphState.GRAPH_STATE_FAILED, error: "boom", message: "not rolling back: it was itself an automatic rollback" }));
+    assert.equal(summaryLines(plain, alone).at(-1), "not rolling back: it was itself an automatic rollback");
+  });
+
+  test("history shows each revision's strategy, why it was made, and its graph's outcome or that there was nothing to do", () => {
+    const spec = (fields: Partial<Spec>) =>
+      Spec.fromPartial({ count: 2, version: 1, maxSurge: 0, maxUnavailable: 1, onFailure: FailurePolicy.FAILURE_POLICY_STOP, ...fields });
+    const now = 100_000;
+    const revisions = [
+      Revision.fromPartial({
+        revision: 3,
+        spec: spec({}),
+        createdAt: new Date(now - 5_000),
+        reason: RevisionReason.REVISION_REASON_AUTO_ROLLBACK,
+        restores: 1,
+        graphId: "01JDX6CCCCCCCCCCCCCCCCCCCC",
+        graphState: GraphState.GRAPH_STATE_RUNNING,
+      }),
+      Revision.fromPartial({
+        revision: 2,
+        spec: spec({ version: 2, onFailure: FailurePolicy.FAILURE_POLICY_ROLLBACK, taskTimeoutMs: 1500, progressDeadlineMs: 300_000 }),
+        createdAt: new Date(now - 6_000),
+        reason: RevisionReason.REVISION_REASON_UPDATE,
+        graphId: "01JDX5BBBBBBBBBBBBBBBBBBBB",
+        graphState: GraphState.GRAPH_STATE_FAILED,
+      }),
+      Revision.fromPartial({ revision: 1, spec: spec({}), createdAt: new Date(now - 7_000), reason: RevisionReason.REVISION_REASON_ROLLBACK, restores: 4 }),
+    ];
+    const rows = historyTable(plain, revisions, now).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(rows, [
+      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME"],
+      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running"],
+      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed"],
+      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do"],
+    ]);
   });
 });

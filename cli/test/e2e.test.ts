@@ -261,12 +261,12 @@ describe("the client against a fast server", () => {
       graphId = graphIdIn(lines(result.stdout).at(-1)!);
     });
 
-    test("graphs ls shows each graph with its revision, spec, state and tasks done", async () => {
+    test("graphs ls shows each graph with its revision, why it was made, spec, state and tasks done", async () => {
       const result = await server.client([...group, "graphs", "ls"]);
       assertSucceeded(result);
-      assert.deepEqual(lines(result.stdout)[0]!.split(/\s{2,}/), ["ID", "REVISION", "SPEC", "STATE", "TASKS", "AGE"]);
+      assert.deepEqual(lines(result.stdout)[0]!.split(/\s{2,}/), ["ID", "REVISION", "REASON", "SPEC", "STATE", "TASKS", "AGE"]);
       const [row] = tableRows(result.stdout);
-      assert.deepEqual(row!.slice(0, 5), [graphId, "1", "2 × v1", "succeeded", "3/3"]);
+      assert.deepEqual(row!.slice(0, 6), [graphId, "1", "update", "2 × v1", "succeeded", "3/3"]);
     });
 
     test("graphs show prints every task with its state and attempts", async () => {
@@ -335,6 +335,15 @@ describe("the client against a fast server", () => {
       { args: ["nodes", "list"], code: 2, names: ["list"] },
       { args: ["nodes"], code: 2, names: ["nodes", "ls"] },
       { args: ["nodes", "ls", "--frob"], code: 2, names: ["--frob"] },
+      { args: ["update", "1", "1", "--task-timeout", "30"], code: 2, names: ['task timeout "30"', "500ms"] },
+      { args: ["update", "1", "1", "--progress-deadline", "2d"], code: 2, names: ['progress deadline "2d"'] },
+      { args: ["update", "1", "1", "--on-failure", "retry"], code: 2, names: ['on failure "retry"', "stop or rollback"] },
+      { args: ["update", "1", "1", "--expect-revision", "x"], code: 2, names: ['expect revision "x"'] },
+      { args: ["rollback", "0"], code: 2, names: ['revision "0"'] },
+      { args: ["history", "--limit", "1001"], code: 2, names: ['limit "1001"'] },
+      { args: ["--group", "never-updated", "rollback"], code: 5, names: ["never-updated", "no revisions"] },
+      { args: ["graphs", "pause", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], code: 5, names: ["01ARZ3NDEKTSV4RRFFQ69G5FAV"] },
+      { args: ["graphs", "resume", "nope"], code: 2, names: ['"nope"'] },
     ];
     for (const { args, code, names } of cases) {
       test(`client ${args.join(" ")} exits ${code} with one line naming ${names.join(" and ")}`, async () => {
@@ -353,7 +362,11 @@ describe("the client against a fast server", () => {
     });
 
     test("--help on every command shows an example and exits 0", async () => {
-      for (const args of [[], ["update"], ["nodes"], ["nodes", "ls"], ["tasks", "watch"], ["graphs", "ls"], ["graphs", "show"], ["graphs", "cancel"]]) {
+      const commands = [
+        [], ["update"], ["history"], ["rollback"], ["nodes"], ["nodes", "ls"], ["tasks", "watch"],
+        ["graphs", "ls"], ["graphs", "show"], ["graphs", "cancel"], ["graphs", "pause"], ["graphs", "resume"],
+      ];
+      for (const args of commands) {
         const result = await runClient([...args, "--help"]);
         assert.equal(result.code, 0, args.join(" "));
         assert.match(result.stdout, /\nExample:\n {2}\$ client /, `${args.join(" ")} --help has an example`);

@@ -70,8 +70,13 @@ export interface TestServer {
   client(args: string[], env?: Record<string, string>): Promise<ClientResult>;
   /** Stops the server (SIGTERM, as an operator would) and keeps its data directory. */
   stop(): Promise<void>;
-  /** Starts the server again on the same port and data directory. */
-  restart(): Promise<void>;
+  /** Kills the server with SIGKILL, as a crash would: nothing is flushed or settled. Keeps its data directory. */
+  kill(): Promise<void>;
+  /**
+   * Starts the server again on the same port and data directory (stopping it first if it
+   * runs), with `flags` instead of the flags it had, when given; later restarts keep them.
+   */
+  restart(flags?: string[]): Promise<void>;
   /** Stops the server and removes its data directory. */
   close(): Promise<void>;
   /** What the server wrote to stderr, for failure messages. */
@@ -87,21 +92,29 @@ export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<
   let output = "";
 
   const launch = async () => {
-    const started = spawn(SERVER_BIN, ["--data-dir", dataDir, "--listen", address, ...flags], {
+    // The client is tested without credentials: a loopback server may serve without a token,
+    // and then it records no credentials in the user's configuration either.
+    const started = spawn(SERVER_BIN, ["--data-dir", dataDir, "--listen", address, "--insecure-no-auth", ...flags], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = started;
     started.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
     started.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    await waitUntilServing(address, started, () => output);
+    try {
+      await waitUntilServing(address, started, () => output);
+    } catch (error) {
+      // A server that never answered would otherwise outlive the tests.
+      await stop("SIGKILL");
+      throw error;
+    }
   };
 
-  const stop = async () => {
+  const stop = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
     const running = child;
     child = undefined;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once("exit", () => resolve()));
-    running.kill("SIGTERM");
+    running.kill(signal);
     const killer = setTimeout(() => running.kill("SIGKILL"), 10_000);
     await exited;
     clearTimeout(killer);
@@ -113,9 +126,11 @@ export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<
     port,
     dataDir,
     client: (args, env) => runClient(["--server", address, ...args], env),
-    stop,
-    restart: async () => {
+    stop: () => stop(),
+    kill: () => stop("SIGKILL"),
+    restart: async (newFlags) => {
       await stop();
+      if (newFlags) flags = newFlags;
       await launch();
     },
     close: async () => {
@@ -164,4 +179,22 @@ export function graphIdIn(stdout: string): string {
   const match = /^graph ([0-9A-HJKMNP-TV-Z]{26}) /m.exec(stdout);
   if (!match) throw new Error(`no graph id in: ${stdout}`);
   return match[1]!;
+}
+
+/**
+ * Calls `check` every `intervalMs` until it returns a value other than undefined, and returns
+ * that; fails naming `what` (and the last value seen by `describe`) after `timeoutMs`.
+ */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  options: { timeoutMs?: number; intervalMs?: number; describe?: () => string } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${options.timeoutMs ?? 10_000}ms${options.describe ? `: ${options.describe()}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
 }

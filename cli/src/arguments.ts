@@ -1,0 +1,74 @@
+/**
+ * Reading command-line values: each reader checks one value and, when it breaks a rule,
+ * adds a problem naming the value and the rule, so that a command can name every bad
+ * value at once.
+ */
+import { FailurePolicy } from "@drover/shared";
+
+/** The largest revision number the client sends: revisions are uint64, but JSON numbers are exact only this far. */
+export const MAX_REVISION = Number.MAX_SAFE_INTEGER;
+/** The longest task timeout or progress deadline a spec may ask for: a day, the server's limit. */
+export const MAX_DEADLINE_MS = 86_400_000;
+
+/**
+ * Reads a whole number written in decimal digits: "3" and "007" pass; "abc", "-1", "1.5",
+ * "1e3" and " 3" do not. Returns the number, or NaN with the rule broken in `problems`.
+ */
+export function integerArgument(name: string, text: string, min: number, max: number, problems: string[]): number {
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value >= min && value <= max)) {
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Reads an optional revision number from `min` (0 stands for "no revision yet" where that makes sense). */
+export function revisionArgument(name: string, text: string | undefined, min: 0 | 1, problems: string[]): number | undefined {
+  return text === undefined ? undefined : integerArgument(name, text, min, MAX_REVISION, problems);
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Reads a duration like 500ms, 30s, 1.5m or 2h into whole milliseconds; "0" (with or
+ * without a unit) and an absent value mean the server's default and give 0. A bare
+ * number other than 0 is refused: "30" could mean seconds as easily as milliseconds.
+ */
+export function durationArgument(name: string, text: string | undefined, problems: string[]): number {
+  if (text === undefined || /^0+$/.test(text)) return 0;
+  const match = DURATION.exec(text);
+  const exact = match ? Number(match[1]) * UNIT_MS[match[2]!]! : Number.NaN;
+  const milliseconds = Math.round(exact);
+  if (!match || Math.abs(exact - milliseconds) > 1e-6) {
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: write a duration in whole milliseconds like 500ms, 30s or 5m (0 for the server's default)`);
+    return Number.NaN;
+  }
+  if (milliseconds > MAX_DEADLINE_MS) {
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be at most a day (24h), or 0 for the server's default`);
+    return Number.NaN;
+  }
+  return milliseconds;
+}
+
+/** The failure policies by the word the command line uses for them. */
+const FAILURE_POLICIES: Record<string, FailurePolicy> = {
+  stop: FailurePolicy.FAILURE_POLICY_STOP,
+  rollback: FailurePolicy.FAILURE_POLICY_ROLLBACK,
+};
+
+/** Reads `--on-failure stop|rollback`; absent leaves it to the server (which stops). */
+export function failurePolicyArgument(text: string | undefined, problems: string[]): FailurePolicy {
+  if (text === undefined) return FailurePolicy.FAILURE_POLICY_UNSPECIFIED;
+  const policy = Object.hasOwn(FAILURE_POLICIES, text) ? FAILURE_POLICIES[text] : undefined;
+  if (policy === undefined) {
+    problems.push(`on failure ${JSON.stringify(text)} is invalid: use stop or rollback`);
+    return FailurePolicy.FAILURE_POLICY_UNSPECIFIED;
+  }
+  return policy;
+}
+
+/** Reads a list's `--limit`: absent is 0, the server's default. Throws nothing; see `problems`. */
+export function limitArgument(text: string | undefined, max: number, problems: string[]): number {
+  return text === undefined ? 0 : integerArgument("limit", text, 1, max, problems);
+}
