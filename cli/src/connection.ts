@@ -1,5 +1,8 @@
 import { DEFAULT_GROUP, DroverServiceDefinition, type DroverServiceClient, groupNameProblem } from "@drover/shared";
-import { type Channel, createChannel, createClient } from "nice-grpc";
+import { readFileSync } from "node:fs";
+import { ChannelCredentials } from "@grpc/grpc-js";
+import { type Channel, createChannel, createClient, Metadata } from "nice-grpc";
+import { isLoopbackServer, resolveToken } from "./credentials.js";
 import { DeadlineError, UsageError } from "./errors.js";
 
 export const DEFAULT_SERVER = "127.0.0.1:8888";
@@ -20,12 +23,20 @@ export interface RawGlobalOptions {
   server?: string;
   group?: string;
   output?: string;
+  token?: string;
+  tokenFile?: string;
+  tls?: boolean;
+  tlsCa?: string;
 }
 
 export interface GlobalOptions {
   server: string;
   group: string;
   output: OutputFormat;
+  /** The bearer token to send, if any. */
+  token?: string;
+  /** Connect with TLS: `ca` is the PEM to trust, or undefined for the system's roots. */
+  tls?: { ca?: Buffer };
 }
 
 const SERVER_ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
@@ -44,7 +55,23 @@ export function resolveGlobalOptions(raw: RawGlobalOptions): GlobalOptions {
   if (output !== "table" && output !== "json") {
     throw new UsageError(`output ${JSON.stringify(output)} is invalid: use table or json`);
   }
-  return { server, group, output };
+  let tls: { ca?: Buffer } | undefined;
+  if (raw.tlsCa) {
+    try {
+      tls = { ca: readFileSync(raw.tlsCa) };
+    } catch (error) {
+      throw new UsageError(`--tls-ca ${raw.tlsCa} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): name a PEM file`);
+    }
+  } else if (raw.tls) {
+    tls = {};
+  }
+  const token = resolveToken(server, { token: raw.token, tokenFile: raw.tokenFile });
+  if (token !== undefined && !tls && !isLoopbackServer(server)) {
+    throw new UsageError(
+      `refusing to send the token in plaintext to ${server}: use --tls (or --tls-ca FILE), or reach the server on a loopback address`,
+    );
+  }
+  return { server, group, output, token, tls };
 }
 
 /** A client of one server; close it when done so that the process can exit. */
@@ -56,13 +83,16 @@ export interface Connection {
   close(): void;
 }
 
-export function connect(server: string): Connection {
-  const channel: Channel = createChannel(server, undefined, {
+export function connect(globals: Pick<GlobalOptions, "server" | "token" | "tls">): Connection {
+  const { server } = globals;
+  const credentials = globals.tls ? ChannelCredentials.createSsl(globals.tls.ca ?? null) : undefined;
+  const channel: Channel = createChannel(server, credentials, {
     "grpc.min_reconnect_backoff_ms": CONNECT_TIMEOUT_MS,
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1_000,
   });
-  const client = createClient(DroverServiceDefinition, channel);
+  const metadata = globals.token ? Metadata({ authorization: `Bearer ${globals.token}` }) : undefined;
+  const client = createClient(DroverServiceDefinition, channel, metadata ? { "*": { metadata } } : {});
   return {
     server,
     client,

@@ -15,7 +15,7 @@ export function commandContext(globals: GlobalOptions, out: Output): CommandCont
     globals,
     out,
     style: styleFor(process.stdout),
-    connection: () => (connection ??= connect(globals.server)),
+    connection: () => (connection ??= connect(globals)),
     close: () => connection?.close(),
   };
 }

@@ -100,7 +100,8 @@ describe("arguments to requests", () => {
   });
 
   test("global options are checked: server address, group name, output format", () => {
-    assert.deepEqual(resolveGlobalOptions({}), { server: "127.0.0.1:8888", group: "default", output: "table" });
+    const { server, group, output } = resolveGlobalOptions({});
+    assert.deepEqual({ server, group, output }, { server: "127.0.0.1:8888", group: "default", output: "table" });
     assert.throws(() => resolveGlobalOptions({ server: "localhost" }), /server "localhost" is invalid/);
     assert.throws(() => resolveGlobalOptions({ server: "localhost:99999" }), /server "localhost:99999" is invalid/);
     assert.throws(() => resolveGlobalOptions({ group: "-web" }), /group "-web" is invalid/);

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { DroverServiceDefinition } from "@drover/shared";
-import { ClientError, createChannel, createClient, Status } from "nice-grpc";
+import { ClientError, createChannel, createClient, Metadata, Status } from "nice-grpc";
 import {
   type ClientResult,
   FAST_SERVER_FLAGS,
@@ -202,10 +204,11 @@ describe("the client against a fast server", () => {
     });
 
     test("global options work after the subcommand as well as before it", async () => {
-      const result = await runClient(["update", "2", "1", "--group", "dry", "--server", server.address]);
+      const credentials = { XDG_CONFIG_HOME: join(server.dataDir, "config") };
+      const result = await runClient(["update", "2", "1", "--group", "dry", "--server", server.address], credentials);
       assertSucceeded(result);
       assert.match(result.stdout, /nothing to do/);
-      const fromEnvironment = await runClient(["nodes", "ls"], { DROVER_SERVER: server.address, DROVER_GROUP: "dry" });
+      const fromEnvironment = await runClient(["nodes", "ls"], { ...credentials, DROVER_SERVER: server.address, DROVER_GROUP: "dry" });
       assertSucceeded(fromEnvironment);
       assert.equal(tableRows(fromEnvironment.stdout).length, 2);
     });
@@ -373,10 +376,28 @@ describe("the client against a fast server", () => {
       }
     });
 
+    test("a wrong token is refused with exit 4 and a line saying how to supply one; no token is needed as the same user", async () => {
+      const wrong = await server.client(["nodes", "ls"], { DROVER_TOKEN: "not-the-token" });
+      assert.equal(wrong.code, 4);
+      assert.equal(lines(wrong.stderr).length, 1, wrong.stderr);
+      assert.match(wrong.stderr, /^client: wrong token: .*pass --token or --token-file \(or set DROVER_TOKEN or DROVER_TOKEN_FILE\)/);
+      const noCredentials = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere") });
+      assert.equal(noCredentials.code, 4);
+      assert.match(noCredentials.stderr, /^client: missing token/);
+      const fromFile = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere"), DROVER_TOKEN_FILE: join(server.dataDir, "token") });
+      assert.equal(fromFile.code, 0, fromFile.stderr);
+      const recorded = await server.client(["nodes", "ls"]);
+      assert.equal(recorded.code, 0, recorded.stderr);
+      const plaintext = await runClient(["--server", "192.0.2.1:8888", "--token", "secret", "nodes", "ls"]);
+      assert.equal(plaintext.code, 2);
+      assert.match(plaintext.stderr, /^client: refusing to send the token in plaintext to 192\.0\.2\.1:8888/);
+    });
+
     test("the server answers a bad count with INVALID_ARGUMENT, not UNKNOWN", async () => {
       const channel = createChannel(server.address);
       try {
-        const client = createClient(DroverServiceDefinition, channel);
+        const token = readFileSync(join(server.dataDir, "token"), "utf8").trim();
+        const client = createClient(DroverServiceDefinition, channel, { "*": { metadata: Metadata({ authorization: `Bearer ${token}` }) } });
         await assert.rejects(
           client.setSpec({ group: "direct", count: 100_001, version: 1 }),
           (error: unknown) => {

@@ -4,13 +4,13 @@
  * (bin/client) as a child process.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DroverServiceDefinition } from "@drover/shared";
-import { createChannel, createClient } from "nice-grpc";
+import { createChannel, createClient, Metadata } from "nice-grpc";
 
 /** The repository's root: this file runs from cli/dist/test/. */
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -88,20 +88,22 @@ export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<
   const dataDir = await mkdtemp(join(tmpdir(), "drover-cli-test-"));
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
+  const configHome = join(dataDir, "config");
   let child: ChildProcess | undefined;
   let output = "";
 
   const launch = async () => {
-    // The client is tested without credentials: a loopback server may serve without a token,
-    // and then it records no credentials in the user's configuration either.
-    const started = spawn(SERVER_BIN, ["--data-dir", dataDir, "--listen", address, "--insecure-no-auth", ...flags], {
+    // Served the default way, with a token: the server records it in the user's config
+    // directory (a temporary one, shared with the client runs), where the client finds it.
+    const started = spawn(SERVER_BIN, ["--data-dir", dataDir, "--listen", address, ...flags], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, XDG_CONFIG_HOME: configHome },
     });
     child = started;
     started.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
     started.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
     try {
-      await waitUntilServing(address, started, () => output);
+      await waitUntilServing(address, dataDir, started, () => output);
     } catch (error) {
       // A server that never answered would otherwise outlive the tests.
       await stop("SIGKILL");
@@ -125,7 +127,7 @@ export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<
     address,
     port,
     dataDir,
-    client: (args, env) => runClient(["--server", address, ...args], env),
+    client: (args, env) => runClient(["--server", address, ...args], { XDG_CONFIG_HOME: configHome, ...env }),
     stop: () => stop(),
     kill: () => stop("SIGKILL"),
     restart: async (newFlags) => {
@@ -142,9 +144,8 @@ export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<
 }
 
 /** Retries a ListNodes call until the server answers, or fails if it exits or takes too long. */
-async function waitUntilServing(address: string, child: ChildProcess, log: () => string): Promise<void> {
+async function waitUntilServing(address: string, dataDir: string, child: ChildProcess, log: () => string): Promise<void> {
   const channel = createChannel(address);
-  const client = createClient(DroverServiceDefinition, channel);
   const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
   try {
     for (;;) {
@@ -152,7 +153,11 @@ async function waitUntilServing(address: string, child: ChildProcess, log: () =>
         throw new Error(`the server exited before serving (code ${child.exitCode}): ${log()}`);
       }
       try {
+        const token = (await readFile(join(dataDir, "token"), "utf8")).trim();
+        const client = createClient(DroverServiceDefinition, channel, { "*": { metadata: Metadata({ authorization: `Bearer ${token}` }) } });
         await client.listNodes({ group: "default" }, { signal: AbortSignal.timeout(1_000) });
+        // The client finds the token in the credentials file, written once the server listens.
+        await readFile(join(dataDir, "config", "drover", "credentials.json"), "utf8");
         return;
       } catch (error) {
         if (Date.now() > deadline) throw new Error(`the server did not answer within ${SERVER_READY_TIMEOUT_MS}ms: ${log()}`, { cause: error });

@@ -20,7 +20,7 @@ export function authMiddleware(token: string): ServerMiddleware {
     if (!OPEN_SERVICES.some((prefix) => call.method.path.startsWith(prefix))) {
       const header = context.metadata.get("authorization");
       if (header === undefined) {
-        throw new ServerError(Status.UNAUTHENTICATED, "missing token: send 'authorization: Bearer <token>' (the client reads it from --token, DROVER_TOKEN, --token-file or DROVER_TOKEN_FILE)");
+        throw new ServerError(Status.UNAUTHENTICATED, "missing token: send the metadata 'authorization: Bearer <token>'");
       }
       const presented = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
       if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
