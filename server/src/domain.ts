@@ -193,6 +193,10 @@ export interface Graph {
   error?: string;
   retries: number;
   reason: GraphReason;
+  /** The decision its settling announced, in words: "rolling back to revision 3 (3 × v1)". */
+  message?: string;
+  /** The graph that follows it: the rollback its failure started. */
+  nextGraphId?: string;
 }
 
 export interface GraphWithTasks extends Graph {

@@ -132,11 +132,19 @@ describe("rollouts", { timeout: 60_000 }, () => {
       return start(node, signal);
     };
     const bad = await client.setSpec({ count: 2, version: 2, onFailure: FailurePolicy.FAILURE_POLICY_ROLLBACK });
-    const events = (await drain(client.watchGraph({ graphId: bad.graph!.id }))).flatMap((message) => message.events);
+    const messages = await drain(client.watchGraph({ graphId: bad.graph!.id }));
+    const events = messages.flatMap((message) => message.events);
     const end = events.at(-1)!;
     assert.equal(end.graphState, GraphState.GRAPH_STATE_FAILED);
     assert.equal(end.message, "rolling back to revision 1 (2 × v1)");
     assert.notEqual(end.nextGraphId, "");
+    // Every task ended before the graph's final event, so a watcher sees each one end.
+    const states = new Map(messages[0]!.snapshot!.tasks.map((task) => [task.id, task.state]));
+    for (const event of events) if (event.type === EventType.EVENT_TYPE_TASK) states.set(event.taskId, event.taskState);
+    assert.ok(![...states.values()].includes(TaskState.TASK_STATE_PENDING), `tasks still pending at the end: ${[...states.entries()]}`);
+    const settled = (await client.getGraph({ graphId: bad.graph!.id })).graph!;
+    assert.equal(settled.message, end.message, "the graph keeps the decision");
+    assert.equal(settled.nextGraphId, end.nextGraphId);
     await drain(client.watchGraph({ graphId: end.nextGraphId }));
     assert.equal((await client.getGraph({ graphId: end.nextGraphId })).graph!.state, GraphState.GRAPH_STATE_SUCCEEDED);
     const history = (await client.listRevisions({})).revisions;

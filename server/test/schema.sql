@@ -38,7 +38,7 @@ CREATE TABLE "graphs" (
   retries INTEGER NOT NULL DEFAULT 0,
   -- 'update': made by a new revision; 'repair': by the reconciler for drift; 'operation': by an operation on one node.
   reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'repair', 'operation')),
-  paused_at INTEGER,
+  paused_at INTEGER, message TEXT, next_graph_id TEXT,
   FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
 ) WITHOUT ROWID;
 

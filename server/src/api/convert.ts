@@ -161,6 +161,8 @@ export function toApiGraph(graph: GraphSummary, tasks: readonly Task[] = [], seq
     sequence,
     retries: graph.retries,
     reason: graphReasons[graph.reason],
+    message: graph.message ?? "",
+    nextGraphId: graph.nextGraphId ?? "",
   };
 }
 

@@ -19,18 +19,23 @@ export class Journal {
     private readonly failpoint: Failpoint = noFailpoints,
   ) {}
 
+  /** Resolves once everything recorded so far is committed and announced. */
+  async settled(): Promise<void> {
+    await this.record([]);
+  }
+
   /** Commits the transitions (with others of this tick) and resolves with their events once announced. */
   record(transitions: readonly Transition[]): Promise<Event[]> {
     return new Promise((resolve, reject) => {
       this.pending.push({ transitions, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => void this.flush());
+        setImmediate(() => void this.commitBatch());
       }
     });
   }
 
-  private async flush(): Promise<void> {
+  private async commitBatch(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     this.flushScheduled = false;

@@ -291,14 +291,23 @@ export class Reconciler {
 
   async pause(graphId: string): Promise<GraphSummary> {
     await this.requireUnsettled(graphId, "paused");
-    await this.options.scheduler.get(graphId)?.pause();
+    await this.requireRun(graphId).pause();
     return (await this.options.store.getGraph(graphId))!;
   }
 
   async resume(graphId: string): Promise<GraphSummary> {
     await this.requireUnsettled(graphId, "resumed");
-    await this.options.scheduler.get(graphId)?.resume();
+    await this.requireRun(graphId).resume();
     return (await this.options.store.getGraph(graphId))!;
+  }
+
+  /** The run of an unsettled graph; one the server is not running (it stopped recording) cannot be steered. */
+  private requireRun(graphId: string) {
+    const run = this.options.scheduler.get(graphId);
+    if (!run) {
+      throw new FailedPreconditionError(`graph ${graphId} is not running in this server (see its log): restart the server to resume it`);
+    }
+    return run;
   }
 
   /**
@@ -471,6 +480,9 @@ export class Reconciler {
       await journal.record([transition]);
       return;
     }
+    // The halt's own transitions (skipped tasks) go through the journal; they must be committed
+    // before the final event, which this path commits directly with the new revision.
+    await journal.settled();
     const revision = await store.getRevision(graph.group, graph.revision);
     const target = revision?.reason === "auto_rollback" ? undefined : await store.lastReachedRevision(graph.group, graph.revision);
     if (!target) {

@@ -74,6 +74,8 @@ interface GraphRow extends SpecColumns {
   state: GraphState;
   reason: GraphReason;
   paused_at: number | null;
+  message: string | null;
+  next_graph_id: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -116,7 +118,7 @@ const LIVE_NODE_STATES = "('starting', 'running', 'unhealthy', 'stopping', 'fail
 const SPEC_COLUMNS =
   "r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb";
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
-  g.finished_at, g.error, g.retries, ${SPEC_COLUMNS}`;
+  g.finished_at, g.error, g.retries, g.message, g.next_graph_id, ${SPEC_COLUMNS}`;
 const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
     g.id AS graph_id, g.state AS graph_state
   FROM spec_revisions r
@@ -219,6 +221,8 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
     finishedAt: orUndefined(row.finished_at),
     error: orUndefined(row.error),
     retries: row.retries,
+    message: orUndefined(row.message),
+    nextGraphId: orUndefined(row.next_graph_id),
     counts,
   };
 }
@@ -322,7 +326,7 @@ export class SqliteStore implements Store {
       graphRunning: db.prepare(`UPDATE graphs SET state = 'running', started_at = COALESCE(started_at, ?), paused_at = NULL
         WHERE id = ?`),
       graphPaused: db.prepare(`UPDATE graphs SET paused_at = ? WHERE id = ?`),
-      graphSettled: db.prepare(`UPDATE graphs SET state = ?, finished_at = ?, error = ? WHERE id = ?`),
+      graphSettled: db.prepare(`UPDATE graphs SET state = ?, finished_at = ?, error = ?, message = ?, next_graph_id = ? WHERE id = ?`),
       taskRunning: db.prepare(`UPDATE tasks SET state = 'running', attempts = ?, started_at = COALESCE(started_at, ?),
         node_id = COALESCE(?, node_id), error = NULL WHERE graph_id = ? AND id = ?`),
       taskSettled: db.prepare(`UPDATE tasks SET state = ?, finished_at = ?, error = ?, node_id = COALESCE(?, node_id)
@@ -531,7 +535,7 @@ export class SqliteStore implements Store {
         case "graph":
           if (t.state === "running") s.graphRunning.run(now, t.graphId);
           else if (t.state === "paused") s.graphPaused.run(now, t.graphId);
-          else if (t.state !== "pending") s.graphSettled.run(t.state, now, t.error ?? null, t.graphId);
+          else if (t.state !== "pending") s.graphSettled.run(t.state, now, t.error ?? null, t.message ?? null, t.nextGraphId ?? null, t.graphId);
           Object.assign(event, { state: t.state, error: t.error, message: t.message, nextGraphId: t.nextGraphId });
           break;
         case "task":
