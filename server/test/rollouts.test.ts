@@ -37,6 +37,16 @@ describe("rollouts", { timeout: 60_000 }, () => {
     assert.equal((await client.setSpec({ count: 3, version: 1, dryRun: true })).revision, 2, "a dry run shows the revision it is based on");
   });
 
+  it("changes nothing when it refuses a stale update: the running graph goes on", async (t) => {
+    const { client, stop } = await startTestServer({ driver: { latency: { min: 20, max: 30 } }, server: { parallelism: 1 } });
+    t.after(stop);
+    const { graph } = await client.setSpec({ count: 5, version: 1 });
+    await expectStatus(client.setSpec({ count: 1, version: 1, expectRevision: 7 }), Status.FAILED_PRECONDITION, /not the expected 7/);
+    assert.notEqual((await client.getGraph({ graphId: graph!.id })).graph!.state, GraphState.GRAPH_STATE_SUPERSEDED);
+    await drain(client.watchGraph({ graphId: graph!.id }));
+    assert.equal((await client.getGraph({ graphId: graph!.id })).graph!.state, GraphState.GRAPH_STATE_SUCCEEDED);
+  });
+
   it("lists every revision with its graph and outcome, and rolls back to the previous spec", async (t) => {
     const { client, stop } = await startTestServer();
     t.after(stop);

@@ -99,14 +99,17 @@ export class Reconciler {
     return this.groupLocks.run(group, async () => {
       const { store, clock, newId, logger, bus } = this.options;
       this.refuseIfShuttingDown();
-      const supersededGraphId = options.dryRun ? undefined : await this.supersedeRunning(group);
-      const current = await store.getGroupSpec(group);
-      if (options.expectRevision !== undefined && (current?.revision ?? 0) !== options.expectRevision) {
+      // A refused update must change nothing, so it is refused before it supersedes anything.
+      const before = await store.getGroupSpec(group);
+      if (options.expectRevision !== undefined && (before?.revision ?? 0) !== options.expectRevision) {
         throw new FailedPreconditionError(
-          `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
+          `group ${group} is at revision ${before?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
         );
       }
       await this.requireCapacity(group, spec);
+      const supersededGraphId = options.dryRun ? undefined : await this.supersedeRunning(group);
+      // Read again: the superseded graph may have settled with an automatic rollback.
+      const current = await store.getGroupSpec(group);
       const nodes = await store.listNodes(group, { all: false });
       const planned = options.tasks ? { tasks: options.tasks } : plan(nodes, spec);
       const versions = countLiveVersions(nodes);
