@@ -10,9 +10,12 @@ INSTALLED := node_modules/.install-stamp
 
 all: build
 
-# better-sqlite3 compiles from source here (about 2 minutes the first time).
+# better-sqlite3 compiles from source here (about 2 minutes the first time). Not `npm ci`:
+# the registry this runs against lacks buf's binaries for other platforms, so the lock file
+# cannot list them and `npm ci` refuses it as out of sync; `npm install --no-save` installs
+# exactly the locked versions and leaves the lock file alone.
 $(INSTALLED): package.json package-lock.json shared/package.json server/package.json cli/package.json
-	npm ci --no-audit --no-fund
+	npm install --no-save --no-audit --no-fund
 	@touch $@
 
 # The generated TypeScript, and the descriptor set the server's reflection serves.
