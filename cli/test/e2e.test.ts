@@ -366,8 +366,10 @@ describe("the client against a fast server", () => {
 
     test("--help on every command shows an example and exits 0", async () => {
       const commands = [
-        [], ["update"], ["history"], ["rollback"], ["nodes"], ["nodes", "ls"], ["tasks", "watch"],
-        ["graphs", "ls"], ["graphs", "show"], ["graphs", "cancel"], ["graphs", "pause"], ["graphs", "resume"],
+        [], ["update"], ["history"], ["rollback"], ["nodes"], ["nodes", "ls"], ["nodes", "restart"], ["nodes", "stop"],
+        ["nodes", "clone"], ["nodes", "kill"], ["nodes", "stats"], ["nodes", "logs"], ["group"], ["group", "show"],
+        ["group", "set-template"], ["tasks", "watch"], ["graphs", "ls"], ["graphs", "show"], ["graphs", "cancel"],
+        ["graphs", "pause"], ["graphs", "resume"],
       ];
       for (const args of commands) {
         const result = await runClient([...args, "--help"]);
@@ -484,7 +486,8 @@ describe("the client against a slow server", () => {
 
   test("an update that supersedes a running one makes the first exit 1 and names the graph it superseded", async () => {
     const group = ["--group", "supersede"];
-    const first = server.client([...group, "update", "4", "1"]);
+    // Big enough (20 tasks one at a time) that it is still running when the second update comes, on a busy machine too.
+    const first = server.client([...group, "update", "20", "1"]);
     // Wait until the first graph runs, then replace it.
     for (let tries = 0; ; tries++) {
       const graphs = await server.client([...group, "graphs", "ls", "-o", "json"]);
