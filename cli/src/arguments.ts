@@ -3,7 +3,8 @@
  * adds a problem naming the value and the rule, so that a command can name every bad
  * value at once.
  */
-import { FailurePolicy } from "@drover/shared";
+import { FailurePolicy, ULID_PATTERN } from "@drover/shared";
+import { UsageError } from "./errors.js";
 
 /** The largest revision number the client sends: revisions are uint64, but JSON numbers are exact only this far. */
 export const MAX_REVISION = Number.MAX_SAFE_INTEGER;
@@ -71,4 +72,56 @@ export function failurePolicyArgument(text: string | undefined, problems: string
 /** Reads a list's `--limit`: absent is 0, the server's default. Throws nothing; see `problems`. */
 export function limitArgument(text: string | undefined, max: number, problems: string[]): number {
   return text === undefined ? 0 : integerArgument("limit", text, 1, max, problems);
+}
+
+/** A node id argument, upper-cased (ULIDs are case-insensitive, like graph ids) and checked; throws a UsageError. */
+export function nodeIdArgument(text: string): string {
+  const id = text.toUpperCase();
+  if (!ULID_PATTERN.test(id)) throw new UsageError(`node id ${JSON.stringify(text)} is invalid: a node id is a 26-character ULID`);
+  return id;
+}
+
+/** The most cpu one node may reserve, the server's limit: 1024 cores. */
+export const MAX_CPU_MILLIS = 1_024_000;
+/** The most memory one node may reserve, the server's limit: 1 TiB. */
+export const MAX_MEMORY_MIB = 1_048_576;
+
+/**
+ * Reads `--cpu` into thousandths of a core, the way Kubernetes writes cpu: `500m` is
+ * millicores, a bare number (`0.5`, `2`) is cores. Absent and 0 reserve nothing. Anything
+ * finer than a millicore is refused rather than rounded.
+ */
+export function cpuArgument(text: string | undefined, problems: string[]): number {
+  if (text === undefined) return 0;
+  const match = /^(?:(\d+)m|(\d+(?:\.\d+)?))$/.exec(text);
+  const exact = match ? (match[1] !== undefined ? Number(match[1]) : Number(match[2]) * 1000) : Number.NaN;
+  const millis = Math.round(exact);
+  if (!match || Math.abs(exact - millis) > 1e-6 || millis > MAX_CPU_MILLIS) {
+    problems.push(
+      `cpu ${JSON.stringify(text)} is invalid: write millicores like 500m, or cores like 0.5 or 2, at most ${MAX_CPU_MILLIS / 1000} cores (0: reserve none)`,
+    );
+    return Number.NaN;
+  }
+  return millis;
+}
+
+const MEMORY_UNIT_MIB: Record<string, number> = { "": 1, Mi: 1, Gi: 1024, Ti: 1_048_576 };
+
+/**
+ * Reads `--memory` into mebibytes: `256Mi`, `1.5Gi`, `1Ti`, or a bare number of MiB. Absent
+ * and 0 reserve nothing. Decimal units (`256M`, `1G`) are refused: they differ from the
+ * binary ones by enough to matter, so the client does not guess.
+ */
+export function memoryArgument(text: string | undefined, problems: string[]): number {
+  if (text === undefined) return 0;
+  const match = /^(\d+(?:\.\d+)?)(Mi|Gi|Ti)?$/.exec(text);
+  const exact = match ? Number(match[1]) * MEMORY_UNIT_MIB[match[2] ?? ""]! : Number.NaN;
+  const mebibytes = Math.round(exact);
+  if (!match || Math.abs(exact - mebibytes) > 1e-6 || mebibytes > MAX_MEMORY_MIB) {
+    problems.push(
+      `memory ${JSON.stringify(text)} is invalid: write a whole number of MiB like 256Mi, 1.5Gi or 512 (MiB), at most 1Ti (0: reserve none)`,
+    );
+    return Number.NaN;
+  }
+  return mebibytes;
 }

@@ -24,3 +24,20 @@ export function commandContext(globals: GlobalOptions, out: Output): CommandCont
 export function jsonText(value: unknown, options: { compact: boolean }): string {
   return options.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2);
 }
+
+const interruptListeners = new Set<() => void>();
+
+/**
+ * Lets a command take Ctrl-C for itself (following a log ends quietly on it) instead of the
+ * client exiting at once with 130. Returns the function that gives it back.
+ */
+export function onInterrupt(listener: () => void): () => void {
+  interruptListeners.add(listener);
+  return () => interruptListeners.delete(listener);
+}
+
+/** Tells the commands that took Ctrl-C; false when none did. */
+export function interrupt(): boolean {
+  for (const listener of interruptListeners) listener();
+  return interruptListeners.size > 0;
+}

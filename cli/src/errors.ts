@@ -8,7 +8,10 @@ import { credentialsFile } from "./credentials.js";
  *   1  the operation ran and failed: the graph failed, was cancelled or was superseded;
  *      a refused precondition (FAILED_PRECONDITION): a cancel, pause or resume of a graph
  *      that had already settled, an update or rollback whose --expect-revision is stale,
- *      a rollback with no earlier revision; any other server-side failure (INTERNAL, ABORTED, …)
+ *      a rollback with no earlier revision, a node operation on a node that is not live, logs
+ *      of a node the driver keeps none of; a spec the host cannot hold (RESOURCE_EXHAUSTED
+ *      from a call: a watch stream ended with it is resumed instead, see isResumable);
+ *      any other server-side failure (INTERNAL, ABORTED, …)
  *   2  bad usage or an invalid argument: an unknown command or option, a malformed value,
  *      or INVALID_ARGUMENT / OUT_OF_RANGE from the server
  *   3  the server is unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED, no answer

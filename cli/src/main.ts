@@ -2,11 +2,12 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_GROUP } from "@drover/shared";
 import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
-import { type CommandContext, commandContext } from "./context.js";
+import { type CommandContext, commandContext, interrupt } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
 import { graphsCancel, graphsList, graphsPause, graphsResume, graphsShow } from "./graphs.js";
+import { collect, groupSetTemplate, groupShow } from "./group.js";
 import { history } from "./history.js";
-import { nodesList } from "./nodes.js";
+import { nodesClone, nodesKill, nodesList, nodesLogs, nodesRestart, nodesStats, nodesStop } from "./nodes.js";
 import { Output } from "./render.js";
 import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
@@ -97,10 +98,18 @@ export function buildProgram(): Command {
     .action(groupAction(undefined))
     .addHelpText(
       "after",
-      `${example("client update 3 2", "client --group web nodes ls -o json", "client tasks watch", "client history", "client rollback")}
+      `${example(
+        "client update 3 2",
+        "client --group web nodes ls -o json",
+        "client tasks watch",
+        "client history",
+        "client rollback",
+        "client nodes stats <id>",
+        "client group show",
+      )}
 Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled or superseded; a stale
---expect-revision; a graph already settled); 2 bad usage or invalid argument; 3 server unreachable
-or unavailable; 4 not allowed; 5 not found.
+--expect-revision; a graph already settled; a spec the host cannot hold); 2 bad usage or invalid
+argument; 3 server unreachable or unavailable; 4 not allowed; 5 not found.
 `,
     );
 
@@ -117,6 +126,8 @@ or unavailable; 4 not allowed; 5 not found.
     .option("--on-failure <policy>", "if the graph fails: stop (leave it to an operator) or rollback (to the last revision reached); default stop")
     .option("--task-timeout <duration>", "how long one attempt of a task may take, like 30s or 5m (default: the server's)")
     .option("--progress-deadline <duration>", "how long the graph may go without a task finishing before it fails, like 10m (default: the server's)")
+    .option("--cpu <cpu>", "cpu reserved per node: millicores like 500m, or cores like 0.5 or 2 (default: none)")
+    .option("--memory <size>", "memory reserved per node: 256Mi, 1.5Gi, 1Ti, or a number of MiB (default: none)")
     .option("--expect-revision <n>", "refuse unless the group is still at revision n (0: it has none yet), so that a plan made from stale information is never applied")
     .option("--dry-run", "print the plan and the revision it is based on, change nothing")
     .option("--detach", "start the graph and return without following it")
@@ -127,8 +138,11 @@ or unavailable; 4 not allowed; 5 not found.
         "client update 3 2 --max-surge 1 --max-unavailable 0",
         "client --group web update 5 2 --dry-run",
         "client update 5 3 --expect-revision 4 --on-failure rollback --task-timeout 30s --progress-deadline 5m",
+        "client update 3 2 --cpu 500m --memory 256Mi",
       )}
 With -o json it prints the SetSpec response on one line, then one {"event": event} per line.
+--cpu and --memory reserve that much per node; the server refuses (exit 1, naming what is short) a spec
+whose count + max surge nodes do not fit on the host beside the other groups' reservations.
 A refused --expect-revision exits 1 and names both revisions: look at 'client history', then update again.
 `,
     )
@@ -175,13 +189,140 @@ With -o json it prints the Rollback response on one line, then one {"event": eve
     .description("the group's nodes")
     .allowExcessArguments(true)
     .action(groupAction("nodes"))
-    .addHelpText("after", example("client nodes ls", "client nodes ls --all -o json"));
+    .addHelpText("after", example("client nodes ls", "client nodes ls --all -o json", "client nodes stats <id>", "client nodes restart <id>"));
   nodes
     .command("ls")
     .description("list the group's nodes (live ones; stopped ones too with --all)")
     .option("--all", "include stopped nodes")
-    .addHelpText("after", example("client nodes ls", "client --group web nodes ls --all"))
+    .option("--wide", "add what the OS says of each node's process: PID, PORT, CPU, MEMORY, UPTIME, HEALTH")
+    .addHelpText("after", example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide"))
     .action(run((context, command) => nodesList(context, command.opts())));
+  nodes
+    .command("restart")
+    .summary("replace a node with a new one at its version, and follow it")
+    .description(
+      "replace one node with a new one at the same version, within the group's rollout bounds and under its current revision; prints the plan and follows it like update, exiting 0 only if the graph succeeded",
+    )
+    .argument("<id>", "the node's id")
+    .option("--detach", "start the graph and return without following it")
+    .addHelpText(
+      "after",
+      `${example("client nodes restart 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes restart 01JDX3AAAAAAAAAAAAAAAAQ1R7 --detach")}
+With max surge 0 the node shuts down before its replacement starts; with a surge, the replacement
+starts first. A restart brings the node onto the group's current template.
+`,
+    )
+    .action(run((context, command) => nodesRestart(context, command.processedArgs[0] as string, command.opts())));
+  nodes
+    .command("stop")
+    .summary("shut a node down and lower the count by one, and follow it")
+    .description(
+      "shut this node down and lower the group's count by one, as a new revision; prints it like update and follows it, exiting 0 only if the graph succeeded",
+    )
+    .argument("<id>", "the node's id")
+    .option("--detach", "start the graph and return without following it")
+    .addHelpText("after", example("client nodes stop 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client --group web nodes stop 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json"))
+    .action(run((context, command) => nodesStop(context, command.processedArgs[0] as string, command.opts())));
+  nodes
+    .command("clone")
+    .summary("start one more node like this one and raise the count by one, and follow it")
+    .description(
+      "start one more node at this node's version and raise the group's count by one, as a new revision; prints it like update and follows it, exiting 0 only if the graph succeeded",
+    )
+    .argument("<id>", "the node's id (it must run the spec's version)")
+    .option("--detach", "start the graph and return without following it")
+    .addHelpText("after", example("client nodes clone 01JDX3AAAAAAAAAAAAAAAAQ1R7"))
+    .action(run((context, command) => nodesClone(context, command.processedArgs[0] as string, command.opts())));
+  nodes
+    .command("kill")
+    .summary("make a node fail abruptly, as a crash would")
+    .description(
+      "make one node fail abruptly (SIGKILL for a process), as a crash would; the server then heals the group with a repair graph",
+    )
+    .argument("<id>", "the node's id")
+    .addHelpText(
+      "after",
+      `${example("client nodes kill 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client graphs ls")}
+The repair graph is listed by graphs ls with REASON repair.
+`,
+    )
+    .action(run((context, command) => nodesKill(context, command.processedArgs[0] as string)));
+  nodes
+    .command("stats")
+    .summary("show what the OS says of a node's process")
+    .description(
+      "show one node with what the OS says of its process: pid, port, cpu, resident memory, uptime, health and its last check, restarts",
+    )
+    .argument("<id>", "the node's id")
+    .addHelpText(
+      "after",
+      `${example("client nodes stats 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes stats 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json")}
+CPU is a share of one core over the last health-check interval. A server with the mock driver
+simulates its nodes: they have no process, and nodes stats says so.
+`,
+    )
+    .action(run((context, command) => nodesStats(context, command.processedArgs[0] as string)));
+  nodes
+    .command("logs")
+    .summary("print a node's output, and with -f follow it")
+    .description(
+      "print what a node's process wrote (stdout and stderr) as it was written; with -f, keep printing what it writes until it stops or Ctrl-C (which exits 0)",
+    )
+    .argument("<id>", "the node's id")
+    .option("-f, --follow", "keep printing what the node writes until it stops")
+    .option("--tail <bytes>", "start this many bytes before the end of the log (default 65536)")
+    .addHelpText(
+      "after",
+      `${example("client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 -f --tail 1000")}
+With -o json it prints one {"text": piece} per line. A server with the mock driver keeps no logs:
+it refuses, and the client exits 1.
+`,
+    )
+    .action(run((context, command) => nodesLogs(context, command.processedArgs[0] as string, command.opts())));
+
+  const group = program
+    .command("group")
+    .description("the group's template: what its nodes run")
+    .allowExcessArguments(true)
+    .action(groupAction("group"))
+    .addHelpText("after", example("client group show", "client --group web group set-template --command node --arg examples/chat/chat.mjs"));
+  group
+    .command("show")
+    .description("show the group's template (its own, or the server's default) and its current spec")
+    .addHelpText("after", `${example("client group show", "client --group web group show -o json")}
+With -o json it prints the GetTemplate response.
+`)
+    .action(run((context) => groupShow(context)));
+  group
+    .command("set-template")
+    .summary("set what the group's nodes run and how their health is checked")
+    .description(
+      "set the template the group's nodes start from: the command and its arguments, environment, health check and stop grace; prints it as stored, with the server's defaults filled in",
+    )
+    .requiredOption("--command <cmd>", "the program each node runs, a path or a name on the server's PATH")
+    .option("--arg <arg>", "an argument of the command; repeat for each, in order", collect)
+    .option("--env <NAME=VALUE>", "an environment variable of each node; repeat for each", collect)
+    .option("--health <type>", "http (GET a path on the node's port, healthy on 2xx), tcp (the port accepts a connection) or none (healthy while it runs)", "http")
+    .option("--health-path <path>", "the path an http check gets (default /healthz)")
+    .option("--health-interval <duration>", "how often the health is checked, 100ms to 1h (default: the server's, 1s)")
+    .option("--health-timeout <duration>", "how long one check may take, 10ms to 1m (default: the server's, 1s)")
+    .option("--health-threshold <n>", "failed checks in a row after which a running node is unhealthy, 1 to 100 (default: the server's, 3)")
+    .option("--start-timeout <duration>", "how long a starting node may take to pass its first check, 100ms to 1h (default: the server's, 10s)")
+    .option("--stop-grace <duration>", "after SIGTERM, how long a node may take to exit before SIGKILL, up to 10m (default: the server's, 5s)")
+    .addHelpText(
+      "after",
+      `${example(
+        "client --group web group set-template --command node --arg examples/chat/chat.mjs --health-path /healthz",
+        "client --group api group set-template --command ./api --arg --listen=127.0.0.1:{port} --env MODE=prod --health tcp --stop-grace 10s",
+      )}
+In the command, the args and the env values, {version}, {port}, {node_id} and {group} are replaced
+by the server for each node; each node also gets PORT, DROVER_NODE_ID, DROVER_VERSION, DROVER_GROUP
+and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 1s or 2m.
+The template applies to nodes started after it is set: an update to a new version, or
+'client nodes restart <id>', brings running nodes onto it.
+`,
+    )
+    .action(run((context, command) => groupSetTemplate(context, command.opts())));
 
   const tasks = program
     .command("tasks")
@@ -276,7 +417,7 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 });
 process.on("SIGINT", () => {
   out.endProgress();
-  process.exit(130);
+  if (!interrupt()) process.exit(130);
 });
 
 const exitCode = await main(process.argv.slice(2));

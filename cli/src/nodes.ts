@@ -1,18 +1,33 @@
-import { ListNodesRequest, ListNodesResponse } from "@drover/shared";
-import { type CommandContext, jsonText } from "./context.js";
-import { ExitCode } from "./errors.js";
-import { nodesTable } from "./render.js";
+import {
+  CloneNodeResponse,
+  GetNodeStatsResponse,
+  KillNodeResponse,
+  ListNodesRequest,
+  ListNodesResponse,
+  type NodeLogsRequest,
+  NodeLogsResponse,
+  RestartNodeResponse,
+  type SetSpecResponse,
+  StopNodeResponse,
+} from "@drover/shared";
+import { integerArgument, nodeIdArgument } from "./arguments.js";
+import { WAITING_DEADLINE_MS } from "./connection.js";
+import { type CommandContext, jsonText, onInterrupt } from "./context.js";
+import { CliError, DeadlineError, ExitCode, UsageError } from "./errors.js";
+import { headerStrategyText, nodeStatsLines, nodesTable, specText } from "./render.js";
+import { showPlan, showUpdate } from "./update.js";
 
 export interface NodesListArguments {
   all?: boolean;
+  wide?: boolean;
 }
 
 export function nodesListRequest(args: NodesListArguments, group: string): ListNodesRequest {
-  // The table shows no per-node stats, so they are not asked for (`wide` and any later field keep their defaults).
-  return ListNodesRequest.fromPartial({ group, all: Boolean(args.all) });
+  // Stats cost the server a read of /proc per node: asked for only when the table shows them.
+  return ListNodesRequest.fromPartial({ group, all: Boolean(args.all), wide: Boolean(args.wide) });
 }
 
-/** `nodes ls [--all]`: the group's nodes, in the server's order; stopped ones only with --all. */
+/** `nodes ls [--all] [--wide]`: the group's nodes, in the server's order; stopped ones only with --all. */
 export async function nodesList(context: CommandContext, args: NodesListArguments): Promise<ExitCode> {
   const { globals, out, style } = context;
   const request = nodesListRequest(args, globals.group);
@@ -24,7 +39,136 @@ export async function nodesList(context: CommandContext, args: NodesListArgument
   } else if (response.nodes.length === 0) {
     out.note(`no nodes in group ${globals.group}${request.all ? "" : " (stopped nodes are listed with --all)"}`);
   } else {
-    out.line(nodesTable(style, response.nodes, Date.now()));
+    out.line(nodesTable(style, response.nodes, Date.now(), { wide: request.wide }));
   }
   return ExitCode.ok;
+}
+
+export interface NodeGraphArguments {
+  detach?: boolean;
+}
+
+/**
+ * `nodes restart <id>`: the server replaces the node with a new one at its version, within
+ * the group's rollout bounds, under the current revision; the graph is shown and followed
+ * like an update's.
+ */
+export async function nodesRestart(context: CommandContext, id: string, args: NodeGraphArguments): Promise<ExitCode> {
+  const request = { nodeId: nodeIdArgument(id) };
+  const connection = context.connection();
+  // A restart supersedes a running graph, and waits for its running tasks like an update.
+  const response = await connection.call((options) => connection.client.restartNode(request, options), WAITING_DEADLINE_MS);
+  const graph = response.graph ?? missing("graph", request.nodeId);
+  return showPlan(context, graph, {
+    dryRun: false,
+    detach: Boolean(args.detach),
+    document: RestartNodeResponse.toJSON(response),
+    header: [
+      `group ${graph.group}: revision ${graph.revision}, restarting node ${request.nodeId} of ${specText(graph.spec)}${graph.spec ? ` (${headerStrategyText(graph.spec)})` : ""}`,
+    ],
+  });
+}
+
+/** `nodes stop <id>`: the node shuts down and the count goes down by one, as a new revision shown like an update. */
+export async function nodesStop(context: CommandContext, id: string, args: NodeGraphArguments): Promise<ExitCode> {
+  const request = { nodeId: nodeIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.stopNode(request, options), WAITING_DEADLINE_MS);
+  return showNodeUpdate(context, response.update, StopNodeResponse.toJSON(response), args, `stopping node ${request.nodeId}: the count goes down by one`);
+}
+
+/** `nodes clone <id>`: one more node like this one starts and the count goes up by one, as a new revision shown like an update. */
+export async function nodesClone(context: CommandContext, id: string, args: NodeGraphArguments): Promise<ExitCode> {
+  const request = { nodeId: nodeIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.cloneNode(request, options), WAITING_DEADLINE_MS);
+  return showNodeUpdate(context, response.update, CloneNodeResponse.toJSON(response), args, `cloning node ${request.nodeId}: the count goes up by one`);
+}
+
+function showNodeUpdate(
+  context: CommandContext,
+  update: SetSpecResponse | undefined,
+  document: unknown,
+  args: NodeGraphArguments,
+  preface: string,
+): Promise<ExitCode> {
+  const answered = update ?? missing("update", preface);
+  if (context.globals.output !== "json") context.out.line(preface);
+  return showUpdate(context, answered, { dryRun: false, detach: Boolean(args.detach), document });
+}
+
+/** `nodes kill <id>`: the node fails abruptly, as a crash would; the server's reconciler heals the group. */
+export async function nodesKill(context: CommandContext, id: string): Promise<ExitCode> {
+  const request = { nodeId: nodeIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.killNode(request, options));
+  if (context.globals.output === "json") {
+    context.out.line(jsonText(KillNodeResponse.toJSON(response), { compact: false }));
+  } else {
+    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: client nodes ls)`);
+  }
+  return ExitCode.ok;
+}
+
+/** `nodes stats <id>`: the node with what the OS says of its process. */
+export async function nodesStats(context: CommandContext, id: string): Promise<ExitCode> {
+  const request = { nodeId: nodeIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.getNodeStats(request, options));
+  if (context.globals.output === "json") {
+    context.out.line(jsonText(GetNodeStatsResponse.toJSON(response), { compact: false }));
+    return ExitCode.ok;
+  }
+  const node = response.node ?? missing("node", request.nodeId);
+  for (const line of nodeStatsLines(context.style, node, Date.now())) context.out.line(line);
+  return ExitCode.ok;
+}
+
+/** The most a log may be read back from its end: more than any terminal wants, less than the field holds. */
+export const MAX_TAIL_BYTES = 1_073_741_824;
+
+export interface NodesLogsArguments {
+  follow?: boolean;
+  tail?: string;
+}
+
+export function nodesLogsRequest(id: string, args: NodesLogsArguments): NodeLogsRequest {
+  const problems: string[] = [];
+  // 0 would mean the server's default (64 KiB); on the command line that is said by leaving --tail out.
+  const tailBytes = args.tail === undefined ? 0 : integerArgument("tail", args.tail, 1, MAX_TAIL_BYTES, problems);
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
+  return { nodeId: nodeIdArgument(id), follow: Boolean(args.follow), tailBytes };
+}
+
+/**
+ * `nodes logs <id> [-f] [--tail BYTES]`: the node's output as it was written. With -f it
+ * keeps following until the node stops, or until Ctrl-C, which ends it quietly with 0:
+ * stopping to read is what following asks for.
+ */
+export async function nodesLogs(context: CommandContext, id: string, args: NodesLogsArguments): Promise<ExitCode> {
+  const { globals, out } = context;
+  const request = nodesLogsRequest(id, args);
+  const connection = context.connection();
+  const interrupted = new AbortController();
+  const stopListening = onInterrupt(() => interrupted.abort());
+  // Without -f the read ends on its own, and a server that never ends it is as good as unavailable.
+  const deadline = request.follow ? undefined : AbortSignal.timeout(WAITING_DEADLINE_MS);
+  const signal = deadline ? AbortSignal.any([interrupted.signal, deadline]) : interrupted.signal;
+  try {
+    for await (const piece of connection.client.nodeLogs(request, { signal })) {
+      if (globals.output === "json") out.line(JSON.stringify(NodeLogsResponse.toJSON(piece)));
+      else out.write(piece.text);
+    }
+  } catch (error) {
+    if (interrupted.signal.aborted) return ExitCode.ok;
+    if (deadline?.aborted) throw new DeadlineError(connection.server, WAITING_DEADLINE_MS, { cause: error });
+    throw error;
+  } finally {
+    stopListening();
+  }
+  return ExitCode.ok;
+}
+
+function missing(what: string, about: string): never {
+  throw new CliError(ExitCode.failed, `the server answered without the ${what} (${about})`);
 }

@@ -10,9 +10,14 @@ import {
   formatDuration,
   type Graph,
   GraphReason,
+  type HealthCheck,
+  HealthCheckType,
   GraphState,
   graphStateName,
   type Node,
+  NodeState,
+  type NodeStats,
+  type NodeTemplate,
   nodeStateName,
   type Revision,
   RevisionReason,
@@ -46,7 +51,7 @@ const dim = ansi("2");
 /** Colours a state word: green for success, red for failure, yellow for work under way. */
 function stateColor(style: Style, word: string): string {
   if (word === "succeeded") return green(style, word);
-  if (word === "failed") return red(style, word);
+  if (word === "failed" || word === "unhealthy") return red(style, word);
   if (word === "running" || word === "starting" || word === "stopping" || word === "paused") return yellow(style, word);
   if (word === "skipped" || word === "cancelled" || word === "superseded" || word === "stopped") return dim(style, word);
   return word;
@@ -59,7 +64,10 @@ const NO_BORDERS = {
   middle: "   ",
 };
 
-/** A plain table like kubectl's: a header row, columns three spaces apart, no borders, no trailing spaces. */
+/**
+ * A plain table like kubectl's: a header row (none when `head` is empty), columns three
+ * spaces apart, no borders, no trailing spaces.
+ */
 export function table(style: Style, head: string[], rows: string[][]): string {
   const rendered = new Table({
     head: head.map((title) => bold(style, title)),
@@ -93,15 +101,19 @@ export function currentText(current: readonly VersionCount[]): string {
 
 /**
  * `group default: revision 4, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1)`, with the
- * failure policy and deadlines after the surge and unavailability when they are not the defaults.
+ * failure policy, deadlines and reservations after the surge and unavailability when they
+ * are not the defaults.
  */
 export function updateHeader(response: SetSpecResponse, dryRun: boolean): string {
   const spec = response.spec;
   const revision = dryRun ? `dry run, based on revision ${response.revision}` : `revision ${response.revision}`;
-  const strategy = spec
-    ? ` (${[`max surge ${spec.maxSurge}`, `max unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: false })].join(", ")})`
-    : "";
+  const strategy = spec ? ` (${headerStrategyText(spec)})` : "";
   return `group ${response.group}: ${revision}, ${currentText(response.current)} → ${specText(spec)}${strategy}`;
+}
+
+/** `max surge 0, max unavailable 1`, then what is not the default: how a header says a spec rolls out. */
+export function headerStrategyText(spec: Spec): string {
+  return [`max surge ${spec.maxSurge}`, `max unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: false }), ...resourceWords(spec)].join(", ");
 }
 
 /** `30s`, `5m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
@@ -126,10 +138,33 @@ function policyWords(spec: Spec, options: { always: boolean }): string[] {
   return words;
 }
 
-/** `surge 0, unavailable 1, on failure stop`, then any deadline the spec sets: how a revision rolls out. */
+/** `cpu 500m`, `cpu 2`: thousandths of a core the way `--cpu` takes them, whole cores without the m. */
+export function cpuText(millis: number): string {
+  return millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`;
+}
+
+/** `256Mi`, `2Gi`, `1Ti`: mebibytes the way `--memory` takes them, in the largest unit that is exact. */
+export function memoryText(mebibytes: number): string {
+  if (mebibytes % 1_048_576 === 0) return `${mebibytes / 1_048_576}Ti`;
+  if (mebibytes % 1024 === 0) return `${mebibytes / 1024}Gi`;
+  return `${mebibytes}Mi`;
+}
+
+/** `cpu 500m`, `memory 256Mi`: what the spec reserves per node, only what it sets. */
+function resourceWords(spec: Spec): string[] {
+  const words: string[] = [];
+  if (spec.cpuMillis > 0) words.push(`cpu ${cpuText(spec.cpuMillis)}`);
+  if (spec.memoryMb > 0) words.push(`memory ${memoryText(spec.memoryMb)}`);
+  return words;
+}
+
+/**
+ * `surge 0, unavailable 1, on failure stop`, then any deadline and reservation the spec
+ * sets: how a revision rolls out and what its nodes hold.
+ */
 export function strategyText(spec: Spec | undefined): string {
   if (!spec) return "-";
-  return [`surge ${spec.maxSurge}`, `unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: true })].join(", ");
+  return [`surge ${spec.maxSurge}`, `unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: true }), ...resourceWords(spec)].join(", ");
 }
 
 /** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`. */
@@ -144,9 +179,14 @@ export function revisionReasonText(revision: Pick<Revision, "reason" | "restores
   }
 }
 
-/** Why a graph exists: `update` (a new revision) or `repair` (drift under the same revision). */
+/**
+ * Why a graph exists: `update` (a new revision), `repair` (drift under the same revision) or
+ * `operation` (a node's restart).
+ */
 export function graphReasonText(reason: GraphReason): string {
-  return reason === GraphReason.GRAPH_REASON_REPAIR ? "repair" : "update";
+  if (reason === GraphReason.GRAPH_REASON_REPAIR) return "repair";
+  if (reason === GraphReason.GRAPH_REASON_OPERATION) return "operation";
+  return "update";
 }
 
 /** What a task does: `start_node version=2`, `start_node version=2 01JDX3…8JNE`, `shut_down_node 01JDX3…Q1R7`. */
@@ -199,17 +239,152 @@ export function taskTable(
   );
 }
 
-export function nodesTable(style: Style, nodes: readonly Node[], now: number): string {
+/** The nodes: ID, VERSION, STATE, AGE; with `wide`, what the OS says of each too (`-` where it says nothing). */
+export function nodesTable(style: Style, nodes: readonly Node[], now: number, options: { wide: boolean } = { wide: false }): string {
+  const wideHead = options.wide ? ["PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"] : [];
   return table(
     style,
-    ["ID", "VERSION", "STATE", "AGE"],
+    ["ID", "VERSION", "STATE", "AGE", ...wideHead],
     nodes.map((node) => [
       node.id,
       String(node.version),
       stateColor(style, nodeStateName(node.state)),
       node.createdAt ? formatAge(now - node.createdAt.getTime()) : "-",
+      ...(options.wide ? wideCells(style, node.stats) : []),
     ]),
   );
+}
+
+function wideCells(style: Style, stats: NodeStats | undefined): string[] {
+  if (!stats) return ["-", "-", "-", "-", "-", "-"];
+  return [
+    stats.pid ? String(stats.pid) : "-",
+    stats.port ? String(stats.port) : "-",
+    cpuPercentText(stats.cpuPercent),
+    stats.residentBytes ? bytesText(stats.residentBytes) : "-",
+    stats.uptimeMs ? formatDuration(stats.uptimeMs) : "-",
+    checked(stats) ? healthWord(style, stats.healthy) : "-",
+  ];
+}
+
+/** `1.5%` of one core. */
+export function cpuPercentText(percent: number): string {
+  return `${percent.toFixed(1)}%`;
+}
+
+/** `45.2 MiB`: a size in bytes in the largest binary unit under 1024 of it. */
+export function bytesText(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Whether the node has been health-checked at all: until its first check, healthy=false means nothing. */
+const checked = (stats: NodeStats) => stats.lastCheckAt !== undefined || stats.lastCheck !== "";
+
+const healthWord = (style: Style, healthy: boolean) => (healthy ? green(style, "healthy") : red(style, "unhealthy"));
+
+/**
+ * What `nodes stats` shows, a field a row: the node's processes from the OS (pid, port,
+ * cpu, memory, uptime, health) then its record. Without stats, the record alone and a line
+ * saying why there are none.
+ */
+export function nodeStatsLines(style: Style, node: Node, now: number): string[] {
+  const stats = node.stats;
+  const age = (time: Date | undefined) => (time ? formatAge(now - time.getTime()) : "-");
+  const record = [
+    ["VERSION", String(node.version)],
+    ["STATE", stateColor(style, nodeStateName(node.state))],
+    ["HOST", node.host || "-"],
+  ];
+  const error = node.error ? [["ERROR", node.error]] : [];
+  const heading = [
+    ["NODE", node.id],
+    ["GROUP", node.group],
+  ];
+  if (!stats) {
+    return [fieldsTable(style, [...heading, ...record, ["AGE", age(node.createdAt)], ...error]), noStatsLine(node)];
+  }
+  const health = checked(stats) ? `${healthWord(style, stats.healthy)} (${stats.lastCheck || "-"})` : "not checked yet";
+  const rows = [
+    ...heading,
+    ["PID", stats.pid ? String(stats.pid) : "-"],
+    ["PORT", stats.port ? String(stats.port) : "-"],
+    ["CPU", cpuPercentText(stats.cpuPercent)],
+    ["MEMORY", stats.residentBytes ? `${bytesText(stats.residentBytes)} resident` : "-"],
+    ["UPTIME", stats.uptimeMs ? formatDuration(stats.uptimeMs) : "-"],
+    ["HEALTH", health],
+    ["LAST CHECK", stats.lastCheckAt ? `${age(stats.lastCheckAt)} ago` : "-"],
+    ["RESTARTS", String(stats.restarts)],
+    ...record,
+    ...error,
+  ];
+  return [fieldsTable(style, rows)];
+}
+
+/**
+ * Why a node has no stats. The server says so only by leaving them out: for a node that
+ * is live, that is a driver that runs no processes (the mock driver).
+ */
+function noStatsLine(node: Node): string {
+  switch (node.state) {
+    case NodeState.NODE_STATE_STOPPED:
+      return "no process stats: the node is stopped";
+    case NodeState.NODE_STATE_FAILED:
+      return "no process stats: the node failed and has no process";
+    case NodeState.NODE_STATE_STARTING:
+      return "no process stats: the node has no process yet";
+    default:
+      return "no process stats: the server's driver simulates this node";
+  }
+}
+
+/** A table of fields, one a row: the name (in bold on a terminal) and its value. */
+export function fieldsTable(style: Style, rows: readonly (readonly string[])[]): string {
+  return table(style, [], rows.map(([name, ...values]) => [bold(style, name!), ...values]));
+}
+
+/** A word of a command line as a POSIX shell would take it back: quoted only when it must be. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./{}=:,@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `http GET /healthz every 1s, timeout 1s, unhealthy after 3 failures, start timeout 10s`:
+ * a health check in the words (and the durations) set-template takes.
+ */
+export function healthCheckText(check: HealthCheck | undefined): string {
+  if (!check) return "-";
+  const timing = [
+    `every ${durationText(check.intervalMs)}`,
+    `timeout ${durationText(check.timeoutMs)}`,
+    `unhealthy after ${check.failureThreshold} ${check.failureThreshold === 1 ? "failure" : "failures"}`,
+    `start timeout ${durationText(check.startTimeoutMs)}`,
+  ].join(", ");
+  switch (check.type) {
+    case HealthCheckType.HEALTH_CHECK_TYPE_TCP:
+      return `tcp connect to the node's port ${timing}`;
+    case HealthCheckType.HEALTH_CHECK_TYPE_NONE:
+      return `none: healthy while the process runs (start timeout ${durationText(check.startTimeoutMs)})`;
+    default:
+      return `http GET ${check.path} ${timing}`;
+  }
+}
+
+/** A template a field a row: COMMAND (as a shell line), ENV (a variable a row), HEALTH CHECK, STOP GRACE. */
+export function templateRows(template: NodeTemplate): string[][] {
+  const env = Object.entries(template.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return [
+    ["COMMAND", [template.command, ...template.args].map(shellWord).join(" ")],
+    ...(env.length === 0 ? [["ENV", "-"]] : env.map(([name, value], index) => [index === 0 ? "ENV" : "", `${name}=${shellWord(value)}`])),
+    ["HEALTH CHECK", healthCheckText(template.healthCheck)],
+    ["STOP GRACE", `${durationText(template.stopGraceMs)}, then SIGKILL`],
+  ];
 }
 
 export function graphsTable(style: Style, graphs: readonly Graph[], now: number): string {
@@ -413,6 +588,13 @@ export class Output {
 
   constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
     this.interactive = Boolean(stream.isTTY);
+  }
+
+  /** Writes text as it is, not a line: a piece of a stream that may end mid-line. */
+  write(text: string): void {
+    this.clearProgress();
+    this.stream.write(text);
+    this.redrawProgress();
   }
 
   line(text = ""): void {

@@ -1,13 +1,21 @@
 import {
   DEFAULT_MAX_SURGE,
   DEFAULT_MAX_UNAVAILABLE,
+  type Graph,
   MAX_COUNT,
   MAX_VERSION,
   type SetSpecRequest,
   SetSpecResponse,
   specProblems,
 } from "@drover/shared";
-import { durationArgument, failurePolicyArgument, integerArgument, revisionArgument } from "./arguments.js";
+import {
+  cpuArgument,
+  durationArgument,
+  failurePolicyArgument,
+  integerArgument,
+  memoryArgument,
+  revisionArgument,
+} from "./arguments.js";
 import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
 import type { CommandContext } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
@@ -27,6 +35,8 @@ export interface UpdateArguments {
   onFailure?: string;
   taskTimeout?: string;
   progressDeadline?: string;
+  cpu?: string;
+  memory?: string;
 }
 
 /** The fields of a SetSpec request that `update` sets; the server's defaults stand for the rest. */
@@ -42,6 +52,8 @@ export type UpdateRequest = Pick<
   | "onFailure"
   | "taskTimeoutMs"
   | "progressDeadlineMs"
+  | "cpuMillis"
+  | "memoryMb"
 >;
 
 /** The SetSpec request for `update`'s arguments; throws a UsageError naming every bad value. */
@@ -59,6 +71,8 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
   const onFailure = failurePolicyArgument(args.onFailure, problems);
   const taskTimeoutMs = durationArgument("task timeout", args.taskTimeout, problems);
   const progressDeadlineMs = durationArgument("progress deadline", args.progressDeadline, problems);
+  const cpuMillis = cpuArgument(args.cpu, problems);
+  const memoryMb = memoryArgument(args.memory, problems);
   if (problems.length === 0) {
     // The rules that tie fields together, in the words the server would use.
     problems.push(
@@ -82,6 +96,8 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
     onFailure,
     taskTimeoutMs,
     progressDeadlineMs,
+    cpuMillis,
+    memoryMb,
   };
 }
 
@@ -111,21 +127,36 @@ export interface ShowUpdateOptions {
 }
 
 /**
- * Shows an update the server has made (from `update`, or a `rollback`): the header, the
- * superseded graph, the plan; then, unless it was a dry run, detached or had nothing to
- * do, follows its graph to the end. Returns 0 unless the followed graph did not succeed.
+ * Shows an update the server has made (from `update`, a `rollback`, or a node's stop or
+ * clone): the header, the superseded graph, the plan; then, unless it was a dry run,
+ * detached or had nothing to do, follows its graph to the end. Returns 0 unless the
+ * followed graph did not succeed.
  */
-export async function showUpdate(context: CommandContext, response: SetSpecResponse, options: ShowUpdateOptions): Promise<ExitCode> {
+export function showUpdate(context: CommandContext, response: SetSpecResponse, options: ShowUpdateOptions): Promise<ExitCode> {
+  const header = [updateHeader(response, options.dryRun)];
+  if (response.supersededGraphId) header.push(`superseded graph ${response.supersededGraphId}`);
+  return showPlan(context, response.nothingToDo ? undefined : response.graph, { ...options, header });
+}
+
+export interface ShowPlanOptions extends ShowUpdateOptions {
+  /** The lines above the plan in a table: what made the graph. */
+  header: string[];
+}
+
+/**
+ * Shows a graph the server has just planned (undefined: there was nothing to do) under its
+ * header, then follows it like an update's: every command that makes a graph ends the
+ * same way, with the same stream, summary and exit codes.
+ */
+export async function showPlan(context: CommandContext, graph: Graph | undefined, options: ShowPlanOptions): Promise<ExitCode> {
   const { globals, out, style } = context;
   const json = globals.output === "json";
-  const graph = response.graph;
 
   if (json) {
     out.line(JSON.stringify(options.document));
   } else {
-    out.line(updateHeader(response, options.dryRun));
-    if (response.supersededGraphId) out.line(`superseded graph ${response.supersededGraphId}`);
-    if (response.nothingToDo || !graph) {
+    for (const line of options.header) out.line(line);
+    if (!graph) {
       out.line("nothing to do: the group already matches");
     } else {
       out.line();
@@ -133,7 +164,7 @@ export async function showUpdate(context: CommandContext, response: SetSpecRespo
       out.line(planTable(style, new GraphTracker(graph, 0).tasks));
     }
   }
-  if (response.nothingToDo || !graph || options.dryRun) return ExitCode.ok;
+  if (!graph || options.dryRun) return ExitCode.ok;
   if (options.detach) {
     if (!json) {
       out.line();

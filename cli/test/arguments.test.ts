@@ -5,6 +5,11 @@ import {
   FailurePolicy,
   type Graph,
   GraphState,
+  HealthCheckType,
+  Node,
+  NodeState,
+  NodeTemplate,
+  SetSpecResponse,
   MAX_COUNT,
   Revision,
   RevisionReason,
@@ -16,8 +21,10 @@ import fc from "fast-check";
 import { resolveGlobalOptions } from "../src/connection.js";
 import { UsageError } from "../src/errors.js";
 import { graphsListRequest } from "../src/graphs.js";
+import { setTemplateRequest } from "../src/group.js";
 import { historyRequest } from "../src/history.js";
-import { actionText, eventLine, historyTable, summaryLines } from "../src/render.js";
+import { nodesLogsRequest } from "../src/nodes.js";
+import { actionText, bytesText, eventLine, historyTable, nodesTable, shellWord, summaryLines, templateRows, updateHeader } from "../src/render.js";
 import { rollbackRequest } from "../src/rollback.js";
 import { graphIdArgument } from "../src/tasks.js";
 import { GraphTracker } from "../src/tracker.js";
@@ -58,6 +65,8 @@ describe("arguments to requests", () => {
       onFailure: FailurePolicy.FAILURE_POLICY_UNSPECIFIED,
       taskTimeoutMs: 0,
       progressDeadlineMs: 0,
+      cpuMillis: 0,
+      memoryMb: 0,
     });
     assert.throws(() => updateRequest({ count: "x", version: "y" }, "web"), /count "x" is invalid.*; version "y" is invalid/);
     assert.throws(() => updateRequest({ count: "3", version: "2", maxUnavailable: "0" }, "web"), /both 0/);
@@ -84,6 +93,61 @@ describe("arguments to requests", () => {
       /expect revision "-1" is invalid.*; on failure "retry" is invalid: use stop or rollback; progress deadline "soon" is invalid/,
     );
     assert.throws(() => updateRequest({ count: "3", version: "2", onFailure: "constructor" }, "web"), /on failure "constructor" is invalid/);
+  });
+
+  test("update reads cpu as millicores or cores and memory as MiB, GiB or TiB, refusing what is not whole or too much", () => {
+    const reserved = (cpu?: string, memory?: string) => {
+      const request = updateRequest({ count: "1", version: "1", cpu, memory }, "web");
+      return [request.cpuMillis, request.memoryMb];
+    };
+    assert.deepEqual(reserved("500m", "256Mi"), [500, 256]);
+    assert.deepEqual(reserved("0.5", "1Gi"), [500, 1024]);
+    assert.deepEqual(reserved("2", "1.5Gi"), [2000, 1536]);
+    assert.deepEqual(reserved("1024", "1Ti"), [1_024_000, 1_048_576]);
+    assert.deepEqual(reserved("0", "512"), [0, 512]);
+    assert.deepEqual(reserved(undefined, undefined), [0, 0]);
+    for (const bad of ["0.0005", "1025", "-1", "500 m", "1.5m", "m", "2c"]) {
+      assert.throws(() => reserved(bad), new RegExp(`cpu ${JSON.stringify(bad)} is invalid: write millicores like 500m`));
+    }
+    for (const bad of ["256M", "1G", "0.5Mi", "1.0001Gi", "2Ti", "-1", "1 Gi"]) {
+      assert.throws(() => reserved(undefined, bad), new RegExp(`memory ${JSON.stringify(bad)} is invalid: write a whole number of MiB`));
+    }
+  });
+
+  test("node ids are case-insensitive ULIDs; --tail is a byte count from 1", () => {
+    const request = nodesLogsRequest("01arz3ndektsv4rrffq69g5fav", { follow: true, tail: "100" });
+    assert.deepEqual(request, { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: true, tailBytes: 100 });
+    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}).tailBytes, 0);
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: a node id is a 26-character ULID/);
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }), /tail "0" is invalid/);
+  });
+
+  test("set-template keeps args in order, leaves unset fields to the server's defaults, and names every bad flag", () => {
+    const request = setTemplateRequest(
+      { command: "node", arg: ["chat.mjs", "--port", "{port}"], env: ["GREETING=a=b", "EMPTY="], health: "http", healthPath: "/ready", stopGrace: "2s" },
+      "web",
+    );
+    assert.deepEqual(request, {
+      group: "web",
+      template: {
+        command: "node",
+        args: ["chat.mjs", "--port", "{port}"],
+        env: { GREETING: "a=b", EMPTY: "" },
+        healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_HTTP, path: "/ready", intervalMs: 0, timeoutMs: 0, failureThreshold: 0, startTimeoutMs: 0 },
+        stopGraceMs: 2000,
+      },
+    });
+    assert.equal(setTemplateRequest({ command: "x", health: "none" }, "web").template!.healthCheck!.type, HealthCheckType.HEALTH_CHECK_TYPE_NONE);
+    assert.throws(
+      () =>
+        setTemplateRequest(
+          { command: " ", env: ["PORT=1", "A=1", "A=2"], health: "grpc", healthInterval: "10ms", healthThreshold: "101", startTimeout: "2h", stopGrace: "30" },
+          "web",
+        ),
+      /^UsageError: command is empty.*; env PORT is set by the server.*; env A is given twice.*; health "grpc" is invalid: use http, tcp or none; health interval "10ms" is invalid: it must be from 100ms to 1h.*; health threshold "101" is invalid.*; start timeout "2h" is invalid.*; stop grace "30" is invalid/,
+    );
+    assert.throws(() => setTemplateRequest({ command: "x", healthPath: "healthz" }, "web"), /health path "healthz" is invalid: write a path starting with '\/'/);
+    assert.throws(() => setTemplateRequest({ command: "x", health: "tcp", healthPath: "/healthz" }, "web"), /health path "\/healthz" is given with --health tcp/);
   });
 
   test("rollback takes a revision from 1, or none for the previous one", () => {
@@ -259,5 +323,57 @@ describe("rendering decisions and history", () => {
       ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed"],
       ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do"],
     ]);
+  });
+});
+
+describe("rendering resources, stats and templates", () => {
+  test("an update's header and the history's strategy show cpu and memory only when the spec reserves them", () => {
+    const response = (fields: Partial<Spec>) =>
+      SetSpecResponse.fromPartial({ group: "web", revision: 2, spec: { count: 3, version: 2, maxSurge: 0, maxUnavailable: 1, ...fields }, current: [{ version: 1, count: 3 }] });
+    assert.equal(updateHeader(response({}), false), "group web: revision 2, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1)");
+    assert.equal(
+      updateHeader(response({ cpuMillis: 2000, memoryMb: 1536 }), false),
+      "group web: revision 2, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1, cpu 2, memory 1536Mi)",
+    );
+    const revision = Revision.fromPartial({ revision: 1, spec: Spec.fromPartial({ count: 1, version: 1, maxUnavailable: 1, cpuMillis: 250, memoryMb: 2048 }) });
+    assert.equal(historyTable(plain, [revision], 0).split("\n")[1]!.split(/\s{2,}/)[3], "surge 0, unavailable 1, on failure stop, cpu 250m, memory 2Gi");
+  });
+
+  test("nodes ls --wide shows each node's process, and a dash for every column the server sent nothing for", () => {
+    const nodes = [
+      Node.fromPartial({
+        id: "01JDX3AAAAAAAAAAAAAAAAQ1R7",
+        version: 1,
+        state: NodeState.NODE_STATE_RUNNING,
+        createdAt: new Date(0),
+        stats: { pid: 4242, port: 20001, cpuPercent: 1.54, residentBytes: 47_395_635, uptimeMs: 65_000, healthy: true, lastCheck: "ok", lastCheckAt: new Date(0) },
+      }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R8", version: 1, state: NodeState.NODE_STATE_UNHEALTHY, createdAt: new Date(0) }),
+    ];
+    const rows = nodesTable(plain, nodes, 5000, { wide: true }).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(rows, [
+      ["ID", "VERSION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R7", "1", "running", "5s", "4242", "20001", "1.5%", "45.2 MiB", "1m05s", "healthy"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "unhealthy", "5s", "-", "-", "-", "-", "-", "-"],
+    ]);
+    assert.deepEqual([bytesText(512), bytesText(1536), bytesText(3 * 1024 ** 3)], ["512 B", "1.5 KiB", "3.0 GiB"]);
+  });
+
+  test("a template shows its command line as a shell would take it back, each variable, and its health check in words", () => {
+    const template = NodeTemplate.fromPartial({
+      command: "node",
+      args: ["chat.mjs", "--name", "it's {node_id}"],
+      env: { B: "two words", A: "1" },
+      healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_TCP, intervalMs: 500, timeoutMs: 1000, failureThreshold: 1, startTimeoutMs: 60_000 },
+      stopGraceMs: 5000,
+    });
+    assert.deepEqual(templateRows(template), [
+      ["COMMAND", "node chat.mjs --name 'it'\\''s {node_id}'"],
+      ["ENV", "A=1"],
+      ["", "B='two words'"],
+      ["HEALTH CHECK", "tcp connect to the node's port every 500ms, timeout 1s, unhealthy after 1 failure, start timeout 1m"],
+      ["STOP GRACE", "5s, then SIGKILL"],
+    ]);
+    assert.equal(shellWord(""), "''");
   });
 });

@@ -198,8 +198,12 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
         tailBytes: request.tailBytes || 65_536,
         follow: request.follow,
         signal,
-        // Following ends once the node is gone for good and its last words are read.
-        ended: async () => (await store.getNode(nodeId))?.state === "stopped",
+        // Following ends once the node is gone for good (stopped, or failed with no process
+        // left to write) and its last words are read.
+        ended: async () => {
+          const current = await store.getNode(nodeId);
+          return !current || current.state === "stopped" || (current.state === "failed" && !options.driver.stats(current));
+        },
       })) {
         yield { text };
       }

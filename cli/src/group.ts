@@ -1,0 +1,152 @@
+import {
+  GetTemplateResponse,
+  HealthCheckType,
+  type SetTemplateRequest,
+  SetTemplateResponse,
+} from "@drover/shared";
+import { durationArgument, integerArgument } from "./arguments.js";
+import { type CommandContext, jsonText } from "./context.js";
+import { CliError, ExitCode, UsageError } from "./errors.js";
+import { durationText, fieldsTable, specText, strategyText, templateRows } from "./render.js";
+
+/** `group set-template`'s options, as commander hands them over. */
+export interface SetTemplateArguments {
+  command: string;
+  arg?: string[];
+  env?: string[];
+  health?: string;
+  healthPath?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthThreshold?: string;
+  startTimeout?: string;
+  stopGrace?: string;
+}
+
+/** Adds a repeated option's value to the ones before it, in order. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+const HEALTH_CHECK_TYPES: Record<string, HealthCheckType> = {
+  http: HealthCheckType.HEALTH_CHECK_TYPE_HTTP,
+  tcp: HealthCheckType.HEALTH_CHECK_TYPE_TCP,
+  none: HealthCheckType.HEALTH_CHECK_TYPE_NONE,
+};
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Set by the server's driver for every node, so a template may not set them. */
+const RESERVED_ENV = new Set(["PORT", "DROVER_NODE_ID", "DROVER_VERSION", "DROVER_GROUP", "DROVER_PEERS_FILE"]);
+const MAX_HEALTH_PATH = 1024;
+
+/**
+ * Reads a duration of the template that the server bounds (`min` to `max`); absent or 0 leaves
+ * it to the server's default, like every zero field of a template.
+ */
+function boundedDuration(name: string, text: string | undefined, min: number, max: number, problems: string[]): number {
+  const milliseconds = durationArgument(name, text, problems);
+  if (milliseconds > 0 && (milliseconds < min || milliseconds > max)) {
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be from ${durationText(min)} to ${durationText(max)} (0 for the server's default)`);
+  }
+  return milliseconds;
+}
+
+/**
+ * The SetTemplate request for `group set-template`'s options; throws a UsageError naming
+ * every bad value. The server checks the same rules again; checking here names the flag
+ * before anything is sent.
+ */
+export function setTemplateRequest(args: SetTemplateArguments, group: string): SetTemplateRequest {
+  const problems: string[] = [];
+  if (args.command.trim() === "") problems.push("command is empty: name the program each node runs");
+
+  const env: Record<string, string> = {};
+  for (const entry of args.env ?? []) {
+    const equals = entry.indexOf("=");
+    const name = equals < 0 ? entry : entry.slice(0, equals);
+    if (equals < 0) problems.push(`env ${JSON.stringify(entry)} is invalid: write NAME=VALUE`);
+    else if (!ENV_NAME.test(name)) problems.push(`env name ${JSON.stringify(name)} is invalid: use letters, digits and '_', not starting with a digit`);
+    else if (RESERVED_ENV.has(name)) problems.push(`env ${name} is set by the server for each node: choose another name`);
+    else if (Object.hasOwn(env, name)) problems.push(`env ${name} is given twice: give each variable once`);
+    else env[name] = entry.slice(equals + 1);
+  }
+
+  const typeWord = args.health ?? "http";
+  const type = Object.hasOwn(HEALTH_CHECK_TYPES, typeWord) ? HEALTH_CHECK_TYPES[typeWord]! : undefined;
+  if (type === undefined) problems.push(`health ${JSON.stringify(typeWord)} is invalid: use http, tcp or none`);
+  const path = args.healthPath ?? "";
+  if (args.healthPath !== undefined && type !== undefined && type !== HealthCheckType.HEALTH_CHECK_TYPE_HTTP) {
+    problems.push(`health path ${JSON.stringify(path)} is given with --health ${typeWord}: a path is for http checks only`);
+  } else if (args.healthPath !== undefined && (!path.startsWith("/") || /\s/.test(path) || path.length > MAX_HEALTH_PATH)) {
+    problems.push(`health path ${JSON.stringify(path)} is invalid: write a path starting with '/', without spaces, like /healthz`);
+  }
+  const intervalMs = boundedDuration("health interval", args.healthInterval, 100, 3_600_000, problems);
+  const timeoutMs = boundedDuration("health timeout", args.healthTimeout, 10, 60_000, problems);
+  const failureThreshold =
+    args.healthThreshold === undefined ? 0 : integerArgument("health threshold", args.healthThreshold, 1, 100, problems);
+  const startTimeoutMs = boundedDuration("start timeout", args.startTimeout, 100, 3_600_000, problems);
+  const stopGraceMs = boundedDuration("stop grace", args.stopGrace, 1, 600_000, problems);
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
+
+  return {
+    group,
+    template: {
+      command: args.command,
+      args: args.arg ?? [],
+      env,
+      healthCheck: { type: type!, path, intervalMs, timeoutMs, failureThreshold, startTimeoutMs },
+      stopGraceMs,
+    },
+  };
+}
+
+/** `group set-template --command CMD …`: sets the template the group's nodes start from, and shows it as stored. */
+export async function groupSetTemplate(context: CommandContext, args: SetTemplateArguments): Promise<ExitCode> {
+  const { globals, out, style } = context;
+  const request = setTemplateRequest(args, globals.group);
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.setTemplate(request, options));
+  if (globals.output === "json") {
+    out.line(jsonText(SetTemplateResponse.toJSON(response), { compact: false }));
+    return ExitCode.ok;
+  }
+  const template = response.template ?? missingTemplate(globals.group);
+  out.line(`group ${globals.group}: template set; nodes started from now on run it`);
+  out.line(`(an update to a new version, or 'client nodes restart <id>', brings running nodes onto it)`);
+  out.line();
+  out.line(fieldsTable(style, templateRows(template)));
+  return ExitCode.ok;
+}
+
+/** `group show`: the group's template (its own or the server's default) and its current spec. */
+export async function groupShow(context: CommandContext): Promise<ExitCode> {
+  const { globals, out, style } = context;
+  const group = globals.group;
+  const connection = context.connection();
+  if (globals.output === "json") {
+    const response = await connection.call((options) => connection.client.getTemplate({ group }, options));
+    out.line(jsonText(GetTemplateResponse.toJSON(response), { compact: false }));
+    return ExitCode.ok;
+  }
+  const [response, nodes] = await Promise.all([
+    connection.call((options) => connection.client.getTemplate({ group }, options)),
+    connection.call((options) => connection.client.listNodes({ group, all: false, wide: false }, options)),
+  ]);
+  const template = response.template ?? missingTemplate(group);
+  const spec =
+    nodes.revision === 0 || !nodes.spec
+      ? "none yet: set one with 'client update <count> <version>'"
+      : `revision ${nodes.revision}: ${specText(nodes.spec)} (${strategyText(nodes.spec)})`;
+  out.line(
+    fieldsTable(style, [
+      ["GROUP", group],
+      ["TEMPLATE", response.isDefault ? "the server's default (the group has none of its own)" : "the group's own"],
+      ...templateRows(template),
+      ["SPEC", spec],
+      ["NODES", `${nodes.nodes.length} live (list them with: client nodes ls)`],
+    ]),
+  );
+  return ExitCode.ok;
+}
+
+function missingTemplate(group: string): never {
+  throw new CliError(ExitCode.failed, `the server answered without group ${group}'s template`);
+}
