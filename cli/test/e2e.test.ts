@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { DroverServiceDefinition } from "@drover/shared";
 import { ClientError, createChannel, createClient, Metadata, Status } from "nice-grpc";
 import {
+  assertOneLineError,
   type ClientResult,
   FAST_SERVER_FLAGS,
   graphIdIn,
@@ -51,14 +52,6 @@ function lastLineStarting(text: string, prefix: string): string {
   const found = lines(text).reverse().find((line) => line.startsWith(prefix));
   assert.ok(found, `no line starting with ${prefix} in:\n${text}`);
   return found;
-}
-
-/** Asserts an error: the exit code, and one line on stderr, prefixed `client: `, naming `names`. */
-function assertOneLineError(result: ClientResult, code: number, ...names: string[]) {
-  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout}`);
-  assert.match(result.stderr, /^client: [^\n]+\n$/, `stderr is one line: ${JSON.stringify(result.stderr)}`);
-  for (const name of names) assert.ok(result.stderr.includes(name), `stderr names ${name}: ${result.stderr}`);
-  assert.equal(result.stdout, "");
 }
 
 function assertSucceeded(result: ClientResult) {

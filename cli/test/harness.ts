@@ -3,6 +3,7 @@
  * free port with its SQLite file in a fresh temporary directory, and the real client
  * (bin/client) as a child process.
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -202,4 +203,33 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`${what} did not happen within ${options.timeoutMs ?? 10_000}ms${options.describe ? `: ${options.describe()}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
   }
+}
+
+export function assertExit(result: ClientResult, code: number): void {
+  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout}`);
+}
+
+/** Asserts an error: the exit code, and one line on stderr, prefixed `client: `, naming `names`. */
+export function assertOneLineError(result: ClientResult, code: number, ...names: string[]): void {
+  assertExit(result, code);
+  assert.match(result.stderr, /^client: [^\n]+\n$/, `stderr is one line: ${JSON.stringify(result.stderr)}`);
+  for (const name of names) assert.ok(result.stderr.includes(name), `stderr names ${name}: ${result.stderr}`);
+  assert.equal(result.stdout, "");
+}
+
+/** The rows of the table at the top of the output, split into cells, header first. */
+export function table(stdout: string): string[][] {
+  const rows: string[][] = [];
+  for (const line of lines(stdout)) {
+    if (line.trim() === "") break;
+    rows.push(line.trim().split(/\s{2,}/));
+  }
+  return rows;
+}
+
+/** Runs a command with `-o json` and parses its one JSON document. */
+export async function json(server: TestServer, args: string[]): Promise<Record<string, any>> {
+  const result = await server.client([...args, "-o", "json"]);
+  assertExit(result, 0);
+  return JSON.parse(result.stdout) as Record<string, any>;
 }

@@ -11,48 +11,24 @@ import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
+  assertExit,
+  assertOneLineError,
   CLIENT_BIN,
   type ClientResult,
   eventually,
   FAST_SERVER_FLAGS,
+  json,
   lines,
   startServer,
+  table,
   type TestServer,
 } from "./harness.js";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
-function assertExit(result: ClientResult, code: number) {
-  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout}`);
-}
-
-/** Asserts an error: the exit code, and one line on stderr, prefixed `client: `, naming `names`. */
-function assertOneLineError(result: ClientResult, code: number, ...names: string[]) {
-  assertExit(result, code);
-  assert.match(result.stderr, /^client: [^\n]+\n$/, `stderr is one line: ${JSON.stringify(result.stderr)}`);
-  for (const name of names) assert.ok(result.stderr.includes(name), `stderr names ${name}: ${result.stderr}`);
-  assert.equal(result.stdout, "");
-}
-
-/** The rows of the table at the top of the output, split into cells, header first. */
-function table(stdout: string): string[][] {
-  const rows: string[][] = [];
-  for (const line of lines(stdout)) {
-    if (line.trim() === "") break;
-    rows.push(line.trim().split(/\s{2,}/));
-  }
-  return rows;
-}
-
 /** A table of fields (`nodes stats`, `group show`) as name → value. */
 function fields(stdout: string): Map<string, string> {
   return new Map(table(stdout).map(([name, ...value]) => [name!, value.join("  ")]));
-}
-
-async function json(server: TestServer, args: string[]): Promise<Record<string, any>> {
-  const result = await server.client([...args, "-o", "json"]);
-  assertExit(result, 0);
-  return JSON.parse(result.stdout) as Record<string, any>;
 }
 
 async function allNodes(server: TestServer, group: string): Promise<Record<string, any>[]> {

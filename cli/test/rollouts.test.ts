@@ -7,38 +7,20 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  assertExit,
+  assertOneLineError,
   type ClientResult,
   eventually,
   FAST_SERVER_FLAGS,
   graphIdIn,
+  json,
   lines,
   startServer,
+  table,
   type TestServer,
 } from "./harness.js";
 
 const SETTLED = new Set(["GRAPH_STATE_SUCCEEDED", "GRAPH_STATE_FAILED", "GRAPH_STATE_CANCELLED", "GRAPH_STATE_SUPERSEDED"]);
-
-function assertExit(result: ClientResult, code: number) {
-  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout}`);
-}
-
-/** Asserts an error: the exit code, and one line on stderr, prefixed `client: `, naming `names`. */
-function assertOneLineError(result: ClientResult, code: number, ...names: string[]) {
-  assertExit(result, code);
-  assert.match(result.stderr, /^client: [^\n]+\n$/, `stderr is one line: ${JSON.stringify(result.stderr)}`);
-  for (const name of names) assert.ok(result.stderr.includes(name), `stderr names ${name}: ${result.stderr}`);
-  assert.equal(result.stdout, "");
-}
-
-/** The rows of the table at the top of the output, split into cells, header first. */
-function table(stdout: string): string[][] {
-  const rows: string[][] = [];
-  for (const line of lines(stdout)) {
-    if (line.trim() === "") break;
-    rows.push(line.trim().split(/\s{2,}/));
-  }
-  return rows;
-}
 
 /** The graph id the summary line of an update or a watch names (the last `graph <id> ` line). */
 function summaryGraphId(stdout: string): string {
@@ -53,12 +35,6 @@ function detachedGraphId(result: ClientResult): string {
   const match = /^graph ([0-9A-Z]{26}) started; watch it with: client tasks watch \1$/m.exec(result.stdout);
   assert.ok(match, `no detach line in:\n${result.stdout}`);
   return match[1]!;
-}
-
-async function json(server: TestServer, args: string[]): Promise<Record<string, any>> {
-  const result = await server.client([...args, "-o", "json"]);
-  assertExit(result, 0);
-  return JSON.parse(result.stdout) as Record<string, any>;
 }
 
 const nodes = async (server: TestServer, group: string, all = false) =>

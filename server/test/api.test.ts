@@ -1,70 +1,20 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  DroverServiceDefinition,
-  type DroverServiceClient,
-  type Event as ApiEvent,
-  EventType,
-  GraphState,
-  NodeState,
-  TaskState,
-} from "@drover/shared";
-import { ClientError, createChannel, createClient, Status } from "nice-grpc";
-import { systemClock } from "../src/clock.js";
-import { DroverServer } from "../src/DroverServer.js";
-import { MockDriver } from "../src/drivers/MockDriver.js";
-import { openSqliteStore } from "../src/store/SqliteStore.js";
-import { MIGRATIONS_DIR, silentLogger } from "./support.js";
-
-async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const messages: T[] = [];
-  for await (const message of stream) messages.push(message);
-  return messages;
-}
-
-async function expectStatus(call: Promise<unknown>, code: Status, message?: RegExp) {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof ClientError, `expected a ClientError, got ${String(error)}`);
-    assert.equal(Status[error.code], Status[code], error.details);
-    if (message) assert.match(error.details, message);
-    return true;
-  });
-}
+import { type DroverServiceClient, type Event as ApiEvent, EventType, GraphState, NodeState, TaskState } from "@drover/shared";
+import { Status } from "nice-grpc";
+import { drain as collect, expectStatus, startTestServer, type TestServer } from "./support.js";
 
 describe("the gRPC API of a real server", () => {
-  let server: DroverServer;
+  let server: TestServer;
   let client: DroverServiceClient;
-  let dataDir: string;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "drover-api-test-"));
-    const store = openSqliteStore(dataDir, MIGRATIONS_DIR);
-    const driver = new MockDriver({ latency: { min: 5, max: 25 }, failureRate: 0, seed: 7, clock: systemClock });
-    server = new DroverServer({
-      store,
-      driver,
-      clock: systemClock,
-      logger: silentLogger,
-      listen: "127.0.0.1:0",
-      parallelism: 3,
-      maxAttempts: 3,
-      retryBaseDelayMs: 5,
-      retryMaxDelayMs: 20,
-      taskTimeoutMs: 60_000,
-      progressDeadlineMs: 60_000,
-      reconcileIntervalMs: 60_000,
-      watcherCapacity: 10_000,
-    });
-    await server.start();
-    client = createClient(DroverServiceDefinition, createChannel(`127.0.0.1:${server.port}`));
+    server = await startTestServer({ driver: { latency: { min: 5, max: 25 } }, server: { parallelism: 3 } });
+    client = server.client;
   });
 
   after(async () => {
     await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it("plans, stores, runs and streams an update, with every task's events exactly once", async () => {

@@ -1,17 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GraphReason, GraphState, HealthCheckType, NodeState } from "@drover/shared";
-import { ClientError, Status } from "nice-grpc";
-import { drain, eventually, startTestServer } from "./support.js";
-
-async function expectStatus(call: Promise<unknown>, code: Status, message?: RegExp) {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof ClientError, `expected a ClientError, got ${String(error)}`);
-    assert.equal(Status[error.code], Status[code], error.details);
-    if (message) assert.match(error.details, message);
-    return true;
-  });
-}
+import { Status } from "nice-grpc";
+import { drain, eventually, expectStatus, startTestServer } from "./support.js";
 
 const live = <T extends { state: NodeState }>(nodes: T[]): T[] => nodes.filter((node) => node.state !== NodeState.NODE_STATE_STOPPED);
 

@@ -18,10 +18,10 @@ import {
   NodeState,
   TaskAction,
 } from "@drover/shared";
-import { ClientError, Status } from "nice-grpc";
+import { Status } from "nice-grpc";
 import { CHAT_EXAMPLE } from "../src/templates.js";
 import { type Exited, freePort, startServer, waitUntilServing } from "./processes.js";
-import { drain, eventually } from "./support.js";
+import { drain, eventually, expectStatus } from "./support.js";
 
 /**
  * The process driver end to end: the real server program (`bin/server --driver process`)
@@ -372,15 +372,6 @@ async function assertConsistent(server: ProcessServer, group: string): Promise<v
     withProcess.sort(),
     `group ${group}: the node processes are exactly the live rows (${nodes.map((node) => `${node.id} ${NodeState[node.state]}`).join(", ")})`,
   );
-}
-
-async function expectStatus(call: Promise<unknown>, code: Status, details: RegExp): Promise<void> {
-  await assert.rejects(call, (error) => {
-    assert.ok(error instanceof ClientError, `expected a ClientError, got ${String(error)}`);
-    assert.equal(Status[error.code], Status[code], error.details);
-    assert.match(error.details, details);
-    return true;
-  });
 }
 
 // ---------------------------------------------------------------- tests

@@ -6,25 +6,16 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ChannelCredentials } from "@grpc/grpc-js";
 import { DroverServiceDefinition } from "@drover/shared";
-import { ClientError, createChannel, createClient, Metadata, Status } from "nice-grpc";
+import { createChannel, createClient, Metadata, Status } from "nice-grpc";
 import { HealthDefinition } from "nice-grpc-server-health";
 import { ServerReflectionService } from "nice-grpc-server-reflection";
-import { drain, eventually, startTestServer, temporaryDataDir } from "./support.js";
+import { drain, eventually, expectStatus, startTestServer, temporaryDataDir } from "./support.js";
 import { freePort, startServer, waitUntilServing } from "./processes.js";
 
 const require = createRequire(import.meta.url);
 const { ServerReflectionRequest } = require("nice-grpc-server-reflection/lib/proto/grpc/reflection/v1/reflection_pb.js") as {
   ServerReflectionRequest: new () => { setListServices(value: string): unknown; setFileContainingSymbol(value: string): unknown };
 };
-
-async function expectStatus(call: Promise<unknown>, code: Status, message?: RegExp) {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof ClientError, `expected a ClientError, got ${String(error)}`);
-    assert.equal(Status[error.code], Status[code], error.details);
-    if (message) assert.match(error.details, message);
-    return true;
-  });
-}
 
 const bearer = (token: string) => ({ metadata: Metadata({ authorization: `Bearer ${token}` }) });
 

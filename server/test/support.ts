@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -5,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { monotonicFactory } from "ulid";
 import { DroverServiceDefinition, type DroverServiceClient } from "@drover/shared";
-import { createChannel, createClient } from "nice-grpc";
+import { ClientError, createChannel, createClient, Status } from "nice-grpc";
 import { systemClock } from "../src/clock.js";
 import { DroverServer, type DroverServerOptions } from "../src/DroverServer.js";
 import { MockDriver, type MockDriverOptions } from "../src/drivers/MockDriver.js";
@@ -195,4 +196,14 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Asserts that a call fails with the gRPC status `code`, and (when given) a message matching `message`. */
+export async function expectStatus(call: Promise<unknown>, code: Status, message?: RegExp): Promise<void> {
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof ClientError, `expected a ClientError, got ${String(error)}`);
+    assert.equal(Status[error.code], Status[code], error.details);
+    if (message) assert.match(error.details, message);
+    return true;
+  });
 }
