@@ -5,11 +5,17 @@ export interface Clock {
   now(): number;
   /** Resolves after `milliseconds`, or rejects with an AbortError when the signal aborts. */
   sleep(milliseconds: number, signal: AbortSignal): Promise<void>;
+  /** Calls `callback` after `milliseconds`; returns what cancels it. */
+  setTimer(milliseconds: number, callback: () => void): () => void;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep: (milliseconds, signal) => delay(signal, milliseconds),
+  setTimer: (milliseconds, callback) => {
+    const timer = setTimeout(callback, milliseconds);
+    return () => clearTimeout(timer);
+  },
 };
 
 /** A seeded pseudo-random source in [0, 1): mulberry32, small and good enough for simulation. */

@@ -43,8 +43,6 @@ export function describeTask(task: Task): string {
   return task.action;
 }
 
-class AttemptTimeout extends Error {}
-
 /**
  * Walks one stored graph once: runs every task whose prerequisites have succeeded, with
  * a slot from the server-wide semaphore, retries failed attempts with backoff, and
@@ -73,10 +71,15 @@ export class GraphRun {
   private deferred: Task[] = [];
   /** Aborts waits for a slot or a backoff when the run halts or is interrupted. */
   private readonly haltController = new AbortController();
-  /** Aborts driver calls when the server shuts down; a halted run lets them finish. */
+  /** Aborted when the server shuts down: what waits only for that (a resumed attempt's slot) stops. */
   private readonly interruptController = new AbortController();
-  /** Aborts driver calls when the graph misses its progress deadline. */
-  private readonly abortRunningController = new AbortController();
+  /**
+   * Each running attempt's own controller, aborted by a shutdown or a missed progress
+   * deadline; one controller each, rather than listeners on shared signals, keeps an
+   * attempt's set-up O(1) however many run at once.
+   */
+  private readonly runningAttempts = new Set<AbortController>();
+  private deadlineMissed = false;
   private inFlight = 0;
   private succeeded = 0;
   /** When each running attempt began, for naming a stuck task. */
@@ -92,7 +95,7 @@ export class GraphRun {
   ) {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
     // Every task waiting for a slot or a backoff listens to these; a big graph has many.
-    setMaxListeners(0, this.haltController.signal, this.interruptController.signal, this.abortRunningController.signal);
+    setMaxListeners(0, this.haltController.signal, this.interruptController.signal);
     this.tasks = graph.tasks.map((task) => ({ ...task }));
     this.dependents = this.tasks.map(() => []);
     this.unmetPrerequisites = new Int32Array(this.tasks.length);
@@ -198,6 +201,7 @@ export class GraphRun {
     this.interrupted = true;
     this.haltController.abort();
     this.interruptController.abort();
+    for (const running of this.runningAttempts) running.abort();
     void this.settleIfDone();
   }
 
@@ -273,31 +277,33 @@ export class GraphRun {
       this.nodeTransition(node, task),
     ]);
     this.attemptStartedAt.set(task.id, this.deps.clock.now());
-    const attemptDone = new AbortController();
-    const timeout = new AbortController();
-    void this.deps.clock.sleep(this.taskTimeoutMs, attemptDone.signal).then(
-      () => timeout.abort(new AttemptTimeout()),
-      () => {},
-    );
+    const controller = new AbortController();
+    this.runningAttempts.add(controller);
+    let timedOut = false;
+    const cancelTimeout = this.deps.clock.setTimer(this.taskTimeoutMs, () => {
+      timedOut = true;
+      controller.abort();
+    });
     try {
+      if (this.interrupted) controller.abort();
       const handle = { id: node.id, group: node.group, version: node.version, memoryMb: this.graph.spec.memoryMb };
-      const signal = AbortSignal.any([this.interruptController.signal, this.abortRunningController.signal, timeout.signal]);
       this.deps.failpoint(starting ? "driver.before-start" : "driver.before-stop");
-      await (starting ? this.deps.driver.start(handle, signal) : this.deps.driver.stop(handle, signal));
+      await (starting ? this.deps.driver.start(handle, controller.signal) : this.deps.driver.stop(handle, controller.signal));
       this.deps.failpoint(starting ? "driver.after-start" : "driver.after-stop");
     } catch (error) {
       if (this.interrupted) return undefined;
       let message = error instanceof Error ? error.message : String(error);
       let retryable = (error as { retryable?: boolean }).retryable !== false;
-      if (timeout.signal.aborted) {
+      if (timedOut) {
         message = `attempt timed out after ${this.taskTimeoutMs}ms`;
-      } else if (this.abortRunningController.signal.aborted) {
+      } else if (this.deadlineMissed) {
         message = `aborted: ${this.halted?.error ?? "the graph stopped"}`;
         retryable = false;
       }
       return this.attemptFailed(task, node, attempt, message, retryable);
     } finally {
-      attemptDone.abort();
+      cancelTimeout();
+      this.runningAttempts.delete(controller);
       this.attemptStartedAt.delete(task.id);
       this.lastProgressAt = this.deps.clock.now();
     }
@@ -362,7 +368,8 @@ export class GraphRun {
         continue;
       }
       this.halt("failed", `no task finished for ${this.progressDeadlineMs}ms: ${this.describeStuck()}`);
-      this.abortRunningController.abort();
+      this.deadlineMissed = true;
+      for (const running of this.runningAttempts) running.abort();
       return;
     }
   }
@@ -423,7 +430,9 @@ export class GraphRun {
       return;
     }
     this.settling = true;
+    // Nothing waits or runs any more; aborting lets everything that listened let go of the run.
     this.haltController.abort();
+    this.interruptController.abort();
     try {
       await this.deps.settle({ ...this.graph, tasks: this.tasks }, this.graphTransition(state, error));
       this.deps.logger.info({ graphId: this.graph.id, group: this.graph.group, state, error }, "graph settled");
