@@ -321,8 +321,7 @@ export class SqliteStore implements Store {
       insertEvent: db.prepare(`INSERT INTO events
         (time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms,
         message, next_graph_id)
-        VALUES (@time, @type, @group, @graphId, @taskId, @nodeId, @state, @action, @version, @attempt, @error,
-        @retryDelayMs, @message, @nextGraphId)`),
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       graphRunning: db.prepare(`UPDATE graphs SET state = 'running', started_at = COALESCE(started_at, ?), paused_at = NULL
         WHERE id = ?`),
       graphPaused: db.prepare(`UPDATE graphs SET paused_at = ? WHERE id = ?`),
@@ -334,7 +333,7 @@ export class SqliteStore implements Store {
       taskRetry: db.prepare(`UPDATE tasks SET state = 'pending', error = ? WHERE graph_id = ? AND id = ?`),
       graphRetried: db.prepare(`UPDATE graphs SET retries = retries + 1 WHERE id = ?`),
       upsertNode: db.prepare(`INSERT INTO nodes (id, group_name, version, state, host, created_at, updated_at, error)
-        VALUES (@nodeId, @group, @version, @state, @host, @now, @now, @error)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, error = excluded.error`),
     };
   }
@@ -530,21 +529,23 @@ export class SqliteStore implements Store {
     const s = this.statements;
     const events: Event[] = [];
     for (const t of transitions) {
-      const event: Omit<Event, "sequence"> = { time: now, type: t.type, group: t.group, graphId: t.graphId };
+      let event: Event;
       switch (t.type) {
         case "graph":
           if (t.state === "running") s.graphRunning.run(now, t.graphId);
           else if (t.state === "paused") s.graphPaused.run(now, t.graphId);
           else if (t.state !== "pending") s.graphSettled.run(t.state, now, t.error ?? null, t.message ?? null, t.nextGraphId ?? null, t.graphId);
-          Object.assign(event, { state: t.state, error: t.error, message: t.message, nextGraphId: t.nextGraphId });
+          event = { sequence: 0, time: now, type: t.type, group: t.group, graphId: t.graphId, state: t.state, error: t.error, message: t.message, nextGraphId: t.nextGraphId };
           break;
         case "task":
-          if (t.state === "running") {
-            s.taskRunning.run(t.attempt ?? 1, now, t.nodeId ?? null, t.graphId, t.taskId);
-          } else {
-            s.taskSettled.run(t.state, now, t.error ?? null, t.nodeId ?? null, t.graphId, t.taskId);
-          }
-          Object.assign(event, {
+          if (t.state === "running") s.taskRunning.run(t.attempt ?? 1, now, t.nodeId ?? null, t.graphId, t.taskId);
+          else s.taskSettled.run(t.state, now, t.error ?? null, t.nodeId ?? null, t.graphId, t.taskId);
+          event = {
+            sequence: 0,
+            time: now,
+            type: t.type,
+            group: t.group,
+            graphId: t.graphId,
             taskId: t.taskId,
             action: t.action,
             state: t.state,
@@ -552,12 +553,17 @@ export class SqliteStore implements Store {
             error: t.error,
             nodeId: t.nodeId,
             version: t.version,
-          });
+          };
           break;
         case "task_retry":
           s.taskRetry.run(t.error, t.graphId, t.taskId);
           s.graphRetried.run(t.graphId);
-          Object.assign(event, {
+          event = {
+            sequence: 0,
+            time: now,
+            type: t.type,
+            group: t.group,
+            graphId: t.graphId,
             taskId: t.taskId,
             action: t.action,
             state: "pending",
@@ -565,39 +571,33 @@ export class SqliteStore implements Store {
             error: t.error,
             retryDelayMs: t.retryDelayMs,
             nodeId: t.nodeId,
-          });
+          };
           break;
         case "node":
-          s.upsertNode.run({
-            nodeId: t.nodeId,
-            group: t.group,
-            version: t.version,
-            state: t.state,
-            host: t.host,
-            now,
-            error: t.error ?? null,
-          });
+          s.upsertNode.run(t.nodeId, t.group, t.version, t.state, t.host, now, now, t.error ?? null);
           // Node events belong to the group's node stream, not to the graph's task stream.
-          Object.assign(event, { graphId: undefined, nodeId: t.nodeId, state: t.state, version: t.version, error: t.error });
+          event = { sequence: 0, time: now, type: t.type, group: t.group, nodeId: t.nodeId, state: t.state, version: t.version, error: t.error };
           break;
       }
-      const result = s.insertEvent.run({
-        time: event.time,
-        type: event.type,
-        group: event.group,
-        graphId: event.graphId ?? null,
-        taskId: event.taskId ?? null,
-        nodeId: event.nodeId ?? null,
-        state: event.state ?? null,
-        action: event.action ?? null,
-        version: event.version ?? null,
-        attempt: event.attempt ?? null,
-        error: event.error ?? null,
-        retryDelayMs: event.retryDelayMs ?? null,
-        message: event.message ?? null,
-        nextGraphId: event.nextGraphId ?? null,
-      });
-      events.push({ ...event, sequence: Number(result.lastInsertRowid) });
+      // Positional parameters: this runs for every transition, and named ones cost an object each.
+      const result = s.insertEvent.run(
+        event.time,
+        event.type,
+        event.group,
+        event.graphId ?? null,
+        event.taskId ?? null,
+        event.nodeId ?? null,
+        event.state ?? null,
+        event.action ?? null,
+        event.version ?? null,
+        event.attempt ?? null,
+        event.error ?? null,
+        event.retryDelayMs ?? null,
+        event.message ?? null,
+        event.nextGraphId ?? null,
+      );
+      event.sequence = Number(result.lastInsertRowid);
+      events.push(event);
     }
     return events;
   }
