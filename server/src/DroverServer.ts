@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { droverService } from "./api/DroverService.js";
 import { errorMiddleware } from "./api/errorMiddleware.js";
+import { HttpApi } from "./http/HttpApi.js";
 import type { Clock } from "./clock.js";
 import type { Driver } from "./drivers/Driver.js";
 import type { NodeTemplate } from "./domain.js";
@@ -55,6 +56,8 @@ export interface DroverServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Serve Prometheus metrics on this address (host:port). */
   metricsListen?: string;
+  /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
+  httpListen?: string;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -77,6 +80,8 @@ export class DroverServer {
   private readonly health = HealthState();
   private readonly metrics: Metrics;
   private metricsServer: HttpServer | undefined;
+  private readonly http: HttpApi | undefined;
+  private boundHttpPort = 0;
 
   constructor(private readonly options: DroverServerOptions) {
     const { store, driver, clock, logger } = options;
@@ -122,24 +127,28 @@ export class DroverServer {
     } else {
       logger.warn({ path: DESCRIPTOR_SET }, "server reflection is off: the descriptor set was not built (run make)");
     }
-    this.grpc.add(
-      DroverServiceDefinition,
-      droverService({
-        store,
-        reconciler: this.reconciler,
-        bus,
-        watcherCapacity: options.watcherCapacity,
-        defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
-        driver,
-        shutdownSignal: this.shutdownController.signal,
-        onWatcherDropped: () => this.metrics.watcherDropped(),
-      }),
-    );
+    const service = droverService({
+      store,
+      reconciler: this.reconciler,
+      bus,
+      watcherCapacity: options.watcherCapacity,
+      defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
+      driver,
+      shutdownSignal: this.shutdownController.signal,
+      onWatcherDropped: () => this.metrics.watcherDropped(),
+    });
+    this.grpc.add(DroverServiceDefinition, service);
+    if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls });
   }
 
   /** The port the server listens on (useful with port 0). */
   get port(): number {
     return this.boundPort;
+  }
+
+  /** The port the HTTP API listens on, if it does. */
+  get httpPort(): number {
+    return this.boundHttpPort;
   }
 
   async start(): Promise<void> {
@@ -148,13 +157,17 @@ export class DroverServer {
       ? ServerCredentials.createSsl(null, [{ cert_chain: this.options.tls.cert, private_key: this.options.tls.key }], false)
       : ServerCredentials.createInsecure();
     this.boundPort = await this.grpc.listen(this.options.listen, credentials);
+    if (this.http) this.boundHttpPort = await this.http.listen(this.options.httpListen!);
     if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen);
     this.state = "started";
     this.health.setStatus("healthy");
     void this.watchStore();
     const resumed = await this.reconciler.recover();
     void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
-    this.options.logger.info({ listen: this.options.listen, port: this.boundPort, resumed, driver: this.options.driver.name }, "server started");
+    this.options.logger.info(
+      { listen: this.options.listen, port: this.boundPort, httpListen: this.options.httpListen, httpPort: this.http && this.boundHttpPort, resumed, driver: this.options.driver.name },
+      "server started",
+    );
   }
 
   /** Reports NOT_SERVING while the database cannot be used, and SERVING again once it can. */
@@ -183,6 +196,8 @@ export class DroverServer {
     this.metricsServer?.close();
     // Watch streams end first, since the gRPC server's shutdown waits for open calls.
     this.shutdownController.abort();
+    // HTTP streams end with an error that says where to resume; the HTTP API closes before gRPC.
+    await this.http?.close();
     this.options.driver.close();
     await this.scheduler.interruptAll();
     // Calls that never end on their own (a health Watch) must not hold the shutdown forever.

@@ -40,6 +40,7 @@ const program = new Command("server")
   .addOption(option("--insecure-no-auth", "serve without a token (refused unless --listen is a loopback address)", "DROVER_INSECURE_NO_AUTH"))
   .addOption(option("--tls-cert <file>", "serve over TLS with this certificate (PEM); needs --tls-key", "DROVER_TLS_CERT"))
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
+  .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
@@ -70,6 +71,7 @@ const flags = program.opts<{
   tlsCert?: string;
   tlsKey?: string;
   metricsListen?: string;
+  httpListen?: string;
   logLevel: string;
 }>();
 
@@ -87,6 +89,9 @@ function checkSecurityFlags(): void {
   };
   if (flags.insecureNoAuth && !isLoopback(flags.listen)) {
     usage(`--insecure-no-auth is refused with --listen ${flags.listen}: without a token only a loopback address (127.0.0.1, localhost, [::1]) is allowed`);
+  }
+  if (flags.insecureNoAuth && flags.httpListen && !isLoopback(flags.httpListen)) {
+    usage(`--insecure-no-auth is refused with --http-listen ${flags.httpListen}: without a token only a loopback address (127.0.0.1, localhost, [::1]) is allowed`);
   }
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) usage("--tls-cert and --tls-key go together: give both, or neither");
 }
@@ -156,6 +161,7 @@ async function main(): Promise<void> {
     token,
     tls,
     metricsListen: flags.metricsListen,
+    httpListen: flags.httpListen,
   });
   let stopping = false;
   const stop = (signal: string) => {

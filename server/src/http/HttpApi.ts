@@ -1,0 +1,166 @@
+import type { AddressInfo, Socket } from "node:net";
+import type { DroverServiceImplementation } from "@drover/shared";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { type CallContext, Metadata, Status } from "nice-grpc";
+import type { Logger } from "pino";
+import { authHook } from "./authHook.js";
+import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError } from "./httpErrors.js";
+import { registerRoutes } from "./routes.js";
+import { validationMessage } from "./schemas.js";
+import { ServiceCaller } from "./ServiceCaller.js";
+import type { StreamFormat, StreamOptions } from "./streams.js";
+
+export interface HttpApiOptions {
+  /** The gRPC service's handlers: the HTTP API calls the very same ones. */
+  service: DroverServiceImplementation;
+  logger: Logger;
+  /** The bearer token every request must carry; absent: no authentication. */
+  token?: string;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** How long open streams may take to end once the API closes, before their connections are cut. */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * The HTTP/JSON API beside gRPC, for curl and scripts: the same operations under `/v1/`
+ * (see routes.ts), bodies and responses in the proto JSON mapping, the same token, the
+ * same validation, and errors as `{"error": {"code": "NOT_FOUND", "message": "…"}}` with
+ * the HTTP status of their gRPC code (see httpErrors.ts).
+ *
+ * Lifecycle: created → listening → closed. Closing refuses new requests (503), ends open
+ * streams with an error that says where to resume, and waits for them to finish.
+ */
+export class HttpApi {
+  readonly app: FastifyInstance;
+  private readonly closing = new AbortController();
+  private readonly logger: Logger;
+  /** Open connections, each with how many of its requests are unanswered: the rest are cut at once on close. */
+  private readonly connections = new Map<Socket, number>();
+
+  constructor(options: HttpApiOptions) {
+    this.logger = options.logger.child({ component: "http" });
+    const logger = this.logger;
+    this.app = Fastify({
+      ...(options.tls && { https: { cert: options.tls.cert, key: options.tls.key } }),
+      logger: false,
+      // A HEAD of a watch would hold a stream open to send nothing.
+      exposeHeadRoutes: false,
+      bodyLimit: BODY_LIMIT_BYTES,
+      // Requests during a shutdown get this API's own 503, in its own JSON shape.
+      return503OnClosing: false,
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: false, verbose: true } },
+      schemaErrorFormatter: (errors, part) => new Error(validationMessage(errors, part)),
+    }) as unknown as FastifyInstance;
+
+    // JSON only, with the parser's own words for what is wrong; an empty body is no body.
+    this.app.removeAllContentTypeParsers();
+    this.app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => {
+      if (text === "") return done(null, undefined);
+      try {
+        done(null, JSON.parse(text as string));
+      } catch (error) {
+        done(new HttpRequestError(Status.INVALID_ARGUMENT, `the body is not valid JSON: ${(error as Error).message}`), undefined);
+      }
+    });
+
+    this.trackConnections(options.tls ? "secureConnection" : "connection");
+    this.app.addHook("onRequest", async () => {
+      if (this.closing.signal.aborted) throw new HttpRequestError(Status.UNAVAILABLE, "the server is shutting down: retry once it is back");
+    });
+    if (options.token) this.app.addHook("onRequest", authHook(options.token));
+    this.app.addHook("onResponse", async (request, reply) => {
+      logger.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "http request");
+    });
+    this.app.setErrorHandler((error, request, reply) => sendError(reply, apiErrorOf(error, request, logger)));
+    this.app.setNotFoundHandler((request, reply) =>
+      sendError(reply, apiErrorOf(new HttpRequestError(Status.NOT_FOUND, `no route ${request.method} ${request.url.split("?")[0]}: the API's routes are under /v1/ (see the README)`), request, logger)),
+    );
+
+    const caller = new ServiceCaller(options.service, options.logger);
+    registerRoutes(this.app, {
+      caller,
+      callContext: (request, reply) => this.callContext(request, reply),
+      streamOptions: (request, format, signal) => this.streamOptions(request, format, signal),
+    });
+  }
+
+  /** Starts serving on `host:port` (port 0: any free one) and returns the port. */
+  async listen(address: string): Promise<number> {
+    const separator = address.lastIndexOf(":");
+    const host = address.slice(0, separator).replace(/^\[|\]$/g, "");
+    try {
+      await this.app.listen({ host, port: Number(address.slice(separator + 1)) });
+    } catch (error) {
+      if ((error as { code?: string }).code === "EADDRINUSE") {
+        throw new Error(`HTTP listen address ${address} is in use: stop the other server or choose another --http-listen`, { cause: error });
+      }
+      throw error;
+    }
+    return (this.app.server.address() as AddressInfo).port;
+  }
+
+  /** Ends open streams, stops listening, and waits (a little) for open requests to finish. */
+  async close(): Promise<void> {
+    if (this.closing.signal.aborted) return;
+    this.closing.abort();
+    // A connection with no request unanswered (idle between requests, or whose stream has just
+    // ended) is closed at once rather than after its keep-alive timeout.
+    const closeIdle = () => {
+      for (const [socket, unanswered] of this.connections) if (unanswered === 0) socket.destroy();
+    };
+    const idle = setInterval(closeIdle, 20);
+    closeIdle();
+    const timer = setTimeout(() => this.app.server.closeAllConnections(), CLOSE_GRACE_MS);
+    try {
+      await this.app.close();
+    } finally {
+      clearInterval(idle);
+      clearTimeout(timer);
+    }
+  }
+
+  /** Keeps count of each connection's unanswered requests, so that closing can cut the others at once. */
+  private trackConnections(event: "connection" | "secureConnection"): void {
+    this.app.server.on(event, (socket: Socket) => {
+      this.connections.set(socket, 0);
+      socket.once("close", () => this.connections.delete(socket));
+    });
+    this.app.addHook("onRequest", async (request, reply) => {
+      const socket = request.raw.socket;
+      if (!this.connections.has(socket)) return;
+      this.connections.set(socket, this.connections.get(socket)! + 1);
+      reply.raw.once("close", () => {
+        if (this.connections.has(socket)) this.connections.set(socket, this.connections.get(socket)! - 1);
+      });
+    });
+  }
+
+  /**
+   * The context a gRPC handler gets: its signal is aborted when the client goes away (the
+   * response closes before it is finished) or the API closes; no metadata is passed on.
+   */
+  private callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    const closing = this.closing.signal;
+    closing.addEventListener("abort", abort, { once: true });
+    reply.raw.once("close", () => {
+      closing.removeEventListener("abort", abort);
+      abort();
+    });
+    return {
+      signal: controller.signal,
+      metadata: Metadata(),
+      peer: `${request.ip}:${request.socket.remotePort ?? 0}`,
+      header: Metadata(),
+      trailer: Metadata(),
+      sendHeader() {},
+    };
+  }
+
+  private streamOptions(request: FastifyRequest, format: StreamFormat, signal: AbortSignal): StreamOptions {
+    return { format, signal, closing: this.closing.signal, describeError: (error) => apiErrorOf(error, request, this.logger) };
+  }
+}

@@ -1,0 +1,93 @@
+import { isAbortError } from "abort-controller-x";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ServerError, Status } from "nice-grpc";
+import type { Logger } from "pino";
+
+/**
+ * The HTTP status of each gRPC status code, as google.rpc.Code documents them, except
+ * FAILED_PRECONDITION: 409 Conflict rather than 400, because here it always means "the
+ * request is sound but the resource's state refuses it" (a stale expectRevision, cancelling
+ * a settled graph), which a script must tell apart from a malformed request.
+ */
+const HTTP_STATUS: Record<Status, number> = {
+  [Status.OK]: 200,
+  [Status.CANCELLED]: 499,
+  [Status.UNKNOWN]: 500,
+  [Status.INVALID_ARGUMENT]: 400,
+  [Status.DEADLINE_EXCEEDED]: 504,
+  [Status.NOT_FOUND]: 404,
+  [Status.ALREADY_EXISTS]: 409,
+  [Status.PERMISSION_DENIED]: 403,
+  [Status.RESOURCE_EXHAUSTED]: 429,
+  [Status.FAILED_PRECONDITION]: 409,
+  [Status.ABORTED]: 409,
+  [Status.OUT_OF_RANGE]: 400,
+  [Status.UNIMPLEMENTED]: 501,
+  [Status.INTERNAL]: 500,
+  [Status.UNAVAILABLE]: 503,
+  [Status.DATA_LOSS]: 500,
+  [Status.UNAUTHENTICATED]: 401,
+};
+
+const INTERNAL_MESSAGE = "internal error: the server's log has the details";
+const BODY_LIMIT_MIB = 1;
+export const BODY_LIMIT_BYTES = BODY_LIMIT_MIB * 1024 * 1024;
+
+/** What an HTTP client is told of a failure: `{"error": {"code": "NOT_FOUND", "message": "…"}}` with `httpStatus`. */
+export interface ApiError {
+  httpStatus: number;
+  code: keyof typeof Status;
+  message: string;
+}
+
+export function apiError(status: Status, message: string): ApiError {
+  return { httpStatus: HTTP_STATUS[status], code: Status[status] as keyof typeof Status, message };
+}
+
+export const errorBody = (error: ApiError) => ({ error: { code: error.code, message: error.message } });
+
+/** A client's mistake found before the service is called (a bad body, an unknown route). */
+export class HttpRequestError extends Error {
+  constructor(
+    readonly status: Status,
+    message: string,
+    readonly httpStatus = HTTP_STATUS[status],
+  ) {
+    super(message);
+    this.name = "HttpRequestError";
+  }
+}
+
+/**
+ * What to tell the client of an error. The service's errors arrive as ServerError (the gRPC
+ * error middleware mapped them); fastify's own (bad body, wrong content type, too large)
+ * carry a 4xx statusCode; anything else is internal: logged with its detail, returned without.
+ */
+export function apiErrorOf(error: unknown, request: FastifyRequest, logger: Logger): ApiError {
+  if (error instanceof HttpRequestError) return { ...apiError(error.status, error.message), httpStatus: error.httpStatus };
+  if (error instanceof ServerError) return apiError(error.code, error.details);
+  if (isAbortError(error)) return apiError(Status.CANCELLED, "the call was cancelled");
+  const { code, statusCode, message } = error as { code?: string; statusCode?: number; message?: string };
+  switch (code) {
+    case "FST_ERR_VALIDATION":
+      return apiError(Status.INVALID_ARGUMENT, message ?? "the request is invalid");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return {
+        ...apiError(Status.INVALID_ARGUMENT, `content type ${JSON.stringify(request.headers["content-type"])} is not accepted: send the body as JSON with 'Content-Type: application/json'`),
+        httpStatus: 415,
+      };
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return { ...apiError(Status.INVALID_ARGUMENT, `the body is larger than ${BODY_LIMIT_MIB} MiB`), httpStatus: 413 };
+  }
+  if (typeof statusCode === "number" && statusCode >= 400 && statusCode < 500) {
+    // Raised by fastify before any handler ran (a malformed request line, a bad content length).
+    return { ...apiError(Status.INVALID_ARGUMENT, message ?? "the request is malformed"), httpStatus: statusCode };
+  }
+  logger.error({ err: error, method: request.method, url: request.url }, "internal error in the HTTP API");
+  return apiError(Status.INTERNAL, INTERNAL_MESSAGE);
+}
+
+export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.httpStatus === 401) reply.header("www-authenticate", 'Bearer realm="drover"');
+  return reply.code(error.httpStatus).type("application/json; charset=utf-8").send(errorBody(error));
+}

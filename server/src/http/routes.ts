@@ -1,0 +1,193 @@
+import { DroverServiceDefinition, Event, Graph, type MessageFns, Node } from "@drover/shared";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { CallContext } from "nice-grpc";
+import { Status } from "nice-grpc";
+import { HttpRequestError } from "./httpErrors.js";
+import { boolean, type JsonSchema, message, noBody, rollbackBody, setSpecBody, templateBody, uint32, uint64 } from "./schemas.js";
+import type { RequestOf, ResponseOf, ServiceCaller, StreamMethod, UnaryMethod } from "./ServiceCaller.js";
+import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, watchFormat } from "./streams.js";
+
+/**
+ * The HTTP API's routes: each one gRPC method, its request made from the path, the query
+ * string and the body by the proto JSON mapping, its response sent the same way.
+ *
+ * | method | path | gRPC method |
+ * | --- | --- | --- |
+ * | GET  | /v1/groups/{group}/nodes?all=&wide= | ListNodes |
+ * | GET  | /v1/groups/{group}/nodes/events?after= | WatchNodes (stream) |
+ * | PUT  | /v1/groups/{group}/spec | SetSpec |
+ * | GET  | /v1/groups/{group}/revisions?limit= | ListRevisions |
+ * | POST | /v1/groups/{group}:rollback | Rollback |
+ * | GET  | /v1/groups/{group}/graphs?limit= | ListGraphs |
+ * | GET  | /v1/groups/{group}/graphs/latest/events?after= | WatchGraph of the group's latest graph (stream) |
+ * | GET  | /v1/groups/{group}/template | GetTemplate |
+ * | PUT  | /v1/groups/{group}/template | SetTemplate |
+ * | GET  | /v1/graphs/{id} | GetGraph |
+ * | GET  | /v1/graphs/{id}/events?after= | WatchGraph (stream) |
+ * | POST | /v1/graphs/{id}:cancel, :pause, :resume | CancelGraph, PauseGraph, ResumeGraph |
+ * | GET  | /v1/nodes/{id} | GetNodeStats |
+ * | GET  | /v1/nodes/{id}/logs?follow=&tailBytes= | NodeLogs (text stream) |
+ * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
+ *
+ * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`.
+ */
+
+export interface RouteSupport {
+  caller: ServiceCaller;
+  /** A gRPC call context for the request, cancelled when its client goes away or the API closes. */
+  callContext(request: FastifyRequest, reply: FastifyReply): CallContext;
+  /** How a stream reports its end and its errors. */
+  streamOptions(request: FastifyRequest, format: StreamFormat, signal: AbortSignal): StreamOptions;
+}
+
+type Fields = Record<string, unknown>;
+interface RequestParts {
+  params: Record<string, string>;
+  query: Fields;
+  body: Fields;
+}
+
+/** A path parameter up to the custom method's colon. */
+const ID = "(^[^:]+)";
+
+export function registerRoutes(app: FastifyInstance, support: RouteSupport): void {
+  const { caller } = support;
+
+  function parts(request: FastifyRequest): RequestParts {
+    return {
+      params: request.params as Record<string, string>,
+      query: (request.query ?? {}) as Fields,
+      body: (request.body ?? {}) as Fields,
+    };
+  }
+
+  function unary<Name extends UnaryMethod>(
+    method: "GET" | "PUT" | "POST",
+    url: string,
+    name: Name,
+    options: { query?: JsonSchema; body?: JsonSchema; request: (parts: RequestParts) => Fields },
+  ) {
+    const { requestType, responseType } = DroverServiceDefinition.methods[name] as unknown as {
+      requestType: MessageFns<RequestOf<Name>>;
+      responseType: MessageFns<ResponseOf<Name>>;
+    };
+    app.route({
+      method,
+      url,
+      schema: { querystring: options.query ?? message({}), ...(options.body && { body: options.body }) },
+      handler: async (request, reply) => {
+        const response = await caller.unary(name, requestType.fromJSON(options.request(parts(request))), support.callContext(request, reply));
+        return responseType.toJSON(response);
+      },
+    });
+  }
+
+  function stream<Name extends StreamMethod>(
+    url: string,
+    name: Name,
+    options: {
+      query: JsonSchema;
+      format: (request: FastifyRequest) => StreamFormat;
+      request: (parts: RequestParts, request: FastifyRequest) => Fields;
+      send: (message: ResponseOf<Name>, index: number, request: RequestOf<Name>) => StreamItem[] | string;
+    },
+  ) {
+    const { requestType } = DroverServiceDefinition.methods[name] as unknown as { requestType: MessageFns<RequestOf<Name>> };
+    app.get(url, { schema: { querystring: options.query } }, async (request, reply) => {
+      const call = requestType.fromJSON(options.request(parts(request), request));
+      const context = support.callContext(request, reply);
+      const format = options.format(request);
+      const messages = caller.stream(name, call, context);
+      async function* batches() {
+        let index = 0;
+        for await (const response of messages) yield options.send(response, index++, call);
+      }
+      return sendStream(reply, batches(), support.streamOptions(request, format, context.signal));
+    });
+  }
+
+  unary("GET", "/v1/groups/:group/nodes", "listNodes", {
+    query: message({ all: boolean, wide: boolean }),
+    request: ({ params, query }) => ({ ...query, group: params.group }),
+  });
+  unary("PUT", "/v1/groups/:group/spec", "setSpec", {
+    body: setSpecBody,
+    request: ({ params, body }) => ({ ...body, group: params.group }),
+  });
+  unary("GET", "/v1/groups/:group/revisions", "listRevisions", {
+    query: message({ limit: uint32 }),
+    request: ({ params, query }) => ({ ...query, group: params.group }),
+  });
+  unary("POST", `/v1/groups/:group${ID}::rollback`, "rollback", {
+    body: rollbackBody,
+    request: ({ params, body }) => ({ ...body, group: params.group }),
+  });
+  unary("GET", "/v1/groups/:group/graphs", "listGraphs", {
+    query: message({ limit: uint32 }),
+    request: ({ params, query }) => ({ ...query, group: params.group }),
+  });
+  unary("GET", "/v1/groups/:group/template", "getTemplate", { request: ({ params }) => ({ group: params.group }) });
+  unary("PUT", "/v1/groups/:group/template", "setTemplate", {
+    body: templateBody,
+    request: ({ params, body }) => ({ group: params.group, template: body }),
+  });
+  unary("GET", "/v1/graphs/:id", "getGraph", { request: ({ params }) => ({ graphId: params.id }) });
+  for (const [verb, name] of [["cancel", "cancelGraph"], ["pause", "pauseGraph"], ["resume", "resumeGraph"]] as const) {
+    unary("POST", `/v1/graphs/:id${ID}::${verb}`, name, { body: noBody, request: ({ params }) => ({ graphId: params.id }) });
+  }
+  unary("GET", "/v1/nodes/:id", "getNodeStats", { request: ({ params }) => ({ nodeId: params.id }) });
+  for (const [verb, name] of [["restart", "restartNode"], ["stop", "stopNode"], ["clone", "cloneNode"], ["kill", "killNode"]] as const) {
+    unary("POST", `/v1/nodes/:id${ID}::${verb}`, name, { body: noBody, request: ({ params }) => ({ nodeId: params.id }) });
+  }
+
+  const watchQuery = message({ after: uint64 });
+  const graphEvents = (response: ResponseOf<"watchGraph">): StreamItem[] => [
+    ...(response.snapshot ? [{ kind: "snapshot" as const, id: response.snapshot.sequence, data: Graph.toJSON(response.snapshot) }] : []),
+    ...events(response.events),
+  ];
+  stream("/v1/graphs/:id/events", "watchGraph", {
+    query: watchQuery,
+    format: watchFormat,
+    request: ({ params }, request) => ({ graphId: params.id, afterSequence: resumeAfter(request) }),
+    send: graphEvents,
+  });
+  stream("/v1/groups/:group/graphs/latest/events", "watchGraph", {
+    query: watchQuery,
+    format: watchFormat,
+    request: ({ params }, request) => ({ group: params.group, afterSequence: resumeAfter(request) }),
+    send: graphEvents,
+  });
+  stream("/v1/groups/:group/nodes/events", "watchNodes", {
+    query: watchQuery,
+    format: watchFormat,
+    request: ({ params }, request) => ({ group: params.group, afterSequence: resumeAfter(request) }),
+    // The first message of a watch that does not resume is the snapshot, even of no nodes.
+    send: (response, index, call) => [
+      ...(index === 0 && call.afterSequence === undefined
+        ? [{ kind: "snapshot" as const, id: response.sequence, data: { nodes: response.snapshot.map((node) => Node.toJSON(node)), sequence: response.sequence } }]
+        : []),
+      ...events(response.events),
+    ],
+  });
+  stream("/v1/nodes/:id/logs", "nodeLogs", {
+    query: message({ follow: boolean, tailBytes: uint32 }),
+    format: () => "text",
+    request: ({ params, query }) => ({ ...query, nodeId: params.id }),
+    send: (response) => response.text,
+  });
+}
+
+const events = (list: Event[]): StreamItem[] => list.map((event) => ({ kind: "event", id: event.sequence, data: Event.toJSON(event) }));
+
+/** Where a watch resumes: the `Last-Event-ID` an EventSource sends when it reconnects, else `?after=`. */
+function resumeAfter(request: FastifyRequest): number | undefined {
+  const header = request.headers["last-event-id"];
+  if (typeof header === "string" && header.trim() !== "") {
+    const value = Number(header.trim());
+    if (!/^\d+$/.test(header.trim()) || !Number.isSafeInteger(value)) {
+      throw new HttpRequestError(Status.INVALID_ARGUMENT, `Last-Event-ID ${JSON.stringify(header)} is invalid: send the id of an event this API sent (a whole number)`);
+    }
+    return value;
+  }
+  return (request.query as { after?: number }).after;
+}

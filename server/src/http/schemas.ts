@@ -1,0 +1,122 @@
+import { FailurePolicy, HealthCheckType } from "@drover/shared";
+
+/**
+ * JSON schemas of the HTTP API's bodies and query strings, checked by fastify before a
+ * handler runs. They hold the proto JSON mapping's rules, not the service's: a field's JSON
+ * type, the range of its protobuf type (a uint32 is never -1), enum names, and no unknown
+ * field (so that a misspelt `maxsurge` is refused, not ignored). Every value the protobuf
+ * message can carry reaches the service, which validates it as it does a gRPC call.
+ * Fields may be written in lowerCamelCase or in the .proto's snake_case, as proto JSON allows.
+ */
+
+export type JsonSchema = Record<string, unknown>;
+
+const UINT32_MAX = 4_294_967_295;
+
+export const uint32: JsonSchema = { type: "integer", minimum: 0, maximum: UINT32_MAX, description: `a whole number from 0 to ${UINT32_MAX}` };
+export const uint64: JsonSchema = {
+  type: "integer",
+  minimum: 0,
+  maximum: Number.MAX_SAFE_INTEGER,
+  description: `a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`,
+};
+export const boolean: JsonSchema = { type: "boolean", description: "true or false" };
+export const string: JsonSchema = { type: "string", description: "a string" };
+const stringList: JsonSchema = { type: "array", items: string, description: "a list of strings" };
+const stringMap: JsonSchema = { type: "object", additionalProperties: string, description: "an object whose values are strings" };
+
+/** A protobuf enum: a value's name or its number (UNRECOGNIZED is not one). */
+function enumOf(values: Record<string, string | number>): JsonSchema {
+  const names = Object.keys(values).filter((name) => typeof values[name] === "number" && (values[name] as number) >= 0);
+  const meaningful = names.filter((name) => (values[name] as number) > 0);
+  return { enum: [...names, ...names.map((name) => values[name])], description: `one of ${meaningful.join(", ")}` };
+}
+
+const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+/** An object with these fields (lowerCamelCase names) and no others. */
+export function message(fields: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const [name, schema] of Object.entries(fields)) {
+    properties[name] = schema;
+    properties[snakeCase(name)] = schema;
+  }
+  return { type: "object", properties, required, additionalProperties: false };
+}
+
+/** A body that may be left out (or empty): it then means `{}`. */
+export const optional = (schema: JsonSchema): JsonSchema => ({ ...schema, type: ["object", "null"] });
+
+/** PUT /v1/groups/{group}/spec: a SetSpecRequest without its group (the path names it). */
+export const setSpecBody = message(
+  {
+    count: uint32,
+    version: uint32,
+    maxSurge: uint32,
+    maxUnavailable: uint32,
+    dryRun: boolean,
+    expectRevision: uint64,
+    onFailure: enumOf(FailurePolicy),
+    taskTimeoutMs: uint32,
+    progressDeadlineMs: uint32,
+    cpuMillis: uint32,
+    memoryMb: uint32,
+  },
+  // A PUT states the whole spec: a forgotten count must not mean "scale to 0".
+  ["count", "version"],
+);
+
+export const rollbackBody = optional(message({ revision: uint64, expectRevision: uint64, dryRun: boolean }));
+
+/** PUT /v1/groups/{group}/template: a NodeTemplate. */
+export const templateBody = message({
+  command: string,
+  args: stringList,
+  env: stringMap,
+  healthCheck: message({
+    type: enumOf(HealthCheckType),
+    path: string,
+    intervalMs: uint32,
+    timeoutMs: uint32,
+    failureThreshold: uint32,
+    startTimeoutMs: uint32,
+  }),
+  stopGraceMs: uint32,
+});
+
+/** The body of a custom method that takes none (`:cancel`, `:restart`, …): nothing, or `{}`. */
+export const noBody = optional(message({}));
+
+interface ValidationError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+  data?: unknown;
+  parentSchema?: JsonSchema;
+}
+
+/**
+ * One line naming the field, its value and the rule, in the words the service uses
+ * ("count -1 is invalid: it must be a whole number from 0 to 4294967295").
+ */
+export function validationMessage(errors: readonly ValidationError[], part: string): string {
+  const error = errors[0];
+  if (!error) return `the ${part} is invalid`;
+  const inQuery = part === "querystring";
+  const field = error.instancePath.slice(1).replaceAll("/", ".");
+  const named = (name: string) => (inQuery ? `query parameter ${name}` : name);
+  switch (error.keyword) {
+    case "additionalProperties": {
+      const name = [field, String(error.params.additionalProperty)].filter(Boolean).join(".");
+      const known = Object.keys((error.parentSchema?.properties as object | undefined) ?? {}).filter((key) => !key.includes("_"));
+      const choices = known.length > 0 ? `use ${known.join(", ")}` : "it takes none";
+      return inQuery ? `unknown query parameter ${JSON.stringify(name)}: ${choices}` : `unknown field ${JSON.stringify(name)} in the body: ${choices}`;
+    }
+    case "required":
+      return `${named([field, String(error.params.missingProperty)].filter(Boolean).join("."))} is missing: it is required`;
+  }
+  if (field === "") return `the ${inQuery ? "query string" : "body"} must be a JSON object: send one with 'Content-Type: application/json'`;
+  const rule = typeof error.parentSchema?.description === "string" ? `it must be ${error.parentSchema.description}` : error.message;
+  return `${named(field)} ${JSON.stringify(error.data)} is invalid: ${rule}`;
+}
