@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { quote } from "@drover/shared";
 import type { HealthCheck, NodeTemplate } from "./domain.js";
 
 /** The example workload every group runs unless it sets a template of its own. */
@@ -49,11 +50,15 @@ const RESERVED_ENV = new Set(["PORT", "DROVER_NODE_ID", "DROVER_VERSION", "DROVE
 const MAX_TEXT = 4096;
 const MAX_ARGS = 256;
 const MAX_ENV = 128;
+const MAX_ENV_NAME = 128;
 
 /** Every rule a template (with defaults filled in) breaks, naming the field. */
 export function templateProblems(template: NodeTemplate): string[] {
   const problems: string[] = [];
   if (template.command.trim() === "") problems.push("template command is empty: name the program each node runs");
+  // No process can be started with a NUL in its command line or environment.
+  const texts = [template.command, ...template.args, ...Object.values(template.env), template.healthCheck.path];
+  if (texts.some((text) => text.includes("\0"))) problems.push("template holds a NUL character: commands, args, env values and paths cannot");
   if (template.command.length > MAX_TEXT) problems.push(`template command is ${template.command.length} characters: at most ${MAX_TEXT}`);
   if (template.args.length > MAX_ARGS) problems.push(`template has ${template.args.length} args: at most ${MAX_ARGS}`);
   template.args.forEach((arg, i) => {
@@ -62,13 +67,14 @@ export function templateProblems(template: NodeTemplate): string[] {
   const names = Object.keys(template.env);
   if (names.length > MAX_ENV) problems.push(`template has ${names.length} env variables: at most ${MAX_ENV}`);
   for (const name of names) {
-    if (!ENV_NAME.test(name)) problems.push(`template env name ${JSON.stringify(name)} is invalid: use letters, digits and '_', not starting with a digit`);
+    if (name.length > MAX_ENV_NAME) problems.push(`template env name ${quote(name)} is too long: at most ${MAX_ENV_NAME} characters`);
+    else if (!ENV_NAME.test(name)) problems.push(`template env name ${quote(name)} is invalid: use letters, digits and '_', not starting with a digit`);
     else if (RESERVED_ENV.has(name)) problems.push(`template env ${name} is set by the driver for each node: choose another name`);
     if (template.env[name]!.length > MAX_TEXT) problems.push(`template env ${name} is longer than ${MAX_TEXT} characters`);
   }
   const check = template.healthCheck;
   if (check.type === "http" && (!check.path.startsWith("/") || check.path.length > 1024 || /\s/.test(check.path))) {
-    problems.push(`health check path ${JSON.stringify(check.path)} is invalid: a path starting with '/', without spaces`);
+    problems.push(`health check path ${quote(check.path)} is invalid: a path starting with '/', without spaces`);
   }
   const within = (name: string, value: number, min: number, max: number) => {
     if (!Number.isInteger(value) || value < min || value > max) problems.push(`health check ${name} ${value} is invalid: it must be from ${min} to ${max}`);

@@ -22,3 +22,16 @@ export function formatAge(milliseconds: number): string {
   if (hours < 48) return `${hours}h`;
   return `${Math.floor(hours / 24)}d`;
 }
+
+/** The longest part of a value an error message quotes. */
+const QUOTED_LENGTH = 64;
+
+/**
+ * A value quoted for an error message: JSON-quoted, and cut short (saying how long it was)
+ * when it is long, since a message that echoes a 100 KB field helps nobody and gRPC must
+ * carry it in a header.
+ */
+export function quote(value: string): string {
+  if (value.length <= QUOTED_LENGTH) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, QUOTED_LENGTH))}… (${value.length} characters)`;
+}

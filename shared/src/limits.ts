@@ -4,6 +4,8 @@
  * same words.
  */
 
+import { quote } from "./format.js";
+
 export const DEFAULT_GROUP = "default";
 /** The most nodes one group may ask for. */
 export const MAX_COUNT = 100_000;
@@ -26,13 +28,13 @@ export interface SpecInput {
 /** Returns why the group name is invalid, or undefined when it is valid. */
 export function groupNameProblem(name: string): string | undefined {
   if (GROUP_NAME_PATTERN.test(name)) return undefined;
-  return `group ${JSON.stringify(name)} is invalid: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit`;
+  return `group ${quote(name)} is invalid: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit`;
 }
 
 /** Returns why the graph id is invalid, or undefined when it is valid. */
 export function graphIdProblem(id: string): string | undefined {
   if (ULID_PATTERN.test(id)) return undefined;
-  return `graph id ${JSON.stringify(id)} is invalid: a graph id is a 26-character ULID`;
+  return `graph id ${quote(id)} is invalid: a graph id is a 26-character ULID`;
 }
 
 /** Returns every rule the spec breaks, naming the field and its value. */

@@ -25,9 +25,16 @@ export function errorMiddleware(logger: Logger): ServerMiddleware {
     } catch (error) {
       if (error instanceof ServerError) throw error;
       if (isAbortError(error)) throw new ServerError(Status.CANCELLED, "the call was cancelled");
-      if (error instanceof DroverError) throw new ServerError(statusOf[error.kind], error.message);
+      // Capped: gRPC carries the message in a trailer, and a trailer too large never arrives.
+      if (error instanceof DroverError) throw new ServerError(statusOf[error.kind], capped(error.message));
       logger.error({ err: error, method: call.method.path }, "internal error");
       throw new ServerError(Status.INTERNAL, "internal error: the server's log has the details");
     }
   } as ServerMiddleware;
+}
+
+const MAX_MESSAGE = 2000;
+
+function capped(message: string): string {
+  return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE)}…`;
 }

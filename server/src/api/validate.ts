@@ -4,6 +4,7 @@ import {
   DEFAULT_MAX_UNAVAILABLE,
   graphIdProblem,
   groupNameProblem,
+  quote,
   specProblems,
   ULID_PATTERN,
 } from "@drover/shared";
@@ -21,7 +22,7 @@ export function requireGroup(group: string): string {
 }
 
 export function requireNodeId(nodeId: string): string {
-  if (!ULID_PATTERN.test(nodeId)) throw new InvalidArgumentError(`node id ${JSON.stringify(nodeId)} is invalid: a node id is a 26-character ULID`);
+  if (!ULID_PATTERN.test(nodeId)) throw new InvalidArgumentError(`node id ${quote(nodeId)} is invalid: a node id is a 26-character ULID`);
   return nodeId;
 }
 
