@@ -36,6 +36,13 @@ CRASH_ITERATIONS ?= 100
 crash-test: build
 	DROVER_CRASH_ITERATIONS=$(CRASH_ITERATIONS) node --test server/dist/test/crash.test.js
 
+# The benchmark (about 6 minutes on 2 cores): real servers on temporary data dirs; prints one
+# table and writes bench-results.json. DROVER_BENCH_SMOKE=1 runs tiny sizes; DROVER_BENCH_PROFILE=dir
+# profiles every server child; DROVER_BENCH_ONLY=plan,dispatch,… runs some figures. See BENCHMARKS.md.
+.PHONY: bench
+bench: build
+	node server/dist/bench/bench.js
+
 lint: $(INSTALLED)
 	cd proto && ../$(NODE_BIN)/buf lint
 
