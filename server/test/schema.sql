@@ -1,17 +1,17 @@
 CREATE INDEX events_by_graph ON events (graph_id, sequence) WHERE graph_id IS NOT NULL;
 
-CREATE INDEX events_by_group ON events (group_name, sequence);
-
 CREATE INDEX graphs_by_group ON graphs (group_name, id);
 
 CREATE INDEX graphs_by_revision ON graphs (group_name, revision);
 
 CREATE INDEX graphs_unsettled ON graphs (state) WHERE state IN ('pending', 'running');
 
+CREATE INDEX node_events_by_group ON events (group_name, sequence) WHERE type = 'node';
+
 CREATE INDEX nodes_by_group_and_state ON nodes (group_name, state);
 
-CREATE TABLE events (
-  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE "events" (
+  sequence INTEGER PRIMARY KEY,
   time INTEGER NOT NULL,
   type TEXT NOT NULL CHECK (type IN ('graph', 'task', 'task_retry', 'node')),
   group_name TEXT NOT NULL,
@@ -23,8 +23,10 @@ CREATE TABLE events (
   version INTEGER,
   attempt INTEGER,
   error TEXT,
-  retry_delay_ms INTEGER
-, message TEXT, next_graph_id TEXT);
+  retry_delay_ms INTEGER,
+  message TEXT,
+  next_graph_id TEXT
+);
 
 CREATE TABLE "graphs" (
   id TEXT PRIMARY KEY,

@@ -4,6 +4,8 @@ interface Waiter {
   grant: () => void;
   signal: AbortSignal;
   reject: (error: unknown) => void;
+  /** Set when its signal aborted: the queue skips it. */
+  gone: boolean;
 }
 
 /**
@@ -11,12 +13,14 @@ interface Waiter {
  *
  * A graph may have 100,000 tasks waiting at once, all on the same abort signal, so waiters
  * are grouped by signal with one listener each: adding a listener per waiter would make each
- * addition scan the signal's growing list.
+ * addition scan the signal's growing list. The queue is an array with a moving head (aborted
+ * waiters are marked and skipped): a Set emptied from the front makes each `values().next()`
+ * step over the deleted entries, which was a tenth of a busy server's time.
  */
 export class Semaphore {
   private available: number;
-  // A Set keeps insertion order and removes in O(1).
-  private readonly waiters = new Set<Waiter>();
+  private queue: Waiter[] = [];
+  private head = 0;
   private readonly waitersBySignal = new Map<AbortSignal, Set<Waiter>>();
 
   constructor(readonly capacity: number) {
@@ -36,8 +40,8 @@ export class Semaphore {
       return Promise.resolve(this.releaser());
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = { grant: () => resolve(this.releaser()), signal, reject };
-      this.waiters.add(waiter);
+      const waiter: Waiter = { grant: () => resolve(this.releaser()), signal, reject, gone: false };
+      this.queue.push(waiter);
       let sharing = this.waitersBySignal.get(signal);
       if (!sharing) {
         sharing = new Set();
@@ -52,9 +56,19 @@ export class Semaphore {
     const aborted = this.waitersBySignal.get(signal);
     this.waitersBySignal.delete(signal);
     for (const waiter of aborted ?? []) {
-      this.waiters.delete(waiter);
+      waiter.gone = true;
       waiter.reject(new AbortError());
     }
+  }
+
+  /** The first waiter still waiting, taken off the queue; undefined when none is. */
+  private next(): Waiter | undefined {
+    while (this.head < this.queue.length) {
+      const waiter = this.queue[this.head]!;
+      this.queue[this.head++] = undefined as never;
+      if (!waiter.gone) return waiter;
+    }
+    return undefined;
   }
 
   private releaser(): () => void {
@@ -62,13 +76,16 @@ export class Semaphore {
     return () => {
       if (released) return;
       released = true;
-      const next = this.waiters.values().next();
-      if (next.done) {
+      const waiter = this.next();
+      // Drop the spent front of the queue now and then, so it does not grow without bound.
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      if (!waiter) {
         this.available++;
         return;
       }
-      const waiter = next.value;
-      this.waiters.delete(waiter);
       this.waitersBySignal.get(waiter.signal)?.delete(waiter);
       waiter.grant();
     };

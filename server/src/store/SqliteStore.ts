@@ -141,6 +141,16 @@ function toNode(row: NodeRow): Node {
   };
 }
 
+/**
+ * Converts rows one at a time as SQLite steps to them: each row object is garbage at once,
+ * rather than 100,000 of them living together (and surviving into the old generation).
+ */
+function mapRows<Row, T>(rows: IterableIterator<Row>, convert: (row: Row) => T): T[] {
+  const out: T[] = [];
+  for (const row of rows) out.push(convert(row));
+  return out;
+}
+
 function toTask(row: TaskRow): Task {
   return {
     id: row.id,
@@ -346,12 +356,12 @@ export class SqliteStore implements Store {
 
   async listNodes(group: string, options: { all: boolean }): Promise<Node[]> {
     const statement = options.all ? this.statements.allNodes : this.statements.liveNodes;
-    return (statement.all(group) as NodeRow[]).map(toNode);
+    return mapRows(statement.iterate(group) as IterableIterator<NodeRow>, toNode);
   }
 
   async snapshotNodes(group: string): Promise<{ nodes: Node[]; sequence: number }> {
     return this.db.transaction(() => ({
-      nodes: (this.statements.liveNodes.all(group) as NodeRow[]).map(toNode),
+      nodes: mapRows(this.statements.liveNodes.iterate(group) as IterableIterator<NodeRow>, toNode),
       sequence: this.statements.maxSequence.get() as number,
     }))();
   }
@@ -443,7 +453,21 @@ export class SqliteStore implements Store {
           );
       }
       const events = this.insertEvents([{ type: "graph", graphId: graph.id, group, state: "pending" }], now);
-      const tasks = (s.tasks.all(graph.id) as TaskRow[]).map(toTask);
+      // The rows just written, without reading them back (a tenth of the time for a large graph).
+      const tasks = graph.tasks.map(
+        (task): Task => ({
+          id: task.id,
+          prerequisites: task.prerequisites,
+          action: task.action,
+          nodeId: task.nodeId,
+          version: task.version,
+          state: "pending",
+          attempts: 0,
+          error: undefined,
+          startedAt: undefined,
+          finishedAt: undefined,
+        }),
+      );
       const counts = { ...emptyCounts(), total: tasks.length, pending: tasks.length };
       const stored = toGraph(s.graph.get(graph.id) as GraphRow, counts);
       return { graph: { ...stored, tasks }, events };
@@ -495,7 +519,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const row = this.statements.graph.get(graphId) as GraphRow | undefined;
       if (!row) return undefined;
-      const tasks = (this.statements.tasks.all(graphId) as TaskRow[]).map(toTask);
+      const tasks = mapRows(this.statements.tasks.iterate(graphId) as IterableIterator<TaskRow>, toTask);
       const counts = emptyCounts();
       for (const task of tasks) counts[task.state]++;
       counts.total = tasks.length;
@@ -514,7 +538,7 @@ export class SqliteStore implements Store {
   async unsettledGraphs(): Promise<GraphWithTasks[]> {
     return this.db.transaction(() =>
       (this.statements.unsettledGraphs.all() as GraphRow[]).map((row) => {
-        const tasks = (this.statements.tasks.all(row.id) as TaskRow[]).map(toTask);
+        const tasks = mapRows(this.statements.tasks.iterate(row.id) as IterableIterator<TaskRow>, toTask);
         return { ...toGraph(row, emptyCounts()), tasks };
       }),
     )();
