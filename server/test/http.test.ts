@@ -412,6 +412,7 @@ describe("the HTTP API's lifecycle", { timeout: 30_000 }, () => {
     await eventually(async () => ((await curl("-o", "/dev/null", "-w", "%{http_code}", `${base}/v1/groups/default/nodes`).catch(() => "")) === "401" ? true : undefined), "the HTTP API answers");
 
     const update = JSON.parse(await curl("-X", "PUT", ...auth, "-H", "Content-Type: application/json", "-d", '{"count": 3, "version": 1}', `${base}/v1/groups/default/spec`)) as Json;
+    assert.ok(update.graph, `the update answered ${JSON.stringify(update)}`);
     assert.equal(update.graph.tasks.length, 4);
     const lines = (await curl("-N", ...auth, `${base}/v1/groups/default/graphs/latest/events`)).trim().split("\n").map((line) => JSON.parse(line) as Json);
     assert.equal(lines[0]!.snapshot.id, update.graph.id);
