@@ -83,6 +83,9 @@ export interface Connection {
   close(): void;
 }
 
+/** The largest response the client accepts. */
+const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
 export function connect(globals: Pick<GlobalOptions, "server" | "token" | "tls">): Connection {
   const { server } = globals;
   const credentials = globals.tls ? ChannelCredentials.createSsl(globals.tls.ca ?? null) : undefined;
@@ -90,6 +93,8 @@ export function connect(globals: Pick<GlobalOptions, "server" | "token" | "tls">
     "grpc.min_reconnect_backoff_ms": CONNECT_TIMEOUT_MS,
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1_000,
+    // A 100,000-node group's node list or a 200,000-task graph is larger than gRPC's default 4 MB.
+    "grpc.max_receive_message_length": MAX_RESPONSE_BYTES,
   });
   const metadata = globals.token ? Metadata({ authorization: `Bearer ${globals.token}` }) : undefined;
   const client = createClient(DroverServiceDefinition, channel, metadata ? { "*": { metadata } } : {});

@@ -1,4 +1,4 @@
-import { type Event, EventType, type Graph, isSettled } from "@drover/shared";
+import { type Event, EventType, type Graph, isSettled, SnapshotAssembler } from "@drover/shared";
 import { ClientError, Status } from "nice-grpc";
 import type { Connection } from "./connection.js";
 import { CliError, DeadlineError, ExitCode, isResumable, oneLine } from "./errors.js";
@@ -81,7 +81,13 @@ export async function* watchGraph(options: WatchGraphOptions): AsyncGenerator<Wa
     }
     try {
       const stream = connection.client.watchGraph({ graphId, group, afterSequence: cursor }, { signal });
+      const pages = new SnapshotAssembler();
       for await (const message of stream) {
+        if (message.snapshot || pages.assembling) {
+          const snapshot = pages.add(message);
+          if (!snapshot) continue;
+          message.snapshot = snapshot;
+        }
         clearTimeout(snapshotTimer);
         if (brokenSince !== undefined) {
           brokenSince = undefined;

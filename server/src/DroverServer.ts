@@ -9,6 +9,10 @@ import { ServerReflection, ServerReflectionService } from "nice-grpc-server-refl
 import { authMiddleware } from "./api/authMiddleware.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
+import { wireDefinition } from "./api/wire.js";
+
+/** How long committed events wait for more before they go to watchers together (see EventBus). */
+const WATCH_LINGER_MS = 10;
 import type { Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { droverService } from "./api/DroverService.js";
@@ -85,7 +89,7 @@ export class DroverServer {
 
   constructor(private readonly options: DroverServerOptions) {
     const { store, driver, clock, logger } = options;
-    const bus = new EventBus();
+    const bus = new EventBus(WATCH_LINGER_MS);
     const failpoint = options.failpoint ?? noFailpoints;
     const journal = new Journal(store, bus, () => clock.now(), failpoint);
     const ulid = monotonicFactory();
@@ -137,7 +141,7 @@ export class DroverServer {
       shutdownSignal: this.shutdownController.signal,
       onWatcherDropped: () => this.metrics.watcherDropped(),
     });
-    this.grpc.add(DroverServiceDefinition, service);
+    this.grpc.add(wireDefinition, service);
     if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls });
   }
 

@@ -46,6 +46,8 @@ import { isFinalGraphState } from "../domain.js";
 import { FailedPreconditionError, GraphNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
 import type { Driver } from "../drivers/Driver.js";
 import { readLog } from "./readLog.js";
+import { GraphSnapshots } from "./GraphSnapshots.js";
+import { liveApiEvent } from "./wire.js";
 import { templateProblems, withDefaults } from "../templates.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
@@ -87,6 +89,7 @@ const REPLAY_PAGE = 10_000;
 /** The gRPC handlers: validate, call the domain, translate. Nothing here speaks SQL. */
 export function droverService(options: DroverServiceOptions): DroverServiceImplementation {
   const { store, reconciler, bus } = options;
+  const snapshots = new GraphSnapshots(store, bus);
 
   /** The node with what the driver reads of it from the OS, when it runs real processes. */
   async function nodeWithStats(node: Node) {
@@ -250,7 +253,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           }
         }
         for await (const events of follow(subscription, cursor, context, () => false)) {
-          yield { events: events.map(toApiEvent) };
+          yield { events: events.map(liveApiEvent) };
         }
       } finally {
         subscription.close();
@@ -287,29 +290,31 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       );
       try {
         let cursor: number;
-        if (request.afterSequence === undefined) {
-          const snapshot = await store.snapshotGraph(watched);
+        const resuming = request.afterSequence !== undefined;
+        if (!resuming) {
+          // Possibly taken a moment ago for another watcher: what followed it is in the log.
+          const snapshot = await snapshots.get(watched);
           if (!snapshot) throw new GraphNotFoundError(watched);
-          yield { snapshot: toApiGraph(snapshot.graph, snapshot.tasks, snapshot.sequence), events: [] };
-          if (isFinalGraphState(snapshot.graph.state)) return;
+          for (const page of snapshot.pages) yield page;
+          if (snapshot.settled) return;
           cursor = snapshot.sequence;
         } else {
           if (!(await store.getGraph(watched))) throw new GraphNotFoundError(watched);
-          cursor = request.afterSequence;
-          for (;;) {
-            const events = await store.graphEvents(watched, cursor, REPLAY_PAGE);
-            if (events.length > 0) {
-              yield { events: events.map(toApiEvent) };
-              cursor = events.at(-1)!.sequence;
-              if (events.some(isGraphEnd)) return;
-            }
-            if (events.length < REPLAY_PAGE) break;
-          }
-          // The watcher had already seen the graph settle.
-          if (isFinalGraphState((await store.getGraph(watched))!.state)) return;
+          cursor = request.afterSequence!;
         }
+        for (;;) {
+          const events = await store.graphEvents(watched, cursor, REPLAY_PAGE);
+          if (events.length > 0) {
+            yield { events: events.map(toApiEvent) };
+            cursor = events.at(-1)!.sequence;
+            if (events.some(isGraphEnd)) return;
+          }
+          if (events.length < REPLAY_PAGE) break;
+        }
+        // A resumed watcher that had already seen the graph settle.
+        if (resuming && isFinalGraphState((await store.getGraph(watched))!.state)) return;
         for await (const events of follow(subscription, cursor, context, isGraphEnd)) {
-          yield { events: events.map(toApiEvent) };
+          yield { events: events.map(liveApiEvent) };
         }
       } finally {
         subscription.close();

@@ -11,6 +11,15 @@ export const DEFAULT_SUBSCRIBER_CAPACITY = 50_000;
 export class EventBus {
   private readonly subscribers = new Set<Subscription>();
   private readonly listeners: ((events: readonly Event[]) => void)[] = [];
+  private undelivered: Event[] = [];
+  private deliveryScheduled = false;
+
+  /**
+   * @param lingerMs how long subscribers' events are held after a commit so that those of the
+   *   next commits go with them: with a thousand watchers, one wake-up (and one message) each
+   *   per `lingerMs` instead of one per commit, and one timer for all of them. 0 delivers at once.
+   */
+  constructor(private readonly lingerMs = 0) {}
 
   /** Calls `listener` with each batch of committed events, synchronously, for in-process consumers that keep up. */
   listen(listener: (events: readonly Event[]) => void): void {
@@ -27,6 +36,21 @@ export class EventBus {
   publish(events: readonly Event[]): void {
     if (events.length === 0) return;
     for (const listener of this.listeners) listener(events);
+    if (this.lingerMs === 0) {
+      for (const subscriber of this.subscribers) subscriber.offer(events);
+      return;
+    }
+    for (const event of events) this.undelivered.push(event);
+    if (!this.deliveryScheduled) {
+      this.deliveryScheduled = true;
+      setTimeout(() => this.deliver(), this.lingerMs);
+    }
+  }
+
+  private deliver(): void {
+    const events = this.undelivered;
+    this.undelivered = [];
+    this.deliveryScheduled = false;
     for (const subscriber of this.subscribers) subscriber.offer(events);
   }
 
@@ -38,6 +62,7 @@ export class EventBus {
 export class Subscription {
   private queue: Event[] = [];
   private wake: (() => void) | undefined;
+  private abortSignal: AbortSignal | undefined;
   private closed = false;
   /** Set when the queue overflowed: the events after `overflowedAfter` were dropped. */
   overflowedAfter: number | undefined;
@@ -66,15 +91,17 @@ export class Subscription {
    * overflowed (read `overflowedAfter`) or the signal aborted.
    */
   async take(signal: AbortSignal): Promise<Event[]> {
+    if (this.abortSignal !== signal) {
+      // One listener for the subscription's life, not one per wait: a busy watcher waits often.
+      this.abortSignal = signal;
+      signal.addEventListener("abort", () => this.wake?.(), { once: true });
+    }
     while (this.queue.length === 0 && this.overflowedAfter === undefined && !this.closed && !signal.aborted) {
       await new Promise<void>((resolve) => {
-        const done = () => {
-          signal.removeEventListener("abort", done);
+        this.wake = () => {
           this.wake = undefined;
           resolve();
         };
-        this.wake = done;
-        signal.addEventListener("abort", done);
       });
     }
     const events = this.queue;

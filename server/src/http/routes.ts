@@ -1,4 +1,4 @@
-import { DroverServiceDefinition, Event, Graph, type MessageFns, Node } from "@drover/shared";
+import { DroverServiceDefinition, Event, Graph, type MessageFns, Node, SnapshotAssembler } from "@drover/shared";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { CallContext } from "nice-grpc";
 import { Status } from "nice-grpc";
@@ -141,10 +141,14 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   }
 
   const watchQuery = message({ after: uint64 });
-  const graphEvents = (response: ResponseOf<"watchGraph">): StreamItem[] => [
-    ...(response.snapshot ? [{ kind: "snapshot" as const, id: response.snapshot.sequence, data: Graph.toJSON(response.snapshot) }] : []),
-    ...events(response.events),
-  ];
+  // A large graph's snapshot comes from the service in pages; HTTP clients get it whole.
+  const snapshotPages = new WeakMap<object, SnapshotAssembler>();
+  const graphEvents = (response: ResponseOf<"watchGraph">, _index: number, call: object): StreamItem[] => {
+    let pages = snapshotPages.get(call);
+    if (!pages) snapshotPages.set(call, (pages = new SnapshotAssembler()));
+    const snapshot = response.snapshot || pages.assembling ? pages.add(response) : undefined;
+    return [...(snapshot ? [{ kind: "snapshot" as const, id: snapshot.sequence, data: Graph.toJSON(snapshot) }] : []), ...events(response.events)];
+  };
   stream("/v1/graphs/:id/events", "watchGraph", {
     query: watchQuery,
     format: watchFormat,

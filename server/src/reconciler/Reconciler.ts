@@ -466,7 +466,14 @@ export class Reconciler {
   private launch(graph: GraphWithTasks, nodes: readonly Node[]): void {
     // A graph stored as the server stops is resumed by the next start.
     if (this.options.shutdownSignal?.aborted) return;
-    const run = this.options.scheduler.run(graph, indexById(nodes), (settling, transition) => this.settle(settling, transition));
+    // The run needs only the nodes its tasks name, not the whole group.
+    const named = new Set<string>();
+    for (const task of graph.tasks) if (task.nodeId !== undefined) named.add(task.nodeId);
+    const run = this.options.scheduler.run(
+      graph,
+      indexById(nodes.filter((node) => named.has(node.id))),
+      (settling, transition) => this.settle(settling, transition),
+    );
     void run.settled.then((outcome) => {
       if (outcome === "succeeded") this.queuePass(graph.group);
     });

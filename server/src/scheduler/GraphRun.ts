@@ -88,8 +88,11 @@ export class GraphRun {
   private readonly taskTimeoutMs: number;
   private readonly progressDeadlineMs: number;
 
+  /** The graph without its tasks (the run's own copies are `tasks`). */
+  private readonly graph: GraphWithTasks;
+
   constructor(
-    private readonly graph: GraphWithTasks,
+    graph: GraphWithTasks,
     private readonly nodes: Map<string, Node>,
     private readonly deps: RunDependencies,
   ) {
@@ -97,6 +100,8 @@ export class GraphRun {
     // Every task waiting for a slot or a backoff listens to these; a big graph has many.
     setMaxListeners(0, this.haltController.signal, this.interruptController.signal);
     this.tasks = graph.tasks.map((task) => ({ ...task }));
+    // Not the caller's tasks too: a 100,000-task graph would be held twice.
+    this.graph = { ...graph, tasks: [] };
     this.dependents = this.tasks.map(() => []);
     this.unmetPrerequisites = new Int32Array(this.tasks.length);
     for (const task of this.tasks) {
