@@ -56,13 +56,14 @@ import type { SetSpecResult } from "../reconciler/Reconciler.js";
 import { fromApiTemplate, toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
 import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec } from "./validate.js";
 
-function toApiSetSpecResponse(result: SetSpecResult): DeepPartial<SetSpecResponse> {
+/** A whole message (every field set): the gRPC server sends it without the generated deep copy (see wire.ts). */
+function toApiSetSpecResponse(result: SetSpecResult): SetSpecResponse {
   return {
     group: result.group,
     revision: result.revision,
     spec: toApiSpec(result.spec),
     current: [...result.current.entries()].sort(([a], [b]) => a - b).map(([version, count]) => ({ version, count })),
-    graph: result.graph && toApiGraph(result.graph, result.graph.tasks),
+    graph: result.graph ? toApiGraph(result.graph, result.graph.tasks) : undefined,
     nothingToDo: result.graph === undefined,
     supersededGraphId: result.supersededGraphId ?? "",
   };
@@ -127,7 +128,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
   }
 
   return {
-    async setSpec(request: SetSpecRequest): Promise<DeepPartial<SetSpecResponse>> {
+    async setSpec(request: SetSpecRequest): Promise<SetSpecResponse> {
       const group = requireGroup(request.group);
       const spec = requireSpec(request);
       const expectRevision = optionalRevision("expect_revision", request.expectRevision);

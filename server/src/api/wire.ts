@@ -6,6 +6,7 @@ import {
   Node as ApiNode,
   Task as ApiTask,
   type MessageFns,
+  SetSpecResponse,
   WatchGraphResponse,
   WatchNodesResponse,
 } from "@drover/shared";
@@ -144,6 +145,12 @@ const watchNodesWire: MessageFns<WatchNodesResponse> = {
   },
 };
 
+/**
+ * SetSpec answers with the whole planned graph (200,001 tasks for a 100,000-node change); its
+ * handler builds the complete message, so the generated deep copy of it is skipped.
+ */
+const setSpecWire: MessageFns<SetSpecResponse> = { ...SetSpecResponse, fromPartial: (message) => message as SetSpecResponse };
+
 const { methods } = DroverServiceDefinition;
 
 /** The service definition served over gRPC: the generated one, with the watch encoders above. */
@@ -151,6 +158,7 @@ export const wireDefinition: typeof DroverServiceDefinition = {
   ...DroverServiceDefinition,
   methods: {
     ...methods,
+    setSpec: { ...methods.setSpec, responseType: setSpecWire },
     watchGraph: { ...methods.watchGraph, responseType: watchGraphWire },
     watchNodes: { ...methods.watchNodes, responseType: watchNodesWire },
   },

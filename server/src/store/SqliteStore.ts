@@ -96,23 +96,24 @@ interface TaskRow {
   finished_at: number | null;
 }
 
-interface EventRow {
-  sequence: number;
-  time: number;
-  type: EventType;
-  group_name: string;
-  graph_id: string | null;
-  task_id: number | null;
-  node_id: string | null;
-  state: string | null;
-  action: TaskAction | null;
-  version: number | null;
-  attempt: number | null;
-  error: string | null;
-  retry_delay_ms: number | null;
-  message: string | null;
-  next_graph_id: string | null;
-}
+/** A raw row of EVENT_COLUMNS. */
+type EventRowValues = [
+  sequence: number,
+  time: number,
+  type: EventType,
+  group_name: string,
+  graph_id: string | null,
+  task_id: number | null,
+  node_id: string | null,
+  state: string | null,
+  action: TaskAction | null,
+  version: number | null,
+  attempt: number | null,
+  error: string | null,
+  retry_delay_ms: number | null,
+  message: string | null,
+  next_graph_id: string | null,
+];
 
 const LIVE_NODE_STATES = "('starting', 'running', 'unhealthy', 'stopping', 'failed')";
 const SPEC_COLUMNS =
@@ -166,23 +167,29 @@ function toTask(row: TaskRow): Task {
   };
 }
 
-function toEvent(row: EventRow): Event {
+/** The events columns in the order `toEvent` reads them from a raw row. */
+const EVENT_COLUMNS =
+  "sequence, time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms, message, next_graph_id";
+
+/** An event from a raw row of EVENT_COLUMNS. */
+function toEvent(row: unknown[]): Event {
+  const r = row as EventRowValues;
   return {
-    sequence: row.sequence,
-    time: row.time,
-    type: row.type,
-    group: row.group_name,
-    graphId: orUndefined(row.graph_id),
-    taskId: orUndefined(row.task_id),
-    nodeId: orUndefined(row.node_id),
-    state: orUndefined(row.state),
-    action: orUndefined(row.action),
-    version: orUndefined(row.version),
-    attempt: orUndefined(row.attempt),
-    error: orUndefined(row.error),
-    retryDelayMs: orUndefined(row.retry_delay_ms),
-    message: orUndefined(row.message),
-    nextGraphId: orUndefined(row.next_graph_id),
+    sequence: r[0],
+    time: r[1],
+    type: r[2],
+    group: r[3],
+    graphId: orUndefined(r[4]),
+    taskId: orUndefined(r[5]),
+    nodeId: orUndefined(r[6]),
+    state: orUndefined(r[7]),
+    action: orUndefined(r[8]),
+    version: orUndefined(r[9]),
+    attempt: orUndefined(r[10]),
+    error: orUndefined(r[11]),
+    retryDelayMs: orUndefined(r[12]),
+    message: orUndefined(r[13]),
+    nextGraphId: orUndefined(r[14]),
   };
 }
 
@@ -326,8 +333,9 @@ export class SqliteStore implements Store {
       taskCounts: db.prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE graph_id = ? GROUP BY state`),
       tasks: db.prepare(`SELECT id, action, prerequisites, node_id, version, state, attempts, error, started_at, finished_at
         FROM tasks WHERE graph_id = ? ORDER BY id`),
-      graphEvents: db.prepare(`SELECT * FROM events WHERE graph_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`),
-      nodeEvents: db.prepare(`SELECT * FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`),
+      // Arrays, not objects (raw): a replay of 200,000 events spent most of its time naming columns.
+      graphEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE graph_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
+      nodeEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
       insertEvent: db.prepare(`INSERT INTO events
         (time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms,
         message, next_graph_id)
@@ -627,11 +635,11 @@ export class SqliteStore implements Store {
   }
 
   async graphEvents(graphId: string, afterSequence: number, limit: number): Promise<Event[]> {
-    return (this.statements.graphEvents.all(graphId, afterSequence, limit) as EventRow[]).map(toEvent);
+    return (this.statements.graphEvents.all(graphId, afterSequence, limit) as unknown[][]).map(toEvent);
   }
 
   async nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]> {
-    return (this.statements.nodeEvents.all(group, afterSequence, limit) as EventRow[]).map(toEvent);
+    return (this.statements.nodeEvents.all(group, afterSequence, limit) as unknown[][]).map(toEvent);
   }
 
   async close(): Promise<void> {
