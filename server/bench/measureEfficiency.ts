@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "../src/ids.js";
 import { systemClock } from "../src/clock.js";
 import type { Node, Spec, Task } from "../src/domain.js";
 import type { Driver, NodeHandle } from "../src/drivers/Driver.js";
@@ -93,7 +93,7 @@ async function runOnce(config: BenchConfig, shape: Shape, seed: number) {
   const store = openSqliteStore(dataDir, MIGRATIONS_DIR);
   try {
     const nodes: Node[] = await seedNodes(store, shape.before);
-    const newId = monotonicFactory();
+    const newId = ulidFactory();
     const driver = new TimedDriver(new MockDriver({ latency, failureRate: 0, seed, clock: systemClock }));
     const journal = new Journal(store, new EventBus(), () => Date.now());
     const scheduler = new Scheduler({

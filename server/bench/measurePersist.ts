@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "../src/ids.js";
 import type { PlannedTask, Spec } from "../src/domain.js";
 import { plan } from "../src/planner/plan.js";
 import { openSqliteStore } from "../src/store/SqliteStore.js";
@@ -10,7 +10,7 @@ import { type Figure, figureOf } from "./Figure.js";
 import { versionChange } from "./measurePlan.js";
 import { BENCH_GROUP, MIGRATIONS_DIR, syntheticNodes } from "./seedDataDir.js";
 
-const newId = monotonicFactory();
+const newId = ulidFactory();
 
 /** One run: a fresh database, then the revision with its graph and every task in one durable transaction. */
 async function timeStoreRevision(spec: Spec, tasks: readonly PlannedTask[]): Promise<number> {

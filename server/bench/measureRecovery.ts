@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import DatabaseConstructor from "better-sqlite3";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "../src/ids.js";
 import { plan } from "../src/planner/plan.js";
 import { DATABASE_FILE, openSqliteStore } from "../src/store/SqliteStore.js";
 import type { BenchConfig } from "./BenchConfig.js";
@@ -11,7 +11,7 @@ import type { ProfileLog } from "./profileSummary.js";
 import { applyInBatches, BENCH_GROUP, halfFinishedTransitions, MIGRATIONS_DIR, seedNodes } from "./seedDataDir.js";
 import { ServerProcess } from "./ServerProcess.js";
 
-const newId = monotonicFactory();
+const newId = ulidFactory();
 
 /**
  * A data dir as a server killed half-way through a rolling update leaves it: `nodes`

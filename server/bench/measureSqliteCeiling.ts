@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import DatabaseConstructor from "better-sqlite3";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "../src/ids.js";
 import { plan } from "../src/planner/plan.js";
 import { DATABASE_FILE, openSqliteStore } from "../src/store/SqliteStore.js";
 import { BENCH_GROUP, BENCH_HOST, MIGRATIONS_DIR } from "./seedDataDir.js";
 
-const newId = monotonicFactory();
+const newId = ulidFactory();
 
 export interface SqliteCeiling {
   tasksPerSecond: number;

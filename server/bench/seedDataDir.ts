@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "../src/ids.js";
 import type { Node, PlannedTask, Spec } from "../src/domain.js";
 import type { SqliteStore } from "../src/store/SqliteStore.js";
 import type { Transition } from "../src/store/Store.js";
@@ -8,7 +8,7 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", impo
 export const BENCH_GROUP = "bench";
 export const BENCH_HOST = "bench-host";
 
-const newId = monotonicFactory();
+const newId = ulidFactory();
 
 /** Nodes as the store would hold them, running, oldest first; nothing is written. */
 export function syntheticNodes(count: number, version: number, group = BENCH_GROUP): Node[] {

@@ -14,7 +14,7 @@ import { wireDefinition } from "./api/wire.js";
 /** How long committed events wait for more before they go to watchers together (see EventBus). */
 const WATCH_LINGER_MS = 10;
 import type { Logger } from "pino";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "./ids.js";
 import { droverService } from "./api/DroverService.js";
 import { errorMiddleware } from "./api/errorMiddleware.js";
 import { HttpApi } from "./http/HttpApi.js";
@@ -92,8 +92,7 @@ export class DroverServer {
     const bus = new EventBus(WATCH_LINGER_MS);
     const failpoint = options.failpoint ?? noFailpoints;
     const journal = new Journal(store, bus, () => clock.now(), failpoint);
-    const ulid = monotonicFactory();
-    const newId = () => ulid();
+    const newId = ulidFactory();
     this.scheduler = new Scheduler({
       journal,
       driver,

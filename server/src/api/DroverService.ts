@@ -221,7 +221,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       return { graph: toApiGraph(await reconciler.resume(requireGraphId(request.graphId))) };
     },
 
-    async listNodes(request: ListNodesRequest): Promise<DeepPartial<ListNodesResponse>> {
+    // A whole message: sent without the generated deep copy (see wire.ts).
+    async listNodes(request: ListNodesRequest): Promise<ListNodesResponse> {
       const group = requireGroup(request.group);
       const [nodes, current] = await Promise.all([store.listNodes(group, { all: request.all }), store.getGroupSpec(group)]);
       const live = nodes.filter((node) => request.all || node.state !== "stopped");
@@ -229,7 +230,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       return {
         nodes: withStats,
         revision: current?.revision ?? 0,
-        spec: current && toApiSpec(current.spec),
+        spec: current ? toApiSpec(current.spec) : undefined,
       };
     },
 

@@ -5,6 +5,7 @@ import {
   Graph as ApiGraph,
   Node as ApiNode,
   Task as ApiTask,
+  ListNodesResponse,
   type MessageFns,
   SetSpecResponse,
   WatchGraphResponse,
@@ -151,6 +152,9 @@ const watchNodesWire: MessageFns<WatchNodesResponse> = {
  */
 const setSpecWire: MessageFns<SetSpecResponse> = { ...SetSpecResponse, fromPartial: (message) => message as SetSpecResponse };
 
+/** ListNodes answers with every node of a group (10,000 and more): the same. */
+const listNodesWire: MessageFns<ListNodesResponse> = { ...ListNodesResponse, fromPartial: (message) => message as ListNodesResponse };
+
 const { methods } = DroverServiceDefinition;
 
 /** The service definition served over gRPC: the generated one, with the watch encoders above. */
@@ -159,6 +163,7 @@ export const wireDefinition: typeof DroverServiceDefinition = {
   methods: {
     ...methods,
     setSpec: { ...methods.setSpec, responseType: setSpecWire },
+    listNodes: { ...methods.listNodes, responseType: listNodesWire },
     watchGraph: { ...methods.watchGraph, responseType: watchGraphWire },
     watchNodes: { ...methods.watchNodes, responseType: watchNodesWire },
   },

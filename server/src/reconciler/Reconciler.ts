@@ -5,6 +5,7 @@ import {
   isFinalGraphState,
   type Node,
   type PlannedTask,
+  pendingTask,
   type Revision,
   type RevisionReason,
   sameSpec,
@@ -546,7 +547,7 @@ function indexById(nodes: readonly Node[]): Map<string, Node> {
 
 /** The graph a dry run would store: no id, every task pending. */
 function draftGraph(group: string, revision: number, spec: Spec, planned: readonly PlannedTask[], now: number) {
-  const tasks: Task[] = planned.map((task) => ({ ...task, state: TaskState.pending, attempts: 0 }));
+  const tasks: Task[] = planned.map(pendingTask);
   return {
     id: "",
     group,

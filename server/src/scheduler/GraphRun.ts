@@ -80,7 +80,13 @@ export class GraphRun {
    */
   private readonly runningAttempts = new Set<AbortController>();
   private deadlineMissed = false;
+  /** Dispatched tasks, queued, waiting, running, or backing off before a retry. */
   private inFlight = 0;
+  /** Tasks in line for a slot, from `waitingHead` on. */
+  private waiting: { task: Task; mustFinish: boolean }[] = [];
+  private waitingHead = 0;
+  /** Slots asked of the semaphore and not yet granted. */
+  private asking = 0;
   private succeeded = 0;
   /** When each running attempt began, for naming a stuck task. */
   private readonly attemptStartedAt = new Map<number, number>();
@@ -135,7 +141,9 @@ export class GraphRun {
   /** Starts (or, after a restart, resumes) the run; `settled` tells how it ended. */
   async start(): Promise<void> {
     try {
-      if (this.graph.state === "pending") await this.record([this.graphTransition("running")]);
+      // Not awaited before the first tasks start: their transitions join its transaction (in
+      // order, after it), which saves a commit before any work begins. Awaited below.
+      const running = this.graph.state === "pending" ? this.record([this.graphTransition("running")]) : undefined;
       this.succeeded = this.tasks.filter((task) => task.state === TaskState.succeeded).length;
       // Attempts under way when the last server stopped are finished first, whatever else happens.
       for (const task of this.tasks) if (task.state === TaskState.running) this.dispatch(task, true);
@@ -146,6 +154,7 @@ export class GraphRun {
       for (const task of this.tasks) {
         if (task.state === TaskState.pending && this.unmetPrerequisites[task.id] === 0) this.ready(task);
       }
+      await running;
       void this.watchProgress();
       await this.settleIfDone();
     } catch (error) {
@@ -159,6 +168,8 @@ export class GraphRun {
     this.halted = { state, error };
     this.haltController.abort();
     this.deferred = [];
+    // Nothing new starts; an attempt that was under way when the server last stopped still finishes.
+    this.dropWaiting((entry) => entry.mustFinish);
     const transitions: Transition[] = [];
     for (const task of this.tasks) {
       if (task.state !== TaskState.pending) continue;
@@ -206,6 +217,7 @@ export class GraphRun {
     this.interrupted = true;
     this.haltController.abort();
     this.interruptController.abort();
+    this.dropWaiting(() => false);
     for (const running of this.runningAttempts) running.abort();
     void this.settleIfDone();
   }
@@ -217,57 +229,113 @@ export class GraphRun {
     else this.dispatch(task, false);
   }
 
+  /**
+   * Puts a task in line for a slot. Tasks wait in the run's own queue, and the run asks the
+   * shared semaphore for at most as many slots as it has tasks waiting (and no more than the
+   * semaphore has): a 100,000-task scale-up is one array of waiting tasks, not 100,000 suspended
+   * calls each with a promise in the semaphore's queue.
+   */
   private dispatch(task: Task, mustFinish: boolean): void {
     this.inFlight++;
-    this.execute(task, mustFinish)
-      .catch((error) => this.abandon(error))
-      .finally(() => {
-        this.inFlight--;
-        void this.settleIfDone();
-      });
-  }
-
-  /** Runs a task's attempts until it succeeds or fails. `mustFinish`: an attempt already under way, run even if halted. */
-  private async execute(task: Task, mustFinish: boolean): Promise<void> {
     if (task.action === TaskAction.doNothing) {
-      task.state = TaskState.succeeded;
-      await this.record([this.taskTransition(task, TaskState.succeeded)]);
-      this.onSucceeded(task);
+      this.succeedWithoutWork(task).then(this.taskDone, this.taskAbandoned);
       return;
     }
-    const stopWaiting = mustFinish ? this.interruptController.signal : this.haltController.signal;
-    for (;;) {
-      let release: () => void;
-      try {
-        release = await this.deps.slots.acquire(stopWaiting);
-      } catch (error) {
-        if (isAbortError(error)) return;
-        throw error;
-      }
-      let retryAfter: number | undefined;
-      try {
-        if (this.interrupted || (this.halted && !mustFinish)) return;
-        if (this.paused && !mustFinish) {
-          this.deferred.push(task);
-          return;
-        }
-        retryAfter = await this.attempt(task);
-      } finally {
-        release();
-      }
-      if (retryAfter === undefined) return;
-      try {
-        await this.deps.clock.sleep(retryAfter, this.haltController.signal);
-      } catch (error) {
-        if (isAbortError(error)) return;
-        throw error;
-      }
-      mustFinish = false;
+    this.waiting.push({ task, mustFinish });
+    this.askForSlots();
+  }
+
+  private readonly taskDone = () => {
+    this.inFlight--;
+    void this.settleIfDone();
+  };
+
+  private readonly taskAbandoned = (error: unknown) => {
+    this.abandon(error);
+    this.taskDone();
+  };
+
+  private askForSlots(): void {
+    const capacity = this.deps.slots.capacity;
+    while (this.asking < capacity && this.asking < this.waiting.length - this.waitingHead) {
+      this.asking++;
+      // A shutdown ends the wait; a halt drops the queued tasks instead (see `dropWaiting`).
+      this.deps.slots.acquire(this.interruptController.signal).then(this.slotGranted, this.slotRefused);
     }
   }
 
-  /** Runs one attempt of a task; returns the backoff before the next attempt, or undefined when the task is done. */
-  private async attempt(task: Task): Promise<number | undefined> {
+  private readonly slotGranted = (release: () => void) => {
+    this.asking--;
+    const next = this.nextWaiting();
+    if (!next) {
+      release();
+      return;
+    }
+    this.runWithSlot(next.task, next.mustFinish, release).then(this.taskDone, this.taskAbandoned);
+    // Asking was capped at the semaphore's size: tasks still in line may need another ask.
+    this.askForSlots();
+  };
+
+  private readonly slotRefused = () => {
+    this.asking--;
+  };
+
+  private nextWaiting(): { task: Task; mustFinish: boolean } | undefined {
+    if (this.waitingHead === this.waiting.length) return undefined;
+    const next = this.waiting[this.waitingHead]!;
+    this.waiting[this.waitingHead++] = undefined as never;
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    }
+    return next;
+  }
+
+  /** Takes out of line every waiting task that `keep` does not keep; they are done with. */
+  private dropWaiting(keep: (entry: { task: Task; mustFinish: boolean }) => boolean): void {
+    const kept = this.waiting.slice(this.waitingHead).filter(keep);
+    this.inFlight -= this.waiting.length - this.waitingHead - kept.length;
+    this.waiting = kept;
+    this.waitingHead = 0;
+  }
+
+  private async succeedWithoutWork(task: Task): Promise<void> {
+    task.state = TaskState.succeeded;
+    await this.record([this.taskTransition(task, TaskState.succeeded)]);
+    this.onSucceeded(task);
+  }
+
+  /** Runs a task with the slot it was given; a failed attempt goes back in line after its backoff. `mustFinish`: an attempt already under way, run even if halted. */
+  private async runWithSlot(task: Task, mustFinish: boolean, release: () => void): Promise<void> {
+    let retryAfter: number | undefined;
+    try {
+      if (this.interrupted || (this.halted && !mustFinish)) return;
+      if (this.paused && !mustFinish) {
+        this.deferred.push(task);
+        return;
+      }
+      retryAfter = await this.attempt(task, release);
+    } finally {
+      release();
+    }
+    if (retryAfter === undefined) return;
+    try {
+      await this.deps.clock.sleep(retryAfter, this.haltController.signal);
+    } catch (error) {
+      if (isAbortError(error)) return;
+      throw error;
+    }
+    if (this.interrupted || this.halted) return;
+    this.dispatch(task, false);
+  }
+
+  /**
+   * Runs one attempt of a task; returns the backoff before the next attempt, or undefined when
+   * the task is done. `releaseSlot` gives the slot back as soon as the driver has done its part
+   * (slots bound driver operations under way), so the next task's start is committed in the
+   * same transaction as this one's success instead of one commit later.
+   */
+  private async attempt(task: Task, releaseSlot: () => void): Promise<number | undefined> {
     const attempt = task.attempts + 1;
     const starting = task.action === TaskAction.startNode;
     // A start task's node identity is fixed, and committed, before the driver is first called,
@@ -312,6 +380,7 @@ export class GraphRun {
       this.attemptStartedAt.delete(task.id);
       this.lastProgressAt = this.deps.clock.now();
     }
+    releaseSlot();
     node.state = starting ? "running" : "stopped";
     node.error = undefined;
     task.state = TaskState.succeeded;

@@ -19,6 +19,7 @@ import type {
   TaskAction,
   TaskState,
 } from "../domain.js";
+import { pendingTask } from "../domain.js";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import { migrate, readMigrations } from "./migrate.js";
 import type {
@@ -34,16 +35,19 @@ import type {
 
 export const DATABASE_FILE = "drover.db";
 
-interface NodeRow {
-  id: string;
-  group_name: string;
-  version: number;
-  state: NodeState;
-  host: string;
-  created_at: number;
-  updated_at: number;
-  error: string | null;
-}
+/** The nodes columns in the order `toNode` reads them from a raw row. */
+const NODE_COLUMNS = "id, group_name, version, state, host, created_at, updated_at, error";
+
+type NodeRow = [
+  id: string,
+  group_name: string,
+  version: number,
+  state: NodeState,
+  host: string,
+  created_at: number,
+  updated_at: number,
+  error: string | null,
+];
 
 interface SpecColumns {
   count: number;
@@ -83,18 +87,19 @@ interface GraphRow extends SpecColumns {
   retries: number;
 }
 
-interface TaskRow {
-  id: number;
-  action: TaskAction;
-  prerequisites: string;
-  node_id: string | null;
-  version: number | null;
-  state: TaskState;
-  attempts: number;
-  error: string | null;
-  started_at: number | null;
-  finished_at: number | null;
-}
+/** A raw row of the tasks columns `toTask` reads, in this order. */
+type TaskRow = [
+  id: number,
+  action: TaskAction,
+  prerequisites: string,
+  node_id: string | null,
+  version: number | null,
+  state: TaskState,
+  attempts: number,
+  error: string | null,
+  started_at: number | null,
+  finished_at: number | null,
+];
 
 /** A raw row of EVENT_COLUMNS. */
 type EventRowValues = [
@@ -129,16 +134,18 @@ const GRAPH_FROM = `graphs g JOIN spec_revisions r ON r.group_name = g.group_nam
 
 const orUndefined = <T>(value: T | null): T | undefined => (value === null ? undefined : value);
 
+// Rows of nodes, tasks and events are read raw (arrays, not objects): better-sqlite3 naming
+// every column of every row was 40% of reading 10,000 nodes or replaying 200,000 events.
 function toNode(row: NodeRow): Node {
   return {
-    id: row.id,
-    group: row.group_name,
-    version: row.version,
-    state: row.state,
-    host: row.host,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    error: orUndefined(row.error),
+    id: row[0],
+    group: row[1],
+    version: row[2],
+    state: row[3],
+    host: row[4],
+    createdAt: row[5],
+    updatedAt: row[6],
+    error: orUndefined(row[7]),
   };
 }
 
@@ -154,16 +161,16 @@ function mapRows<Row, T>(rows: IterableIterator<Row>, convert: (row: Row) => T):
 
 function toTask(row: TaskRow): Task {
   return {
-    id: row.id,
-    prerequisites: JSON.parse(row.prerequisites) as number[],
-    action: row.action,
-    nodeId: orUndefined(row.node_id),
-    version: orUndefined(row.version),
-    state: row.state,
-    attempts: row.attempts,
-    error: orUndefined(row.error),
-    startedAt: orUndefined(row.started_at),
-    finishedAt: orUndefined(row.finished_at),
+    id: row[0],
+    prerequisites: JSON.parse(row[2]) as number[],
+    action: row[1],
+    nodeId: orUndefined(row[3]),
+    version: orUndefined(row[4]),
+    state: row[5],
+    attempts: row[6],
+    error: orUndefined(row[7]),
+    startedAt: orUndefined(row[8]),
+    finishedAt: orUndefined(row[9]),
   };
 }
 
@@ -306,8 +313,8 @@ export class SqliteStore implements Store {
       lastReachedRevision: db.prepare(`${REVISION_SELECT}
         WHERE r.group_name = ? AND r.revision < ? AND (g.id IS NULL OR g.state = 'succeeded')
         ORDER BY r.revision DESC LIMIT 1`),
-      liveNodes: db.prepare(`SELECT * FROM nodes WHERE group_name = ? AND state IN ${LIVE_NODE_STATES} ORDER BY created_at, id`),
-      allNodes: db.prepare(`SELECT * FROM nodes WHERE group_name = ? ORDER BY created_at, id`),
+      liveNodes: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE group_name = ? AND state IN ${LIVE_NODE_STATES} ORDER BY created_at, id`).raw(true),
+      allNodes: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE group_name = ? ORDER BY created_at, id`).raw(true),
       maxSequence: db.prepare(`SELECT COALESCE(MAX(sequence), 0) FROM events`).pluck(),
       upsertGroup: db.prepare(`INSERT INTO groups (name, revision) VALUES (?, 1)
         ON CONFLICT (name) DO UPDATE SET revision = revision + 1 RETURNING revision`).pluck(),
@@ -315,7 +322,7 @@ export class SqliteStore implements Store {
         max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, cpu_millis, memory_mb, reason, restores, created_at)
         VALUES (@group, @revision, @count, @version, @maxSurge, @maxUnavailable, @onFailure, @taskTimeoutMs,
         @progressDeadlineMs, @cpuMillis, @memoryMb, @reason, @restores, @now)`),
-      node: db.prepare(`SELECT * FROM nodes WHERE id = ?`),
+      node: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE id = ?`).raw(true),
       countNodes: db.prepare(`SELECT group_name AS "group", state, version, COUNT(*) AS count FROM nodes
         WHERE state <> 'stopped' GROUP BY group_name, state, version`),
       ping: db.prepare(`SELECT COUNT(*) FROM schema_migrations`).pluck(),
@@ -332,8 +339,7 @@ export class SqliteStore implements Store {
       latestGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? ORDER BY id DESC LIMIT 1`).pluck(),
       taskCounts: db.prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE graph_id = ? GROUP BY state`),
       tasks: db.prepare(`SELECT id, action, prerequisites, node_id, version, state, attempts, error, started_at, finished_at
-        FROM tasks WHERE graph_id = ? ORDER BY id`),
-      // Arrays, not objects (raw): a replay of 200,000 events spent most of its time naming columns.
+        FROM tasks WHERE graph_id = ? ORDER BY id`).raw(true),
       graphEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE graph_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
       nodeEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
       insertEvent: db.prepare(`INSERT INTO events
@@ -462,20 +468,7 @@ export class SqliteStore implements Store {
       }
       const events = this.insertEvents([{ type: "graph", graphId: graph.id, group, state: "pending" }], now);
       // The rows just written, without reading them back (a tenth of the time for a large graph).
-      const tasks = graph.tasks.map(
-        (task): Task => ({
-          id: task.id,
-          prerequisites: task.prerequisites,
-          action: task.action,
-          nodeId: task.nodeId,
-          version: task.version,
-          state: "pending",
-          attempts: 0,
-          error: undefined,
-          startedAt: undefined,
-          finishedAt: undefined,
-        }),
-      );
+      const tasks = graph.tasks.map(pendingTask);
       const counts = { ...emptyCounts(), total: tasks.length, pending: tasks.length };
       const stored = toGraph(s.graph.get(graph.id) as GraphRow, counts);
       return { graph: { ...stored, tasks }, events };
