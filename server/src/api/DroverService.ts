@@ -305,7 +305,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           cursor = request.afterSequence!;
         }
         for (;;) {
-          const events = await store.graphEvents(watched, cursor, REPLAY_PAGE);
+          // What the subscription already holds need not be read again: a hundred watchers
+          // sharing a snapshot would each read (and convert) the same events from the log.
+          const held = subscription.firstSequence;
+          const events = await store.graphEvents(watched, cursor, REPLAY_PAGE, held);
           if (events.length > 0) {
             yield { events: events.map(toApiEvent) };
             cursor = events.at(-1)!.sequence;

@@ -65,9 +65,9 @@ export class GraphSnapshots {
   }
 
   private async take(graphId: string): Promise<GraphSnapshot | undefined> {
-    const read = await this.store.snapshotGraph(graphId);
+    const read = await this.store.snapshotGraph(graphId, toApiTask);
     if (!read) return undefined;
-    const tasks: ApiTask[] = read.tasks.map(toApiTask);
+    const tasks: ApiTask[] = read.tasks;
     const first = toApiGraph(read.graph, [], read.sequence);
     first.tasks = tasks.slice(0, this.pageTasks);
     const pages: WatchGraphResponse[] = [sharedMessage({ snapshot: first, events: [], snapshotTasks: [] })];

@@ -66,6 +66,8 @@ export class Subscription {
   private closed = false;
   /** Set when the queue overflowed: the events after `overflowedAfter` were dropped. */
   overflowedAfter: number | undefined;
+  /** The sequence number of the first event this subscription was given: it has every one after. */
+  firstSequence: number | undefined;
 
   constructor(
     private readonly filter: (event: Event) => boolean,
@@ -82,6 +84,7 @@ export class Subscription {
         break;
       }
       this.queue.push(event);
+      this.firstSequence ??= event.sequence;
     }
     this.wake?.();
   }

@@ -61,7 +61,8 @@ export class GraphRun {
   readonly settled: Promise<RunOutcome>;
   private resolveSettled!: (outcome: RunOutcome) => void;
   private readonly tasks: Task[];
-  private readonly dependents: number[][];
+  private readonly dependents: Int32Array;
+  private readonly firstDependent: Int32Array;
   private readonly unmetPrerequisites: Int32Array;
   private halted: { state: HaltState; error: string } | undefined;
   private interrupted = false;
@@ -108,13 +109,24 @@ export class GraphRun {
     this.tasks = graph.tasks.map((task) => ({ ...task }));
     // Not the caller's tasks too: a 100,000-task graph would be held twice.
     this.graph = { ...graph, tasks: [] };
-    this.dependents = this.tasks.map(() => []);
-    this.unmetPrerequisites = new Int32Array(this.tasks.length);
+    // Each task's dependents in one flat array (compressed rows): the dependents of task t are
+    // dependents[firstDependent[t] .. firstDependent[t + 1]). An array per task was 100,000 arrays.
+    const count = this.tasks.length;
+    this.firstDependent = new Int32Array(count + 1);
+    this.unmetPrerequisites = new Int32Array(count);
+    let edges = 0;
     for (const task of this.tasks) {
       for (const prerequisite of task.prerequisites) {
-        this.dependents[prerequisite]!.push(task.id);
+        this.firstDependent[prerequisite + 1]!++;
+        edges++;
         if (this.tasks[prerequisite]!.state !== TaskState.succeeded) this.unmetPrerequisites[task.id]!++;
       }
+    }
+    for (let id = 0; id < count; id++) this.firstDependent[id + 1]! += this.firstDependent[id]!;
+    this.dependents = new Int32Array(edges);
+    const filled = this.firstDependent.slice(0, count);
+    for (const task of this.tasks) {
+      for (const prerequisite of task.prerequisites) this.dependents[filled[prerequisite]!++] = task.id;
     }
     this.paused = graph.state === "paused";
     this.lastProgressAt = deps.clock.now();
@@ -482,7 +494,8 @@ export class GraphRun {
   private onSucceeded(task: Task): void {
     this.succeeded++;
     this.lastProgressAt = this.deps.clock.now();
-    for (const dependent of this.dependents[task.id]!) {
+    for (let edge = this.firstDependent[task.id]!; edge < this.firstDependent[task.id + 1]!; edge++) {
+      const dependent = this.dependents[edge]!;
       if (--this.unmetPrerequisites[dependent]! === 0) this.ready(this.tasks[dependent]!);
     }
   }

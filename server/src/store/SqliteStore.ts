@@ -340,7 +340,7 @@ export class SqliteStore implements Store {
       taskCounts: db.prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE graph_id = ? GROUP BY state`),
       tasks: db.prepare(`SELECT id, action, prerequisites, node_id, version, state, attempts, error, started_at, finished_at
         FROM tasks WHERE graph_id = ? ORDER BY id`).raw(true),
-      graphEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE graph_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
+      graphEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE graph_id = ? AND sequence > ? AND sequence < ? ORDER BY sequence LIMIT ?`).raw(true),
       nodeEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
       insertEvent: db.prepare(`INSERT INTO events
         (time, type, group_name, graph_id, task_id, node_id, state, action, version, attempt, error, retry_delay_ms,
@@ -516,13 +516,19 @@ export class SqliteStore implements Store {
     return row && toGraph(row, this.countTasks(graphId));
   }
 
-  async snapshotGraph(graphId: string) {
+  snapshotGraph(graphId: string): Promise<{ graph: GraphSummary; tasks: Task[]; sequence: number } | undefined>;
+  snapshotGraph<T>(graphId: string, mapTask: (task: Task) => T): Promise<{ graph: GraphSummary; tasks: T[]; sequence: number } | undefined>;
+  async snapshotGraph<T>(graphId: string, mapTask?: (task: Task) => T) {
     return this.db.transaction(() => {
       const row = this.statements.graph.get(graphId) as GraphRow | undefined;
       if (!row) return undefined;
-      const tasks = mapRows(this.statements.tasks.iterate(graphId) as IterableIterator<TaskRow>, toTask);
       const counts = emptyCounts();
-      for (const task of tasks) counts[task.state]++;
+      const tasks: (T | Task)[] = [];
+      for (const taskRow of this.statements.tasks.iterate(graphId) as IterableIterator<TaskRow>) {
+        const task = toTask(taskRow);
+        counts[task.state]++;
+        tasks.push(mapTask ? mapTask(task) : task);
+      }
       counts.total = tasks.length;
       return { graph: toGraph(row, counts), tasks, sequence: this.statements.maxSequence.get() as number };
     })();
@@ -627,8 +633,8 @@ export class SqliteStore implements Store {
     return events;
   }
 
-  async graphEvents(graphId: string, afterSequence: number, limit: number): Promise<Event[]> {
-    return (this.statements.graphEvents.all(graphId, afterSequence, limit) as unknown[][]).map(toEvent);
+  async graphEvents(graphId: string, afterSequence: number, limit: number, beforeSequence = Number.MAX_SAFE_INTEGER): Promise<Event[]> {
+    return (this.statements.graphEvents.all(graphId, afterSequence, beforeSequence, limit) as unknown[][]).map(toEvent);
   }
 
   async nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]> {

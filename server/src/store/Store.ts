@@ -152,16 +152,20 @@ export interface Store {
   getTemplate(group: string): Promise<NodeTemplate | undefined>;
   setTemplate(group: string, template: NodeTemplate, now: number): Promise<void>;
   getGraph(graphId: string): Promise<GraphSummary | undefined>;
-  /** A graph with all its tasks and the sequence number of the last event it reflects. */
-  snapshotGraph(graphId: string): Promise<{ graph: GraphSummary; tasks: GraphWithTasks["tasks"]; sequence: number } | undefined>;
+  /**
+   * A graph with all its tasks and the sequence number of the last event it reflects. `mapTask`
+   * converts each task as it is read (a 100,000-task graph's tasks then exist only once).
+   */
+  snapshotGraph(graphId: string): Promise<{ graph: GraphSummary; tasks: Task[]; sequence: number } | undefined>;
+  snapshotGraph<T>(graphId: string, mapTask: (task: Task) => T): Promise<{ graph: GraphSummary; tasks: T[]; sequence: number } | undefined>;
   listGraphs(group: string, limit: number): Promise<GraphSummary[]>;
   latestGraphId(group: string): Promise<string | undefined>;
   /** Graphs still pending or running, oldest first, with their tasks. */
   unsettledGraphs(): Promise<GraphWithTasks[]>;
   /** Commits the transitions in one transaction and returns their events, in order. */
   apply(transitions: readonly Transition[], now: number): Promise<Event[]>;
-  /** A graph's events after a sequence number, in order, at most `limit`. */
-  graphEvents(graphId: string, afterSequence: number, limit: number): Promise<Event[]>;
+  /** At most `limit` of a graph's events after `afterSequence` (and before `beforeSequence`), in order. */
+  graphEvents(graphId: string, afterSequence: number, limit: number, beforeSequence?: number): Promise<Event[]>;
   /** A group's node events after a sequence number, in order, at most `limit`. */
   nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]>;
   close(): Promise<void>;
