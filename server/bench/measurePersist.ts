@@ -27,8 +27,8 @@ async function timeStoreRevision(spec: Spec, tasks: readonly PlannedTask[]): Pro
 }
 
 /**
- * Figure 2: storing a graph (SqliteStore.storeRevision: the revision, the graph, every
- * task, and reading them back, committed with synchronous=FULL). Two graphs: the large
+ * Figure 2: storing a graph (SqliteStore.storeRevision: the revision, the graph and every
+ * task, committed with synchronous=FULL, and the stored graph it returns). Two graphs: the large
  * version change of figure 1, and a scale-up to the large count (one start per node).
  */
 export async function measurePersist(config: BenchConfig): Promise<Figure[]> {
