@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import {
   Event as ApiEvent,
@@ -78,6 +79,45 @@ describe("graphs larger than one message", () => {
       for (const event of events) if (event.taskState !== TaskState.TASK_STATE_UNSPECIFIED) states.set(event.taskId, event.taskState);
       assert.deepEqual(states, new Map(final.tasks.map((task) => [task.id, task.state])));
     }
+  });
+});
+
+describe("resumed watches", () => {
+  it("end with the graph's final event however the graph's end falls during the catch-up", async (t) => {
+    const { client, stop } = await startTestServer({ driver: { latency: { min: 1, max: 6 } }, server: { parallelism: 8 } });
+    t.after(stop);
+    const { graph } = await client.setSpec({ group: "resumed", count: 400, version: 1 });
+    const graphId = graph!.id;
+    // Resumed from the start at moments spread over the run, and one after it settled.
+    const watches: Promise<WatchGraphResponse[]>[] = [];
+    for (let n = 0; n < 12; n++) {
+      watches.push(drain(client.watchGraph({ graphId, afterSequence: 0 })));
+      await new Promise((resolve) => setTimeout(resolve, 15));
+    }
+    await eventually(async () => ((await client.getGraph({ graphId })).graph!.state === GraphState.GRAPH_STATE_SUCCEEDED ? true : undefined), "the graph settling");
+    watches.push(drain(client.watchGraph({ graphId, afterSequence: 0 })));
+    const log = (await drain(client.watchGraph({ graphId, afterSequence: 0 }))).flatMap((message) => message.events);
+    for (const messages of await Promise.all(watches)) {
+      const events = messages.flatMap((message) => message.events);
+      assert.deepEqual(events.map((event) => event.sequence), log.map((event) => event.sequence), "every event once, the last being the end");
+      assert.equal(events.at(-1)!.graphState, GraphState.GRAPH_STATE_SUCCEEDED);
+    }
+  });
+});
+
+describe("a subscription", () => {
+  it("lets go of its signal when closed, so a watch that ended leaves nothing listening", async () => {
+    const bus = new EventBus();
+    const subscription = bus.subscribe(() => true);
+    // What a watch waits on: a signal combined from the call's and the server's, never aborted.
+    const signal = AbortSignal.any([new AbortController().signal, new AbortController().signal]);
+    const taken = subscription.take(signal);
+    assert.equal(getEventListeners(signal, "abort").length, 1);
+    bus.publish([{ sequence: 1, time: 0, type: "graph", group: "g", graphId: "x", state: "running" }]);
+    assert.equal((await taken).length, 1);
+    subscription.close();
+    assert.equal(getEventListeners(signal, "abort").length, 0);
+    assert.equal(bus.subscriberCount, 0);
   });
 });
 

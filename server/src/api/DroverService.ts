@@ -284,16 +284,19 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       }
       const watched = graphId;
       const isGraphEnd = (event: Event) => event.type === "graph" && isFinalGraphState(event.state as never);
-      // Subscribe before reading, so that nothing committed between the read and the subscription is lost;
-      // what both see is dropped by sequence number.
+      // Subscribe first. Whatever a (possibly shared, older) snapshot or the resume point does not
+      // cover is read from the log up to the first event the subscription holds; after that the
+      // subscription has every event. What both carry is dropped by sequence number.
       const subscription = bus.subscribe(
         (event) => event.graphId === watched && event.type !== "node",
         options.watcherCapacity,
       );
       try {
         let cursor: number;
-        const resuming = request.afterSequence !== undefined;
-        if (!resuming) {
+        // A graph already settled when the subscription began has its end in the log, not in the
+        // subscription: the replay reads to the end, and nothing follows.
+        let settledBefore = false;
+        if (request.afterSequence === undefined) {
           // Possibly taken a moment ago for another watcher: what followed it is in the log.
           const snapshot = await snapshots.get(watched);
           if (!snapshot) throw new GraphNotFoundError(watched);
@@ -301,13 +304,15 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           if (snapshot.settled) return;
           cursor = snapshot.sequence;
         } else {
-          if (!(await store.getGraph(watched))) throw new GraphNotFoundError(watched);
-          cursor = request.afterSequence!;
+          const graph = await store.getGraph(watched);
+          if (!graph) throw new GraphNotFoundError(watched);
+          settledBefore = isFinalGraphState(graph.state);
+          cursor = request.afterSequence;
         }
         for (;;) {
           // What the subscription already holds need not be read again: a hundred watchers
           // sharing a snapshot would each read (and convert) the same events from the log.
-          const held = subscription.firstSequence;
+          const held = settledBefore ? undefined : subscription.firstSequence;
           const events = await store.graphEvents(watched, cursor, REPLAY_PAGE, held);
           if (events.length > 0) {
             yield { events: events.map(toApiEvent) };
@@ -316,8 +321,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           }
           if (events.length < REPLAY_PAGE) break;
         }
-        // A resumed watcher that had already seen the graph settle.
-        if (resuming && isFinalGraphState((await store.getGraph(watched))!.state)) return;
+        // Or the watcher had already seen it settle.
+        if (settledBefore) return;
         for await (const events of follow(subscription, cursor, context, isGraphEnd)) {
           yield { events: events.map(liveApiEvent) };
         }

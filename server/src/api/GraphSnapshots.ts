@@ -60,7 +60,8 @@ export class GraphSnapshots {
     };
     // Held only while it may be shared (a failed read not at all), so an idle server keeps none.
     setTimeout(forget, this.shareMs).unref();
-    snapshot.catch(forget);
+    // A graph not found is asked again next time.
+    snapshot.then((found) => found ?? forget(), forget);
     return snapshot;
   }
 

@@ -66,7 +66,7 @@ export class Subscription {
   private closed = false;
   /** Set when the queue overflowed: the events after `overflowedAfter` were dropped. */
   overflowedAfter: number | undefined;
-  /** The sequence number of the first event this subscription was given: it has every one after. */
+  /** The sequence number of the first event this subscription was given: it has every one after (unless it overflowed). */
   firstSequence: number | undefined;
 
   constructor(
@@ -96,8 +96,10 @@ export class Subscription {
   async take(signal: AbortSignal): Promise<Event[]> {
     if (this.abortSignal !== signal) {
       // One listener for the subscription's life, not one per wait: a busy watcher waits often.
+      // Removed on close: a combined signal (AbortSignal.any) with a listener lives until it aborts.
+      this.abortSignal?.removeEventListener("abort", this.onAbort);
       this.abortSignal = signal;
-      signal.addEventListener("abort", () => this.wake?.(), { once: true });
+      signal.addEventListener("abort", this.onAbort, { once: true });
     }
     while (this.queue.length === 0 && this.overflowedAfter === undefined && !this.closed && !signal.aborted) {
       await new Promise<void>((resolve) => {
@@ -112,7 +114,11 @@ export class Subscription {
     return events;
   }
 
+  private readonly onAbort = () => this.wake?.();
+
   close(): void {
+    this.abortSignal?.removeEventListener("abort", this.onAbort);
+    this.abortSignal = undefined;
     this.closed = true;
     this.queue = [];
     this.wake?.();

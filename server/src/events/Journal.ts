@@ -19,7 +19,7 @@ export class Journal {
     private readonly failpoint: Failpoint = noFailpoints,
   ) {}
 
-  /** Resolves once everything recorded so far is committed and announced. */
+  /** Resolves once everything recorded so far is committed and published (watchers get it within the bus's linger). */
   async settled(): Promise<void> {
     await this.record([]);
   }

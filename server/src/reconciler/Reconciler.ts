@@ -475,8 +475,10 @@ export class Reconciler {
       indexById(nodes.filter((node) => named.has(node.id))),
       (settling, transition) => this.settle(settling, transition),
     );
+    // The group's name, not `graph`: the callback would keep every task of it alive until the run ends.
+    const group = graph.group;
     void run.settled.then((outcome) => {
-      if (outcome === "succeeded") this.queuePass(graph.group);
+      if (outcome === "succeeded") this.queuePass(group);
     });
   }
 

@@ -70,9 +70,9 @@ export class GraphRun {
   private settling = false;
   /** Tasks that became ready while the run was paused. */
   private deferred: Task[] = [];
-  /** Aborts waits for a slot or a backoff when the run halts or is interrupted. */
+  /** Aborts a retry's backoff when the run halts or is interrupted (a halt drops queued tasks itself). */
   private readonly haltController = new AbortController();
-  /** Aborted when the server shuts down: what waits only for that (a resumed attempt's slot) stops. */
+  /** Aborted when the server shuts down (or the run settles): the run's requests for slots end. */
   private readonly interruptController = new AbortController();
   /**
    * Each running attempt's own controller, aborted by a shutdown or a missed progress
@@ -104,7 +104,7 @@ export class GraphRun {
     private readonly deps: RunDependencies,
   ) {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
-    // Every task waiting for a slot or a backoff listens to these; a big graph has many.
+    // Every task backing off before a retry listens to these; a big graph may have many.
     setMaxListeners(0, this.haltController.signal, this.interruptController.signal);
     this.tasks = graph.tasks.map((task) => ({ ...task }));
     // Not the caller's tasks too: a 100,000-task graph would be held twice.

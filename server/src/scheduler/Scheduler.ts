@@ -53,8 +53,10 @@ export class Scheduler {
       defaultProgressDeadlineMs: this.options.progressDeadlineMs,
       settle: settle ?? (async (_graph, transition) => void (await journal.record([transition]))),
     });
-    this.runs.set(graph.id, run);
-    void run.settled.then(() => this.runs.delete(graph.id));
+    // Not `graph` in the callback: it would keep the caller's copy of every task until the run ends.
+    const graphId = graph.id;
+    this.runs.set(graphId, run);
+    void run.settled.then(() => this.runs.delete(graphId));
     void run.start();
     return run;
   }
@@ -85,6 +87,7 @@ export class Scheduler {
     await Promise.all(runs.map((run) => run.settled));
   }
 
+  /** Driver calls under way (a slot is given back when its driver call returns). */
   get tasksRunning(): number {
     return this.slots.inUse;
   }

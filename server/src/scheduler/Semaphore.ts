@@ -11,9 +11,9 @@ interface Waiter {
 /**
  * A counting semaphore with a FIFO queue, so tasks get slots in the order they became ready.
  *
- * A graph may have 100,000 tasks waiting at once, all on the same abort signal, so waiters
- * are grouped by signal with one listener each: adding a listener per waiter would make each
- * addition scan the signal's growing list. The queue is an array with a moving head (aborted
+ * Many waiters may share one abort signal (each graph run asks for up to `capacity` slots on
+ * its own), so waiters are grouped by signal with one listener each: adding a listener per
+ * waiter would make each addition scan the signal's growing list. The queue is an array with a moving head (aborted
  * waiters are marked and skipped): a Set emptied from the front makes each `values().next()`
  * step over the deleted entries, which was a tenth of a busy server's time.
  */
