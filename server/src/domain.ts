@@ -1,8 +1,10 @@
 /**
  * Drover's domain, in the words the whole server uses.
  *
- * - spec: what a group should look like: count nodes at version, and the rollout
- *   strategy (max surge, max unavailable).
+ * - spec: what a group should look like: count nodes at version running a template, and
+ *   the rollout strategy (max surge, max unavailable, min-ready, canary).
+ * - template: what a node runs (command, args, env, health check); part of the spec, so a
+ *   revision names exactly what runs and a rollback restores it.
  * - revision: one stored spec of a group, numbered 1, 2, … per group.
  * - node: one instance of a group, started and stopped by a driver.
  * - plan / task graph: the DAG of tasks the planner makes to take the nodes from what
@@ -11,6 +13,9 @@
  * - attempt: one try of a task; failed attempts are retried with backoff up to a limit.
  * - event: one committed state change of a graph, task or node, numbered by a sequence
  *   shared by the whole server.
+ * - available: a node that is running, healthy and has been so for the spec's min-ready.
+ *   alive: a node whose process may be up (starting, running, unhealthy, stopping).
+ * - canary: the first nodes a rollout moves to the new spec, before a promote gate.
  */
 
 export interface Spec {
@@ -28,6 +33,16 @@ export interface Spec {
   cpuMillis?: number;
   /** Reserved (and, where the OS allows, enforced) per node, in MiB; 0 or absent: none. */
   memoryMb?: number;
+  /** What each node runs; absent: the server's default template. */
+  template?: NodeTemplate;
+  /** `templateHash(template)`, set when the revision is stored; "" for the default template. */
+  templateHash?: string;
+  /** How long a started node must stay running and healthy before its start succeeds; 0 or absent: at once. */
+  minReadyMs?: number;
+  /** Nodes moved to this spec before the rollout waits at a promote gate; 0 or absent: no canary. */
+  canary?: number;
+  /** With a canary: promote once the canaries have been available this long; 0 or absent: wait for a promote. */
+  autoPromoteAfterMs?: number;
 }
 
 /** stop: leave a failed graph for an operator. rollback: return to the last revision whose graph succeeded. */
@@ -40,9 +55,11 @@ export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason
 
 /**
  * Why a graph exists: a new revision, the reconciler repairing drift under the same
- * revision, or an operation on one node (a restart).
+ * revision after its rollout succeeded, an operation on one node (a restart), or healing:
+ * failed nodes replaced at their own revision while the rollout is failed, paused,
+ * cancelled or running (a ReplicaSet keeps its count under a paused Deployment).
  */
-export const GraphReason = { update: "update", repair: "repair", operation: "operation" } as const;
+export const GraphReason = { update: "update", repair: "repair", operation: "operation", heal: "heal" } as const;
 export type GraphReason = (typeof GraphReason)[keyof typeof GraphReason];
 
 /** Whether two specs ask for the same thing (absent policies meaning their defaults). */
@@ -56,7 +73,11 @@ export function sameSpec(a: Spec, b: Spec): boolean {
     (a.taskTimeoutMs ?? 0) === (b.taskTimeoutMs ?? 0) &&
     (a.progressDeadlineMs ?? 0) === (b.progressDeadlineMs ?? 0) &&
     (a.cpuMillis ?? 0) === (b.cpuMillis ?? 0) &&
-    (a.memoryMb ?? 0) === (b.memoryMb ?? 0)
+    (a.memoryMb ?? 0) === (b.memoryMb ?? 0) &&
+    (a.templateHash ?? "") === (b.templateHash ?? "") &&
+    (a.minReadyMs ?? 0) === (b.minReadyMs ?? 0) &&
+    (a.canary ?? 0) === (b.canary ?? 0) &&
+    (a.autoPromoteAfterMs ?? 0) === (b.autoPromoteAfterMs ?? 0)
   );
 }
 
@@ -105,12 +126,20 @@ export interface Node {
   createdAt: number;
   updatedAt: number;
   error?: string;
+  /** The revision whose template the node was started from; absent for nodes older than that record. */
+  revision?: number;
+  /** The hash of that template; absent (never outdated by template) for nodes older than that record. */
+  templateHash?: string;
+  /** How its process last ended, when it has: "exited with code 1", "killed by SIGKILL". */
+  exitStatus?: string;
 }
 
 export const TaskAction = {
   startNode: "start_node",
   shutDownNode: "shut_down_node",
   doNothing: "do_nothing",
+  /** The promote gate after a canary: succeeds on a promote, or after the spec's auto-promote delay. */
+  awaitPromotion: "await_promotion",
 } as const;
 export type TaskAction = (typeof TaskAction)[keyof typeof TaskAction];
 
@@ -123,6 +152,16 @@ export interface PlannedTask {
   nodeId?: string;
   /** start_node: the version to start. */
   version?: number;
+  /** start_node: the revision whose template to start from (default: the graph's). */
+  revision?: number;
+  /** start_node: that template's hash (default: the graph's spec's). */
+  templateHash?: string;
+  /**
+   * Checked against the group's live nodes before it runs: a shut-down must leave at least
+   * count − max unavailable available, a start at most count + max surge alive. Set for the
+   * steps of a rolling replacement; scale-downs of surplus and removals of failed nodes are not gated.
+   */
+  gated?: boolean;
 }
 
 /** The plan: tasks in id order, every prerequisite with a lower id than its task. */
@@ -154,6 +193,8 @@ export interface Task extends PlannedTask {
   error?: string;
   startedAt?: number;
   finishedAt?: number;
+  /** Why a ready task is not running yet: a bound it would break, the promote gate. */
+  waiting?: string;
 }
 
 /**
@@ -168,11 +209,15 @@ export function pendingTask(task: PlannedTask): Task {
     action: task.action,
     nodeId: task.nodeId,
     version: task.version,
+    revision: task.revision,
+    templateHash: task.templateHash,
+    gated: task.gated,
     state: TaskState.pending,
     attempts: 0,
     error: undefined,
     startedAt: undefined,
     finishedAt: undefined,
+    waiting: undefined,
   };
 }
 

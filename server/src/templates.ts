@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { quote } from "@drover/shared";
 import type { HealthCheck, NodeTemplate } from "./domain.js";
@@ -87,4 +88,23 @@ export function templateProblems(template: NodeTemplate): string[] {
     problems.push(`stop_grace_ms ${template.stopGraceMs} is invalid: it must be from 1 to 600000`);
   }
   return problems;
+}
+
+/**
+ * A short, stable hash of what a template runs (Kubernetes' pod-template-hash): nodes record
+ * the hash of the template they were started from, and a node whose hash differs from its
+ * spec's is outdated, like one at another version. Keys are sorted, so the order a caller
+ * gave env variables in does not matter. 16 hex digits of SHA-256.
+ */
+export function templateHash(template: NodeTemplate): string {
+  const canonical = withDefaults(template);
+  const env = Object.fromEntries(Object.entries(canonical.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const text = JSON.stringify([canonical.command, canonical.args, env, canonical.healthCheck, canonical.stopGraceMs]);
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+/** Whether two templates run the same thing (their defaults filled in). */
+export function sameTemplate(a: NodeTemplate | undefined, b: NodeTemplate | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return templateHash(a) === templateHash(b);
 }

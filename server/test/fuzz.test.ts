@@ -139,6 +139,12 @@ function expectedSpec(r: SetSpecSeen): ApiSpec {
     progressDeadlineMs: r.progressDeadlineMs,
     cpuMillis: r.cpuMillis,
     memoryMb: r.memoryMb,
+    template: undefined,
+    // The fuzzer sends none of these: the server's defaults (min-ready 0 on the mock driver).
+    minReadyMs: 0,
+    canary: 0,
+    autoPromoteAfterMs: 0,
+    templateHash: "",
   };
 }
 

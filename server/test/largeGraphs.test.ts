@@ -171,7 +171,7 @@ describe("the watch streams' encoders", () => {
     const page = sharedMessage<WatchGraphResponse>({
       snapshot: undefined,
       events: [],
-      snapshotTasks: [{ id: 1, prerequisites: [0], action: 1, nodeId: "n", version: 2, state: 3, attempts: 1, error: "", startedAt: new Date(5), finishedAt: undefined }],
+      snapshotTasks: [{ id: 1, prerequisites: [0], action: 1, nodeId: "n", version: 2, state: 3, attempts: 1, error: "", startedAt: new Date(5), finishedAt: undefined, waiting: "", revision: 0 }],
     });
     const once = encode(page);
     page.snapshotTasks[0]!.attempts = 9;

@@ -38,9 +38,13 @@ CREATE TABLE "graphs" (
   finished_at INTEGER,
   error TEXT,
   retries INTEGER NOT NULL DEFAULT 0,
-  -- 'update': made by a new revision; 'repair': by the reconciler for drift; 'operation': by an operation on one node.
-  reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'repair', 'operation')),
-  paused_at INTEGER, message TEXT, next_graph_id TEXT,
+  -- 'update': made by a new revision; 'repair': by the reconciler for drift after a rollout
+  -- succeeded; 'operation': by an operation on one node; 'heal': failed nodes replaced at
+  -- their own revision while the rollout is failed, paused, cancelled or running.
+  reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'repair', 'operation', 'heal')),
+  paused_at INTEGER,
+  message TEXT,
+  next_graph_id TEXT,
   FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
 ) WITHOUT ROWID;
 
@@ -65,7 +69,7 @@ CREATE TABLE "nodes" (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   error TEXT
-) WITHOUT ROWID;
+, revision INTEGER, template_hash TEXT, exit_status TEXT) WITHOUT ROWID;
 
 CREATE TABLE schema_migrations (
     version INTEGER PRIMARY KEY,
@@ -80,17 +84,16 @@ CREATE TABLE spec_revisions (
   version INTEGER NOT NULL CHECK (version >= 1),
   max_surge INTEGER NOT NULL CHECK (max_surge >= 0),
   max_unavailable INTEGER NOT NULL CHECK (max_unavailable >= 0),
-  created_at INTEGER NOT NULL, on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')), task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0), progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0), reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'rollback', 'auto_rollback')), restores INTEGER, cpu_millis INTEGER NOT NULL DEFAULT 0 CHECK (cpu_millis >= 0), memory_mb INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0),
+  created_at INTEGER NOT NULL, on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')), task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0), progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0), reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'rollback', 'auto_rollback')), restores INTEGER, cpu_millis INTEGER NOT NULL DEFAULT 0 CHECK (cpu_millis >= 0), memory_mb INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0), template TEXT, template_hash TEXT NOT NULL DEFAULT '', min_ready_ms INTEGER NOT NULL DEFAULT 0 CHECK (min_ready_ms >= 0), canary INTEGER NOT NULL DEFAULT 0 CHECK (canary >= 0), auto_promote_after_ms INTEGER NOT NULL DEFAULT 0 CHECK (auto_promote_after_ms >= 0),
   PRIMARY KEY (group_name, revision)
 ) WITHOUT ROWID;
 
 CREATE TABLE sqlite_sequence(name,seq);
 
-CREATE TABLE tasks (
+CREATE TABLE "tasks" (
   graph_id TEXT NOT NULL REFERENCES graphs (id),
   id INTEGER NOT NULL,
-  action TEXT NOT NULL CHECK (action IN ('start_node', 'shut_down_node', 'do_nothing')),
-  -- A JSON array of task ids of the same graph.
+  action TEXT NOT NULL CHECK (action IN ('start_node', 'shut_down_node', 'do_nothing', 'await_promotion')),
   prerequisites TEXT NOT NULL,
   node_id TEXT,
   version INTEGER,
@@ -99,5 +102,9 @@ CREATE TABLE tasks (
   error TEXT,
   started_at INTEGER,
   finished_at INTEGER,
+  revision INTEGER,
+  template_hash TEXT,
+  gated INTEGER NOT NULL DEFAULT 0,
+  waiting TEXT,
   PRIMARY KEY (graph_id, id)
 ) WITHOUT ROWID;

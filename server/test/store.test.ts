@@ -96,7 +96,19 @@ describe("store", () => {
     assert.equal(second.revision, 2);
     assert.equal(second.graph, undefined);
     assert.equal((await store.storeRevision({ group: "other", spec, now: 3000 })).revision, 1);
-    assert.deepEqual((await store.getGroupSpec("web"))?.spec, { ...spec, count: 0, onFailure: "stop", taskTimeoutMs: 0, progressDeadlineMs: 0, cpuMillis: 0, memoryMb: 0 });
+    assert.deepEqual((await store.getGroupSpec("web"))?.spec, {
+      ...spec,
+      count: 0,
+      onFailure: "stop",
+      taskTimeoutMs: 0,
+      progressDeadlineMs: 0,
+      cpuMillis: 0,
+      memoryMb: 0,
+      templateHash: "",
+      minReadyMs: 0,
+      canary: 0,
+      autoPromoteAfterMs: 0,
+    });
     assert.equal(await store.latestGraphId("web"), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
   });
 

@@ -36,7 +36,7 @@ import type {
 export const DATABASE_FILE = "drover.db";
 
 /** The nodes columns in the order `toNode` reads them from a raw row. */
-const NODE_COLUMNS = "id, group_name, version, state, host, created_at, updated_at, error";
+const NODE_COLUMNS = "id, group_name, version, state, host, created_at, updated_at, error, revision, template_hash, exit_status";
 
 type NodeRow = [
   id: string,
@@ -47,6 +47,9 @@ type NodeRow = [
   created_at: number,
   updated_at: number,
   error: string | null,
+  revision: number | null,
+  template_hash: string | null,
+  exit_status: string | null,
 ];
 
 interface SpecColumns {
@@ -59,6 +62,11 @@ interface SpecColumns {
   progress_deadline_ms: number;
   cpu_millis: number;
   memory_mb: number;
+  template: string | null;
+  template_hash: string;
+  min_ready_ms: number;
+  canary: number;
+  auto_promote_after_ms: number;
 }
 
 interface RevisionRow extends SpecColumns {
@@ -99,7 +107,14 @@ type TaskRow = [
   error: string | null,
   started_at: number | null,
   finished_at: number | null,
+  revision: number | null,
+  template_hash: string | null,
+  gated: number,
+  waiting: string | null,
 ];
+
+/** The tasks columns in the order `toTask` reads them from a raw row. */
+const TASK_COLUMNS = "id, action, prerequisites, node_id, version, state, attempts, error, started_at, finished_at, revision, template_hash, gated, waiting";
 
 /** A raw row of EVENT_COLUMNS. */
 type EventRowValues = [
@@ -122,7 +137,8 @@ type EventRowValues = [
 
 const LIVE_NODE_STATES = "('starting', 'running', 'unhealthy', 'stopping', 'failed')";
 const SPEC_COLUMNS =
-  "r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb";
+  `r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb,
+  r.template, r.template_hash, r.min_ready_ms, r.canary, r.auto_promote_after_ms`;
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
   g.finished_at, g.error, g.retries, g.message, g.next_graph_id, ${SPEC_COLUMNS}`;
 const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
@@ -146,6 +162,9 @@ function toNode(row: NodeRow): Node {
     createdAt: row[5],
     updatedAt: row[6],
     error: orUndefined(row[7]),
+    revision: orUndefined(row[8]),
+    templateHash: orUndefined(row[9]),
+    exitStatus: orUndefined(row[10]),
   };
 }
 
@@ -171,6 +190,10 @@ function toTask(row: TaskRow): Task {
     error: orUndefined(row[7]),
     startedAt: orUndefined(row[8]),
     finishedAt: orUndefined(row[9]),
+    revision: orUndefined(row[10]),
+    templateHash: orUndefined(row[11]),
+    gated: row[12] === 1 ? true : undefined,
+    waiting: orUndefined(row[13]),
   };
 }
 
@@ -201,7 +224,7 @@ function toEvent(row: unknown[]): Event {
 }
 
 function toSpec(row: SpecColumns): Spec {
-  return {
+  const spec: Spec = {
     count: row.count,
     version: row.version,
     maxSurge: row.max_surge,
@@ -211,7 +234,14 @@ function toSpec(row: SpecColumns): Spec {
     progressDeadlineMs: row.progress_deadline_ms,
     cpuMillis: row.cpu_millis,
     memoryMb: row.memory_mb,
+    template: row.template === null ? undefined : (JSON.parse(row.template) as NodeTemplate),
+    templateHash: row.template_hash,
+    minReadyMs: row.min_ready_ms,
+    canary: row.canary,
+    autoPromoteAfterMs: row.auto_promote_after_ms,
   };
+  if (spec.template === undefined) delete spec.template;
+  return spec;
 }
 
 function toRevision(row: RevisionRow): Revision {
@@ -319,9 +349,11 @@ export class SqliteStore implements Store {
       upsertGroup: db.prepare(`INSERT INTO groups (name, revision) VALUES (?, 1)
         ON CONFLICT (name) DO UPDATE SET revision = revision + 1 RETURNING revision`).pluck(),
       insertRevision: db.prepare(`INSERT INTO spec_revisions (group_name, revision, count, version, max_surge,
-        max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, cpu_millis, memory_mb, reason, restores, created_at)
+        max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, cpu_millis, memory_mb, reason, restores, created_at,
+        template, template_hash, min_ready_ms, canary, auto_promote_after_ms)
         VALUES (@group, @revision, @count, @version, @maxSurge, @maxUnavailable, @onFailure, @taskTimeoutMs,
-        @progressDeadlineMs, @cpuMillis, @memoryMb, @reason, @restores, @now)`),
+        @progressDeadlineMs, @cpuMillis, @memoryMb, @reason, @restores, @now, @template, @templateHash, @minReadyMs, @canary,
+        @autoPromoteAfterMs)`),
       node: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE id = ?`).raw(true),
       countNodes: db.prepare(`SELECT group_name AS "group", state, version, COUNT(*) AS count FROM nodes
         WHERE state <> 'stopped' GROUP BY group_name, state, version`),
@@ -329,17 +361,24 @@ export class SqliteStore implements Store {
       startAttempts: db.prepare(`SELECT COALESCE(SUM(attempts), 0) FROM tasks WHERE action = 'start_node' AND node_id = ?`).pluck(),
       reservations: db.prepare(`SELECT COALESCE(SUM(r.count * r.cpu_millis), 0) AS cpu, COALESCE(SUM(r.count * r.memory_mb), 0) AS memory
         FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision WHERE g.name <> ?`),
-      insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, reason, created_at)
-        VALUES (?, ?, ?, 'pending', ?, ?)`),
-      insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state)
-        VALUES (?, ?, ?, ?, ?, ?, 'pending')`),
+      insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, reason, created_at, message)
+        VALUES (?, ?, ?, 'pending', ?, ?, ?)`),
+      insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state, revision,
+        template_hash, gated)
+        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`),
       graph: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.id = ?`),
       graphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.group_name = ? ORDER BY g.id DESC LIMIT ?`),
       unsettledGraphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.state IN ('pending', 'running') ORDER BY g.id`),
       latestGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? ORDER BY id DESC LIMIT 1`).pluck(),
+      latestRolloutGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? AND reason IN ('update', 'repair')
+        ORDER BY id DESC LIMIT 1`).pluck(),
+      eventsOfNode: db.prepare(`SELECT * FROM (SELECT ${EVENT_COLUMNS} FROM events
+        WHERE group_name = ? AND type = 'node' AND node_id = ? ORDER BY sequence DESC LIMIT ?) ORDER BY sequence`).raw(true),
+      recentTaskDurations: db.prepare(`SELECT t.finished_at - t.started_at FROM graphs g JOIN tasks t ON t.graph_id = g.id
+        WHERE g.group_name = ? AND t.action = ? AND t.state = 'succeeded' AND t.attempts = 1 AND t.started_at IS NOT NULL
+        ORDER BY g.id DESC, t.finished_at DESC LIMIT ?`).pluck(),
       taskCounts: db.prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE graph_id = ? GROUP BY state`),
-      tasks: db.prepare(`SELECT id, action, prerequisites, node_id, version, state, attempts, error, started_at, finished_at
-        FROM tasks WHERE graph_id = ? ORDER BY id`).raw(true),
+      tasks: db.prepare(`SELECT ${TASK_COLUMNS} FROM tasks WHERE graph_id = ? ORDER BY id`).raw(true),
       graphEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE graph_id = ? AND sequence > ? AND sequence < ? ORDER BY sequence LIMIT ?`).raw(true),
       nodeEvents: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE group_name = ? AND type = 'node' AND sequence > ? ORDER BY sequence LIMIT ?`).raw(true),
       insertEvent: db.prepare(`INSERT INTO events
@@ -351,14 +390,18 @@ export class SqliteStore implements Store {
       graphPaused: db.prepare(`UPDATE graphs SET paused_at = ? WHERE id = ?`),
       graphSettled: db.prepare(`UPDATE graphs SET state = ?, finished_at = ?, error = ?, message = ?, next_graph_id = ? WHERE id = ?`),
       taskRunning: db.prepare(`UPDATE tasks SET state = 'running', attempts = ?, started_at = COALESCE(started_at, ?),
-        node_id = COALESCE(?, node_id), error = NULL WHERE graph_id = ? AND id = ?`),
-      taskSettled: db.prepare(`UPDATE tasks SET state = ?, finished_at = ?, error = ?, node_id = COALESCE(?, node_id)
-        WHERE graph_id = ? AND id = ?`),
+        node_id = COALESCE(?, node_id), error = NULL, waiting = NULL WHERE graph_id = ? AND id = ?`),
+      taskWaiting: db.prepare(`UPDATE tasks SET waiting = ? WHERE graph_id = ? AND id = ?`),
+      taskSettled: db.prepare(`UPDATE tasks SET state = ?, finished_at = ?, error = ?, node_id = COALESCE(?, node_id),
+        waiting = NULL WHERE graph_id = ? AND id = ?`),
       taskRetry: db.prepare(`UPDATE tasks SET state = 'pending', error = ? WHERE graph_id = ? AND id = ?`),
       graphRetried: db.prepare(`UPDATE graphs SET retries = retries + 1 WHERE id = ?`),
-      upsertNode: db.prepare(`INSERT INTO nodes (id, group_name, version, state, host, created_at, updated_at, error)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, error = excluded.error`),
+      upsertNode: db.prepare(`INSERT INTO nodes (id, group_name, version, state, host, created_at, updated_at, error, revision,
+        template_hash, exit_status)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, error = excluded.error,
+          revision = COALESCE(excluded.revision, revision), template_hash = COALESCE(excluded.template_hash, template_hash),
+          exit_status = COALESCE(excluded.exit_status, exit_status)`),
     };
   }
 
@@ -406,12 +449,17 @@ export class SqliteStore implements Store {
         progressDeadlineMs: spec.progressDeadlineMs ?? 0,
         cpuMillis: spec.cpuMillis ?? 0,
         memoryMb: spec.memoryMb ?? 0,
+        template: spec.template === undefined ? null : JSON.stringify(spec.template),
+        templateHash: spec.templateHash ?? "",
+        minReadyMs: spec.minReadyMs ?? 0,
+        canary: spec.canary ?? 0,
+        autoPromoteAfterMs: spec.autoPromoteAfterMs ?? 0,
         reason: input.reason ?? "update",
         restores: input.restores ?? null,
         now,
       });
       if (!graph) return { revision, events: settled };
-      const inserted = this.insertGraph(group, revision, "update", graph, now);
+      const inserted = this.insertGraph(group, revision, "update", graph, now, undefined);
       return { revision, graph: inserted.graph, events: [...settled, ...inserted.events] };
     })();
   }
@@ -419,7 +467,7 @@ export class SqliteStore implements Store {
   async storeGraph(input: NewGraph): Promise<StoredRevision> {
     return this.db.transaction((): StoredRevision => ({
       revision: input.revision,
-      ...this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now),
+      ...this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now, input.message),
     }))();
   }
 
@@ -452,10 +500,11 @@ export class SqliteStore implements Store {
     reason: GraphReason,
     graph: { id: string; tasks: readonly PlannedTask[] },
     now: number,
+    message: string | undefined,
   ) {
     const s = this.statements;
     {
-      s.insertGraph.run(graph.id, group, revision, reason, now);
+      s.insertGraph.run(graph.id, group, revision, reason, now, message ?? null);
       for (const task of graph.tasks) {
         s.insertTask.run(
           graph.id,
@@ -464,7 +513,10 @@ export class SqliteStore implements Store {
           JSON.stringify(task.prerequisites),
           task.nodeId ?? null,
           task.version ?? null,
-          );
+          task.revision ?? null,
+          task.templateHash ?? null,
+          task.gated ? 1 : 0,
+        );
       }
       const events = this.insertEvents([{ type: "graph", graphId: graph.id, group, state: "pending" }], now);
       // The rows just written, without reading them back (a tenth of the time for a large graph).
@@ -542,6 +594,21 @@ export class SqliteStore implements Store {
     return this.statements.latestGraphId.get(group) as string | undefined;
   }
 
+  async latestRolloutGraph(group: string): Promise<GraphSummary | undefined> {
+    const id = this.statements.latestRolloutGraphId.get(group) as string | undefined;
+    return id === undefined ? undefined : this.getGraph(id);
+  }
+
+  async eventsOfNode(nodeId: string, limit: number): Promise<Event[]> {
+    const node = this.statements.node.get(nodeId) as NodeRow | undefined;
+    if (!node) return [];
+    return (this.statements.eventsOfNode.all(node[1], nodeId, limit) as unknown[][]).map(toEvent);
+  }
+
+  async recentTaskDurations(group: string, action: TaskAction, limit: number): Promise<number[]> {
+    return this.statements.recentTaskDurations.all(group, action, limit) as number[];
+  }
+
   async unsettledGraphs(): Promise<GraphWithTasks[]> {
     return this.db.transaction(() =>
       (this.statements.unsettledGraphs.all() as GraphRow[]).map((row) => {
@@ -570,6 +637,7 @@ export class SqliteStore implements Store {
           break;
         case "task":
           if (t.state === "running") s.taskRunning.run(t.attempt ?? 1, now, t.nodeId ?? null, t.graphId, t.taskId);
+          else if (t.state === "pending") s.taskWaiting.run(t.waiting ?? null, t.graphId, t.taskId);
           else s.taskSettled.run(t.state, now, t.error ?? null, t.nodeId ?? null, t.graphId, t.taskId);
           event = {
             sequence: 0,
@@ -584,6 +652,7 @@ export class SqliteStore implements Store {
             error: t.error,
             nodeId: t.nodeId,
             version: t.version,
+            message: t.message,
           };
           break;
         case "task_retry":
@@ -605,7 +674,8 @@ export class SqliteStore implements Store {
           };
           break;
         case "node":
-          s.upsertNode.run(t.nodeId, t.group, t.version, t.state, t.host, now, now, t.error ?? null);
+          s.upsertNode.run(t.nodeId, t.group, t.version, t.state, t.host, now, now, t.error ?? null, t.revision ?? null,
+            t.templateHash ?? null, t.exitStatus ?? null);
           // Node events belong to the group's node stream, not to the graph's task stream.
           event = { sequence: 0, time: now, type: t.type, group: t.group, nodeId: t.nodeId, state: t.state, version: t.version, error: t.error };
           break;

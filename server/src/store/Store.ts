@@ -43,6 +43,10 @@ export type Transition =
       /** The node the task acts on, recorded on the task when it is first known. */
       nodeId?: string;
       version?: number;
+      /** With state pending: why the ready task waits (cleared when it runs). */
+      waiting?: string;
+      /** With state pending and waiting: the event's words. */
+      message?: string;
     }
   | {
       type: "task_retry";
@@ -65,6 +69,11 @@ export type Transition =
       error?: string;
       graphId?: string;
       taskId?: number;
+      /** The revision whose template it was started from, and that template's hash (kept when absent). */
+      revision?: number;
+      templateHash?: string;
+      /** How its process ended, when it did (kept when absent). */
+      exitStatus?: string;
     };
 
 export interface GroupSpec {
@@ -105,7 +114,9 @@ export interface NewGraph {
   group: string;
   /** The group's current revision, which the graph works toward. */
   revision: number;
-  reason: "repair" | "operation";
+  reason: "repair" | "operation" | "heal";
+  /** Why it was made, in words ("replacing 1 failed node at its own revision: …"). */
+  message?: string;
   graph: { id: string; tasks: readonly PlannedTask[] };
   now: number;
 }
@@ -150,6 +161,7 @@ export interface Store {
   /** Every group that has a spec. */
   listGroups(): Promise<string[]>;
   getTemplate(group: string): Promise<NodeTemplate | undefined>;
+  /** Keeps a template for the group's first update (a group with a spec changes its template with a new revision). */
   setTemplate(group: string, template: NodeTemplate, now: number): Promise<void>;
   getGraph(graphId: string): Promise<GraphSummary | undefined>;
   /**
@@ -160,6 +172,16 @@ export interface Store {
   snapshotGraph<T>(graphId: string, mapTask: (task: Task) => T): Promise<{ graph: GraphSummary; tasks: T[]; sequence: number } | undefined>;
   listGraphs(group: string, limit: number): Promise<GraphSummary[]>;
   latestGraphId(group: string): Promise<string | undefined>;
+  /** The group's newest graph that moves it toward its spec (an update or a repair), not a heal or an operation. */
+  latestRolloutGraph(group: string): Promise<GraphSummary | undefined>;
+  /** A node's own events (state changes), oldest first, at most the last `limit`. */
+  eventsOfNode(nodeId: string, limit: number): Promise<Event[]>;
+  /**
+   * How long the group's recent successful attempts of `action` took, in milliseconds, newest
+   * first, at most `limit` (for a plan's estimated duration).
+   */
+  recentTaskDurations(group: string, action: TaskAction, limit: number): Promise<number[]>;
+  /** The group's template kept for its first update (set before it had a spec). */
   /** Graphs still pending or running, oldest first, with their tasks. */
   unsettledGraphs(): Promise<GraphWithTasks[]>;
   /** Commits the transitions in one transaction and returns their events, in order. */
