@@ -252,12 +252,55 @@ const cases: Case[] = [
   },
 ];
 
+/** The plan's shape without the gate marks, which the tests below check on their own. */
+const ungated = (graph: TaskGraphSpec): TaskGraphSpec => ({ tasks: graph.tasks.map(({ gated: _, ...task }) => task) });
+
 describe("plan, on worked examples", () => {
   for (const c of cases) {
     it(c.name, () => {
-      assert.deepStrictEqual(plan(c.nodes, c.spec), { tasks: c.tasks });
+      assert.deepStrictEqual(ungated(plan(c.nodes, c.spec)), { tasks: c.tasks });
     });
   }
+
+  it("gates a rolling replacement's shut-downs and its surge lanes' starts, and nothing of a scale-up or scale-down", () => {
+    const three = [node("a", 1, "running", 1), node("b", 1, "running", 2), node("c", 1, "running", 3)];
+    const gatedIds = (graph: TaskGraphSpec) => graph.tasks.filter((task) => task.gated).map((task) => task.id);
+    // Default strategy: shut a#0 → start#1 → shut b#2 → start#3 → shut c#4 → start#5.
+    assert.deepStrictEqual(gatedIds(plan(three, spec(3, 2))), [0, 2, 4]);
+    // Surge 1, unavailable 0: start#0 → shut a#1 → start#2 → shut b#3 → start#4 → shut c#5.
+    assert.deepStrictEqual(gatedIds(plan(three, spec(3, 2, 1, 0))), [0, 1, 2, 3, 4, 5]);
+    assert.deepStrictEqual(gatedIds(plan(three, spec(5, 1))), []);
+    assert.deepStrictEqual(gatedIds(plan(three, spec(1, 1))), []);
+    // A node recorded with another template's hash is outdated like one at another version.
+    const hashed = three.map((n, i) => ({ ...n, templateHash: i === 0 ? "old" : "new" }));
+    assert.deepStrictEqual(ungated(plan(hashed, { ...spec(3, 1), templateHash: "new" })).tasks.map((task) => task.action), ["shut_down_node", "start_node"]);
+  });
+
+  it("puts a canary's new nodes before a promote gate and every other change after it", () => {
+    const ten = Array.from({ length: 10 }, (_, i) => node(`n${i}`, 1, "running", i));
+    const { tasks } = plan(ten, spec(10, 2), { canary: 2 });
+    const gate = tasks.find((task) => task.action === "await_promotion")!;
+    assert.ok(gate, "a promote gate");
+    // Before the gate: shut n0 → start → shut n1 → start (one lane); the gate after both.
+    const before = tasks.filter((task) => task.id < gate.id);
+    assert.deepStrictEqual(before.map((task) => task.action), ["shut_down_node", "start_node", "shut_down_node", "start_node"]);
+    assert.deepStrictEqual(gate.prerequisites, [3]);
+    // After it, the other eight replacements, the first waiting for the gate.
+    const after = tasks.filter((task) => task.id > gate.id);
+    assert.equal(after.filter((task) => task.action === "start_node").length, 8);
+    assert.deepStrictEqual(after[0]!.prerequisites, [gate.id]);
+    // A canary as large as the change needs no gate; a scale-up's canary is its first new nodes.
+    assert.ok(!plan(ten, spec(10, 2), { canary: 10 }).tasks.some((task) => task.action === "await_promotion"));
+    const up = plan([], spec(4, 1), { canary: 1 }).tasks;
+    assert.deepStrictEqual(up.map((task) => [task.action, task.prerequisites]), [
+      ["start_node", []],
+      ["await_promotion", [0]],
+      ["start_node", [1]],
+      ["start_node", [1]],
+      ["start_node", [1]],
+      ["do_nothing", [2, 3, 4]],
+    ]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------
@@ -421,7 +464,7 @@ describe("plan, on any group and spec", () => {
           assert.equal(t.id, i);
           assert.equal(new Set(t.prerequisites).size, t.prerequisites.length);
           for (const p of t.prerequisites) assert.ok(Number.isInteger(p) && p >= 0 && p < t.id);
-          const fields = Object.keys(t).sort();
+          const fields = Object.keys(t).filter((key) => key !== "gated").sort();
           if (t.action === "start_node") {
             assert.deepStrictEqual(fields, ["action", "id", "prerequisites", "version"]);
             assert.equal(t.version, s.version);

@@ -60,8 +60,24 @@ const goodShutDownOrder = (a: Node, b: Node): number => startingFirst(a, b) || n
 const outdatedShutDownOrder = (a: Node, b: Node): number =>
   startingFirst(a, b) || a.version - b.version || newestFirst(a, b);
 
-export function plan(nodes: readonly Node[], spec: Spec): TaskGraphSpec {
-  const { count, version, maxSurge, maxUnavailable } = spec;
+export interface PlanOptions {
+  /**
+   * Move this many nodes to the spec first (new nodes of a scale-up, then replacements), then
+   * wait at an `await_promotion` gate before touching any other node. Only a new revision's
+   * rollout has one; repairs do not.
+   */
+  canary?: number;
+}
+
+/** Whether a node runs something other than the spec: another version, or another template (by hash). */
+export function isOutdated(node: Node, spec: Spec): boolean {
+  if (node.version !== spec.version) return true;
+  // A node recorded before templates were versioned has no hash: it is taken as current.
+  return node.templateHash !== undefined && node.templateHash !== (spec.templateHash ?? "");
+}
+
+export function plan(nodes: readonly Node[], spec: Spec, options: PlanOptions = {}): TaskGraphSpec {
+  const { count, maxSurge, maxUnavailable } = spec;
 
   const failed: Node[] = [];
   const good: Node[] = [];
@@ -75,7 +91,7 @@ export function plan(nodes: readonly Node[], spec: Spec): TaskGraphSpec {
       // is the reconciler's to notice and plan again for.
       case "starting":
       case "running":
-        (node.version === version ? good : outdated).push(node);
+        (isOutdated(node, spec) ? outdated : good).push(node);
         break;
       case "unhealthy":
         outdated.push(node);
@@ -87,68 +103,95 @@ export function plan(nodes: readonly Node[], spec: Spec): TaskGraphSpec {
   }
 
   const tasks: PlannedTask[] = [];
-  const start = (prerequisites: number[]): number => {
+  const start = (prerequisites: number[], gated = false): number => {
     const id = tasks.length;
-    tasks.push({ id, prerequisites, action: "start_node", version });
+    tasks.push(gated ? { id, prerequisites, action: "start_node", version: spec.version, gated } : { id, prerequisites, action: "start_node", version: spec.version });
     return id;
   };
-  const shutDown = (prerequisites: number[], nodeId: string): number => {
+  const shutDown = (prerequisites: number[], nodeId: string, gated = false): number => {
     const id = tasks.length;
-    tasks.push({ id, prerequisites, action: "shut_down_node", nodeId });
+    tasks.push(gated ? { id, prerequisites, action: "shut_down_node", nodeId, gated } : { id, prerequisites, action: "shut_down_node", nodeId });
     return id;
   };
-  const join = (prerequisites: number[]): number => {
+  const join = (prerequisites: number[], action: "do_nothing" | "await_promotion" = "do_nothing"): number => {
     const id = tasks.length;
-    tasks.push({ id, prerequisites, action: "do_nothing" });
+    tasks.push({ id, prerequisites, action });
     return id;
   };
+  /** A rolling replacement of `replace` in lanes, each lane's first task after `after`; returns the lanes' last tasks. */
+  const rolling = (replace: readonly Node[], after: readonly number[]): number[] => {
+    const lanes = Math.min(replace.length, maxSurge + maxUnavailable);
+    const surgeLanes = Math.min(maxSurge, lanes);
+    const laneEnd: number[] = new Array<number>(lanes).fill(-1);
+    for (let i = 0; i < replace.length; i++) {
+      const lane = i % lanes;
+      // Fresh arrays: no two tasks share a prerequisites array a consumer might mutate.
+      const prerequisites = i < lanes ? [...after] : [laneEnd[lane]!];
+      if (lane < surgeLanes) {
+        laneEnd[lane] = shutDown([start(prerequisites, true)], replace[i]!.id, true);
+      } else {
+        laneEnd[lane] = start([shutDown(prerequisites, replace[i]!.id, true)]);
+      }
+    }
+    return laneEnd;
+  };
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
   // Phase A.
   failed.sort(oldestFirst);
   for (const node of failed) shutDown([], node.id);
 
   let replace: Node[] = [];
+  let fresh = 0;
   if (good.length >= count) {
     outdated.sort(outdatedShutDownOrder);
     for (const node of outdated) shutDown([], node.id);
     good.sort(goodShutDownOrder);
-    for (let i = 0; i < good.length - count; i++) shutDown([], good[i].id);
+    for (let i = 0; i < good.length - count; i++) shutDown([], good[i]!.id);
   } else {
     // Replacing an outdated node keeps the group at its size while it changes version,
     // so keep as many outdated nodes as the group still needs and replace those.
     const toReplace = Math.min(outdated.length, count - good.length);
     outdated.sort(outdatedShutDownOrder);
     const surplus = outdated.length - toReplace;
-    for (let i = 0; i < surplus; i++) shutDown([], outdated[i].id);
+    for (let i = 0; i < surplus; i++) shutDown([], outdated[i]!.id);
     // Unhealthy nodes are replaced first: they are the ones hurting the group.
     replace = outdated.slice(surplus).sort((a, b) => leastUseful(a) - leastUseful(b) || oldestFirst(a, b));
-    const fresh = Math.max(0, count - good.length - outdated.length);
-    for (let i = 0; i < fresh; i++) start([]);
+    fresh = Math.max(0, count - good.length - outdated.length);
   }
+
+  // A canary: the first `canary` new nodes (fresh ones first, then replacements) go before a
+  // promote gate, and everything else after it. With nothing left for after, no gate.
+  const canary = Math.min(options.canary ?? 0, fresh + replace.length);
+  if (canary > 0 && canary < fresh + replace.length) {
+    const canaryFresh = Math.min(canary, fresh);
+    for (let i = 0; i < canaryFresh; i++) start([]);
+    const stageOne = tasks.length;
+    const canaryReplace = replace.slice(0, canary - canaryFresh);
+    const canaryEnds = canaryReplace.length > 0 ? rolling(canaryReplace, stageOne > 0 ? [join(range(0, stageOne))] : []) : [];
+    const gate = join([...range(0, stageOne), ...canaryEnds].filter((id, i, all) => all.indexOf(id) === i), "await_promotion");
+    const laterFresh: number[] = [];
+    for (let i = canaryFresh; i < fresh; i++) laterFresh.push(start([gate]));
+    const rest = replace.slice(canaryReplace.length);
+    const restAfter = rest.length > 0 && laterFresh.length > 0 ? [join(laterFresh)] : [gate];
+    const restEnds = rest.length > 0 ? rolling(rest, restAfter) : [];
+    const ends = rest.length > 0 ? restEnds : laterFresh;
+    if (ends.length > 1) join(ends);
+    return { tasks };
+  }
+
+  for (let i = 0; i < fresh; i++) start([]);
   const phaseA = tasks.length;
-  const allOfPhaseA = (): number[] => Array.from({ length: phaseA }, (_, i) => i);
 
   if (replace.length === 0) {
     // A final join gives the graph one task whose success means the whole plan's.
-    if (phaseA > 0) join(allOfPhaseA());
+    if (phaseA > 0) join(range(0, phaseA));
     return { tasks };
   }
 
   // Phase B.
-  const lanes = Math.min(replace.length, maxSurge + maxUnavailable);
-  const surgeLanes = Math.min(maxSurge, lanes);
-  const gate = phaseA > 0 ? [join(allOfPhaseA())] : [];
-  const laneEnd: number[] = new Array<number>(lanes).fill(-1);
-  for (let i = 0; i < replace.length; i++) {
-    const lane = i % lanes;
-    // Fresh arrays: no two tasks share a prerequisites array a consumer might mutate.
-    const after = i < lanes ? [...gate] : [laneEnd[lane]];
-    if (lane < surgeLanes) {
-      laneEnd[lane] = shutDown([start(after)], replace[i].id);
-    } else {
-      laneEnd[lane] = start([shutDown(after, replace[i].id)]);
-    }
-  }
-  if (lanes > 1) join(laneEnd);
+  const gate = phaseA > 0 ? [join(range(0, phaseA))] : [];
+  const laneEnd = rolling(replace, gate);
+  if (laneEnd.length > 1) join(laneEnd);
   return { tasks };
 }
