@@ -1,3 +1,4 @@
+import { NodeCensus } from "../src/scheduler/NodeCensus.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -95,8 +96,12 @@ async function runOnce(config: BenchConfig, shape: Shape, seed: number) {
     const nodes: Node[] = await seedNodes(store, shape.before);
     const newId = ulidFactory();
     const driver = new TimedDriver(new MockDriver({ latency, failureRate: 0, seed, clock: systemClock }));
-    const journal = new Journal(store, new EventBus(), () => Date.now());
+    const bus = new EventBus();
+    const journal = new Journal(store, bus, () => Date.now());
+    const census = new NodeCensus((group) => store.snapshotNodes(group));
+    bus.listen(census.observe);
     const scheduler = new Scheduler({
+      census,
       journal,
       driver,
       clock: systemClock,

@@ -1,3 +1,6 @@
+import { estimateDuration, planBounds } from "./planner/preview.js";
+import type { CrashLoopOptions } from "./reconciler/CrashLoopBackoff.js";
+import { NodeCensus } from "./scheduler/NodeCensus.js";
 import { existsSync, readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import { availableParallelism, totalmem } from "node:os";
@@ -10,6 +13,16 @@ import { authMiddleware } from "./api/authMiddleware.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import { wireDefinition } from "./api/wire.js";
+
+/** How many of a group's recent start and stop times a plan's estimated duration is the median of. */
+const RECENT_DURATIONS = 200;
+
+/** The median of the values (undefined for none). */
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
 
 /** How long committed events wait for more before they go to watchers together (see EventBus). */
 const WATCH_LINGER_MS = 10;
@@ -48,6 +61,10 @@ export interface DroverServerOptions {
   progressDeadlineMs: number;
   /** How often every group is compared with its spec, besides after every node exit and graph. */
   reconcileIntervalMs: number;
+  /** The min-ready of a spec that does not say. */
+  defaultMinReadyMs?: number;
+  /** How replacements of a group's failed nodes back off. */
+  crashLoop?: CrashLoopOptions;
   watcherCapacity: number;
   failpoint?: Failpoint;
   /** The template of a group that has none of its own (default: the chat example). */
@@ -93,7 +110,10 @@ export class DroverServer {
     const failpoint = options.failpoint ?? noFailpoints;
     const journal = new Journal(store, bus, () => clock.now(), failpoint);
     const newId = ulidFactory();
+    const census = new NodeCensus((group) => store.snapshotNodes(group));
+    bus.listen(census.observe);
     this.scheduler = new Scheduler({
+      census,
       journal,
       driver,
       clock,
@@ -119,6 +139,17 @@ export class DroverServer {
       failpoint,
       shutdownSignal: this.shutdownController.signal,
       capacity: options.capacity ?? detectCapacity(),
+      defaultMinReadyMs: options.defaultMinReadyMs,
+      crashLoop: options.crashLoop,
+      onReplacement: (group) => this.metrics.replacement(group),
+      preview: async (group, nodes, tasks, spec) => {
+        const bounds = planBounds(nodes, tasks, spec);
+        const [starts, stops] = await Promise.all([
+          store.recentTaskDurations(group, "start_node", RECENT_DURATIONS),
+          store.recentTaskDurations(group, "shut_down_node", RECENT_DURATIONS),
+        ]);
+        return { ...bounds, estimatedDurationMs: estimateDuration(tasks, { startMs: median(starts), stopMs: median(stops) }, options.parallelism) };
+      },
     });
     this.metrics = new Metrics(store, bus);
     let grpc = createServer().use(this.metrics.middleware()).use(errorMiddleware(logger));

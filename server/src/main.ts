@@ -1,3 +1,5 @@
+import type { NodeTemplate } from "./domain.js";
+import type { Store } from "./store/Store.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
@@ -32,6 +34,8 @@ const program = new Command("server")
   .addOption(option("--mock-crash-rate <p>", "mock driver: probability from 0 to 1 that a running node crashes in any one second", "DROVER_MOCK_CRASH_RATE").default(0).argParser(probability))
   .addOption(option("--task-timeout <duration>", "how long one attempt of a task may take, unless the spec says", "DROVER_TASK_TIMEOUT").default(300_000, "5m").argParser(durationIn(1, 86_400_000)))
   .addOption(option("--progress-deadline <duration>", "how long a graph may go without a task finishing before it fails, unless the spec says", "DROVER_PROGRESS_DEADLINE").default(600_000, "10m").argParser(durationIn(1, 86_400_000)))
+  .addOption(option("--min-ready <duration>", "how long a started node must stay up and healthy before it counts as available, unless the spec says (default: 10s with the process driver, 0 with mock)", "DROVER_MIN_READY").argParser(durationIn(0, 86_400_000)))
+  .addOption(option("--crash-loop-backoff <min..max>", "wait between replacements of a group's failed nodes: doubles from min up to max, reset after a replacement runs 10m", "DROVER_CRASH_LOOP_BACKOFF").default({ min: 10_000, max: 300_000 }, "10s..5m").argParser(parseLatencyRange))
   .addOption(option("--reconcile-interval <duration>", "how often every group is compared with its spec and repaired", "DROVER_RECONCILE_INTERVAL").default(10_000, "10s").argParser(durationIn(10, 86_400_000)))
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
@@ -63,6 +67,8 @@ const flags = program.opts<{
   taskTimeout: number;
   progressDeadline: number;
   reconcileInterval: number;
+  minReady?: number;
+  crashLoopBackoff: { min: number; max: number };
   seed?: number;
   capacityCpu?: number;
   capacityMemory?: number;
@@ -108,6 +114,16 @@ function readTls(): { cert: Buffer; key: Buffer } | undefined {
   return { cert: read("--tls-cert", flags.tlsCert), key: read("--tls-key", flags.tlsKey) };
 }
 
+/** The template a node of `revision` runs (absent: the group's current one); undefined for the server's default. */
+async function templateOfRevision(store: Store, group: string, revision: number | undefined): Promise<NodeTemplate | undefined> {
+  if (revision !== undefined) {
+    const stored = await store.getRevision(group, revision);
+    if (stored) return stored.spec.template;
+  }
+  const current = await store.getGroupSpec(group);
+  return current ? current.spec.template : store.getTemplate(group);
+}
+
 async function main(): Promise<void> {
   checkSecurityFlags();
   const seed = flags.seed ?? Date.now() % 2 ** 32;
@@ -128,7 +144,7 @@ async function main(): Promise<void> {
       ? new ProcessDriver({
           dataDir: flags.dataDir,
           ports: flags.portRange,
-          templateOf: async (group) => (await store.getTemplate(group)) ?? DEFAULT_TEMPLATE,
+          templateOf: async (group, revision) => (await templateOfRevision(store, group, revision)) ?? DEFAULT_TEMPLATE,
           clock: systemClock,
           logger,
         })
@@ -152,6 +168,9 @@ async function main(): Promise<void> {
     taskTimeoutMs: flags.taskTimeout,
     progressDeadlineMs: flags.progressDeadline,
     reconcileIntervalMs: flags.reconcileInterval,
+    // Nomad's min_healthy_time default for real processes; simulated ones do not crash after their start.
+    defaultMinReadyMs: flags.minReady ?? (flags.driver === "process" ? 10_000 : 0),
+    crashLoop: { initialMs: flags.crashLoopBackoff.min, maxMs: flags.crashLoopBackoff.max, resetAfterMs: 600_000 },
     watcherCapacity: flags.watcherBuffer,
     failpoint,
     capacity: {

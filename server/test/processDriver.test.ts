@@ -296,6 +296,8 @@ class ProcessServer {
         "--data-dir", this.dataDir,
         "--listen", `127.0.0.1:${grpcPort}`,
         "--log-level", "warn",
+        // Short, so rollouts of several nodes fit the tests' deadlines; the default (10s) is tested on its own.
+        "--min-ready", "500ms",
         ...this.extraFlags,
       ];
     }
@@ -701,7 +703,7 @@ describe("the process driver", { timeout: 120_000 }, () => {
         template: { command: process.execPath, args: ["-e", "console.log('quitting at once'); process.exit(3)"], env: {}, stopGraceMs: 0 },
       });
       const graph = await update(server.client, { group, count: 1, version: 1 });
-      assertFailed(graph, /after 2 attempts: node (\S+) exited as it started \(its log ends: quitting at once\): see 'client nodes logs \1'/);
+      assertFailed(graph, /after 2 attempts: node (\S+) exited with code 3 as it started \(its log says: quitting at once\): see 'client nodes logs \1'/);
       await assertConsistent(server, group);
       const [node] = await liveNodes(server.client, group);
       assert.match(readFileSync(join(server.dataDir, "nodes", `${node!.id}.log`), "utf8"), /quitting at once/);

@@ -38,7 +38,7 @@ describe("rollouts", { timeout: 60_000 }, () => {
     assert.equal((await client.getGraph({ graphId: graph!.id })).graph!.state, GraphState.GRAPH_STATE_SUCCEEDED);
   });
 
-  it("lists every revision with its graph and outcome, and rolls back to the previous spec", async (t) => {
+  it("lists every revision with its graph and outcome, and rolls back to the previous spec with its count", async (t) => {
     const { client, stop } = await startTestServer();
     t.after(stop);
     const first = await client.setSpec({ count: 2, version: 1 });
@@ -51,7 +51,7 @@ describe("rollouts", { timeout: 60_000 }, () => {
     assert.equal(history[0]!.graphState, GraphState.GRAPH_STATE_SUCCEEDED);
     assert.equal(history[0]!.spec!.maxSurge, 1);
 
-    const { update, restores } = await client.rollback({});
+    const { update, restores } = await client.rollback({ withCount: true });
     assert.equal(restores, 1);
     assert.equal(update!.revision, 3);
     assert.deepEqual([update!.spec!.count, update!.spec!.version, update!.spec!.maxSurge], [2, 1, 0]);

@@ -1,3 +1,4 @@
+import { NodeCensus } from "../src/scheduler/NodeCensus.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -115,7 +116,10 @@ export function testScheduler(
   const bus = new EventBus();
   const journal = new Journal(store, bus, () => Date.now());
   const newId = monotonicFactory();
+  const census = new NodeCensus((group) => store.snapshotNodes(group));
+  bus.listen(census.observe);
   const scheduler = new Scheduler({
+    census,
     journal,
     driver,
     clock: systemClock,

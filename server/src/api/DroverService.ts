@@ -27,6 +27,10 @@ import {
   type ListRevisionsRequest,
   type ListRevisionsResponse,
   type PauseGraphRequest,
+  type PromoteGraphRequest,
+  type PromoteGraphResponse,
+  type DescribeNodeRequest,
+  type DescribeNodeResponse,
   type PauseGraphResponse,
   type ResumeGraphRequest,
   type ResumeGraphResponse,
@@ -39,7 +43,9 @@ import {
   type WatchGraphResponse,
   type WatchNodesRequest,
   type WatchNodesResponse,
+  type CrashLoop,
 } from "@drover/shared";
+import type { CrashLoopStatus } from "../reconciler/CrashLoopBackoff.js";
 import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
@@ -54,7 +60,11 @@ import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
 import { fromApiTemplate, toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
-import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec } from "./validate.js";
+import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
+
+function toApiCrashLoop(loop: CrashLoopStatus | undefined): CrashLoop | undefined {
+  return loop && { restarts: loop.restarts, nextAttemptAt: new Date(loop.nextAttemptAt), lastFailure: loop.lastFailure };
+}
 
 /** A whole message (every field set): the gRPC server sends it without the generated deep copy (see wire.ts). */
 function toApiSetSpecResponse(result: SetSpecResult): SetSpecResponse {
@@ -66,6 +76,10 @@ function toApiSetSpecResponse(result: SetSpecResult): SetSpecResponse {
     graph: result.graph ? toApiGraph(result.graph, result.graph.tasks) : undefined,
     nothingToDo: result.graph === undefined,
     supersededGraphId: result.supersededGraphId ?? "",
+    minAvailable: result.preview?.minAvailable ?? 0,
+    maxAlive: result.preview?.maxAlive ?? 0,
+    estimatedDurationMs: result.preview?.estimatedDurationMs ?? 0,
+    hasEstimate: result.preview?.estimatedDurationMs !== undefined,
   };
 }
 
@@ -139,7 +153,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       const group = requireGroup(request.group);
       const revision = optionalRevision("revision", request.revision)!;
       const expectRevision = optionalRevision("expect_revision", request.expectRevision);
-      const { result, restores } = await reconciler.rollback(group, revision, { dryRun: request.dryRun, expectRevision });
+      const { result, restores } = await reconciler.rollback(group, revision, { dryRun: request.dryRun, expectRevision, withCount: request.withCount });
       return { update: toApiSetSpecResponse(result), restores };
     },
 
@@ -151,19 +165,14 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
     async setTemplate(request: SetTemplateRequest): Promise<DeepPartial<SetTemplateResponse>> {
       const group = requireGroup(request.group);
-      if (!request.template) throw new InvalidArgumentError("template is missing: give at least a command");
-      const template = fromApiTemplate(request.template);
-      if (!template) throw new InvalidArgumentError(`health check type ${request.template.healthCheck?.type} is invalid: use http, tcp or none`);
-      const complete = withDefaults(template);
-      const problems = templateProblems(complete);
-      if (problems.length > 0) throw new InvalidArgumentError(problems.join("; "));
-      await store.setTemplate(group, complete, Date.now());
-      return { template: toApiTemplate(complete) };
+      const complete = requireTemplate(request.template);
+      const update = await reconciler.setTemplate(group, complete);
+      return { template: toApiTemplate(complete), update: update && toApiSetSpecResponse(update) };
     },
 
     async getTemplate(request: GetTemplateRequest): Promise<DeepPartial<GetTemplateResponse>> {
       const group = requireGroup(request.group);
-      const template = await store.getTemplate(group);
+      const template = await reconciler.templateOf(group);
       return { template: toApiTemplate(template ?? options.defaultTemplate), isDefault: template === undefined };
     },
 
@@ -213,6 +222,18 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       }
     },
 
+    async promoteGraph(request: PromoteGraphRequest): Promise<DeepPartial<PromoteGraphResponse>> {
+      return { graph: toApiGraph(await reconciler.promote(requireGraphId(request.graphId))) };
+    },
+
+    async describeNode(request: DescribeNodeRequest): Promise<DeepPartial<DescribeNodeResponse>> {
+      const nodeId = requireNodeId(request.nodeId);
+      const node = await store.getNode(nodeId);
+      if (!node) throw new NodeNotFoundError(nodeId);
+      const events = await store.eventsOfNode(nodeId, 1000);
+      return { node: await nodeWithStats(node), events: events.map(toApiEvent) };
+    },
+
     async pauseGraph(request: PauseGraphRequest): Promise<DeepPartial<PauseGraphResponse>> {
       return { graph: toApiGraph(await reconciler.pause(requireGraphId(request.graphId))) };
     },
@@ -231,6 +252,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
         nodes: withStats,
         revision: current?.revision ?? 0,
         spec: current ? toApiSpec(current.spec) : undefined,
+        crashLoop: toApiCrashLoop(reconciler.crashLoopOf(group)),
       };
     },
 

@@ -49,6 +49,7 @@ const taskActions: Record<Task["action"], api.TaskAction> = {
   start_node: api.TaskAction.TASK_ACTION_START_NODE,
   shut_down_node: api.TaskAction.TASK_ACTION_SHUT_DOWN_NODE,
   do_nothing: api.TaskAction.TASK_ACTION_DO_NOTHING,
+  await_promotion: api.TaskAction.TASK_ACTION_AWAIT_PROMOTION,
 };
 
 const eventTypes: Record<Event["type"], api.EventType> = {
@@ -67,6 +68,7 @@ const graphReasons: Record<GraphReason, api.GraphReason> = {
   update: api.GraphReason.GRAPH_REASON_UPDATE,
   repair: api.GraphReason.GRAPH_REASON_REPAIR,
   operation: api.GraphReason.GRAPH_REASON_OPERATION,
+  heal: api.GraphReason.GRAPH_REASON_HEAL,
 };
 
 const revisionReasons: Record<RevisionReason, api.RevisionReason> = {
@@ -95,6 +97,11 @@ export function toApiSpec(spec: Spec): api.Spec {
     progressDeadlineMs: spec.progressDeadlineMs ?? 0,
     cpuMillis: spec.cpuMillis ?? 0,
     memoryMb: spec.memoryMb ?? 0,
+    template: spec.template ? toApiTemplate(spec.template) : undefined,
+    minReadyMs: spec.minReadyMs ?? 0,
+    canary: spec.canary ?? 0,
+    autoPromoteAfterMs: spec.autoPromoteAfterMs ?? 0,
+    templateHash: spec.templateHash ?? "",
   };
 }
 
@@ -123,6 +130,9 @@ export function toApiNode(node: Node, stats?: api.NodeStats): api.Node {
     updatedAt: dateOf(node.updatedAt),
     error: node.error ?? "",
     stats,
+    revision: node.revision ?? 0,
+    templateHash: node.templateHash ?? "",
+    exitStatus: node.exitStatus ?? "",
   };
 }
 
@@ -138,6 +148,8 @@ export function toApiTask(task: Task): api.Task {
     error: task.error ?? "",
     startedAt: dateOf(task.startedAt),
     finishedAt: dateOf(task.finishedAt),
+    waiting: task.waiting ?? "",
+    revision: task.revision ?? 0,
   };
 }
 

@@ -8,9 +8,10 @@ import {
   specProblems,
   ULID_PATTERN,
 } from "@drover/shared";
-import type { SetSpecRequest } from "@drover/shared";
-import type { Spec } from "../domain.js";
-import { fromApiFailurePolicy } from "./convert.js";
+import type { NodeTemplate as ApiTemplate, SetSpecRequest } from "@drover/shared";
+import type { NodeTemplate, Spec } from "../domain.js";
+import { templateProblems, withDefaults } from "../templates.js";
+import { fromApiFailurePolicy, fromApiTemplate } from "./convert.js";
 import { InvalidArgumentError } from "../errors.js";
 
 /** The group a request names, or the default group; refuses a malformed name. */
@@ -53,15 +54,51 @@ export function requireSpec(input: SetSpecRequest): Spec {
   }
   if (input.cpuMillis > MAX_CPU_MILLIS) problems.push(`cpu ${input.cpuMillis}m is invalid: at most ${MAX_CPU_MILLIS}m (1024 cores) a node`);
   if (input.memoryMb > MAX_MEMORY_MB) problems.push(`memory ${input.memoryMb}MiB is invalid: at most ${MAX_MEMORY_MB}MiB (1 TiB) a node`);
+  for (const [name, value] of [["min ready", input.minReadyMs], ["auto promote after", input.autoPromoteAfterMs]] as const) {
+    if (value !== undefined && value > MAX_DEADLINE_MS) problems.push(`${name} ${value}ms is invalid: it must be at most ${MAX_DEADLINE_MS}ms (a day)`);
+  }
+  if (input.canary > spec.count) problems.push(`canary ${input.canary} is invalid: it must be at most the count, ${spec.count}`);
+  if (input.autoPromoteAfterMs > 0 && input.canary === 0) {
+    problems.push(`auto promote after ${input.autoPromoteAfterMs}ms is invalid without a canary: give --canary N too`);
+  }
+  let template: NodeTemplate | undefined;
+  if (input.template) {
+    const checked = templateOrProblems(input.template);
+    if (Array.isArray(checked)) problems.push(...checked);
+    else template = checked;
+  }
   if (problems.length > 0) throw new InvalidArgumentError(problems.join("; "));
-  return {
+  const out: Spec = {
     ...spec,
     onFailure,
     taskTimeoutMs: input.taskTimeoutMs,
     progressDeadlineMs: input.progressDeadlineMs,
     cpuMillis: input.cpuMillis,
     memoryMb: input.memoryMb,
+    canary: input.canary,
+    autoPromoteAfterMs: input.autoPromoteAfterMs,
   };
+  // Absent: the server's default min-ready, and the group's current template.
+  if (input.minReadyMs !== undefined) out.minReadyMs = input.minReadyMs;
+  if (template) out.template = template;
+  return out;
+}
+
+/** A template from the API with its defaults filled in, or every rule it breaks. */
+function templateOrProblems(input: ApiTemplate): NodeTemplate | string[] {
+  const template = fromApiTemplate(input);
+  if (!template) return [`health check type ${input.healthCheck?.type} is invalid: use http, tcp or none`];
+  const complete = withDefaults(template);
+  const problems = templateProblems(complete);
+  return problems.length > 0 ? problems : complete;
+}
+
+/** A template from the API with its defaults filled in; refuses one that breaks a rule, naming each. */
+export function requireTemplate(input: ApiTemplate | undefined): NodeTemplate {
+  if (!input) throw new InvalidArgumentError("template is missing: give at least a command");
+  const checked = templateOrProblems(input);
+  if (Array.isArray(checked)) throw new InvalidArgumentError(checked.join("; "));
+  return checked;
 }
 
 /** An optional revision number: absent, or a non-negative integer. */

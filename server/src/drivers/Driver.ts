@@ -7,12 +7,16 @@ export interface NodeHandle {
   version: number;
   /** Memory the node may use, in MiB, where the driver can enforce it; absent or 0: no limit. */
   memoryMb?: number;
+  /** The spec revision whose template the node runs; absent: the group's current one. */
+  revision?: number;
 }
 
 /** A running node that died (failed) or keeps failing its health check (unhealthy), not by a stop. */
 export interface NodeFailure {
   state: "failed" | "unhealthy";
   reason: string;
+  /** How the process ended, when the driver knows: "exited with code 1", "killed by SIGKILL". */
+  exitStatus?: string;
 }
 
 export type NodeFailureListener = (node: NodeHandle, failure: NodeFailure) => void;

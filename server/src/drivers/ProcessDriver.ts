@@ -15,8 +15,8 @@ export interface ProcessDriverOptions {
   dataDir: string;
   /** Ports are handed out from this range, inclusive; never two live nodes on one port. */
   ports: { first: number; last: number };
-  /** The group's current template. */
-  templateOf: (group: string) => Promise<NodeTemplate>;
+  /** The template of the group's revision (absent: the group's current one). */
+  templateOf: (group: string, revision?: number) => Promise<NodeTemplate>;
   clock: Clock;
   logger: Logger;
 }
@@ -71,6 +71,10 @@ export class ProcessDriver implements Driver {
   private readonly closed = new AbortController();
   private readonly memoryLimits: MemoryLimits;
   private readonly portsBeingChecked = new Set<number>();
+  /** How each node process this server spawned ended, by node, once it has. */
+  private readonly exits = new Map<string, string>();
+  /** Wakes a node's monitor at once when its process exits (a process this server spawned). */
+  private readonly exitWakers = new Map<string, () => void>();
 
   constructor(private readonly options: ProcessDriverOptions) {
     this.memoryLimits = new MemoryLimits(options.logger);
@@ -95,7 +99,8 @@ export class ProcessDriver implements Driver {
       this.writePeers(node.group);
       return;
     }
-    const template = await this.options.templateOf(node.group);
+    const template = await this.options.templateOf(node.group, node.revision);
+    this.exits.delete(node.id);
     const record: NodeRecord = {
       id: node.id,
       group: node.group,
@@ -262,6 +267,10 @@ export class ProcessDriver implements Driver {
         });
       });
       child.unref();
+      child.once("exit", (code, signal) => {
+        this.exits.set(record.id, signal ? `killed by ${signal}` : `exited with code ${code}`);
+        this.exitWakers.get(record.id)?.();
+      });
       const stat = readProcessStat(child.pid!);
       record.pid = child.pid!;
       record.startTime = stat?.startTime ?? 0;
@@ -282,7 +291,8 @@ export class ProcessDriver implements Driver {
     let last = "no check yet";
     for (;;) {
       if (!this.adopt(record)) {
-        throw new DriverError(`node ${record.id} exited as it started${this.lastLogLine(record.id)}: see 'client nodes logs ${record.id}'`);
+        const how = this.exits.get(record.id) ?? "exited";
+        throw new DriverError(`node ${record.id} ${how} as it started${this.lastLogLine(record.id)}: see 'client nodes logs ${record.id}'`);
       }
       last = await this.check(record, check);
       if (last === "ok") {
@@ -343,7 +353,7 @@ export class ProcessDriver implements Driver {
     let reported = false;
     while (!signal.aborted) {
       try {
-        await clock.sleep(check.intervalMs, signal);
+        await this.sleepUntilCheckOrExit(record.id, check.intervalMs, signal);
       } catch {
         return;
       }
@@ -351,7 +361,10 @@ export class ProcessDriver implements Driver {
         this.stopMonitoring(record.id);
         this.forget(record);
         this.writePeers(record.group);
-        this.report(record, "failed", `its process (pid ${record.pid}) exited${this.lastLogLine(record.id)}`);
+        // Known for a process this server spawned; an adopted one's status went to its own parent.
+        const exitStatus = this.exits.get(record.id);
+        this.exits.delete(record.id);
+        this.report(record, "failed", `its process (pid ${record.pid}) ${exitStatus ?? "exited"}${this.lastLogLine(record.id)}`, exitStatus);
         return;
       }
       const stat = readProcessStat(record.pid!);
@@ -366,10 +379,20 @@ export class ProcessDriver implements Driver {
     }
   }
 
-  private report(record: NodeRecord, state: "failed" | "unhealthy", reason: string): void {
+  /** Sleeps for the check interval, or less when the node's process exits meanwhile. */
+  private sleepUntilCheckOrExit(nodeId: string, intervalMs: number, signal: AbortSignal): Promise<void> {
+    if (this.exits.has(nodeId)) return Promise.resolve();
+    const woken = new AbortController();
+    this.exitWakers.set(nodeId, () => woken.abort());
+    return this.options.clock.sleep(intervalMs, AbortSignal.any([signal, woken.signal])).catch((error: unknown) => {
+      if (signal.aborted) throw error;
+    }).finally(() => this.exitWakers.delete(nodeId));
+  }
+
+  private report(record: NodeRecord, state: "failed" | "unhealthy", reason: string, exitStatus?: string): void {
     this.options.logger.warn({ nodeId: record.id, group: record.group, state, reason }, "node failure");
     const handle = { id: record.id, group: record.group, version: record.version };
-    for (const listener of this.listeners) listener(handle, { state, reason });
+    for (const listener of this.listeners) listener(handle, { state, reason, exitStatus });
   }
 
   /** SIGTERM to the node's process group, SIGKILL after the grace period; resolves once it is gone. */
@@ -438,11 +461,11 @@ export class ProcessDriver implements Driver {
     writeAtomically(file, JSON.stringify({ peers }));
   }
 
+  /** The log's most telling line, for a failure's reason: its error line, or else its last line. */
   private lastLogLine(nodeId: string): string {
     try {
-      const lines = readFileSync(this.logPath(nodeId), "utf8").trimEnd().split("\n");
-      const last = lines.at(-1)?.trim();
-      return last ? ` (its log ends: ${last.slice(0, 200)})` : "";
+      const line = meaningfulLogLine(readTail(this.logPath(nodeId), 16_384));
+      return line ? ` (its log says: ${line.slice(0, 200)})` : "";
     } catch {
       return "";
     }
@@ -455,6 +478,27 @@ export class ProcessDriver implements Driver {
   private peersFile(group: string): string {
     return join(this.options.dataDir, "groups", group, "peers.json");
   }
+}
+
+/** The last `bytes` of a file, as text. */
+function readTail(path: string, bytes: number): string {
+  const text = readFileSync(path);
+  return text.subarray(Math.max(0, text.length - bytes)).toString("utf8");
+}
+
+/**
+ * The line of a crashed node's log that says why: the last line that reads like an error
+ * (`Error: …`, `FATAL`, `panic:`, a shell's `not found`), not the runtime's closing lines (a
+ * stack frame, Node.js's version banner, the caret under a source line); else the last line.
+ */
+export function meaningfulLogLine(text: string): string | undefined {
+  const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  const noise = (line: string) => /^at\s/.test(line) || /^Node\.js v\d/.test(line) || /^\^+$/.test(line) || /^throw\s/.test(line) || /^\{?\s*$/.test(line);
+  const errorLike = /\b(\w*Error|Exception|FATAL|Fatal|fatal|panic|ERROR|not found|No such file|Permission denied|Killed|Segmentation fault)\b/;
+  const recent = lines.slice(-50);
+  for (let i = recent.length - 1; i >= 0; i--) if (errorLike.test(recent[i]!) && !noise(recent[i]!)) return recent[i];
+  for (let i = recent.length - 1; i >= 0; i--) if (!noise(recent[i]!)) return recent[i];
+  return undefined;
 }
 
 /** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */

@@ -39,6 +39,12 @@ export class Metrics {
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
   });
+  private readonly replacements = new Counter({
+    name: "drover_node_replacements_total",
+    help: "Replacements of failed nodes (heals and repairs) started, by group; they back off in a crash loop.",
+    labelNames: ["group"] as const,
+    registers: [this.registry],
+  });
   private readonly droppedWatchers = new Counter({
     name: "drover_watchers_dropped_total",
     help: "Watch streams ended because the watcher fell too far behind.",
@@ -73,6 +79,11 @@ export class Metrics {
 
   watcherDropped(): void {
     this.droppedWatchers.inc();
+  }
+
+  /** A replacement of a group's failed nodes started (each backs off after the last: the crash loop). */
+  replacement(group: string): void {
+    this.replacements.inc({ group });
   }
 
   /** Counts every call by method and status; a client's mistake shows as its status, not UNKNOWN. */

@@ -25,8 +25,12 @@ import {
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
 import { type Failpoint, noFailpoints } from "../failpoints.js";
+import { planHeal } from "../planner/heal.js";
 import { plan } from "../planner/plan.js";
-import type { SettleTransition } from "../scheduler/GraphRun.js";
+import type { GraphRun, SettleTransition } from "../scheduler/GraphRun.js";
+import { sameTemplate, templateHash } from "../templates.js";
+import type { NodeTemplate } from "../domain.js";
+import { CrashLoopBackoff, type CrashLoopOptions, type CrashLoopStatus } from "./CrashLoopBackoff.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
 import type { GraphSummary, Store } from "../store/Store.js";
 import { KeyedMutex } from "./KeyedMutex.js";
@@ -41,6 +45,8 @@ export interface SetSpecResult {
   /** The planned graph; stored and running unless dryRun. Undefined when there is nothing to do. */
   graph?: GraphSummary & { tasks: Task[] };
   supersededGraphId?: string;
+  /** What the plan can do to the group, before anything runs (absent when there is no plan). */
+  preview?: { minAvailable: number; maxAlive: number; estimatedDurationMs?: number };
 }
 
 export interface SetSpecOptions {
@@ -51,6 +57,8 @@ export interface SetSpecOptions {
   restores?: number;
   /** The plan to use instead of the planner's: an operation on one named node. */
   tasks?: PlannedTask[];
+  /** The spec's template and hash are complete as given (a rollback restores them exactly). */
+  templateResolved?: boolean;
 }
 
 export interface ReconcilerOptions {
@@ -67,6 +75,14 @@ export interface ReconcilerOptions {
   shutdownSignal?: AbortSignal;
   /** What the host can hold, for specs that reserve cpu or memory per node. */
   capacity?: { cpuMillis: number; memoryMb: number };
+  /** The min-ready of a spec that does not say (server flag --min-ready). */
+  defaultMinReadyMs?: number;
+  /** How replacements of failed nodes back off (default: 10 s doubling to 5 min, reset after 10 min). */
+  crashLoop?: CrashLoopOptions;
+  /** Counts each replacement of failed nodes, for metrics. */
+  onReplacement?: (group: string) => void;
+  /** Estimates a plan's bounds and duration for the preview; absent: no preview. */
+  preview?: (group: string, nodes: readonly Node[], tasks: readonly PlannedTask[], spec: Spec) => Promise<SetSpecResult["preview"]>;
 }
 
 /**
@@ -75,10 +91,12 @@ export interface ReconcilerOptions {
  *
  * - An update supersedes a graph still running, plans from the nodes as they are, and
  *   stores the revision and its graph together before the scheduler runs it.
- * - A pass over a group with no running graph repairs drift (a node that died, a node left
- *   starting or stopping by a graph that ended) with a repair graph under the same
- *   revision. Passes run periodically, after every node exit and after every graph that
- *   succeeds. A group whose latest graph failed or is paused is left to its operator.
+ * - A pass over a group repairs drift. When its latest rollout succeeded and nothing runs, it
+ *   converges the group on its spec with a repair graph under the same revision. Otherwise
+ *   (the rollout failed, was cancelled, is paused or still runs) it only heals: failed nodes
+ *   that no run is working on are replaced at their own revision, so the group keeps its
+ *   capacity without the rollout moving on. Replacements back off in a crash loop. Passes
+ *   run periodically, after every node failure and after every graph that settles.
  * - A graph that fails under a spec whose failure policy is rollback is settled together
  *   with a new revision restoring the last revision the group reached.
  *
@@ -87,35 +105,77 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private readonly groupLocks = new KeyedMutex();
   private readonly passQueued = new Set<string>();
+  private readonly crashLoop: CrashLoopBackoff;
+  /** Passes scheduled for when a group's crash-loop backoff ends. */
+  private readonly backoffTimers = new Map<string, () => void>();
 
   constructor(private readonly options: ReconcilerOptions) {
+    this.crashLoop = new CrashLoopBackoff(options.crashLoop);
     options.driver.onNodeFailure((node, failure) => void this.nodeFailed(node, failure));
+    options.shutdownSignal?.addEventListener("abort", () => {
+      for (const cancel of this.backoffTimers.values()) cancel();
+    });
+  }
+
+  /** The group's crash loop, while it is in one. */
+  crashLoopOf(group: string): CrashLoopStatus | undefined {
+    return this.crashLoop.status(group, this.options.clock.now());
+  }
+
+  /**
+   * The spec as it is stored: a spec that does not say what runs keeps the group's current
+   * template (its current revision's, or one set before its first update); a template equal
+   * to the current one keeps its hash, so that it moves no node; min-ready defaults to the
+   * server's.
+   */
+  private async resolveSpec(group: string, spec: Spec, current: { spec: Spec } | undefined, resolved: boolean): Promise<Spec> {
+    const minReadyMs = spec.minReadyMs ?? this.options.defaultMinReadyMs ?? 0;
+    if (resolved) return { ...spec, minReadyMs, templateHash: spec.templateHash ?? "" };
+    let template: NodeTemplate | undefined = spec.template;
+    let hash: string;
+    if (template === undefined) {
+      template = current ? current.spec.template : await this.options.store.getTemplate(group);
+      hash = current ? (current.spec.templateHash ?? "") : template ? templateHash(template) : "";
+    } else if (current && sameTemplate(current.spec.template, template)) {
+      hash = current.spec.templateHash ?? "";
+    } else {
+      hash = templateHash(template);
+    }
+    const out: Spec = { ...spec, minReadyMs, templateHash: hash };
+    if (template === undefined) delete out.template;
+    else out.template = template;
+    return out;
   }
 
   private get failpoint(): Failpoint {
     return this.options.failpoint ?? noFailpoints;
   }
 
-  setSpec(group: string, spec: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
+  setSpec(group: string, requested: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
     return this.groupLocks.run(group, async () => {
       const { store, clock, newId, logger, bus } = this.options;
       this.refuseIfShuttingDown();
       // A refused update must change nothing, so it is refused before it supersedes anything.
-      const before = await store.getGroupSpec(group);
-      if (options.expectRevision !== undefined && (before?.revision ?? 0) !== options.expectRevision) {
+      const current = await store.getGroupSpec(group);
+      if (options.expectRevision !== undefined && (current?.revision ?? 0) !== options.expectRevision) {
         throw new FailedPreconditionError(
-          `group ${group} is at revision ${before?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
+          `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
         );
       }
+      const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
       await this.requireCapacity(group, spec);
-      const supersededGraphId = options.dryRun ? undefined : await this.supersedeRunning(group);
-      // Read again: the superseded graph may have settled with an automatic rollback.
-      const current = await store.getGroupSpec(group);
+      // Superseded runs are not waited for: their starts under way are abandoned (their nodes
+      // stopped), their stops finish in the background, and the new graph's first tasks wait for them.
+      const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group);
+      const supersededGraphId = superseded.runs[0]?.id;
       const nodes = await store.listNodes(group, { all: false });
-      const planned = options.tasks ? { tasks: options.tasks } : plan(nodes, spec);
+      // A node whose start is being abandoned will not run: the plan replaces it.
+      const planning = superseded.abandoned.size === 0 ? nodes : nodes.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
+      const planned = options.tasks ? { tasks: options.tasks } : plan(planning, spec, { canary: spec.canary });
       const versions = countLiveVersions(nodes);
       const now = clock.now();
       const nothingToDo = planned.tasks.length === 0;
+      const preview = nothingToDo ? undefined : await this.options.preview?.(group, planning, planned.tasks, spec);
       if (options.dryRun || (nothingToDo && current && sameSpec(current.spec, spec))) {
         return {
           group,
@@ -124,6 +184,7 @@ export class Reconciler {
           current: versions,
           graph: nothingToDo ? undefined : draftGraph(group, current?.revision ?? 0, spec, planned.tasks, now),
           supersededGraphId,
+          preview,
         };
       }
       this.refuseIfShuttingDown();
@@ -143,40 +204,110 @@ export class Reconciler {
         { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
         "spec revision stored",
       );
-      if (stored.graph) this.launch(stored.graph, nodes);
-      return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId };
+      if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
+      return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
     });
   }
 
-  /** Rolls the group to an earlier revision's spec (default: the one before the current). */
-  async rollback(group: string, revision: number, options: { dryRun?: boolean; expectRevision?: number }) {
+  /**
+   * Halts every run of the group as superseded without waiting for it, abandoning its starts
+   * under way; returns the runs (the new graph waits for them) and the abandoned nodes.
+   */
+  private haltRunsOf(group: string): { runs: GraphRun[]; abandoned: Set<string> } {
+    const runs = this.options.scheduler.runsIn(group);
+    const abandoned = new Set<string>();
+    for (const run of runs) {
+      run.halt("superseded", "superseded by a newer spec revision");
+      for (const nodeId of run.abandonStarts()) abandoned.add(nodeId);
+    }
+    return { runs, abandoned };
+  }
+
+  /**
+   * Rolls the group back to an earlier revision's spec, template included: by default the
+   * newest earlier revision whose rollout succeeded, keeping the current count unless
+   * `withCount` (Kubernetes' `rollout undo` restores the pod template, not the replicas).
+   */
+  async rollback(group: string, revision: number, options: { dryRun?: boolean; expectRevision?: number; withCount?: boolean }) {
     const { store } = this.options;
     const current = await store.getGroupSpec(group);
     if (!current) throw new NotFoundError(`group ${group} has no revisions: there is nothing to roll back to`);
-    const target = revision === 0 ? current.revision - 1 : revision;
-    if (target < 1) {
-      throw new FailedPreconditionError(`group ${group} is at its first revision: there is no earlier one to roll back to`);
+    let restored: Revision | undefined;
+    if (revision === 0) {
+      restored = await store.lastReachedRevision(group, current.revision);
+      if (!restored) {
+        throw new FailedPreconditionError(
+          `group ${group} has no revision before ${current.revision} whose rollout succeeded: name one with 'client rollback N' (see 'client history')`,
+        );
+      }
+    } else {
+      restored = await store.getRevision(group, revision);
+      if (!restored) throw new NotFoundError(`revision ${revision} of group ${group} not found: list them with 'client history'`);
     }
-    const restored = await store.getRevision(group, target);
-    if (!restored) throw new NotFoundError(`revision ${target} of group ${group} not found: list them with 'client history'`);
-    const result = await this.setSpec(group, restored.spec, { ...options, reason: "rollback", restores: target });
-    return { result, restores: target };
+    const spec = { ...restored.spec, count: options.withCount ? restored.spec.count : current.spec.count };
+    const result = await this.setSpec(group, spec, {
+      dryRun: options.dryRun,
+      expectRevision: options.expectRevision,
+      reason: "rollback",
+      restores: restored.revision,
+      templateResolved: true,
+    });
+    return { result, restores: restored.revision, lastSucceeded: revision === 0 };
+  }
+
+  /**
+   * Sets the group's node template. The template is part of the spec: a group with a spec gets
+   * a new revision with it, rolled out like any update; a group without one keeps it for its
+   * first update.
+   */
+  async setTemplate(group: string, template: NodeTemplate): Promise<SetSpecResult | undefined> {
+    const current = await this.options.store.getGroupSpec(group);
+    if (!current) {
+      await this.options.store.setTemplate(group, template, this.options.clock.now());
+      return undefined;
+    }
+    const { templateHash: _, ...spec } = current.spec;
+    return this.setSpec(group, { ...spec, template });
+  }
+
+  /** The template the group's next node starts from: its current revision's, one kept for its first update, or none (the server's default). */
+  async templateOf(group: string, revision?: number): Promise<NodeTemplate | undefined> {
+    const { store } = this.options;
+    if (revision !== undefined) {
+      const stored = await store.getRevision(group, revision);
+      if (stored) return stored.spec.template;
+    }
+    const current = await store.getGroupSpec(group);
+    return current ? current.spec.template : store.getTemplate(group);
+  }
+
+  /** Lets a graph waiting at its canary's promote gate go on. */
+  async promote(graphId: string): Promise<GraphSummary> {
+    const graph = await this.requireUnsettled(graphId, "promoted");
+    const run = this.requireRun(graphId);
+    if (!run.promote()) {
+      const gate = graph.spec.canary ? "its canaries are not all up yet" : "it has no canary";
+      throw new FailedPreconditionError(`graph ${graphId} is not waiting at a promote gate (${gate}): nothing to promote`);
+    }
+    this.options.logger.info({ graphId, group: graph.group }, "graph promoted");
+    return (await this.options.store.getGraph(graphId))!;
   }
 
   /** Replaces one node by a new one at its version, under the current revision, within the group's rollout bounds. */
   restartNode(nodeId: string): Promise<GraphSummary & { tasks: Task[] }> {
     return this.withLiveNode(nodeId, async (node, current) => {
       const { store, clock, newId, logger, bus } = this.options;
-      await this.supersedeRunning(node.group);
+      const superseded = this.haltRunsOf(node.group);
       const surgeFirst = current.spec.maxSurge > 0;
+      // The replacement runs what the node ran: its own revision's template.
+      const replacement: PlannedTask = { id: 0, prerequisites: [], action: "start_node", version: node.version };
+      if (node.revision !== undefined) replacement.revision = node.revision;
+      if (node.templateHash !== undefined) replacement.templateHash = node.templateHash;
       const tasks: PlannedTask[] = surgeFirst
-        ? [
-            { id: 0, prerequisites: [], action: "start_node", version: node.version },
-            { id: 1, prerequisites: [0], action: "shut_down_node", nodeId: node.id },
-          ]
+        ? [replacement, { id: 1, prerequisites: [0], action: "shut_down_node", nodeId: node.id }]
         : [
             { id: 0, prerequisites: [], action: "shut_down_node", nodeId: node.id },
-            { id: 1, prerequisites: [0], action: "start_node", version: node.version },
+            { ...replacement, id: 1, prerequisites: [0] },
           ];
       const stored = await store.storeGraph({
         group: node.group,
@@ -187,7 +318,7 @@ export class Reconciler {
       });
       bus.publish(stored.events);
       logger.info({ group: node.group, nodeId: node.id, graphId: stored.graph!.id }, "node restart requested");
-      this.launch(stored.graph!, await store.listNodes(node.group, { all: false }));
+      this.launch(stored.graph!, await store.listNodes(node.group, { all: false }), superseded.runs);
       return stored.graph!;
     });
   }
@@ -361,7 +492,7 @@ export class Reconciler {
       }
       if (lost.length > 0) {
         logger.warn({ group, nodes: lost.map((node) => node.id) }, "running nodes were gone after the restart");
-        await journal.record(lost.map((node) => failedNode(node, "gone after the server restarted")));
+        await journal.record(lost.map((node) => ({ ...failedNode(node, "gone after the server restarted"), exitStatus: "exited while the server was down" })));
       }
       this.queuePass(group);
     }
@@ -392,61 +523,103 @@ export class Reconciler {
       .catch((error) => this.options.logger.error({ err: error, group }, "reconcile pass failed"));
   }
 
-  /** Compares the group with its spec and, when they differ and nothing is running, starts a repair graph. */
+  /**
+   * Compares the group with its spec. With nothing running and its latest rollout succeeded
+   * (or none needed), it converges the group with a repair graph; otherwise it only heals,
+   * replacing failed nodes no run works on at their own revision. Replacements of failed
+   * nodes wait out the group's crash-loop backoff.
+   */
   private async pass(group: string): Promise<void> {
     const { store, scheduler, journal, newId, clock, logger, bus } = this.options;
-    if (scheduler.runningIn(group) || this.options.shutdownSignal?.aborted) return;
+    if (this.options.shutdownSignal?.aborted) return;
     const current = await store.getGroupSpec(group);
     if (!current) return;
-    const latestId = await store.latestGraphId(group);
-    const latest = latestId === undefined ? undefined : await store.getGraph(latestId);
-    if (latest && (latest.state === "failed" || latest.state === "paused" || !isFinalGraphState(latest.state))) return;
+    const runs = scheduler.runsIn(group);
     let nodes = await store.listNodes(group, { all: false });
-    // With no graph running, a node still starting or stopping was left so by a graph that ended.
-    const orphans = nodes.filter((node) => node.state === "starting" || node.state === "stopping");
-    if (orphans.length > 0) {
-      await journal.record(orphans.map((node) => failedNode(node, `left ${node.state} when its graph ended`)));
-      nodes = await store.listNodes(group, { all: false });
+    let planned: { tasks: PlannedTask[] };
+    let reason: "repair" | "heal";
+    let why: string;
+    if (runs.length === 0) {
+      // With no graph running, a node still starting or stopping was left so by a graph that ended.
+      const orphans = nodes.filter((node) => node.state === "starting" || node.state === "stopping");
+      if (orphans.length > 0) {
+        await journal.record(orphans.map((node) => failedNode(node, `left ${node.state} when its graph ended`)));
+        nodes = await store.listNodes(group, { all: false });
+      }
+      const rollout = await store.latestRolloutGraph(group);
+      const reached = !rollout || rollout.revision < current.revision || rollout.state === "succeeded";
+      if (reached) {
+        planned = plan(nodes, current.spec);
+        reason = "repair";
+        why = "the group drifted from its spec";
+      } else {
+        planned = planHeal(nodes, current.spec);
+        reason = "heal";
+        why = `replacing failed nodes at their own revision; the ${rollout.state} rollout (graph ${rollout.id}) stays where it is`;
+      }
+    } else {
+      const claimed = new Set<string>();
+      for (const run of runs) for (const nodeId of run.claimedNodes()) claimed.add(nodeId);
+      planned = planHeal(nodes, current.spec, claimed);
+      reason = "heal";
+      why = `replacing failed nodes at their own revision while graph ${runs.map((run) => run.id).join(", ")} ${runs.some((run) => run.isPaused) ? "is paused" : "runs"}`;
     }
-    const planned = plan(nodes, current.spec);
     if (planned.tasks.length === 0) return;
     const failed = nodes.filter((node) => node.state === "failed").length;
+    const replacing = failed > 0 && planned.tasks.some((task) => task.action === "start_node");
+    const now = clock.now();
+    if (replacing) {
+      const delay = this.crashLoop.delay(group, now);
+      if (delay > 0) {
+        this.passAfter(group, delay);
+        return;
+      }
+    }
     const stored = await store.storeGraph({
       group,
       revision: current.revision,
-      reason: "repair",
+      reason,
+      message: why,
       graph: { id: newId(), tasks: planned.tasks },
-      now: clock.now(),
+      now,
     });
+    if (replacing) {
+      const restarts = this.crashLoop.replaced(group, now);
+      this.options.onReplacement?.(group);
+      if (restarts > 1) logger.warn({ group, restarts, nextInMs: this.crashLoop.delay(group, now) }, "group is in a crash loop: replacements back off");
+    }
     bus.publish(stored.events);
     logger.warn(
-      { group, revision: current.revision, graphId: stored.graph!.id, failedNodes: failed, liveNodes: nodes.length - failed, tasks: planned.tasks.length },
-      "group drifted from its spec; repairing",
+      { group, revision: current.revision, graphId: stored.graph!.id, reason, failedNodes: failed, liveNodes: nodes.length - failed, tasks: planned.tasks.length },
+      why,
     );
     this.launch(stored.graph!, nodes);
   }
 
-  private async nodeFailed(handle: NodeHandle, failure: NodeFailure): Promise<void> {
-    const { store, journal, logger } = this.options;
-    const [node] = (await store.listNodes(handle.group, { all: false })).filter((candidate) => candidate.id === handle.id);
-    // Only a node the store believes healthy changes here; a graph owns nodes it is starting or stopping.
-    if (!node || (node.state !== "running" && !(node.state === "unhealthy" && failure.state === "failed"))) return;
-    logger.warn({ group: node.group, nodeId: node.id, state: failure.state, reason: failure.reason }, "node failed");
-    await journal.record([{ ...failedNode(node, failure.reason), state: failure.state }]);
-    this.queuePass(node.group);
+  /** Queues a pass once `delay` has passed (one timer per group). */
+  private passAfter(group: string, delay: number): void {
+    if (this.backoffTimers.has(group) || this.options.shutdownSignal?.aborted) return;
+    const cancel = this.options.clock.setTimer(delay, () => {
+      this.backoffTimers.delete(group);
+      this.queuePass(group);
+    });
+    this.backoffTimers.set(group, cancel);
   }
 
-  /** Halts whatever graph runs in the group, waiting for each to settle; returns the first one's id. */
-  private async supersedeRunning(group: string): Promise<string | undefined> {
-    const { scheduler } = this.options;
-    let first: string | undefined;
-    // A halted graph may start a rollback as it settles, which must be superseded too.
-    for (let running = scheduler.runningIn(group); running; running = scheduler.runningIn(group)) {
-      first ??= running.id;
-      // Running tasks finish first, so that the new plan starts from nodes that are settled.
-      await scheduler.halt(running.id, "superseded", "superseded by a newer spec revision");
-    }
-    return first;
+  private async nodeFailed(handle: NodeHandle, failure: NodeFailure): Promise<void> {
+    const { store, journal, logger, scheduler, clock } = this.options;
+    this.crashLoop.failed(handle.group, `node ${handle.id} ${failure.reason}`, clock.now());
+    // A run that owns the node hears first: a start holding for min-ready fails its attempt, a
+    // node the run started fails the run.
+    scheduler.nodeFailed(handle.group, handle.id, failure);
+    const node = await store.getNode(handle.id);
+    // Only a node the store believes up changes here; a graph owns nodes it is starting or stopping.
+    if (!node || (node.state !== "running" && !(node.state === "unhealthy" && failure.state === "failed"))) return;
+    logger.warn({ group: node.group, nodeId: node.id, state: failure.state, reason: failure.reason }, "node failed");
+    // A node that ran and failed records how it ended (an unknown status still says it ended): it is lost capacity.
+    const exitStatus = failure.state === "failed" ? (failure.exitStatus ?? "exited") : undefined;
+    await journal.record([{ ...failedNode(node, failure.reason), state: failure.state, exitStatus }]);
+    this.queuePass(node.group);
   }
 
   private refuseIfShuttingDown(): void {
@@ -463,8 +636,8 @@ export class Reconciler {
     return graph;
   }
 
-  /** Hands a stored graph to the scheduler, settling it through the failure policy. */
-  private launch(graph: GraphWithTasks, nodes: readonly Node[]): void {
+  /** Hands a stored graph to the scheduler, settling it through the failure policy; it starts once the `after` runs have settled. */
+  private launch(graph: GraphWithTasks, nodes: readonly Node[], after: readonly GraphRun[] = []): void {
     // A graph stored as the server stops is resumed by the next start.
     if (this.options.shutdownSignal?.aborted) return;
     // The run needs only the nodes its tasks name, not the whole group.
@@ -474,11 +647,13 @@ export class Reconciler {
       graph,
       indexById(nodes.filter((node) => named.has(node.id))),
       (settling, transition) => this.settle(settling, transition),
+      after.map((previous) => ({ id: previous.id, settled: previous.settled })),
     );
     // The group's name, not `graph`: the callback would keep every task of it alive until the run ends.
     const group = graph.group;
     void run.settled.then((outcome) => {
-      if (outcome === "succeeded") this.queuePass(group);
+      // Whatever the outcome, the group is looked at again: converged after a success, healed after anything else.
+      if (outcome !== "interrupted") this.queuePass(group);
     });
   }
 
@@ -489,6 +664,12 @@ export class Reconciler {
    */
   private async settle(graph: GraphWithTasks, transition: SettleTransition): Promise<void> {
     const { store, journal, newId, clock, logger, bus } = this.options;
+    if (transition.state === "cancelled" && (graph.reason === "update" || graph.reason === "repair")) {
+      await journal.record([
+        { ...transition, message: "the rollout stays where it is until the next update or rollback; failed nodes are still replaced at their own revision" },
+      ]);
+      return;
+    }
     if (transition.state !== "failed" || graph.spec.onFailure !== "rollback" || graph.reason !== "update") {
       await journal.record([transition]);
       return;
@@ -504,13 +685,15 @@ export class Reconciler {
       return;
     }
     const nodes = await store.listNodes(graph.group, { all: false });
-    const planned = plan(nodes, target.spec);
+    // The failed spec's count stays: what is rolled back is what runs (version and template), as a user's rollback does.
+    const spec = { ...target.spec, count: graph.spec.count };
+    const planned = plan(nodes, spec);
     const nextGraphId = planned.tasks.length > 0 ? newId() : undefined;
-    const message = `rolling back to revision ${target.revision} (${target.spec.count} × v${target.spec.version})`;
+    const message = `rolling back to revision ${target.revision} (${spec.count} × v${spec.version}${templateChange(graph.spec, target.spec)})`;
     try {
       const stored = await store.storeRevision({
         group: graph.group,
-        spec: target.spec,
+        spec,
         graph: nextGraphId ? { id: nextGraphId, tasks: planned.tasks } : undefined,
         now: clock.now(),
         reason: "auto_rollback",
@@ -527,6 +710,11 @@ export class Reconciler {
       await journal.record([{ ...transition, message: "not rolling back: a newer revision replaced the spec" }]);
     }
   }
+}
+
+/** ", its template" when a rollback also restores another template. */
+function templateChange(from: Spec, to: Spec): string {
+  return (from.templateHash ?? "") === (to.templateHash ?? "") ? "" : ", its template";
 }
 
 function failedNode(node: Node, reason: string) {

@@ -3,11 +3,15 @@ import { isAbortError } from "abort-controller-x";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { type GraphState, type GraphWithTasks, type Node, type Task, TaskAction, TaskState } from "../domain.js";
-import type { Driver } from "../drivers/Driver.js";
+import { DriverError, type Driver, type NodeFailure } from "../drivers/Driver.js";
 import type { Journal } from "../events/Journal.js";
 import type { Failpoint } from "../failpoints.js";
 import type { Transition } from "../store/Store.js";
+import type { NodeCensus } from "./NodeCensus.js";
 import type { Semaphore } from "./Semaphore.js";
+
+/** How often a step held by a rollout bound looks at the group again. */
+const BOUND_RECHECK_MS = 250;
 
 /** The transition that settles a graph. */
 export type SettleTransition = Transition & { type: "graph" };
@@ -29,6 +33,10 @@ export interface RunDependencies {
   defaultProgressDeadlineMs: number;
   /** Commits the transition that settles the graph; the reconciler may add to it (an automatic rollback). */
   settle: (graph: GraphWithTasks, transition: SettleTransition) => Promise<void>;
+  /** The group's live nodes, for the rollout bounds of gated steps. */
+  census: NodeCensus;
+  /** Runs whose attempts still under way must finish before this run starts a task (superseded graphs). */
+  after?: readonly { id: string; settled: Promise<unknown> }[];
 }
 
 /** How a run ended: a final graph state, or interrupted by a server shutdown (the store still says running). */
@@ -41,6 +49,12 @@ export function describeTask(task: Task): string {
   if (task.action === TaskAction.startNode) return `start_node version=${task.version}`;
   if (task.action === TaskAction.shutDownNode) return `shut_down_node ${task.nodeId}`;
   return task.action;
+}
+
+/** "1.5s", "10s", "2m": a duration for messages. */
+function seconds(ms: number): string {
+  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /**
@@ -56,6 +70,19 @@ export function describeTask(task: Task): string {
  * the ones that are stuck.
  *
  * Pausing: running tasks finish; tasks that become ready wait until the run resumes.
+ *
+ * Safety, checked against what is true now rather than what was planned:
+ * - A gated step (a rolling replacement's shut-down, a surge lane's start) waits, shown as
+ *   waiting with why, while running it would leave fewer than count − max unavailable
+ *   nodes available or more than count + max surge alive (Kubernetes' deployment
+ *   controller keeps the same two bounds). The progress deadline fails a graph that waits
+ *   too long.
+ * - A start succeeds only after its node has been running and healthy for the spec's
+ *   min-ready without a break; a node that fails within it fails that attempt.
+ * - A node this run started that fails while the run goes on fails the graph, with the
+ *   cause, so the failure policy applies.
+ * - An `await_promotion` task (a canary's gate) waits for `promote`, or for the spec's
+ *   auto-promote delay, and does not count against the progress deadline.
  */
 export class GraphRun {
   readonly settled: Promise<RunOutcome>;
@@ -94,6 +121,17 @@ export class GraphRun {
   private lastProgressAt: number;
   private readonly taskTimeoutMs: number;
   private readonly progressDeadlineMs: number;
+  /** Nodes whose start this run finished: their failure while the run goes on fails the graph. */
+  private readonly startedNodes = new Map<string, number>();
+  /** Starts holding for min-ready, by node: told when the node fails. */
+  private readonly minReadyWaiters = new Map<string, (failure: NodeFailure) => void>();
+  /** Gated steps let through whose node change is not committed yet: they count against the bounds. */
+  private readonly admitted = new Map<number, "remove" | "add">();
+  /** Start tasks whose attempt was abandoned because the graph was superseded. */
+  private readonly abandoned = new Set<number>();
+  /** Promote gates waiting, and what lets each go. */
+  private readonly promotions = new Map<number, () => void>();
+  private readonly maxAttempts: number;
 
   /** The graph without its tasks (the run's own copies are `tasks`). */
   private readonly graph: GraphWithTasks;
@@ -132,7 +170,73 @@ export class GraphRun {
     this.lastProgressAt = deps.clock.now();
     this.taskTimeoutMs = graph.spec.taskTimeoutMs || deps.defaultTaskTimeoutMs;
     this.progressDeadlineMs = graph.spec.progressDeadlineMs || deps.defaultProgressDeadlineMs;
+    // A heal's start is tried once: the group's crash-loop backoff is its retry.
+    this.maxAttempts = graph.reason === "heal" ? 1 : deps.maxAttempts;
+    for (const task of this.tasks) {
+      if (task.action === TaskAction.startNode && task.state === TaskState.succeeded && task.nodeId) this.startedNodes.set(task.nodeId, task.id);
+    }
   }
+
+  /**
+   * The nodes the run is working on or will, which a heal must leave to it: nodes a task not
+   * yet finished names (a failed one is replaced by the run's own plan), and nodes it started
+   * (their failure fails the run).
+   */
+  claimedNodes(): Set<string> {
+    const claimed = new Set(this.startedNodes.keys());
+    for (const task of this.tasks) {
+      if (task.nodeId !== undefined && (task.state === TaskState.running || task.state === TaskState.pending)) claimed.add(task.nodeId);
+    }
+    return claimed;
+  }
+
+  /** Whether the run waits at a promote gate now. */
+  get awaitingPromotion(): boolean {
+    return this.promotions.size > 0;
+  }
+
+  /** Lets every promote gate that waits go on; returns whether one did. */
+  promote(): boolean {
+    const gates = [...this.promotions.values()];
+    for (const go of gates) go();
+    return gates.length > 0;
+  }
+
+  /**
+   * A node of the group failed. Returns whether the run owns it: a start holding for min-ready
+   * fails its attempt; a node the run started fails the graph.
+   */
+  nodeFailed(nodeId: string, failure: NodeFailure): boolean {
+    const waiter = this.minReadyWaiters.get(nodeId);
+    if (waiter) {
+      waiter(failure);
+      return true;
+    }
+    const taskId = this.startedNodes.get(nodeId);
+    if (taskId === undefined || this.halted || this.interrupted || this.settling) return false;
+    const task = this.tasks[taskId]!;
+    this.halt("failed", `node ${nodeId} (started by task ${taskId}, ${describeTask(task)}) ${failure.state === "failed" ? "failed" : "turned unhealthy"} while the rollout ran: ${failure.reason}`);
+    return true;
+  }
+
+  /**
+   * A newer revision replaces this graph: starts under way are abandoned (their nodes are
+   * stopped) instead of awaited, so that the new plan need not wait for a slow or hung start.
+   * Returns the nodes being abandoned, which the new plan must not count on.
+   */
+  abandonStarts(): string[] {
+    const nodes: string[] = [];
+    for (const [taskId, controller] of this.startControllers) {
+      const task = this.tasks[taskId]!;
+      this.abandoned.add(taskId);
+      if (task.nodeId) nodes.push(task.nodeId);
+      controller.abort();
+    }
+    return nodes;
+  }
+
+  /** Start attempts under way, by task: aborted when the graph is superseded. */
+  private readonly startControllers = new Map<number, AbortController>();
 
   get id(): string {
     return this.graph.id;
@@ -163,15 +267,32 @@ export class GraphRun {
       const cancelled = this.tasks.some((task) => task.state === TaskState.cancelled || task.state === TaskState.skipped);
       if (failed) this.halt("failed", failed.error ?? `task ${failed.id} (${describeTask(failed)}) failed`);
       else if (cancelled) this.halt("cancelled", "cancelled while the server was stopping");
-      for (const task of this.tasks) {
-        if (task.state === TaskState.pending && this.unmetPrerequisites[task.id] === 0) this.ready(task);
-      }
+      const ready = this.tasks.filter((task) => task.state === TaskState.pending && this.unmetPrerequisites[task.id] === 0);
       await running;
+      await this.waitForSupersededRuns(ready);
+      for (const task of ready) this.ready(task);
       void this.watchProgress();
       await this.settleIfDone();
     } catch (error) {
       this.abandon(error);
     }
+  }
+
+  /**
+   * The graphs this one superseded may still have attempts under way (a stop finishing its
+   * grace period): the first tasks wait for them, and say so.
+   */
+  private async waitForSupersededRuns(ready: readonly Task[]): Promise<void> {
+    const after = this.deps.after ?? [];
+    if (after.length === 0) return;
+    const why = `waiting for superseded graph ${after.map((run) => run.id).join(", ")} to finish its running tasks`;
+    // A message per ready task, up to a hundred: a watcher sees why, a huge graph does not pay for it.
+    const shown = ready.filter((task) => task.action !== TaskAction.doNothing).slice(0, 100);
+    if (shown.length > 0) {
+      await this.record(shown.map((task) => ({ ...this.taskTransition(task, TaskState.pending), waiting: why, message: why })));
+    }
+    await Promise.allSettled(after.map((run) => run.settled));
+    this.lastProgressAt = this.deps.clock.now();
   }
 
   /** Stops the run: nothing new starts, running tasks finish, and the graph settles in `state`. */
@@ -253,8 +374,108 @@ export class GraphRun {
       this.succeedWithoutWork(task).then(this.taskDone, this.taskAbandoned);
       return;
     }
+    if (task.action === TaskAction.awaitPromotion) {
+      this.awaitPromotion(task).then(this.taskDone, this.taskAbandoned);
+      return;
+    }
+    if (task.gated && !mustFinish) {
+      this.admitWithinBounds(task).catch(this.taskAbandoned);
+      return;
+    }
     this.waiting.push({ task, mustFinish });
     this.askForSlots();
+  }
+
+  /**
+   * Holds a gated step until the group, as it is now, can take it within the rollout bounds;
+   * then puts it in line for a slot. Says why it waits, each time the reason changes.
+   */
+  private async admitWithinBounds(task: Task): Promise<void> {
+    await this.deps.census.load(this.graph.group);
+    let shown: string | undefined;
+    for (;;) {
+      if (this.halted || this.interrupted) {
+        this.taskDone();
+        return;
+      }
+      const broken = this.boundBroken(task);
+      if (broken === undefined) {
+        this.admitted.set(task.id, task.action === TaskAction.shutDownNode ? "remove" : "add");
+        this.waiting.push({ task, mustFinish: false });
+        this.askForSlots();
+        return;
+      }
+      if (broken !== shown) {
+        shown = broken;
+        task.waiting = broken;
+        await this.record([{ ...this.taskTransition(task, TaskState.pending), waiting: broken, message: `waiting: ${broken}` }]);
+      }
+      try {
+        await this.deps.clock.sleep(BOUND_RECHECK_MS, this.haltController.signal);
+      } catch {
+        // Halted: the loop's next turn lets go of the task.
+      }
+    }
+  }
+
+  /**
+   * Which rollout bound running the task now would break, in words, or undefined. Worked
+   * example: count 3, max unavailable 1, 3 running: shutting one down leaves 2 ≥ 3 − 1, so it
+   * goes; if one of the other two has died meanwhile, it would leave 1 < 2, so it waits until
+   * the dead node's replacement is available.
+   */
+  private boundBroken(task: Task): string | undefined {
+    const { count, maxSurge, maxUnavailable } = this.graph.spec;
+    const { available, alive } = this.deps.census.headcount(this.graph.group);
+    let removals = 0;
+    let additions = 0;
+    for (const kind of this.admitted.values()) kind === "remove" ? removals++ : additions++;
+    if (task.action === TaskAction.shutDownNode) {
+      // Only an available node costs availability; a starting, unhealthy or failed one does not.
+      if (this.deps.census.stateOf(this.graph.group, task.nodeId!) !== "running") return undefined;
+      const floor = count - maxUnavailable;
+      const left = available - removals - 1;
+      if (left < floor) {
+        return `shutting down ${task.nodeId} would leave ${left} available, below ${floor} (count ${count} − max unavailable ${maxUnavailable})`;
+      }
+      return undefined;
+    }
+    const ceiling = count + maxSurge;
+    const made = alive + additions + 1;
+    if (made > ceiling) return `starting a node would make ${made} alive, above ${ceiling} (count ${count} + max surge ${maxSurge})`;
+    return undefined;
+  }
+
+  /**
+   * A canary's promote gate: pending, with why, until `promote` or the spec's auto-promote
+   * delay (counted from when the canaries' starts succeeded, that is once they were past
+   * min-ready); a halt (a canary failed, a cancel) ends the wait and the halt settles the task.
+   */
+  private async awaitPromotion(task: Task): Promise<void> {
+    const auto = this.graph.spec.autoPromoteAfterMs ?? 0;
+    const how = `'client graphs promote ${this.graph.id}'`;
+    const why =
+      auto > 0 ? `canaries are up: promoting by itself in ${seconds(auto)}, or now with ${how}` : `canaries are up: waiting for ${how}`;
+    task.waiting = why;
+    await this.record([{ ...this.taskTransition(task, TaskState.pending), waiting: why, message: why }]);
+    const promoted = await new Promise<boolean>((resolve) => {
+      const signal = this.haltController.signal;
+      if (signal.aborted) return resolve(false);
+      const finish = (value: boolean) => {
+        cancelAuto();
+        signal.removeEventListener("abort", onHalt);
+        this.promotions.delete(task.id);
+        resolve(value);
+      };
+      const onHalt = () => finish(false);
+      const cancelAuto = auto > 0 ? this.deps.clock.setTimer(auto, () => finish(true)) : () => {};
+      signal.addEventListener("abort", onHalt, { once: true });
+      this.promotions.set(task.id, () => finish(true));
+    });
+    if (!promoted || this.halted || this.interrupted) return;
+    this.lastProgressAt = this.deps.clock.now();
+    this.deps.logger.info({ graphId: this.graph.id, taskId: task.id }, "promoted");
+    await this.succeedWithoutWork(task);
   }
 
   private readonly taskDone = () => {
@@ -323,11 +544,14 @@ export class GraphRun {
     try {
       if (this.interrupted || (this.halted && !mustFinish)) return;
       if (this.paused && !mustFinish) {
+        // Checked against the bounds again when the run resumes.
+        this.admitted.delete(task.id);
         this.deferred.push(task);
         return;
       }
       retryAfter = await this.attempt(task, release);
     } finally {
+      this.admitted.delete(task.id);
       release();
     }
     if (retryAfter === undefined) return;
@@ -356,27 +580,42 @@ export class GraphRun {
     const node = this.nodeFor(task);
     task.state = TaskState.running;
     task.attempts = attempt;
+    task.waiting = undefined;
     node.state = starting ? "starting" : "stopping";
+    if (starting) {
+      node.revision = task.revision ?? this.graph.revision;
+      node.templateHash = task.templateHash ?? this.graph.spec.templateHash ?? "";
+    }
+    const controller = new AbortController();
+    if (starting) this.startControllers.set(task.id, controller);
     await this.record([
       { ...this.taskTransition(task, TaskState.running), attempt },
       this.nodeTransition(node, task),
     ]);
+    // Committed: the census counts the node now, so it no longer needs counting as admitted.
+    this.admitted.delete(task.id);
     this.attemptStartedAt.set(task.id, this.deps.clock.now());
-    const controller = new AbortController();
     this.runningAttempts.add(controller);
     let timedOut = false;
     const cancelTimeout = this.deps.clock.setTimer(this.taskTimeoutMs, () => {
       timedOut = true;
       controller.abort();
     });
+    const handle = { id: node.id, group: node.group, version: node.version, memoryMb: this.graph.spec.memoryMb, revision: node.revision };
     try {
-      if (this.interrupted) controller.abort();
-      const handle = { id: node.id, group: node.group, version: node.version, memoryMb: this.graph.spec.memoryMb };
+      if (this.interrupted || this.abandoned.has(task.id)) controller.abort();
       this.deps.failpoint(starting ? "driver.before-start" : "driver.before-stop");
       await (starting ? this.deps.driver.start(handle, controller.signal) : this.deps.driver.stop(handle, controller.signal));
       this.deps.failpoint(starting ? "driver.after-start" : "driver.after-stop");
+      const minReadyMs = this.graph.spec.minReadyMs ?? 0;
+      if (starting && minReadyMs > 0) {
+        // Slots bound driver calls; a node proving itself holds none.
+        releaseSlot();
+        await this.holdForMinReady(node, handle, minReadyMs, controller.signal);
+      }
     } catch (error) {
       if (this.interrupted) return undefined;
+      if (this.abandoned.has(task.id)) return this.abandonStart(task, node, handle);
       let message = error instanceof Error ? error.message : String(error);
       let retryable = (error as { retryable?: boolean }).retryable !== false;
       if (timedOut) {
@@ -389,6 +628,7 @@ export class GraphRun {
     } finally {
       cancelTimeout();
       this.runningAttempts.delete(controller);
+      this.startControllers.delete(task.id);
       this.attemptStartedAt.delete(task.id);
       this.lastProgressAt = this.deps.clock.now();
     }
@@ -396,14 +636,60 @@ export class GraphRun {
     node.state = starting ? "running" : "stopped";
     node.error = undefined;
     task.state = TaskState.succeeded;
+    if (starting) this.startedNodes.set(node.id, task.id);
     await this.record([this.nodeTransition(node, task), this.taskTransition(task, TaskState.succeeded)]);
     this.onSucceeded(task);
     return undefined;
   }
 
+  /** Resolves once the started node has stayed up for `minReadyMs`; rejects when it fails first. */
+  private holdForMinReady(node: Node, handle: Parameters<Driver["stop"]>[0], minReadyMs: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        cancelTimer();
+        this.minReadyWaiters.delete(node.id);
+        signal.removeEventListener("abort", onAbort);
+      };
+      const cancelTimer = this.deps.clock.setTimer(minReadyMs, () => {
+        done();
+        resolve();
+      });
+      const onAbort = () => {
+        done();
+        reject(signal.reason ?? new Error("aborted"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.minReadyWaiters.set(node.id, (failure) => {
+        done();
+        node.exitStatus = failure.exitStatus ?? node.exitStatus;
+        const how = failure.state === "failed" ? "failed" : "turned unhealthy";
+        const error = new DriverError(`node ${node.id} ${how} within its min-ready of ${seconds(minReadyMs)}: ${failure.reason}`);
+        if (failure.state === "failed") return reject(error);
+        // Still there but unhealthy: stopped, so the retry starts it afresh.
+        const fail = () => reject(error);
+        this.deps.driver.stop(handle, AbortSignal.timeout(this.taskTimeoutMs)).then(fail, fail);
+      });
+    });
+  }
+
+  /** A start abandoned because the graph was superseded: its node is stopped and the task cancelled. */
+  private async abandonStart(task: Task, node: Node, handle: Parameters<Driver["stop"]>[0]): Promise<undefined> {
+    try {
+      await this.deps.driver.stop(handle, AbortSignal.timeout(this.taskTimeoutMs));
+      node.state = "stopped";
+    } catch (error) {
+      node.state = "failed";
+      node.error = `its abandoned start could not be stopped: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    task.state = TaskState.cancelled;
+    task.error = "abandoned: the graph was superseded while the node started";
+    await this.record([this.nodeTransition(node, task), { ...this.taskTransition(task, TaskState.cancelled), error: task.error }]);
+    return undefined;
+  }
+
   private async attemptFailed(task: Task, node: Node, attempt: number, message: string, retryable: boolean) {
     const starting = task.action === TaskAction.startNode;
-    const willRetry = retryable && attempt < this.deps.maxAttempts && !this.halted;
+    const willRetry = retryable && attempt < this.maxAttempts && !this.halted;
     // A failed start leaves a failed node; a failed stop leaves it stopping until the retry, or failed at the end.
     const nodeFailed = starting || !willRetry;
     if (nodeFailed) {
@@ -445,9 +731,12 @@ export class GraphRun {
     const signal = this.haltController.signal;
     while (!signal.aborted) {
       const wait = this.lastProgressAt + this.progressDeadlineMs - this.deps.clock.now();
-      if (wait > 0 || this.paused) {
+      // A pause or a promote gate is an operator's wait, not a lack of progress.
+      const operatorWait = this.paused || this.promotions.size > 0;
+      if (operatorWait) this.lastProgressAt = this.deps.clock.now();
+      if (wait > 0 || operatorWait) {
         try {
-          await this.deps.clock.sleep(this.paused ? 1000 : wait, signal);
+          await this.deps.clock.sleep(operatorWait ? 1000 : wait, signal);
         } catch {
           return;
         }
@@ -467,6 +756,8 @@ export class GraphRun {
       const task = this.tasks[oldest[0]]!;
       return `task ${task.id} (${describeTask(task)}) has been running for ${this.deps.clock.now() - oldest[1]}ms`;
     }
+    const held = this.tasks.find((task) => task.state === TaskState.pending && task.waiting !== undefined && this.unmetPrerequisites[task.id] === 0);
+    if (held) return `task ${held.id} (${describeTask(held)}) is still waiting: ${held.waiting}`;
     const waiting = this.tasks.find((task) => task.state === TaskState.pending && this.unmetPrerequisites[task.id] === 0);
     return waiting ? `task ${waiting.id} (${describeTask(waiting)}) is still waiting for a free slot` : "no task is running";
   }
@@ -569,6 +860,9 @@ export class GraphRun {
       error: node.state === "failed" ? node.error : undefined,
       graphId: this.graph.id,
       taskId: task.id,
+      revision: node.revision,
+      templateHash: node.templateHash,
+      exitStatus: node.exitStatus,
     };
   }
 }

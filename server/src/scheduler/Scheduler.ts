@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { GraphWithTasks, Node } from "../domain.js";
-import type { Driver } from "../drivers/Driver.js";
+import type { Driver, NodeFailure } from "../drivers/Driver.js";
 import type { Journal } from "../events/Journal.js";
 import type { Failpoint } from "../failpoints.js";
 import { GraphRun, type RunDependencies, type RunOutcome } from "./GraphRun.js";
+import type { NodeCensus } from "./NodeCensus.js";
 import { Semaphore } from "./Semaphore.js";
 
 export interface SchedulerOptions {
@@ -25,6 +26,8 @@ export interface SchedulerOptions {
   taskTimeoutMs: number;
   /** How long a graph may go without a task finishing, unless its spec says. */
   progressDeadlineMs: number;
+  /** The groups' live nodes, for gated steps' rollout bounds. */
+  census: NodeCensus;
 }
 
 /**
@@ -43,7 +46,12 @@ export class Scheduler {
    * Starts (or resumes) a stored graph. `nodes` are the group's known nodes, by id.
    * `settle` commits the graph's final transition; by default it is just recorded.
    */
-  run(graph: GraphWithTasks, nodes: Map<string, Node>, settle?: RunDependencies["settle"]): GraphRun {
+  run(
+    graph: GraphWithTasks,
+    nodes: Map<string, Node>,
+    settle?: RunDependencies["settle"],
+    after?: RunDependencies["after"],
+  ): GraphRun {
     const { journal, retryBaseDelayMs, retryMaxDelayMs } = this.options;
     const run = new GraphRun(graph, nodes, {
       ...this.options,
@@ -52,6 +60,7 @@ export class Scheduler {
       defaultTaskTimeoutMs: this.options.taskTimeoutMs,
       defaultProgressDeadlineMs: this.options.progressDeadlineMs,
       settle: settle ?? (async (_graph, transition) => void (await journal.record([transition]))),
+      after,
     });
     // Not `graph` in the callback: it would keep the caller's copy of every task until the run ends.
     const graphId = graph.id;
@@ -70,6 +79,18 @@ export class Scheduler {
   runningIn(group: string): GraphRun | undefined {
     for (const run of this.runs.values()) if (run.group === group) return run;
     return undefined;
+  }
+
+  /** Every graph running in the group (a rollout and a heal may run together). */
+  runsIn(group: string): GraphRun[] {
+    return [...this.runs.values()].filter((run) => run.group === group);
+  }
+
+  /** Tells the group's runs that a node failed; returns whether one of them owns the node. */
+  nodeFailed(group: string, nodeId: string, failure: NodeFailure): boolean {
+    let owned = false;
+    for (const run of this.runsIn(group)) if (run.nodeFailed(nodeId, failure)) owned = true;
+    return owned;
   }
 
   /** Halts a graph and waits for it to settle. */
