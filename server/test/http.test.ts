@@ -125,7 +125,8 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     // Proto JSON: lowerCamelCase names, enum names, zero values left out.
     assert.equal(result.group, "web");
     assert.equal(result.revision, 1);
-    assert.deepEqual(result.spec, { count: 3, version: 1, maxSurge: 1, maxUnavailable: 1, onFailure: "FAILURE_POLICY_STOP" });
+    // ...except a spec's count, version, strategy and min-ready, whose absence would mean something else on input.
+    assert.deepEqual(result.spec, { count: 3, version: 1, maxSurge: 1, maxUnavailable: 1, onFailure: "FAILURE_POLICY_STOP", minReadyMs: 0 });
     const graph = result.graph as Json;
     assert.equal(graph.tasks.length, 4);
     assert.deepEqual(graph.tasks[3].prerequisites, [0, 1, 2]);
@@ -309,6 +310,110 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     assert.equal(rollback.update.revision, 3);
     assert.equal(rollback.update.spec.version, 1);
   });
+
+  it("refuses malformed promotes, describes, rollbacks and spec fields with 400, and unknown graphs and nodes with 404", async () => {
+    const unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    await expectError(await call("/v1/graphs/nope:promote", { method: "POST" }), 400, "INVALID_ARGUMENT", /graph id "nope" is invalid/);
+    await expectError(await call(`/v1/graphs/${unknown}:promote`, { method: "POST" }), 404, "NOT_FOUND", /graph .* not found/);
+    await expectError(await call(`/v1/graphs/${unknown}:promote`, { method: "POST", body: { now: true } }), 400, "INVALID_ARGUMENT", /unknown field "now" in the body: it takes none/);
+    await expectError(await call("/v1/nodes/nope:describe"), 400, "INVALID_ARGUMENT", /node id "nope" is invalid/);
+    await expectError(await call(`/v1/nodes/${unknown}:describe`), 404, "NOT_FOUND", /node .* not found/);
+    await expectError(await call(`/v1/nodes/${unknown}:describe?events=all`), 400, "INVALID_ARGUMENT", /unknown query parameter "events"/);
+    await expectError(await call(`/v1/nodes/${unknown}:describe`, { method: "POST" }), 404, "NOT_FOUND", /no route POST/);
+    await expectError(await call("/v1/groups/default:rollback", { method: "POST", body: { withCount: "yes" } }), 400, "INVALID_ARGUMENT", /^withCount "yes" is invalid: it must be true or false/);
+
+    const spec = (fields: Json) => call("/v1/groups/default/spec", { body: { count: 1, version: 1, ...fields } });
+    await expectError(await spec({ minReadyMs: -5 }), 400, "INVALID_ARGUMENT", /^minReadyMs -5 is invalid: it must be a whole number/);
+    await expectError(await spec({ canary: 1.5 }), 400, "INVALID_ARGUMENT", /^canary 1.5 is invalid/);
+    await expectError(await spec({ autoPromoteAfterMs: "5m" }), 400, "INVALID_ARGUMENT", /^autoPromoteAfterMs "5m" is invalid/);
+    await expectError(await spec({ template: { commnd: "node" } }), 400, "INVALID_ARGUMENT", /unknown field "template.commnd" in the body: use command, args, env/);
+    await expectError(
+      await spec({ template: { command: "node", healthCheck: { type: "HEALTH_CHECK_TYPE_UDP" } } }),
+      400,
+      "INVALID_ARGUMENT",
+      /^template.healthCheck.type "HEALTH_CHECK_TYPE_UDP" is invalid: it must be one of HEALTH_CHECK_TYPE_HTTP/,
+    );
+    await expectError(await spec({ template: { command: "node", env: { PORT: "80" } } }), 400, "INVALID_ARGUMENT", /PORT is set by the driver/);
+    await expectError(await spec({ canary: 2 }), 400, "INVALID_ARGUMENT", /canary 2 is invalid/);
+    await expectError(await spec({ autoPromoteAfterMs: 1000 }), 400, "INVALID_ARGUMENT", /without a canary/);
+    // A spec as the API returns it is a valid body: the hash the server computes is accepted, and ignored.
+    const dryRun = await spec({ templateHash: "0123456789abcdef", template_hash: "", dryRun: true });
+    assert.equal(dryRun.status, 200, await dryRun.clone().text());
+  });
+
+  it("sets a spec with a template, min-ready, canary and auto-promote, and answers with them", async () => {
+    const template = { command: "node", args: ["server.js", "--port={port}"], env: { MODE: "test" }, healthCheck: { type: "HEALTH_CHECK_TYPE_TCP" } };
+    const response = await call("/v1/groups/fields/spec", { body: { count: 2, version: 1, template, minReadyMs: 5, canary: 1, autoPromoteAfterMs: 10, dryRun: true } });
+    assert.equal(response.status, 200, await response.clone().text());
+    const { spec } = (await response.json()) as Json;
+    assert.equal(spec.minReadyMs, 5);
+    assert.equal(spec.canary, 1);
+    assert.equal(spec.autoPromoteAfterMs, 10);
+    assert.equal(spec.template.command, "node");
+    assert.deepEqual(spec.template.args, template.args);
+    assert.deepEqual(spec.template.env, template.env);
+    assert.equal(spec.template.healthCheck.type, "HEALTH_CHECK_TYPE_TCP");
+    assert.match(spec.templateHash, /^[0-9a-f]{16}$/);
+  });
+
+  it("promotes a graph waiting at its canary's gate, and refuses one that is not", async () => {
+    await update("canary", { count: 3, version: 1 });
+    const { graph } = (await (await call("/v1/groups/canary/spec", { body: { count: 3, version: 2, maxSurge: 1, maxUnavailable: 0, canary: 1 } })).json()) as Json;
+    const gate = (graph.tasks as Json[]).find((task) => task.action === "TASK_ACTION_AWAIT_PROMOTION")!;
+    assert.ok(gate, "the plan has a promote gate");
+    await eventually(async () => {
+      const { graph: now } = (await (await call(`/v1/graphs/${graph.id}`)).json()) as Json;
+      const succeeded = new Set((now.tasks as Json[]).filter((task) => task.state === "TASK_STATE_SUCCEEDED").map((task) => task.id ?? 0));
+      return (gate.prerequisites as number[]).every((id) => succeeded.has(id)) ? true : undefined;
+    }, "the canary is up");
+    const promoted = await call(`/v1/graphs/${graph.id}:promote`, { method: "POST" });
+    assert.equal(promoted.status, 200, await promoted.clone().text());
+    assert.equal(((await promoted.json()) as Json).graph.id, graph.id);
+    const lines = await jsonLines(await call(`/v1/graphs/${graph.id}/events`));
+    assert.equal(lines.at(-1)!.event.graphState, "GRAPH_STATE_SUCCEEDED");
+    await expectError(await call(`/v1/graphs/${graph.id}:promote`, { method: "POST" }), 409, "FAILED_PRECONDITION");
+    const nodes = (await (await call("/v1/groups/canary/nodes")).json()) as Json;
+    assert.deepEqual(nodes.nodes.map((node: Json) => node.version), [2, 2, 2]);
+  });
+
+  it("describes a node: the node, and its events oldest first", async () => {
+    await update("described", { count: 1, version: 1 });
+    const [listed] = ((await (await call("/v1/groups/described/nodes")).json()) as Json).nodes as Json[];
+    const response = await call(`/v1/nodes/${listed!.id}:describe`);
+    assert.equal(response.status, 200, await response.clone().text());
+    const described = (await response.json()) as Json;
+    assert.equal(described.node.id, listed!.id);
+    assert.equal(described.node.state, "NODE_STATE_RUNNING");
+    const states = (described.events as Json[]).map((event) => event.nodeState);
+    assert.deepEqual(states.slice(-2), ["NODE_STATE_STARTING", "NODE_STATE_RUNNING"]);
+    const sequences = (described.events as Json[]).map((event) => event.sequence);
+    assert.deepEqual(sequences, [...sequences].sort((a, b) => a - b));
+    // The plain GET is still the node's stats.
+    assert.equal((((await (await call(`/v1/nodes/${listed!.id}`)).json()) as Json).node as Json).id, listed!.id);
+  });
+
+  it("rolls back keeping the current count, or the revision's with withCount", async () => {
+    await update("recount", { count: 1, version: 1 });
+    await update("recount", { count: 2, version: 2 });
+    const kept = (await (await call("/v1/groups/recount:rollback", { method: "POST", body: { revision: 1, dryRun: true } })).json()) as Json;
+    assert.deepEqual([kept.update.spec.count, kept.update.spec.version], [2, 1]);
+    const restored = (await (await call("/v1/groups/recount:rollback", { method: "POST", body: { revision: 1, withCount: true, dryRun: true } })).json()) as Json;
+    assert.deepEqual([restored.update.spec.count, restored.update.spec.version], [1, 1]);
+  });
+
+  it("sets a group's template as a new revision, and answers with the update", async () => {
+    await update("templated", { count: 1, version: 1 });
+    const response = await call("/v1/groups/templated/template", { method: "PUT", body: { command: "node", args: ["app.js"] } });
+    assert.equal(response.status, 200, await response.clone().text());
+    const body = (await response.json()) as Json;
+    assert.equal(body.template.command, "node");
+    assert.equal(body.update.revision, 2);
+    assert.deepEqual(body.update.spec.template, body.template);
+    assert.ok(body.update.graph, "the new template is rolled out");
+    // A group with no spec yet keeps the template for its first update: no update to report.
+    const waiting = (await (await call("/v1/groups/unborn/template", { method: "PUT", body: { command: "node" } })).json()) as Json;
+    assert.equal(waiting.update, undefined);
+  });
 });
 
 describe("the HTTP API's lifecycle", { timeout: 30_000 }, () => {
@@ -381,7 +486,7 @@ describe("the HTTP API's lifecycle", { timeout: 30_000 }, () => {
         );
         request.on("error", reject).end();
       });
-    assert.deepEqual(await get(TOKEN), { status: 200, body: "{}" });
+    assert.deepEqual(await get(TOKEN), { status: 200, body: '{"revision":0}' });
     assert.equal((await get(undefined)).status, 401);
     await assert.rejects(fetch(`http://127.0.0.1:${server.httpPort}/v1/groups/default/nodes`), "plaintext is not served");
   });

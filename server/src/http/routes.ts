@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { CallContext } from "nice-grpc";
 import { Status } from "nice-grpc";
 import { HttpRequestError } from "./httpErrors.js";
-import { boolean, type JsonSchema, message, noBody, rollbackBody, setSpecBody, templateBody, uint32, uint64 } from "./schemas.js";
+import { boolean, type JsonSchema, message, noBody, rollbackBody, SERVER_SET_SPEC_FIELDS, setSpecBody, templateBody, uint32, uint64 } from "./schemas.js";
 import type { RequestOf, ResponseOf, ServiceCaller, StreamMethod, UnaryMethod } from "./ServiceCaller.js";
 import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, watchFormat } from "./streams.js";
 
@@ -15,21 +15,28 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | --- | --- | --- |
  * | GET  | /v1/groups/{group}/nodes?all=&wide= | ListNodes |
  * | GET  | /v1/groups/{group}/nodes/events?after= | WatchNodes (stream) |
- * | PUT  | /v1/groups/{group}/spec | SetSpec |
+ * | PUT  | /v1/groups/{group}/spec | SetSpec (a spec as read back is a valid body) |
  * | GET  | /v1/groups/{group}/revisions?limit= | ListRevisions |
  * | POST | /v1/groups/{group}:rollback | Rollback |
  * | GET  | /v1/groups/{group}/graphs?limit= | ListGraphs |
  * | GET  | /v1/groups/{group}/graphs/latest/events?after= | WatchGraph of the group's latest graph (stream) |
  * | GET  | /v1/groups/{group}/template | GetTemplate |
- * | PUT  | /v1/groups/{group}/template | SetTemplate |
+ * | PUT  | /v1/groups/{group}/template | SetTemplate (a new revision when the group has a spec: `update`) |
  * | GET  | /v1/graphs/{id} | GetGraph |
  * | GET  | /v1/graphs/{id}/events?after= | WatchGraph (stream) |
- * | POST | /v1/graphs/{id}:cancel, :pause, :resume | CancelGraph, PauseGraph, ResumeGraph |
+ * | POST | /v1/graphs/{id}:cancel, :pause, :resume, :promote | CancelGraph, PauseGraph, ResumeGraph, PromoteGraph |
  * | GET  | /v1/nodes/{id} | GetNodeStats |
+ * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
  * | GET  | /v1/nodes/{id}/logs?follow=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
  *
- * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`.
+ * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
+ * only reads (`:describe`, an alternative to the plain GET of the node).
+ *
+ * Responses are the messages' proto JSON, which leaves out zero values, except for the
+ * fields whose absence would mean something else when written back (see `alwaysInJson` in
+ * the shared package): a spec always carries its count, version, max surge, max unavailable
+ * and min-ready.
  */
 
 export interface RouteSupport {
@@ -112,7 +119,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   });
   unary("PUT", "/v1/groups/:group/spec", "setSpec", {
     body: setSpecBody,
-    request: ({ params, body }) => ({ ...body, group: params.group }),
+    request: ({ params, body }) => ({ ...withoutServerSetFields(body), group: params.group }),
   });
   unary("GET", "/v1/groups/:group/revisions", "listRevisions", {
     query: message({ limit: uint32 }),
@@ -132,10 +139,11 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     request: ({ params, body }) => ({ group: params.group, template: body }),
   });
   unary("GET", "/v1/graphs/:id", "getGraph", { request: ({ params }) => ({ graphId: params.id }) });
-  for (const [verb, name] of [["cancel", "cancelGraph"], ["pause", "pauseGraph"], ["resume", "resumeGraph"]] as const) {
+  for (const [verb, name] of [["cancel", "cancelGraph"], ["pause", "pauseGraph"], ["resume", "resumeGraph"], ["promote", "promoteGraph"]] as const) {
     unary("POST", `/v1/graphs/:id${ID}::${verb}`, name, { body: noBody, request: ({ params }) => ({ graphId: params.id }) });
   }
   unary("GET", "/v1/nodes/:id", "getNodeStats", { request: ({ params }) => ({ nodeId: params.id }) });
+  unary("GET", `/v1/nodes/:id${ID}::describe`, "describeNode", { request: ({ params }) => ({ nodeId: params.id }) });
   for (const [verb, name] of [["restart", "restartNode"], ["stop", "stopNode"], ["clone", "cloneNode"], ["kill", "killNode"]] as const) {
     unary("POST", `/v1/nodes/:id${ID}::${verb}`, name, { body: noBody, request: ({ params }) => ({ nodeId: params.id }) });
   }
@@ -179,6 +187,13 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,
   });
+}
+
+/** A SetSpec body without the fields the server computes (a spec read back carries them). */
+function withoutServerSetFields(body: Fields): Fields {
+  const rest = { ...body };
+  for (const name of SERVER_SET_SPEC_FIELDS) delete rest[name];
+  return rest;
 }
 
 const events = (list: Event[]): StreamItem[] => list.map((event) => ({ kind: "event", id: event.sequence, data: Event.toJSON(event) }));

@@ -47,27 +47,6 @@ export function message(fields: Record<string, JsonSchema>, required: string[] =
 /** A body that may be left out (or empty): it then means `{}`. */
 export const optional = (schema: JsonSchema): JsonSchema => ({ ...schema, type: ["object", "null"] });
 
-/** PUT /v1/groups/{group}/spec: a SetSpecRequest without its group (the path names it). */
-export const setSpecBody = message(
-  {
-    count: uint32,
-    version: uint32,
-    maxSurge: uint32,
-    maxUnavailable: uint32,
-    dryRun: boolean,
-    expectRevision: uint64,
-    onFailure: enumOf(FailurePolicy),
-    taskTimeoutMs: uint32,
-    progressDeadlineMs: uint32,
-    cpuMillis: uint32,
-    memoryMb: uint32,
-  },
-  // A PUT states the whole spec: a forgotten count must not mean "scale to 0".
-  ["count", "version"],
-);
-
-export const rollbackBody = optional(message({ revision: uint64, expectRevision: uint64, dryRun: boolean }));
-
 /** PUT /v1/groups/{group}/template: a NodeTemplate. */
 export const templateBody = message({
   command: string,
@@ -83,6 +62,39 @@ export const templateBody = message({
   }),
   stopGraceMs: uint32,
 });
+
+/**
+ * PUT /v1/groups/{group}/spec: a SetSpecRequest without its group (the path names it). A
+ * spec as the API returns it is a valid body: `templateHash`, which the server computes from
+ * the template, is accepted and ignored, so that a spec read back can be written back.
+ */
+export const setSpecBody = message(
+  {
+    count: uint32,
+    version: uint32,
+    maxSurge: uint32,
+    maxUnavailable: uint32,
+    dryRun: boolean,
+    expectRevision: uint64,
+    onFailure: enumOf(FailurePolicy),
+    taskTimeoutMs: uint32,
+    progressDeadlineMs: uint32,
+    cpuMillis: uint32,
+    memoryMb: uint32,
+    template: templateBody,
+    minReadyMs: uint32,
+    canary: uint32,
+    autoPromoteAfterMs: uint32,
+    templateHash: string,
+  },
+  // A PUT states the whole spec: a forgotten count must not mean "scale to 0".
+  ["count", "version"],
+);
+
+/** The fields of a spec's JSON that the server sets and a SetSpec body may carry back unheeded. */
+export const SERVER_SET_SPEC_FIELDS = ["templateHash", "template_hash"] as const;
+
+export const rollbackBody = optional(message({ revision: uint64, expectRevision: uint64, dryRun: boolean, withCount: boolean }));
 
 /** The body of a custom method that takes none (`:cancel`, `:restart`, …): nothing, or `{}`. */
 export const noBody = optional(message({}));
