@@ -178,14 +178,17 @@ export class GraphRun {
   }
 
   /**
-   * The nodes the run is working on or will, which a heal must leave to it: nodes a task not
-   * yet finished names (a failed one is replaced by the run's own plan), and nodes it started
-   * (their failure fails the run).
+   * The nodes the run is working on, which a heal must leave to it: nodes whose start or stop
+   * is under way or will be retried, and nodes it started (their failure fails the run). A
+   * failed node that a later step only plans to shut down is not claimed: waiting for that step
+   * could hold the rollout's own availability bound forever, so a heal replaces it meanwhile
+   * (and the surplus is shut down once the rollout has succeeded).
    */
   claimedNodes(): Set<string> {
     const claimed = new Set(this.startedNodes.keys());
     for (const task of this.tasks) {
-      if (task.nodeId !== undefined && (task.state === TaskState.running || task.state === TaskState.pending)) claimed.add(task.nodeId);
+      if (task.nodeId === undefined) continue;
+      if (task.state === TaskState.running || (task.state === TaskState.pending && task.attempts > 0)) claimed.add(task.nodeId);
     }
     return claimed;
   }
