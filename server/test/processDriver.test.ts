@@ -20,7 +20,7 @@ import {
 } from "@drover/shared";
 import { Status } from "nice-grpc";
 import { CHAT_EXAMPLE } from "../src/templates.js";
-import { type Exited, freePort, startServer, waitUntilServing } from "./processes.js";
+import { type Exited, freePort, freePortWindow, startServer, waitUntilServing } from "./processes.js";
 import { drain, eventually, expectStatus } from "./support.js";
 
 /**
@@ -29,42 +29,6 @@ import { drain, eventually, expectStatus } from "./support.js";
  * look at them from outside: their ports, /healthz, the node records under the data dir,
  * and /proc.
  */
-
-// ---------------------------------------------------------------- ports
-
-const claimedPorts = new Set<number>();
-
-/**
- * `size` consecutive ports that nothing listens on, claimed for this file. They are taken
- * from 21000..31999: above the server's default range (20000..20999) and below Linux's
- * ephemeral range (32768..), where an outgoing connection could hold a port by chance.
- */
-async function freePortWindow(size: number): Promise<{ first: number; last: number }> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const first = 21_000 + Math.floor(Math.random() * (11_000 - size));
-    const ports = Array.from({ length: size }, (_, i) => first + i);
-    if (ports.some((port) => claimedPorts.has(port))) continue;
-    const held: Server[] = [];
-    let free = true;
-    for (const port of ports) {
-      const server = createServer();
-      const bound = await new Promise<boolean>((resolve) => {
-        server.once("error", () => resolve(false));
-        server.listen(port, "127.0.0.1", () => resolve(true));
-      });
-      if (!bound) {
-        free = false;
-        break;
-      }
-      held.push(server);
-    }
-    await Promise.all(held.map((server) => new Promise((resolve) => server.close(resolve))));
-    if (!free) continue;
-    for (const port of ports) claimedPorts.add(port);
-    return { first, last: first + size - 1 };
-  }
-  throw new Error(`found no ${size} consecutive free ports in 21000..31999`);
-}
 
 const portsOf = (range: { first: number; last: number }) => Array.from({ length: range.last - range.first + 1 }, (_, i) => range.first + i);
 
