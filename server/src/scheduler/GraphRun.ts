@@ -179,16 +179,19 @@ export class GraphRun {
 
   /**
    * The nodes the run is working on, which a heal must leave to it: nodes whose start or stop
-   * is under way or will be retried, and nodes it started (their failure fails the run). A
-   * failed node that a later step only plans to shut down is not claimed: waiting for that step
-   * could hold the rollout's own availability bound forever, so a heal replaces it meanwhile
-   * (and the surplus is shut down once the rollout has succeeded).
+   * is under way or will be retried, nodes an ungated step will shut down (a plan's clean-up
+   * of failed nodes, which comes with their replacements), and nodes it started (their failure
+   * fails the run). A failed node that only a gated step of a rolling lane will shut down is
+   * not claimed: that step may wait behind the very availability bound the dead node broke,
+   * so a heal replaces it meanwhile (and the surplus goes once the rollout has succeeded).
    */
   claimedNodes(): Set<string> {
     const claimed = new Set(this.startedNodes.keys());
     for (const task of this.tasks) {
       if (task.nodeId === undefined) continue;
-      if (task.state === TaskState.running || (task.state === TaskState.pending && task.attempts > 0)) claimed.add(task.nodeId);
+      const underWay = task.state === TaskState.running || (task.state === TaskState.pending && task.attempts > 0);
+      const cleanUp = task.state === TaskState.pending && task.action === TaskAction.shutDownNode && !task.gated;
+      if (underWay || cleanUp) claimed.add(task.nodeId);
     }
     return claimed;
   }
