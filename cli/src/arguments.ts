@@ -32,21 +32,22 @@ const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
- * Reads a duration like 500ms, 30s, 1.5m or 2h into whole milliseconds; "0" (with or
- * without a unit) and an absent value mean the server's default and give 0. A bare
+ * Reads a duration like 500ms, 30s, 1.5m or 2h into whole milliseconds, at most a day; "0"
+ * (with or without a unit) and an absent value give 0, which `zero` names for the messages:
+ * the server's default for most fields, none at all for some (`--min-ready 0`). A bare
  * number other than 0 is refused: "30" could mean seconds as easily as milliseconds.
  */
-export function durationArgument(name: string, text: string | undefined, problems: string[]): number {
+export function durationArgument(name: string, text: string | undefined, problems: string[], zero = "the server's default"): number {
   if (text === undefined || /^0+$/.test(text)) return 0;
   const match = DURATION.exec(text);
   const exact = match ? Number(match[1]) * UNIT_MS[match[2]!]! : Number.NaN;
   const milliseconds = Math.round(exact);
   if (!match || Math.abs(exact - milliseconds) > 1e-6) {
-    problems.push(`${name} ${JSON.stringify(text)} is invalid: write a duration in whole milliseconds like 500ms, 30s or 5m (0 for the server's default)`);
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: write a duration in whole milliseconds like 500ms, 30s or 5m (0 for ${zero})`);
     return Number.NaN;
   }
   if (milliseconds > MAX_DEADLINE_MS) {
-    problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be at most a day (24h), or 0 for the server's default`);
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be at most a day (24h), or 0 for ${zero}`);
     return Number.NaN;
   }
   return milliseconds;

@@ -1,3 +1,4 @@
+import { DEFAULT_GROUP } from "@drover/shared";
 import { connect, type Connection, type GlobalOptions } from "./connection.js";
 import { Output, type Style, styleFor } from "./render.js";
 
@@ -40,4 +41,38 @@ export function onInterrupt(listener: () => void): () => void {
 export function interrupt(): boolean {
   for (const listener of interruptListeners) listener();
   return interruptListeners.size > 0;
+}
+
+let interruptNotices: (() => string)[] = [];
+
+/**
+ * Sets the one line Ctrl-C prints on stderr before the client exits with 130, while a command
+ * is in the middle of something the server goes on with (an update it may have stored, a graph
+ * it runs). The newest notice set wins. Returns the function that takes it away again.
+ */
+export function onInterruptNotice(notice: () => string): () => void {
+  interruptNotices.push(notice);
+  return () => {
+    interruptNotices = interruptNotices.filter((each) => each !== notice);
+  };
+}
+
+/** The line for Ctrl-C now, if a command set one. */
+export function interruptNotice(): string | undefined {
+  return interruptNotices.at(-1)?.();
+}
+
+/** ` --group web`: what a command line for another command needs to act on the same group (nothing for the default group). */
+export function groupFlag(group: string): string {
+  return group === DEFAULT_GROUP ? "" : ` --group ${group}`;
+}
+
+/** What Ctrl-C says while a call that changes the group (an update, a rollback, a template) has had no answer. */
+export function unansweredNotice(group: string, what: string): string {
+  return `interrupted before the server answered: the ${what} may have been stored and its graph started; look with 'client${groupFlag(group)} history' and 'client${groupFlag(group)} tasks watch'`;
+}
+
+/** What Ctrl-C says while the client follows a graph: it goes on in the server without the client. */
+export function followingNotice(graphId: string): string {
+  return `interrupted: graph ${graphId} goes on in the server; re-attach with 'client tasks watch ${graphId}', cancel with 'client graphs cancel ${graphId}'`;
 }

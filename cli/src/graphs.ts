@@ -4,12 +4,14 @@ import {
   type GetGraphRequest,
   GetGraphResponse,
   type Graph,
+  GraphReason,
   GraphState,
   graphStateName,
   isSettled,
   type ListGraphsRequest,
   ListGraphsResponse,
   PauseGraphResponse,
+  PromoteGraphResponse,
   ResumeGraphResponse,
 } from "@drover/shared";
 import { limitArgument } from "./arguments.js";
@@ -23,6 +25,7 @@ import {
   graphsTable,
   mermaidGraph,
   pausedLine,
+  promotedLine,
   summaryLines,
   taskTable,
 } from "./render.js";
@@ -95,7 +98,7 @@ export async function graphsShow(context: CommandContext, id: string, args: Grap
   } else {
     out.line(graphHeader(style, graph));
     out.line();
-    out.line(taskTable(style, graph.tasks, { shortIds: false, errors: true }));
+    out.line(taskTable(style, graph, { shortIds: false, errors: true }));
     if (graph.settled) {
       out.line();
       for (const line of summaryLines(style, graph)) out.line(line);
@@ -122,6 +125,10 @@ export async function graphsCancel(context: CommandContext, id: string): Promise
     out.line(jsonText(CancelGraphResponse.toJSON(response), { compact: false }));
   } else if (response.graph) {
     out.line(cancelledLine(context.style, response.graph));
+    if (response.graph.reason === GraphReason.GRAPH_REASON_UPDATE) {
+      // No repair finishes a cancelled rollout behind the operator's back: say what happens instead.
+      out.line(`the rollout stays where it is until the next update or rollback; failed nodes are still replaced at their own revision`);
+    }
   }
   return ExitCode.ok;
 }
@@ -143,6 +150,46 @@ export async function graphsResume(context: CommandContext, id: string): Promise
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.resumeGraph(request, options));
   return showPauseOrResume(context, request.graphId, response.graph, "resumed", ResumeGraphResponse.toJSON(response));
+}
+
+/** `graphs promote [graph-id]`: the graph's request, or undefined for the group's latest rollout, which the client looks up. */
+export function graphsPromoteRequest(id: string | undefined): { graphId: string } | undefined {
+  return id === undefined ? undefined : { graphId: graphIdArgument(id) };
+}
+
+/**
+ * `graphs promote [graph-id]`: a graph waiting at its promote gate, after its canaries, goes
+ * on. Without an id, the group's latest rollout: the newest graph an update or a rollback
+ * made (a heal, repair or restart graph has no gate, and may be newer). Refused (exit 1) by a
+ * graph that has no gate waiting, or has settled.
+ */
+export async function graphsPromote(context: CommandContext, id: string | undefined): Promise<ExitCode> {
+  const { globals, out, style } = context;
+  const connection = context.connection();
+  const request = graphsPromoteRequest(id) ?? { graphId: await latestRollout(context) };
+  const response = await connection.call((options) => connection.client.promoteGraph(request, options));
+  const graph = response.graph ?? missingGraph(request.graphId);
+  if (isSettled(graph.state)) {
+    throw new CliError(ExitCode.failed, `graph ${graph.id} ${graphStateName(graph.state)} before it could be promoted`);
+  }
+  if (globals.output === "json") {
+    out.line(jsonText(PromoteGraphResponse.toJSON(response), { compact: false }));
+  } else {
+    out.line(promotedLine(style, graph));
+  }
+  return ExitCode.ok;
+}
+
+/** The id of the group's newest graph made by an update or a rollback; NOT_FOUND's exit code when it has none. */
+async function latestRollout(context: CommandContext): Promise<string> {
+  const { group } = context.globals;
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.listGraphs({ group, limit: MAX_GRAPH_LIST_LIMIT }, options));
+  const rollout = response.graphs.find((graph) => graph.reason === GraphReason.GRAPH_REASON_UPDATE);
+  if (!rollout) {
+    throw new CliError(ExitCode.notFound, `group ${group} has no rollout to promote: make one with 'client update <count> <version> --canary N'`);
+  }
+  return rollout.id;
 }
 
 function showPauseOrResume(

@@ -1,17 +1,23 @@
 import {
   GetTemplateResponse,
   HealthCheckType,
+  type NodeTemplate,
   type SetTemplateRequest,
   SetTemplateResponse,
 } from "@drover/shared";
 import { durationArgument, integerArgument } from "./arguments.js";
-import { type CommandContext, jsonText } from "./context.js";
+import { WAITING_DEADLINE_MS } from "./connection.js";
+import { type CommandContext, groupFlag, jsonText, onInterruptNotice, unansweredNotice } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
 import { durationText, fieldsTable, specText, strategyText, templateRows } from "./render.js";
+import { showUpdate } from "./update.js";
 
-/** `group set-template`'s options, as commander hands them over. */
-export interface SetTemplateArguments {
-  command: string;
+/**
+ * The flags that make a node template, as commander hands them over: `group set-template`
+ * takes them, and so does `update` (where any of them means "send a template").
+ */
+export interface TemplateArguments {
+  command?: string;
   arg?: string[];
   env?: string[];
   health?: string;
@@ -21,6 +27,31 @@ export interface SetTemplateArguments {
   healthThreshold?: string;
   startTimeout?: string;
   stopGrace?: string;
+}
+
+/** Each template flag by its option name, in the order `--help` lists them. */
+const TEMPLATE_FLAGS: Record<keyof TemplateArguments, string> = {
+  command: "--command",
+  arg: "--arg",
+  env: "--env",
+  health: "--health",
+  healthPath: "--health-path",
+  healthInterval: "--health-interval",
+  healthTimeout: "--health-timeout",
+  healthThreshold: "--health-threshold",
+  startTimeout: "--start-timeout",
+  stopGrace: "--stop-grace",
+};
+
+/** The template flags given, as the command line spells them; none: no template to send. */
+export function templateFlagsGiven(args: TemplateArguments): string[] {
+  return (Object.keys(TEMPLATE_FLAGS) as (keyof TemplateArguments)[]).filter((key) => args[key] !== undefined).map((key) => TEMPLATE_FLAGS[key]);
+}
+
+/** `group set-template`'s options, as commander hands them over. */
+export interface SetTemplateArguments extends TemplateArguments {
+  command: string;
+  detach?: boolean;
 }
 
 /** Adds a repeated option's value to the ones before it, in order. */
@@ -50,13 +81,17 @@ function boundedDuration(name: string, text: string | undefined, min: number, ma
 }
 
 /**
- * The SetTemplate request for `group set-template`'s options; throws a UsageError naming
- * every bad value. The server checks the same rules again; checking here names the flag
- * before anything is sent.
+ * Reads the template flags into a template, adding a problem for every bad one. Fields left
+ * out are 0 or empty, which the server fills in with its defaults. The server checks the same
+ * rules again; checking here names the flag before anything is sent.
  */
-export function setTemplateRequest(args: SetTemplateArguments, group: string): SetTemplateRequest {
-  const problems: string[] = [];
-  if (args.command.trim() === "") problems.push("command is empty: name the program each node runs");
+export function templateArgument(args: TemplateArguments, problems: string[]): NodeTemplate {
+  if (args.command === undefined) {
+    const others = templateFlagsGiven(args);
+    problems.push(`command is missing: ${others.join(", ")} ${others.length === 1 ? "sets" : "set"} the node template, which replaces the whole template and so needs --command, the program each node runs`);
+  } else if (args.command.trim() === "") {
+    problems.push("command is empty: name the program each node runs");
+  }
 
   const env: Record<string, string> = {};
   for (const entry of args.env ?? []) {
@@ -84,33 +119,58 @@ export function setTemplateRequest(args: SetTemplateArguments, group: string): S
     args.healthThreshold === undefined ? 0 : integerArgument("health threshold", args.healthThreshold, 1, 100, problems);
   const startTimeoutMs = boundedDuration("start timeout", args.startTimeout, 100, 3_600_000, problems);
   const stopGraceMs = boundedDuration("stop grace", args.stopGrace, 1, 600_000, problems);
-  if (problems.length > 0) throw new UsageError(problems.join("; "));
 
   return {
-    group,
-    template: {
-      command: args.command,
-      args: args.arg ?? [],
-      env,
-      healthCheck: { type: type!, path, intervalMs, timeoutMs, failureThreshold, startTimeoutMs },
-      stopGraceMs,
-    },
+    command: args.command ?? "",
+    args: args.arg ?? [],
+    env,
+    healthCheck: { type: type ?? HealthCheckType.HEALTH_CHECK_TYPE_UNSPECIFIED, path, intervalMs, timeoutMs, failureThreshold, startTimeoutMs },
+    stopGraceMs,
   };
 }
 
-/** `group set-template --command CMD …`: sets the template the group's nodes start from, and shows it as stored. */
+/** The SetTemplate request for `group set-template`'s options; throws a UsageError naming every bad value. */
+export function setTemplateRequest(args: SetTemplateArguments, group: string): SetTemplateRequest {
+  const problems: string[] = [];
+  const template = templateArgument(args, problems);
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
+  return { group, template };
+}
+
+/**
+ * `group set-template --command CMD …`: sets the template the group's nodes start from. The
+ * template is part of the spec: on a group with a spec the server stores it as a new revision
+ * and rolls it out, which is shown and followed exactly like an update; on a group without
+ * one it waits for the first update, and the template is shown as stored.
+ */
 export async function groupSetTemplate(context: CommandContext, args: SetTemplateArguments): Promise<ExitCode> {
   const { globals, out, style } = context;
   const request = setTemplateRequest(args, globals.group);
   const connection = context.connection();
-  const response = await connection.call((options) => connection.client.setTemplate(request, options));
+  const stopNotice = onInterruptNotice(() => unansweredNotice(globals.group, "template"));
+  let response: SetTemplateResponse;
+  try {
+    // Like an update's, the call stores a revision, and may supersede a graph that runs.
+    response = await connection.call((options) => connection.client.setTemplate(request, options), WAITING_DEADLINE_MS);
+  } finally {
+    stopNotice();
+  }
+  if (response.update) {
+    if (globals.output !== "json") out.line(`group ${globals.group}: template set; rolling it out as revision ${response.update.revision}`);
+    return showUpdate(context, response.update, {
+      dryRun: false,
+      detach: Boolean(args.detach),
+      followRollback: true,
+      document: SetTemplateResponse.toJSON(response),
+    });
+  }
   if (globals.output === "json") {
     out.line(jsonText(SetTemplateResponse.toJSON(response), { compact: false }));
     return ExitCode.ok;
   }
   const template = response.template ?? missingTemplate(globals.group);
-  out.line(`group ${globals.group}: template set; nodes started from now on run it`);
-  out.line(`(an update to a new version, or 'client nodes restart <id>', brings running nodes onto it)`);
+  out.line(`group ${globals.group}: template set`);
+  out.line(`the group has no spec yet: the template applies to its first update ('client${groupFlag(globals.group)} update <count> <version>')`);
   out.line();
   out.line(fieldsTable(style, templateRows(template)));
   return ExitCode.ok;

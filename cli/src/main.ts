@@ -2,12 +2,12 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { DEFAULT_GROUP } from "@drover/shared";
 import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
-import { type CommandContext, commandContext, interrupt } from "./context.js";
+import { type CommandContext, commandContext, interrupt, interruptNotice } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
-import { graphsCancel, graphsList, graphsPause, graphsResume, graphsShow } from "./graphs.js";
+import { graphsCancel, graphsList, graphsPause, graphsPromote, graphsResume, graphsShow } from "./graphs.js";
 import { collect, groupSetTemplate, groupShow } from "./group.js";
 import { history } from "./history.js";
-import { nodesClone, nodesKill, nodesList, nodesLogs, nodesRestart, nodesStats, nodesStop } from "./nodes.js";
+import { nodesClone, nodesDescribe, nodesKill, nodesList, nodesLogs, nodesRestart, nodesStats, nodesStop } from "./nodes.js";
 import { Output } from "./render.js";
 import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
@@ -33,6 +33,28 @@ function run(body: (context: CommandContext, command: Command) => Promise<ExitCo
 }
 
 const example = (...lines: string[]) => `\nExample:\n${lines.map((line) => `  $ ${line}`).join("\n")}\n`;
+
+/**
+ * Adds the flags of a node template, which `group set-template` and `update` both take, after
+ * `--command` (mandatory for set-template; on update, any of them sends a whole template).
+ */
+function withTemplateOptions(command: Command, commandOption: Option): Command {
+  return command
+    .addOption(commandOption)
+    .option("--arg <arg>", "an argument of the command; repeat for each, in order", collect)
+    .option("--env <NAME=VALUE>", "an environment variable of each node; repeat for each", collect)
+    .option("--health <type>", "http (GET a path on the node's port, healthy on 2xx; the default), tcp (the port accepts a connection) or none (healthy while it runs)")
+    .option("--health-path <path>", "the path an http check gets (default /healthz)")
+    .option("--health-interval <duration>", "how often the health is checked, 100ms to 1h (default: the server's, 1s)")
+    .option("--health-timeout <duration>", "how long one check may take, 10ms to 1m (default: the server's, 1s)")
+    .option("--health-threshold <n>", "failed checks in a row after which a running node is unhealthy, 1 to 100 (default: the server's, 3)")
+    .option("--start-timeout <duration>", "how long a starting node may take to pass its first check, 100ms to 1h (default: the server's, 10s)")
+    .option("--stop-grace <duration>", "after SIGTERM, how long a node may take to exit before SIGKILL, up to 10m (default: the server's, 5s)");
+}
+
+const TEMPLATE_HELP = `In the command, the args and the env values, {version}, {port}, {node_id} and {group} are replaced
+by the server for each node; each node also gets PORT, DROVER_NODE_ID, DROVER_VERSION, DROVER_GROUP
+and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 1s or 2m.`;
 
 /** Levenshtein distance, for "did you mean" on unknown commands. */
 function distance(a: string, b: string): number {
@@ -113,24 +135,31 @@ argument; 3 server unreachable or unavailable; 4 not allowed; 5 not found.
 `,
     );
 
-  program
+  const updateCommand = program
     .command("update")
     .summary("set the group's spec, print the plan and follow it")
     .description(
-      "set the group's spec (count nodes at version), print the plan, then follow its tasks to the end; exits 0 only if the graph succeeded",
+      "set the group's spec (count nodes at version, and optionally what they run), print the plan, then follow its tasks to the end; exits 0 only if the graph succeeded (with --on-failure rollback, the rollback its failure started is followed too, and the exit is still 1)",
     )
     .argument("<count>", "how many nodes the group should have, 0 to 100000")
     .argument("<version>", "the version every node should run, from 1")
     .option("--max-surge <n>", "nodes above count allowed during a rolling replacement (default 0)")
     .option("--max-unavailable <n>", "nodes below count allowed during a rolling replacement (default 1)")
-    .option("--on-failure <policy>", "if the graph fails: stop (leave it to an operator) or rollback (to the last revision reached); default stop")
+    .option("--min-ready <duration>", "how long a started node must stay running and healthy before it counts as available and its start succeeds, like 10s; 0: at once (default: the server's)")
+    .option("--canary <n>", "replace (or add) this many nodes first, then wait at a promote gate for 'client graphs promote' (default 0: no canary)")
+    .option("--auto-promote-after <duration>", "with --canary: promote by itself once the canaries have been available this long, like 5m")
+    .option("--on-failure <policy>", "if the graph fails: stop (leave it to an operator) or rollback (to the last revision reached, and follow that); default stop")
     .option("--task-timeout <duration>", "how long one attempt of a task may take, like 30s or 5m (default: the server's)")
-    .option("--progress-deadline <duration>", "how long the graph may go without a task finishing before it fails, like 10m (default: the server's)")
+    .option("--progress-deadline <duration>", "how long the graph may go without a task finishing (or while a task waits) before it fails, like 10m (default: the server's)")
     .option("--cpu <cpu>", "cpu reserved per node: millicores like 500m, or cores like 0.5 or 2 (default: none)")
     .option("--memory <size>", "memory reserved per node: 256Mi, 1.5Gi, 1Ti, or a number of MiB (default: none)")
     .option("--expect-revision <n>", "refuse unless the group is still at revision n (0: it has none yet), so that a plan made from stale information is never applied")
     .option("--dry-run", "print the plan and the revision it is based on, change nothing")
-    .option("--detach", "start the graph and return without following it")
+    .option("--detach", "start the graph and return without following it");
+  withTemplateOptions(
+    updateCommand,
+    new Option("--command <cmd>", "the program each node runs; with it (and the flags after it) the update sets a whole new template (default: keep the group's current one)"),
+  )
     .addHelpText(
       "after",
       `${example(
@@ -139,7 +168,19 @@ argument; 3 server unreachable or unavailable; 4 not allowed; 5 not found.
         "client --group web update 5 2 --dry-run",
         "client update 5 3 --expect-revision 4 --on-failure rollback --task-timeout 30s --progress-deadline 5m",
         "client update 3 2 --cpu 500m --memory 256Mi",
+        "client update 10 2 --canary 2 --min-ready 10s",
+        "client update 3 2 --command node --arg examples/chat/chat.mjs --env MODE=prod --health-path /healthz",
       )}
+The header states the plan's preview: the fewest available and the most alive nodes it can reach,
+and its estimated duration from the group's recent starts and stops.
+A template given on update replaces the group's whole template (it is part of the new revision, so
+a rollback restores the one before); without template flags the group keeps its current template.
+${TEMPLATE_HELP}
+With --canary N the graph replaces N nodes, then waits at an await_promotion task until
+'client graphs promote' (or --auto-promote-after); tasks that would break the rollout's bounds wait,
+shown as 'waiting' with the reason.
+With --on-failure rollback, a failed graph's rollback is followed too; the exit code stays 1, since the update failed.
+Ctrl-C stops following (exit 130); the graph goes on in the server.
 With -o json it prints the SetSpec response on one line, then one {"event": event} per line.
 --cpu and --memory reserve that much per node; the server refuses (exit 1, naming what is short) a spec
 whose count + max surge nodes do not fit on the host beside the other groups' reservations.
@@ -155,28 +196,37 @@ A refused --expect-revision exits 1 and names both revisions: look at 'client hi
 
   program
     .command("history")
-    .summary("list the group's spec revisions and what became of each")
+    .summary("list the group's spec revisions and what became of each, or show one whole")
     .description(
-      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, rollback, auto-rollback), and the graph it made with its outcome",
+      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, rollback, auto-rollback), the graph it made with its outcome, and its template's command; with --revision N, that revision whole (spec and template) and what changed from the one before",
     )
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
-    .addHelpText("after", example("client history", "client --group web history --limit 5 -o json"))
+    .option("--revision <n>", "show this revision whole, with a diff against the revision before it")
+    .addHelpText(
+      "after",
+      `${example("client history", "client --group web history --limit 5 -o json", "client history --revision 4")}
+With --revision and -o json it prints {"revision": revision, "previous": the revision before or null}.
+`,
+    )
     .action(run((context, command) => history(context, command.opts())));
 
   program
     .command("rollback")
-    .summary("roll the group back to an earlier revision's spec and follow it")
+    .summary("roll the group back to an earlier revision's spec and template, and follow it")
     .description(
-      "store a new revision with an earlier revision's spec (default: the one before the current), print the plan and follow it like update; exits 0 only if the graph succeeded",
+      "store a new revision with an earlier revision's spec and template (default: the last revision whose rollout succeeded), keeping the group's current count unless --with-count, print the plan and follow it like update; exits 0 only if the graph succeeded",
     )
-    .argument("[revision]", "the revision whose spec to restore (default: the previous one)")
+    .argument("[revision]", "the revision to restore (default: the newest earlier revision whose rollout succeeded)")
+    .option("--with-count", "restore the revision's count too (default: keep the group's current count)")
     .option("--expect-revision <n>", "refuse unless the group is still at revision n")
     .option("--dry-run", "print the plan, change nothing")
     .option("--detach", "start the graph and return without following it")
     .addHelpText(
       "after",
-      `${example("client rollback", "client rollback 3 --dry-run", "client --group web rollback 3 --expect-revision 5 --detach")}
+      `${example("client rollback", "client rollback 3 --dry-run", "client rollback 3 --with-count", "client --group web rollback 3 --expect-revision 5 --detach")}
 The rollback is an ordinary rolling update to that spec, bounded by its surge and unavailability.
+The first line says which revision it restores, and whether the count comes back too.
+Ctrl-C stops following (exit 130); the graph goes on in the server.
 With -o json it prints the Rollback response on one line, then one {"event": event} per line.
 `,
     )
@@ -192,11 +242,31 @@ With -o json it prints the Rollback response on one line, then one {"event": eve
     .addHelpText("after", example("client nodes ls", "client nodes ls --all -o json", "client nodes stats <id>", "client nodes restart <id>"));
   nodes
     .command("ls")
-    .description("list the group's nodes (live ones; stopped ones too with --all)")
-    .option("--all", "include stopped nodes")
+    .description("list the group's nodes (live ones; stopped ones too with --all), with the revision each was started from")
+    .option("--all", "include stopped nodes, and each node's LAST STATE: how it ended (exit status or error) and when")
     .option("--wide", "add what the OS says of each node's process: PID, PORT, CPU, MEMORY, UPTIME, HEALTH")
-    .addHelpText("after", example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide"))
+    .addHelpText(
+      "after",
+      `${example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide")}
+When the group's failed nodes keep failing, their replacement backs off, and a last line says so:
+crash loop: 7 restarts, next in 40s (last: exited with code 1).
+`,
+    )
     .action(run((context, command) => nodesList(context, command.opts())));
+  nodes
+    .command("describe")
+    .summary("show one node's story: its record, last state, restarts and events")
+    .description(
+      "show one node: its record, the revision and template it was started from, how it last ended (exit status or error, and when), its restarts, and every event that touched it, oldest first",
+    )
+    .argument("<id>", "the node's id")
+    .addHelpText(
+      "after",
+      `${example("client nodes describe 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes describe 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json")}
+With -o json it prints the DescribeNode response. The server keeps a node's last 1000 events.
+`,
+    )
+    .action(run((context, command) => nodesDescribe(context, command.processedArgs[0] as string)));
   nodes
     .command("restart")
     .summary("replace a node with a new one at its version, and follow it")
@@ -293,33 +363,24 @@ it refuses, and the client exits 1.
 With -o json it prints the GetTemplate response.
 `)
     .action(run((context) => groupShow(context)));
-  group
+  const setTemplate = group
     .command("set-template")
-    .summary("set what the group's nodes run and how their health is checked")
+    .summary("set what the group's nodes run, and roll it out")
     .description(
-      "set the template the group's nodes start from: the command and its arguments, environment, health check and stop grace; prints it as stored, with the server's defaults filled in",
-    )
-    .requiredOption("--command <cmd>", "the program each node runs, a path or a name on the server's PATH")
-    .option("--arg <arg>", "an argument of the command; repeat for each, in order", collect)
-    .option("--env <NAME=VALUE>", "an environment variable of each node; repeat for each", collect)
-    .option("--health <type>", "http (GET a path on the node's port, healthy on 2xx), tcp (the port accepts a connection) or none (healthy while it runs)", "http")
-    .option("--health-path <path>", "the path an http check gets (default /healthz)")
-    .option("--health-interval <duration>", "how often the health is checked, 100ms to 1h (default: the server's, 1s)")
-    .option("--health-timeout <duration>", "how long one check may take, 10ms to 1m (default: the server's, 1s)")
-    .option("--health-threshold <n>", "failed checks in a row after which a running node is unhealthy, 1 to 100 (default: the server's, 3)")
-    .option("--start-timeout <duration>", "how long a starting node may take to pass its first check, 100ms to 1h (default: the server's, 10s)")
-    .option("--stop-grace <duration>", "after SIGTERM, how long a node may take to exit before SIGKILL, up to 10m (default: the server's, 5s)")
+      "set the template the group's nodes start from: the command and its arguments, environment, health check and stop grace. The template is part of the spec: on a group with a spec it is stored as a new revision and rolled out like an update (the plan is printed and followed); on a group without one it applies to the first update",
+    );
+  withTemplateOptions(setTemplate, new Option("--command <cmd>", "the program each node runs, a path or a name on the server's PATH").makeOptionMandatory())
+    .option("--detach", "start the rollout and return without following it")
     .addHelpText(
       "after",
       `${example(
         "client --group web group set-template --command node --arg examples/chat/chat.mjs --health-path /healthz",
         "client --group api group set-template --command ./api --arg --listen=127.0.0.1:{port} --env MODE=prod --health tcp --stop-grace 10s",
       )}
-In the command, the args and the env values, {version}, {port}, {node_id} and {group} are replaced
-by the server for each node; each node also gets PORT, DROVER_NODE_ID, DROVER_VERSION, DROVER_GROUP
-and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 1s or 2m.
-The template applies to nodes started after it is set: an update to a new version, or
-'client nodes restart <id>', brings running nodes onto it.
+${TEMPLATE_HELP}
+On a group with a spec, set-template behaves like 'client update' with the same count and version and
+this template: it exits 0 only if the rollout succeeds (under --on-failure rollback, the rollback is
+followed and the exit is still 1). The same flags on 'client update' change the template and the spec at once.
 `,
     )
     .action(run((context, command) => groupSetTemplate(context, command.opts())));
@@ -342,7 +403,7 @@ The template applies to nodes started after it is set: an update to a new versio
       `${example("client tasks watch", "client tasks watch 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S -o json")}
 With -o json it prints one JSON object per line: {"snapshot": graph} first, then {"event": event}.
 A broken stream (the server restarted, or cut off a slow watcher) is resumed after the last event
-seen, for up to 30s; then the client exits 3.
+seen, for up to 30s; then the client exits 3. Ctrl-C stops watching (exit 130); the graph goes on.
 `,
     )
     .action(run((context, command) => tasksWatch(context, command.processedArgs[0] as string | undefined)));
@@ -352,7 +413,7 @@ seen, for up to 30s; then the client exits 3.
     .description("the task graphs of a group")
     .allowExcessArguments(true)
     .action(groupAction("graphs"))
-    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs pause <id>", "client graphs cancel <id>"));
+    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs promote", "client graphs pause <id>", "client graphs cancel <id>"));
   graphs
     .command("ls")
     .description("list the group's graphs, newest first")
@@ -375,6 +436,20 @@ seen, for up to 30s; then the client exits 3.
     .argument("<id>", "the graph's id")
     .addHelpText("after", example("client graphs cancel 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
     .action(run((context, command) => graphsCancel(context, command.processedArgs[0] as string)));
+  graphs
+    .command("promote")
+    .summary("let a graph waiting at its promote gate, after its canaries, go on")
+    .description(
+      "let a graph waiting at its promote gate (after the canaries of an update --canary N) go on with the rest of the rollout (default: the group's latest rollout, the newest graph an update or rollback made)",
+    )
+    .argument("[graph-id]", "the graph to promote")
+    .addHelpText(
+      "after",
+      `${example("client graphs promote", "client graphs promote 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S")}
+Refused (exit 1) when the graph has no promote gate waiting, or has settled.
+`,
+    )
+    .action(run((context, command) => graphsPromote(context, command.processedArgs[0] as string | undefined)));
   graphs
     .command("pause")
     .description("pause a running graph: running tasks finish, no new task starts until it is resumed")
@@ -417,7 +492,11 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 });
 process.on("SIGINT", () => {
   out.endProgress();
-  if (!interrupt()) process.exit(130);
+  if (interrupt()) return;
+  // One line on what goes on without the client, when the command was in the middle of something.
+  const notice = interruptNotice();
+  if (notice) process.stderr.write(`${notice}\n`);
+  process.exit(130);
 });
 
 const exitCode = await main(process.argv.slice(2));

@@ -1,5 +1,6 @@
 import {
   CloneNodeResponse,
+  DescribeNodeResponse,
   GetNodeStatsResponse,
   KillNodeResponse,
   ListNodesRequest,
@@ -14,7 +15,7 @@ import { integerArgument, nodeIdArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText, onInterrupt } from "./context.js";
 import { CliError, DeadlineError, ExitCode, UsageError } from "./errors.js";
-import { headerStrategyText, nodeStatsLines, nodesTable, specText } from "./render.js";
+import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeStatsLines, nodesTable, specText } from "./render.js";
 import { showPlan, showUpdate } from "./update.js";
 
 export interface NodesListArguments {
@@ -36,11 +37,33 @@ export async function nodesList(context: CommandContext, args: NodesListArgument
   if (globals.output === "json") {
     // Proto JSON leaves out empty lists; a program reading `nodes` should always find one.
     out.line(jsonText({ nodes: [], ...(ListNodesResponse.toJSON(response) as object) }, { compact: false }));
-  } else if (response.nodes.length === 0) {
-    out.note(`no nodes in group ${globals.group}${request.all ? "" : " (stopped nodes are listed with --all)"}`);
   } else {
-    out.line(nodesTable(style, response.nodes, Date.now(), { wide: request.wide }));
+    const now = Date.now();
+    if (response.nodes.length === 0) {
+      out.note(`no nodes in group ${globals.group}${request.all ? "" : " (stopped nodes are listed with --all)"}`);
+    } else {
+      out.line(nodesTable(style, response.nodes, now, { wide: request.wide, all: request.all }));
+    }
+    // Why the group is short, when its failed nodes keep failing: after the table, where the eye ends.
+    if (response.crashLoop) out.line(crashLoopLine(response.crashLoop, now));
   }
+  return ExitCode.ok;
+}
+
+/**
+ * `nodes describe <id>`: one node's story: its record, the revision it was started from, how
+ * it last ended, its restarts, and every event that touched it, oldest first.
+ */
+export async function nodesDescribe(context: CommandContext, id: string): Promise<ExitCode> {
+  const request = { nodeId: nodeIdArgument(id) };
+  const connection = context.connection();
+  const response = await connection.call((options) => connection.client.describeNode(request, options));
+  if (context.globals.output === "json") {
+    context.out.line(jsonText({ events: [], ...(DescribeNodeResponse.toJSON(response) as object) }, { compact: false }));
+    return ExitCode.ok;
+  }
+  const node = response.node ?? missing("node", request.nodeId);
+  for (const line of nodeDescribeLines(context.style, node, response.events, Date.now())) context.out.line(line);
   return ExitCode.ok;
 }
 

@@ -3,6 +3,7 @@
  * calls the server or decides an exit code; the command files do that.
  */
 import {
+  type CrashLoop,
   type Event,
   EventType,
   FailurePolicy,
@@ -52,7 +53,7 @@ const dim = ansi("2");
 function stateColor(style: Style, word: string): string {
   if (word === "succeeded") return green(style, word);
   if (word === "failed" || word === "unhealthy") return red(style, word);
-  if (word === "running" || word === "starting" || word === "stopping" || word === "paused") return yellow(style, word);
+  if (word === "running" || word === "starting" || word === "stopping" || word === "paused" || word === "waiting") return yellow(style, word);
   if (word === "skipped" || word === "cancelled" || word === "superseded" || word === "stopped") return dim(style, word);
   return word;
 }
@@ -113,7 +114,69 @@ export function updateHeader(response: SetSpecResponse, dryRun: boolean): string
 
 /** `max surge 0, max unavailable 1`, then what is not the default: how a header says a spec rolls out. */
 export function headerStrategyText(spec: Spec): string {
-  return [`max surge ${spec.maxSurge}`, `max unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: false }), ...resourceWords(spec)].join(", ");
+  return [
+    `max surge ${spec.maxSurge}`,
+    `max unavailable ${spec.maxUnavailable}`,
+    ...rolloutWords(spec),
+    ...policyWords(spec, { always: false }),
+    ...resourceWords(spec),
+  ].join(", ");
+}
+
+/** `min ready 5s`, `canary 2`, `auto-promote after 1m`: how the spec paces its rollout, only what it sets. */
+function rolloutWords(spec: Spec): string[] {
+  const words: string[] = [];
+  if (spec.minReadyMs > 0) words.push(`min ready ${durationText(spec.minReadyMs)}`);
+  if (spec.canary > 0) words.push(`canary ${spec.canary}`);
+  if (spec.canary > 0 && spec.autoPromoteAfterMs > 0) words.push(`auto-promote after ${durationText(spec.autoPromoteAfterMs)}`);
+  return words;
+}
+
+/**
+ * `template 3f9c2a1b: node examples/chat/chat.mjs`: what the spec's nodes run (the start of
+ * its hash, which `nodes describe` shows for each node, and its command line).
+ */
+export function specTemplateLine(spec: Pick<Spec, "template" | "templateHash">): string {
+  const hash = spec.templateHash ? ` ${spec.templateHash.slice(0, 8)}` : "";
+  return `template${hash}: ${spec.template ? commandLineText(spec.template) : "the server's default"}`;
+}
+
+/** The template's command line as a shell would take it back. */
+export function commandLineText(template: Pick<NodeTemplate, "command" | "args">): string {
+  return [template.command, ...template.args].map(shellWord).join(" ");
+}
+
+/** The command line cut to `max` characters, for a table's column: `node chat.mjs --name…`. */
+export function shortCommandText(template: NodeTemplate | undefined, max = 40): string {
+  if (!template) return "default";
+  const text = commandLineText(template);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/**
+ * What the server's preview says of a plan before it runs: `min available 2, max alive 4,
+ * estimated 12s`, the fewest available and the most alive nodes in any order the plan
+ * allows, and how long it should take from the group's recent starts and stops.
+ */
+export function previewLine(response: Pick<SetSpecResponse, "minAvailable" | "maxAlive" | "estimatedDurationMs" | "hasEstimate">): string {
+  const estimate = response.hasEstimate ? `estimated ${estimateText(response.estimatedDurationMs)}` : "no history to estimate its duration";
+  return `min available ${response.minAvailable}, max alive ${response.maxAlive}, ${estimate}`;
+}
+
+/** An estimate, no finer than it is: `800ms`, `12s`, `3m12s`. */
+export function estimateText(milliseconds: number): string {
+  if (milliseconds < 1000) return `${Math.round(milliseconds)}ms`;
+  if (milliseconds < 60_000) return `${Math.round(milliseconds / 1000)}s`;
+  return formatDuration(milliseconds);
+}
+
+/**
+ * The line above a rollback's update: which revision it restores, why that one when the user
+ * named none, and whether the count comes back too.
+ */
+export function rollbackHeader(request: { revision: number; withCount: boolean }, restores: number): string {
+  const which = request.revision === 0 ? ` (the last revision whose rollout succeeded)` : "";
+  return `rolling back to revision ${restores}${which}, ${request.withCount ? "with its count" : "keeping the current count"}`;
 }
 
 /** `30s`, `5m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
@@ -164,7 +227,13 @@ function resourceWords(spec: Spec): string[] {
  */
 export function strategyText(spec: Spec | undefined): string {
   if (!spec) return "-";
-  return [`surge ${spec.maxSurge}`, `unavailable ${spec.maxUnavailable}`, ...policyWords(spec, { always: true }), ...resourceWords(spec)].join(", ");
+  return [
+    `surge ${spec.maxSurge}`,
+    `unavailable ${spec.maxUnavailable}`,
+    ...rolloutWords(spec),
+    ...policyWords(spec, { always: true }),
+    ...resourceWords(spec),
+  ].join(", ");
 }
 
 /** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`. */
@@ -180,19 +249,26 @@ export function revisionReasonText(revision: Pick<Revision, "reason" | "restores
 }
 
 /**
- * Why a graph exists: `update` (a new revision), `repair` (drift under the same revision) or
- * `operation` (a node's restart).
+ * Why a graph exists: `update` (a new revision), `repair` (drift under the same revision),
+ * `operation` (a node's restart) or `heal` (failed nodes replaced at their own revision while
+ * the rollout does not move on).
  */
 export function graphReasonText(reason: GraphReason): string {
   if (reason === GraphReason.GRAPH_REASON_REPAIR) return "repair";
   if (reason === GraphReason.GRAPH_REASON_OPERATION) return "operation";
+  if (reason === GraphReason.GRAPH_REASON_HEAL) return "heal";
   return "update";
 }
 
-/** What a task does: `start_node version=2`, `start_node version=2 01JDX3…8JNE`, `shut_down_node 01JDX3…Q1R7`. */
+/**
+ * What a task does: `start_node version=2`, `start_node version=2 01JDX3…8JNE`,
+ * `shut_down_node 01JDX3…Q1R7`, and for a canary's promote gate, how to open it:
+ * `await_promotion (client graphs promote 01JDX4…)`, with `auto after 1m, or` when the spec
+ * promotes by itself.
+ */
 export function actionText(
   task: Pick<TrackedTask, "action" | "version" | "nodeId">,
-  options: { shortIds: boolean },
+  options: { shortIds: boolean; graph?: Pick<GraphTracker, "id" | "spec"> },
 ): string {
   const id = options.shortIds ? shortId(task.nodeId) : task.nodeId;
   switch (task.action) {
@@ -200,6 +276,11 @@ export function actionText(
       return task.nodeId ? `start_node version=${task.version} ${id}` : `start_node version=${task.version}`;
     case TaskAction.TASK_ACTION_SHUT_DOWN_NODE:
       return `shut_down_node ${id}`;
+    case TaskAction.TASK_ACTION_AWAIT_PROMOTION: {
+      if (!options.graph) return taskActionName(task.action);
+      const auto = options.graph.spec?.autoPromoteAfterMs ? `auto after ${durationText(options.graph.spec.autoPromoteAfterMs)}, or ` : "";
+      return `await_promotion (${auto}client graphs promote ${options.graph.id})`;
+    }
     default:
       return taskActionName(task.action);
   }
@@ -210,49 +291,98 @@ export function prerequisitesText(prerequisites: readonly number[]): string {
 }
 
 /** The plan as the update shows it: ID, PREREQS, ACTION. */
-export function planTable(style: Style, tasks: readonly TrackedTask[]): string {
+export function planTable(style: Style, graph: GraphTracker): string {
   return table(
     style,
     ["ID", "PREREQS", "ACTION"],
-    tasks.map((task) => [String(task.id), prerequisitesText(task.prerequisites), actionText(task, { shortIds: true })]),
+    graph.tasks.map((task) => [String(task.id), prerequisitesText(task.prerequisites), actionText(task, { shortIds: true, graph })]),
   );
 }
 
-/** Tasks with their progress: ID, PREREQS, ACTION, STATE, ATTEMPTS, and ERROR when asked. */
-export function taskTable(
-  style: Style,
-  tasks: readonly TrackedTask[],
-  options: { shortIds: boolean; errors: boolean },
-): string {
-  const head = ["ID", "PREREQS", "ACTION", "STATE", "ATTEMPTS", ...(options.errors ? ["ERROR"] : [])];
+/** Why a task waits, without a leading "waiting:" where the word is already said (the state, the stream's word). */
+export function waitingReason(message: string): string {
+  return message.replace(/^waiting:\s*/i, "");
+}
+
+/** A task's state in a word; a pending task that waits (for a bound, for a promote) is `waiting`. */
+function taskStateWord(task: Pick<TrackedTask, "state" | "waiting">): string {
+  return task.state === TaskState.TASK_STATE_PENDING && task.waiting ? "waiting" : taskStateName(task.state);
+}
+
+/**
+ * Tasks with their progress: ID, PREREQS, ACTION, STATE, ATTEMPTS, and when asked DETAIL: the
+ * error of a task that failed, or what a waiting task waits for.
+ */
+export function taskTable(style: Style, graph: GraphTracker, options: { shortIds: boolean; errors: boolean }): string {
+  const head = ["ID", "PREREQS", "ACTION", "STATE", "ATTEMPTS", ...(options.errors ? ["DETAIL"] : [])];
   return table(
     style,
     head,
-    tasks.map((task) => [
+    graph.tasks.map((task) => [
       String(task.id),
       prerequisitesText(task.prerequisites),
-      actionText(task, options),
-      stateColor(style, taskStateName(task.state)),
+      actionText(task, { shortIds: options.shortIds, graph }),
+      stateColor(style, taskStateWord(task)),
       String(task.attempts),
-      ...(options.errors ? [task.error || "-"] : []),
+      ...(options.errors ? [task.error || waitingReason(task.waiting) || "-"] : []),
     ]),
   );
 }
 
-/** The nodes: ID, VERSION, STATE, AGE; with `wide`, what the OS says of each too (`-` where it says nothing). */
-export function nodesTable(style: Style, nodes: readonly Node[], now: number, options: { wide: boolean } = { wide: false }): string {
+/**
+ * The nodes: ID, VERSION, REVISION (whose template it was started from), STATE, AGE; with
+ * `wide`, what the OS says of each too (`-` where it says nothing); with `all`, LAST STATE:
+ * how each one that ended did, and when.
+ */
+export function nodesTable(
+  style: Style,
+  nodes: readonly Node[],
+  now: number,
+  options: { wide: boolean; all?: boolean } = { wide: false },
+): string {
   const wideHead = options.wide ? ["PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"] : [];
   return table(
     style,
-    ["ID", "VERSION", "STATE", "AGE", ...wideHead],
+    ["ID", "VERSION", "REVISION", "STATE", "AGE", ...wideHead, ...(options.all ? ["LAST STATE"] : [])],
     nodes.map((node) => [
       node.id,
       String(node.version),
+      node.revision ? String(node.revision) : "-",
       stateColor(style, nodeStateName(node.state)),
       node.createdAt ? formatAge(now - node.createdAt.getTime()) : "-",
       ...(options.wide ? wideCells(style, node.stats) : []),
+      ...(options.all ? [cut(lastStateText(node, now) ?? "-", LAST_STATE_WIDTH)] : []),
     ]),
   );
+}
+
+/** The widest LAST STATE a node list shows; `nodes describe` shows it whole. */
+const LAST_STATE_WIDTH = 80;
+
+const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+/**
+ * How a node that ended did, and when: `exited with code 1, 2m ago: Error: listen EADDRINUSE`,
+ * `stopped 5s ago`; undefined for a node that has not ended (or left no word of it).
+ */
+export function lastStateText(node: Pick<Node, "state" | "exitStatus" | "error" | "updatedAt">, now: number): string | undefined {
+  const ended = node.state === NodeState.NODE_STATE_STOPPED || node.state === NodeState.NODE_STATE_FAILED;
+  if (!ended && !node.exitStatus && !node.error) return undefined;
+  const when = node.updatedAt ? `, ${formatAge(now - node.updatedAt.getTime())} ago` : "";
+  const how = node.exitStatus || nodeStateName(node.state);
+  return `${how}${when}${node.error ? `: ${node.error}` : ""}`;
+}
+
+/**
+ * `crash loop: 7 restarts, next in 40s (last: exited with code 1)`: the group's failed nodes
+ * are being replaced with a growing backoff.
+ */
+export function crashLoopLine(crashLoop: CrashLoop, now: number): string {
+  const next = crashLoop.nextAttemptAt ? crashLoop.nextAttemptAt.getTime() - now : 0;
+  // Rounded up: "next in 0s" would read as now.
+  const when = next > 0 ? `next in ${formatAge(Math.ceil(next / 1000) * 1000)}` : "next now";
+  const restarts = `${crashLoop.restarts} ${crashLoop.restarts === 1 ? "restart" : "restarts"}`;
+  return `crash loop: ${restarts}, ${when}${crashLoop.lastFailure ? ` (last: ${crashLoop.lastFailure})` : ""}`;
 }
 
 function wideCells(style: Style, stats: NodeStats | undefined): string[] {
@@ -344,6 +474,63 @@ function noStatsLine(node: Node): string {
   }
 }
 
+/**
+ * What `nodes describe` shows: the node's record, the revision (and template) it was started
+ * from, how it last ended, its restarts; then every event that touched it, oldest first.
+ */
+export function nodeDescribeLines(style: Style, node: Node, events: readonly Event[], now: number): string[] {
+  const created = node.createdAt;
+  const template = node.templateHash ? ` (template ${node.templateHash.slice(0, 8)})` : "";
+  const rows = [
+    ["NODE", node.id],
+    ["GROUP", node.group],
+    ["VERSION", String(node.version)],
+    ["REVISION", node.revision ? `${node.revision}${template}` : "-"],
+    ["STATE", stateColor(style, nodeStateName(node.state))],
+    ["HOST", node.host || "-"],
+    ["CREATED", created ? `${formatAge(now - created.getTime())} ago (${created.toISOString()})` : "-"],
+    ["LAST STATE", lastStateText(node, now) ?? "-"],
+    ["RESTARTS", node.stats ? String(node.stats.restarts) : "-"],
+    ...(node.stats?.pid ? [["PID", String(node.stats.pid)]] : []),
+    ...(node.stats?.port ? [["PORT", String(node.stats.port)]] : []),
+  ];
+  const lines = [fieldsTable(style, rows), ""];
+  if (events.length === 0) {
+    lines.push("no events recorded for this node");
+    return lines;
+  }
+  const base = created ?? events[0]!.time;
+  lines.push("EVENTS (oldest first; TIME is since the node was created)");
+  lines.push(
+    table(
+      style,
+      ["TIME", "EVENT", "GRAPH", "DETAIL"],
+      events.map((event) => [
+        event.time && base ? `+${formatDuration(event.time.getTime() - base.getTime())}` : "-",
+        nodeEventText(event),
+        event.graphId || "-",
+        event.error || event.message || "-",
+      ]),
+    ),
+  );
+  return lines;
+}
+
+/** What one event says of a node: `node running`, `task 3 started start_node`, `task 3 retrying in 200ms`. */
+function nodeEventText(event: Event): string {
+  switch (event.type) {
+    case EventType.EVENT_TYPE_NODE:
+      return `node ${nodeStateName(event.nodeState)}`;
+    case EventType.EVENT_TYPE_TASK:
+    case EventType.EVENT_TYPE_TASK_RETRY:
+      return `task ${event.taskId} ${eventWord(event) ?? taskStateName(event.taskState)} ${taskActionName(event.action)}`;
+    case EventType.EVENT_TYPE_GRAPH:
+      return `graph ${graphStateName(event.graphState)}`;
+    default:
+      return "-";
+  }
+}
+
 /** A table of fields, one a row: the name (in bold on a terminal) and its value. */
 export function fieldsTable(style: Style, rows: readonly (readonly string[])[]): string {
   return table(style, [], rows.map(([name, ...values]) => [bold(style, name!), ...values]));
@@ -380,7 +567,7 @@ export function healthCheckText(check: HealthCheck | undefined): string {
 export function templateRows(template: NodeTemplate): string[][] {
   const env = Object.entries(template.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return [
-    ["COMMAND", [template.command, ...template.args].map(shellWord).join(" ")],
+    ["COMMAND", commandLineText(template)],
     ...(env.length === 0 ? [["ENV", "-"]] : env.map(([name, value], index) => [index === 0 ? "ENV" : "", `${name}=${shellWord(value)}`])),
     ["HEALTH CHECK", healthCheckText(template.healthCheck)],
     ["STOP GRACE", `${durationText(template.stopGraceMs)}, then SIGKILL`],
@@ -404,13 +591,14 @@ export function graphsTable(style: Style, graphs: readonly Graph[], now: number)
 }
 
 /**
- * The group's revisions, newest first: what each asked for, why it was made, and the graph
- * it made with that graph's outcome (`nothing to do` when the group already matched).
+ * The group's revisions, newest first: what each asked for, why it was made, the graph it
+ * made with that graph's outcome (`nothing to do` when the group already matched), and the
+ * start of its template's command line (`default`: the server's).
  */
 export function historyTable(style: Style, revisions: readonly Revision[], now: number): string {
   return table(
     style,
-    ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME"],
+    ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"],
     revisions.map((revision) => [
       String(revision.revision),
       revision.spec ? String(revision.spec.count) : "-",
@@ -420,8 +608,74 @@ export function historyTable(style: Style, revisions: readonly Revision[], now: 
       revision.createdAt ? formatAge(now - revision.createdAt.getTime()) : "-",
       revision.graphId || "-",
       revision.graphId ? stateColor(style, graphStateName(revision.graphState)) : "nothing to do",
+      shortCommandText(revision.spec?.template),
     ]),
   );
+}
+
+/**
+ * One revision whole, a field a row, for `history --revision N`: when and why it was made, the
+ * graph it made, its spec field by field, and its template.
+ */
+export function revisionRows(revision: Revision, now: number): string[][] {
+  const created = revision.createdAt;
+  const spec = revision.spec;
+  const fields = specFields(spec);
+  return [
+    ["REVISION", String(revision.revision)],
+    ["REASON", revisionReasonText(revision)],
+    ["CREATED", created ? `${formatAge(now - created.getTime())} ago (${created.toISOString()})` : "-"],
+    ["GRAPH", revision.graphId ? `${revision.graphId} ${graphStateName(revision.graphState)}` : "none (nothing to do)"],
+    ...fields.filter(([name]) => !isTemplateField(name)),
+    ...(spec?.template ? [["TEMPLATE", spec.templateHash ? `its own, hash ${spec.templateHash}` : "its own"], ...templateRows(spec.template)] : [["TEMPLATE", "the server's default"]]),
+  ];
+}
+
+/**
+ * What changed from one revision's spec to the next's, a field a row: `VERSION  1 → 2`,
+ * `ENV MODE  (unset) → prod`. Empty when nothing did.
+ */
+export function revisionChanges(before: Spec | undefined, after: Spec | undefined): string[][] {
+  const old = new Map(specFields(before));
+  const current = new Map(specFields(after));
+  const names = [...current.keys(), ...[...old.keys()].filter((name) => !current.has(name))];
+  return names
+    .filter((name) => old.get(name) !== current.get(name))
+    .map((name) => [name, `${old.get(name) ?? "(unset)"} → ${current.get(name) ?? "(unset)"}`]);
+}
+
+const isTemplateField = (name: string) =>
+  name === "TEMPLATE" || name === "COMMAND" || name.startsWith("ENV ") || name === "HEALTH CHECK" || name === "STOP GRACE";
+
+/** A spec's fields by name, each variable of its template's environment a field of its own (`ENV MODE`). */
+function specFields(spec: Spec | undefined): [string, string][] {
+  if (!spec) return [];
+  const serverDefault = (milliseconds: number) => (milliseconds > 0 ? durationText(milliseconds) : "the server's default");
+  const promote = spec.autoPromoteAfterMs > 0 ? `auto after ${durationText(spec.autoPromoteAfterMs)}` : "with 'client graphs promote'";
+  const fields: [string, string][] = [
+    ["COUNT", String(spec.count)],
+    ["VERSION", String(spec.version)],
+    ["MAX SURGE", String(spec.maxSurge)],
+    ["MAX UNAVAILABLE", String(spec.maxUnavailable)],
+    ["MIN READY", spec.minReadyMs > 0 ? durationText(spec.minReadyMs) : "0 (available once healthy)"],
+    ["CANARY", spec.canary > 0 ? `${spec.canary}, then promote ${promote}` : "none"],
+    ["ON FAILURE", spec.onFailure === FailurePolicy.FAILURE_POLICY_ROLLBACK ? "rollback" : "stop"],
+    ["TASK TIMEOUT", serverDefault(spec.taskTimeoutMs)],
+    ["PROGRESS DEADLINE", serverDefault(spec.progressDeadlineMs)],
+    ["CPU", spec.cpuMillis > 0 ? cpuText(spec.cpuMillis) : "none reserved"],
+    ["MEMORY", spec.memoryMb > 0 ? memoryText(spec.memoryMb) : "none reserved"],
+  ];
+  const template = spec.template;
+  if (!template) return [...fields, ["TEMPLATE", "the server's default"]];
+  const env = Object.entries(template.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return [
+    ...fields,
+    ["TEMPLATE", spec.templateHash ? `hash ${spec.templateHash}` : "its own"],
+    ["COMMAND", commandLineText(template)],
+    ...env.map(([name, value]): [string, string] => [`ENV ${name}`, shellWord(value)]),
+    ["HEALTH CHECK", healthCheckText(template.healthCheck)],
+    ["STOP GRACE", `${durationText(template.stopGraceMs)}, then SIGKILL`],
+  ];
 }
 
 /** `graph 01JDX4…: group default, revision 4, 3 × v2, running`. */
@@ -443,7 +697,8 @@ export function eventWord(event: Event): string | undefined {
     case TaskState.TASK_STATE_RUNNING:
       return event.attempt > 1 ? `started (attempt ${event.attempt})` : "started";
     case TaskState.TASK_STATE_PENDING:
-      return undefined;
+      // A pending task's event tells why it waits; one without a reason changes nothing to show.
+      return event.message ? "waiting" : undefined;
     default:
       return taskStateName(event.taskState);
   }
@@ -451,20 +706,21 @@ export function eventWord(event: Event): string | undefined {
 
 /**
  * One line of the task stream: `+1.41s  3  succeeded  start_node version=2 01JDX3…8JNE`,
- * with `  error: …` when the event carries one. Undefined for events that are not shown
- * (graph state changes, which the summary reports).
+ * with `  error: …` when the event carries one, and for a task that waits, why:
+ * `+1.41s  4  waiting    shut_down_node 01JDX3…Q1R7: would leave 1 available, below the floor 2`.
+ * Undefined for events that are not shown (graph state changes, which the summary reports).
  */
 export function eventLine(style: Style, event: Event, graph: GraphTracker, base: Date | undefined): string | undefined {
   const word = eventWord(event);
   if (word === undefined) return undefined;
   const task = graph.task(event.taskId);
   const idWidth = String(Math.max(0, graph.tasks.length - 1)).length;
-  const action = task ? actionText(task, { shortIds: true }) : taskActionName(event.action);
+  const action = task ? actionText(task, { shortIds: true, graph }) : taskActionName(event.action);
   const columns = [
     relativeTime(event.time, base),
     String(event.taskId).padEnd(idWidth),
     colourEventWord(style, word) + " ".repeat(Math.max(0, 9 - word.length)),
-    action,
+    word === "waiting" ? `${action}: ${waitingReason(event.message)}` : action,
   ];
   const line = columns.join("  ");
   return event.error ? `${line}  ${red(style, "error:")} ${event.error}` : line;
@@ -490,17 +746,22 @@ export function graphEventLine(style: Style, event: Event, previous: GraphState,
   return event.message ? `${line}: ${event.message}` : line;
 }
 
-/** `[4/6 done, 1 running, 0 failed, 3.2s]`, with `paused: ` in front while the graph is paused. */
-export function progressText(tally: TaskTally, elapsedMilliseconds: number, paused = false): string {
-  const text = `${tally.done}/${tally.total} done, ${tally.running} running, ${tally.failed} failed, ${formatDuration(elapsedMilliseconds)}`;
+/**
+ * `[4/6 done, 1 running, 0 failed, 3.2s]`, with `paused: ` in front while the graph is paused,
+ * and `1 waiting` while tasks wait for a bound or a promote.
+ */
+export function progressText(tally: TaskTally, elapsedMilliseconds: number, paused = false, waiting = 0): string {
+  const waitingText = waiting > 0 ? `${waiting} waiting, ` : "";
+  const text = `${tally.done}/${tally.total} done, ${tally.running} running, ${waitingText}${tally.failed} failed, ${formatDuration(elapsedMilliseconds)}`;
   return paused ? `[paused: ${text}]` : `[${text}]`;
 }
 
 /**
  * The summary of a settled graph: `graph 01JDX4… succeeded in 9.8s: 6 tasks, 0 retries`,
- * and for any other outcome the tasks by state and an `error: …` line.
+ * and for any other outcome the tasks by state and an `error: …` line, then what the server
+ * decided (with `followingNext`, the client follows the graph the decision started).
  */
-export function summaryLines(style: Style, graph: GraphTracker): string[] {
+export function summaryLines(style: Style, graph: GraphTracker, options: { followingNext: boolean } = { followingNext: false }): string[] {
   const tally = graph.tally();
   const state = graphStateName(graph.state);
   const took =
@@ -512,19 +773,32 @@ export function summaryLines(style: Style, graph: GraphTracker): string[] {
   const detail = state === "succeeded" ? `${tasks}, ${retries}` : `${tasks} (${breakdownText(tally) || "none run"}), ${retries}`;
   const lines = [`graph ${graph.id} ${stateColor(style, state)}${took}: ${detail}`];
   if (graph.error) lines.push(`${red(style, "error:")} ${graph.error}`);
-  lines.push(...decisionLines(graph));
+  lines.push(...decisionLines(graph, options.followingNext && graph.state === GraphState.GRAPH_STATE_FAILED));
   return lines;
 }
 
 /**
  * What the server decided as the graph settled, and where to watch what it started:
- * `rolling back to revision 1 (2 × v1); watch it with: client tasks watch 01JDX5…`.
+ * `rolling back to revision 1 (2 × v1); watch it with: client tasks watch 01JDX5…`, or
+ * `…; following graph 01JDX5…` when the client goes on to follow it.
  */
-function decisionLines(graph: Pick<GraphTracker, "message" | "error" | "nextGraphId">): string[] {
+function decisionLines(graph: Pick<GraphTracker, "message" | "error" | "nextGraphId">, following: boolean): string[] {
   const message = graph.message && graph.message !== graph.error ? graph.message : "";
   if (!graph.nextGraphId) return message ? [message] : [];
-  const watch = `watch it with: client tasks watch ${graph.nextGraphId}`;
+  const watch = following ? `following graph ${graph.nextGraphId}` : `watch it with: client tasks watch ${graph.nextGraphId}`;
   return [message ? `${message}; ${watch}` : `graph ${graph.nextGraphId} follows; ${watch}`];
+}
+
+/**
+ * The last line of an update followed into the rollback its failure started:
+ * `update failed; rolled back to revision 3 (graph 01JDX5…)`, or how the rollback ended
+ * when it did not succeed. `restores` may be unknown.
+ */
+export function rolledBackLine(style: Style, rollback: Pick<GraphTracker, "id" | "state">, restores: number | undefined): string {
+  const to = restores ? ` to revision ${restores}` : "";
+  if (rollback.state === GraphState.GRAPH_STATE_SUCCEEDED) return `update failed; rolled back${to} (graph ${rollback.id})`;
+  const how = rollback.state === GraphState.GRAPH_STATE_FAILED ? "failed too" : `was ${graphStateName(rollback.state)}`;
+  return `update failed, and its rollback${to} ${red(style, how)} (graph ${rollback.id})`;
 }
 
 const tasksText = (total: number) => `${total} ${total === 1 ? "task" : "tasks"}`;
@@ -550,12 +824,17 @@ export function pausedLine(style: Style, graph: Graph, word: "paused" | "resumed
   return `graph ${graph.id} ${yellow(style, word)}`;
 }
 
+/** What `graphs promote` says: `graph 01JDX4… promoted: the rollout goes on past its canaries`, and where to watch it. */
+export function promotedLine(style: Style, graph: Graph): string {
+  return `graph ${graph.id} ${green(style, "promoted")}: the rollout goes on past its canaries; watch it with: client tasks watch ${graph.id}`;
+}
+
 /** The graph in Graphviz's language: one node per task, labelled with its id and action, and an edge from each prerequisite. */
 export function dotGraph(graph: GraphTracker): string {
   const quote = (text: string) => `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
   const lines = [`digraph ${quote(`graph ${graph.id}`)} {`, "  rankdir=TB;", "  node [shape=box, fontname=monospace];"];
   for (const task of graph.tasks) {
-    const label = `${task.id}: ${actionText(task, { shortIds: false })}\\n${taskStateName(task.state)}`;
+    const label = `${task.id}: ${actionText(task, { shortIds: false, graph })}\\n${taskStateWord(task)}`;
     lines.push(`  t${task.id} [label="${label.replace(/"/g, '\\"')}"];`);
   }
   for (const task of graph.tasks) {
@@ -569,7 +848,7 @@ export function dotGraph(graph: GraphTracker): string {
 export function mermaidGraph(graph: GraphTracker): string {
   const lines = ["flowchart TD"];
   for (const task of graph.tasks) {
-    const label = `${task.id}: ${actionText(task, { shortIds: false })}<br/>${taskStateName(task.state)}`;
+    const label = `${task.id}: ${actionText(task, { shortIds: false, graph })}<br/>${taskStateWord(task)}`;
     lines.push(`  t${task.id}["${label.replace(/"/g, "#quot;")}"]`);
   }
   for (const task of graph.tasks) {

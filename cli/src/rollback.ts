@@ -1,8 +1,9 @@
 import { type RollbackRequest, RollbackResponse } from "@drover/shared";
 import { revisionArgument } from "./arguments.js";
 import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
-import type { CommandContext } from "./context.js";
+import { type CommandContext, onInterruptNotice, unansweredNotice } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
+import { rollbackHeader } from "./render.js";
 import { showUpdate } from "./update.js";
 
 /** `rollback`'s argument and options, as commander hands them over. */
@@ -11,32 +12,42 @@ export interface RollbackArguments {
   expectRevision?: string;
   dryRun?: boolean;
   detach?: boolean;
+  withCount?: boolean;
 }
 
 /** The Rollback request for `rollback`'s arguments; throws a UsageError naming every bad value. */
 export function rollbackRequest(args: RollbackArguments, group: string): RollbackRequest {
   const problems: string[] = [];
-  // Revision 0 would mean "the previous one" to the server; on the command line that is said by leaving it out.
+  // Revision 0 would mean "the last one whose rollout succeeded" to the server; on the command line that is said by leaving it out.
   const revision = revisionArgument("revision", args.revision, 1, problems) ?? 0;
   const expectRevision = revisionArgument("expect revision", args.expectRevision, 0, problems);
   if (problems.length > 0) throw new UsageError(problems.join("; "));
-  return { group, revision, expectRevision, dryRun: Boolean(args.dryRun) };
+  return { group, revision, expectRevision, dryRun: Boolean(args.dryRun), withCount: Boolean(args.withCount) };
 }
 
 /**
- * `rollback [revision]`: stores a new revision with an earlier revision's spec (default: the
- * one before the current) and then behaves exactly like `update` with that spec: the same
- * header, plan and stream, and the same exit codes.
+ * `rollback [revision] [--with-count]`: stores a new revision with an earlier revision's spec
+ * and template (default: the newest earlier revision whose rollout succeeded), keeping the
+ * group's current count unless --with-count, and then behaves exactly like `update` with that
+ * spec: the same header, plan and stream, and the same exit codes.
  */
 export async function rollback(context: CommandContext, args: RollbackArguments): Promise<ExitCode> {
   const request = rollbackRequest(args, context.globals.group);
   const connection = context.connection();
-  const response = await connection.call(
-    (options) => connection.client.rollback(request, options),
-    request.dryRun ? UNARY_DEADLINE_MS : WAITING_DEADLINE_MS,
+  const stopNotice = onInterruptNotice(() =>
+    request.dryRun ? "interrupted: a dry run changes nothing" : unansweredNotice(request.group, "rollback"),
   );
+  let response: RollbackResponse;
+  try {
+    response = await connection.call(
+      (options) => connection.client.rollback(request, options),
+      request.dryRun ? UNARY_DEADLINE_MS : WAITING_DEADLINE_MS,
+    );
+  } finally {
+    stopNotice();
+  }
   const update = response.update ?? missingUpdate();
-  if (context.globals.output !== "json") context.out.line(`rolling back to revision ${response.restores}`);
+  if (context.globals.output !== "json") context.out.line(rollbackHeader(request, response.restores));
   return showUpdate(context, update, {
     dryRun: request.dryRun,
     detach: Boolean(args.detach),

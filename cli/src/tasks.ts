@@ -1,7 +1,7 @@
 import { Event, Graph, GraphState, graphIdProblem } from "@drover/shared";
-import type { CommandContext } from "./context.js";
+import { type CommandContext, followingNotice, groupFlag, onInterruptNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
-import { eventLine, graphEventLine, graphHeader, progressText, summaryLines, taskTable } from "./render.js";
+import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines, taskTable } from "./render.js";
 import { watchGraph } from "./stream.js";
 import { GraphTracker } from "./tracker.js";
 
@@ -40,25 +40,71 @@ export interface FollowTarget {
    * its first event, without a snapshot (what `update` does).
    */
   planned?: Graph;
+  /**
+   * When the graph fails and its final event names the rollback the failure policy started,
+   * follow that graph too, and end with its outcome (what `update` does).
+   */
+  followRollback?: boolean;
 }
 
 /**
  * Follows a graph to its end, printing the snapshot (unless following a just-planned graph),
  * a line per event and a summary; in json mode one JSON object per line instead. Resumes a
- * broken stream (see watchGraph). Returns 0 if the graph succeeded, 1 if it did not.
+ * broken stream (see watchGraph). With `followRollback`, a failed graph's rollback is
+ * followed next, in the same way, and a last line says how the two ended. Returns 0 only if
+ * the graph succeeded: a failed update is 1 even when its rollback succeeded.
  */
 export async function followGraph(context: CommandContext, target: FollowTarget): Promise<ExitCode> {
   const { out, style, globals } = context;
+  const graph = await followOneGraph(context, target.graphId, target.planned, { followingNext: Boolean(target.followRollback) });
+  if (!graph) return ExitCode.failed;
+  if (!target.followRollback || graph.state !== GraphState.GRAPH_STATE_FAILED || !graph.nextGraphId) return exitCodeForGraph(graph.state);
+
+  if (globals.output !== "json") out.line();
+  const rollback = await followOneGraph(context, graph.nextGraphId, undefined, { followingNext: false });
+  if (!rollback) return ExitCode.failed;
+  if (globals.output !== "json") out.line(rolledBackLine(style, rollback, await restoredRevision(context, rollback)));
+  // The update failed whatever its rollback did: a script must not read a rolled-back update as a success.
+  return ExitCode.failed;
+}
+
+/**
+ * The revision a rollback graph restored, from the group's history, for the line that ends
+ * an update followed into its rollback; undefined if the server cannot say now. The outcome
+ * is known by then, so a failure to read the history does not change it.
+ */
+async function restoredRevision(context: CommandContext, rollback: GraphTracker): Promise<number | undefined> {
+  try {
+    const connection = context.connection();
+    const response = await connection.call((options) => connection.client.listRevisions({ group: rollback.group, limit: 20 }, options));
+    return response.revisions.find((each) => each.revision === rollback.revision)?.restores || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Follows one graph to its end: the snapshot (unless `planned`), the stream, the summary.
+ * While it follows, Ctrl-C says that the graph goes on and how to re-attach or cancel it.
+ * Returns what the client saw of the graph, or undefined when it saw none of it.
+ */
+async function followOneGraph(
+  context: CommandContext,
+  graphId: string,
+  planned: Graph | undefined,
+  options: { followingNext: boolean },
+): Promise<GraphTracker | undefined> {
+  const { out, style, globals } = context;
   const json = globals.output === "json";
   const watchStart = Date.now();
-  let graph = target.planned && new GraphTracker(target.planned, 0);
+  let graph = planned && new GraphTracker(planned, 0);
   let ticker: NodeJS.Timeout | undefined;
   let streaming = false;
 
   const showProgress = () => {
     if (!graph || json) return;
     const since = graph.startedAt?.getTime() ?? watchStart;
-    out.setProgress(progressText(graph.tally(), Date.now() - since, graph.state === GraphState.GRAPH_STATE_PAUSED));
+    out.setProgress(progressText(graph.tally(), Date.now() - since, graph.state === GraphState.GRAPH_STATE_PAUSED, graph.waitingCount()));
   };
   const startStream = () => {
     if (json) return;
@@ -70,12 +116,16 @@ export async function followGraph(context: CommandContext, target: FollowTarget)
       showProgress();
     }
   };
+  const stopNotice = onInterruptNotice(() => {
+    const id = graph?.id || graphId;
+    return id ? followingNotice(id) : `interrupted: nothing was changed; re-attach with 'client${groupFlag(globals.group)} tasks watch'`;
+  });
 
   try {
     if (graph) startStream();
     const items = watchGraph({
       connection: context.connection(),
-      graphId: target.graphId,
+      graphId,
       group: globals.group,
       afterSequence: graph ? 0 : undefined,
       onBreak: (reason, after) => out.note(`client: the watch stream broke (${reason}); resuming after event ${after}…`),
@@ -89,7 +139,7 @@ export async function followGraph(context: CommandContext, target: FollowTarget)
         } else {
           out.line(graphHeader(style, graph));
           out.line();
-          out.line(taskTable(style, graph.tasks, { shortIds: true, errors: false }));
+          out.line(taskTable(style, graph, { shortIds: true, errors: false }));
           out.line();
           if (!graph.settled) startStream();
         }
@@ -98,24 +148,26 @@ export async function followGraph(context: CommandContext, target: FollowTarget)
       if (!graph) continue;
       const event = item.event;
       const previous = graph.state;
+      // A task that keeps waiting for the same reason is told once.
+      const repeatedWait = graph.isRepeatedWait(event);
       if (!graph.apply(event)) continue;
       if (json) {
         out.line(JSON.stringify({ event: Event.toJSON(event) }));
         continue;
       }
       const base = graph.startedAt ?? graph.createdAt;
-      const line = eventLine(style, event, graph, base) ?? graphEventLine(style, event, previous, base);
+      const line = repeatedWait ? undefined : (eventLine(style, event, graph, base) ?? graphEventLine(style, event, previous, base));
       if (line !== undefined) out.line(line);
       showProgress();
     }
   } finally {
+    stopNotice();
     clearInterval(ticker);
     out.endProgress();
   }
-  if (!graph) return ExitCode.failed;
-  if (!json) {
+  if (graph && !json) {
     if (streaming) out.line();
-    for (const line of summaryLines(style, graph)) out.line(line);
+    for (const line of summaryLines(style, graph, { followingNext: options.followingNext })) out.line(line);
   }
-  return exitCodeForGraph(graph.state);
+  return graph;
 }

@@ -19,6 +19,8 @@ export interface TrackedTask {
   state: TaskState;
   attempts: number;
   error: string;
+  /** Why the task, ready to run, waits (a rollout bound, the promote gate); empty when it does not. */
+  waiting: string;
 }
 
 export interface TaskTally {
@@ -71,6 +73,7 @@ export class GraphTracker {
       state: task.state,
       attempts: task.attempts,
       error: task.error,
+      waiting: task.state === TaskState.TASK_STATE_PENDING ? task.waiting : "",
     }));
     this.state = graph.state;
     this.createdAt = graph.createdAt;
@@ -78,6 +81,9 @@ export class GraphTracker {
     this.finishedAt = graph.finishedAt;
     this.error = graph.error;
     this.retries = graph.retries;
+    // A snapshot of a settled graph carries what its final event said.
+    this.message = graph.message ?? "";
+    this.nextGraphId = graph.nextGraphId ?? "";
     this.lastSequence = lastSequence;
   }
 
@@ -115,10 +121,13 @@ export class GraphTracker {
       this.retries++;
       task.state = TaskState.TASK_STATE_PENDING;
       task.error = event.error;
+      task.waiting = "";
       return true;
     }
     if (event.type === EventType.EVENT_TYPE_TASK) {
       task.state = event.taskState;
+      // A pending task's event says why it waits; any other state ends the wait.
+      task.waiting = event.taskState === TaskState.TASK_STATE_PENDING ? (event.message ?? "") : "";
       if (event.taskState === TaskState.TASK_STATE_RUNNING) {
         task.attempts = event.attempt || task.attempts + 1;
         task.error = "";
@@ -126,6 +135,22 @@ export class GraphTracker {
       if (event.error) task.error = event.error;
     }
     return true;
+  }
+
+  /**
+   * Whether the event says that a task waits for the reason it already waited for: the stream
+   * tells a wait once, however often the server re-checks it.
+   */
+  isRepeatedWait(event: Event): boolean {
+    if (event.type !== EventType.EVENT_TYPE_TASK || event.taskState !== TaskState.TASK_STATE_PENDING || !event.message) return false;
+    if (event.graphId !== this.id || event.sequence <= this.lastSequence) return false;
+    const task = this.task(event.taskId);
+    return task !== undefined && task.state === TaskState.TASK_STATE_PENDING && task.waiting === event.message;
+  }
+
+  /** Tasks ready to run that wait (for a rollout bound, the promote gate). */
+  waitingCount(): number {
+    return this.tasks.filter((task) => task.state === TaskState.TASK_STATE_PENDING && task.waiting !== "").length;
   }
 
   tally(): TaskTally {

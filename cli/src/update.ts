@@ -17,14 +17,15 @@ import {
   revisionArgument,
 } from "./arguments.js";
 import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
-import type { CommandContext } from "./context.js";
+import { type CommandContext, onInterruptNotice, unansweredNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
-import { planTable, updateHeader } from "./render.js";
+import { type TemplateArguments, templateArgument, templateFlagsGiven } from "./group.js";
+import { planTable, previewLine, specTemplateLine, updateHeader } from "./render.js";
 import { followGraph } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
 
 /** `update`'s arguments and options, as commander hands them over. */
-export interface UpdateArguments {
+export interface UpdateArguments extends TemplateArguments {
   count: string;
   version: string;
   maxSurge?: string;
@@ -37,6 +38,9 @@ export interface UpdateArguments {
   progressDeadline?: string;
   cpu?: string;
   memory?: string;
+  minReady?: string;
+  canary?: string;
+  autoPromoteAfter?: string;
 }
 
 /** The fields of a SetSpec request that `update` sets; the server's defaults stand for the rest. */
@@ -54,6 +58,10 @@ export type UpdateRequest = Pick<
   | "progressDeadlineMs"
   | "cpuMillis"
   | "memoryMb"
+  | "template"
+  | "minReadyMs"
+  | "canary"
+  | "autoPromoteAfterMs"
 >;
 
 /** The SetSpec request for `update`'s arguments; throws a UsageError naming every bad value. */
@@ -73,6 +81,15 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
   const progressDeadlineMs = durationArgument("progress deadline", args.progressDeadline, problems);
   const cpuMillis = cpuArgument(args.cpu, problems);
   const memoryMb = memoryArgument(args.memory, problems);
+  // Absent: the server's default; 0: no wait at all, which is not the same.
+  const minReadyMs = args.minReady === undefined ? undefined : durationArgument("min ready", args.minReady, problems, "no wait");
+  const canary = args.canary === undefined ? 0 : integerArgument("canary", args.canary, 0, MAX_COUNT, problems);
+  const autoPromoteAfterMs = durationArgument("auto promote after", args.autoPromoteAfter, problems, "waiting for 'client graphs promote'");
+  if (args.autoPromoteAfter !== undefined && autoPromoteAfterMs > 0 && !(canary > 0)) {
+    problems.push(`auto promote after ${JSON.stringify(args.autoPromoteAfter)} is given without --canary: it times the promote gate, which only a canary has`);
+  }
+  // Any template flag sends a whole template; none keeps the group's current one.
+  const template = templateFlagsGiven(args).length > 0 ? templateArgument(args, problems) : undefined;
   if (problems.length === 0) {
     // The rules that tie fields together, in the words the server would use.
     problems.push(
@@ -98,23 +115,37 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
     progressDeadlineMs,
     cpuMillis,
     memoryMb,
+    template,
+    minReadyMs,
+    canary,
+    autoPromoteAfterMs,
   };
 }
 
 /**
  * `update <count> <version>`: stores the spec, prints the plan, and (unless --dry-run or
- * --detach) follows the graph to its end. Exits 0 only if the graph succeeded.
+ * --detach) follows the graph to its end, and when it fails and the spec's failure policy
+ * starts a rollback, the rollback too. Exits 0 only if the graph (or that rollback) succeeded.
  */
 export async function update(context: CommandContext, args: UpdateArguments): Promise<ExitCode> {
   const request = updateRequest(args, context.globals.group);
   const connection = context.connection();
-  const response = await connection.call(
-    (options) => connection.client.setSpec(request, options),
-    request.dryRun ? UNARY_DEADLINE_MS : WAITING_DEADLINE_MS,
+  const stopNotice = onInterruptNotice(() =>
+    request.dryRun ? "interrupted: a dry run changes nothing" : unansweredNotice(request.group, "update"),
   );
+  let response: SetSpecResponse;
+  try {
+    response = await connection.call(
+      (options) => connection.client.setSpec(request, options),
+      request.dryRun ? UNARY_DEADLINE_MS : WAITING_DEADLINE_MS,
+    );
+  } finally {
+    stopNotice();
+  }
   return showUpdate(context, response, {
     dryRun: request.dryRun,
     detach: Boolean(args.detach),
+    followRollback: true,
     document: SetSpecResponse.toJSON(response),
   });
 }
@@ -124,17 +155,24 @@ export interface ShowUpdateOptions {
   detach: boolean;
   /** What -o json prints on the first line: the response of the call that made the update. */
   document: unknown;
+  /**
+   * When the graph fails and its failure policy starts a rollback, follow that too and exit
+   * with its outcome (update and set-template do; a rollback, or a node's stop, does not).
+   */
+  followRollback?: boolean;
 }
 
 /**
- * Shows an update the server has made (from `update`, a `rollback`, or a node's stop or
- * clone): the header, the superseded graph, the plan; then, unless it was a dry run,
- * detached or had nothing to do, follows its graph to the end. Returns 0 unless the
- * followed graph did not succeed.
+ * Shows an update the server has made (from `update`, a `rollback`, a template, or a node's
+ * stop or clone): the header, the template, the superseded graph, the preview and the plan;
+ * then, unless it was a dry run, detached or had nothing to do, follows its graph to the end.
+ * Returns 0 unless the followed graph did not succeed.
  */
 export function showUpdate(context: CommandContext, response: SetSpecResponse, options: ShowUpdateOptions): Promise<ExitCode> {
   const header = [updateHeader(response, options.dryRun)];
+  if (response.spec?.template) header.push(specTemplateLine(response.spec));
   if (response.supersededGraphId) header.push(`superseded graph ${response.supersededGraphId}`);
+  if (!response.nothingToDo) header.push(previewLine(response));
   return showPlan(context, response.nothingToDo ? undefined : response.graph, { ...options, header });
 }
 
@@ -161,7 +199,7 @@ export async function showPlan(context: CommandContext, graph: Graph | undefined
     } else {
       out.line();
       out.line("TASK GRAPH SPEC");
-      out.line(planTable(style, new GraphTracker(graph, 0).tasks));
+      out.line(planTable(style, new GraphTracker(graph, 0)));
     }
   }
   if (!graph || options.dryRun) return ExitCode.ok;
@@ -173,5 +211,5 @@ export async function showPlan(context: CommandContext, graph: Graph | undefined
     return ExitCode.ok;
   }
   if (!json) out.line();
-  return followGraph(context, { graphId: graph.id, planned: graph });
+  return followGraph(context, { graphId: graph.id, planned: graph, followRollback: Boolean(options.followRollback) });
 }

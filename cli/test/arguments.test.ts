@@ -20,15 +20,37 @@ import {
 import fc from "fast-check";
 import { resolveGlobalOptions } from "../src/connection.js";
 import { UsageError } from "../src/errors.js";
-import { graphsListRequest } from "../src/graphs.js";
+import { graphsListRequest, graphsPromoteRequest } from "../src/graphs.js";
 import { setTemplateRequest } from "../src/group.js";
 import { historyRequest } from "../src/history.js";
 import { nodesLogsRequest } from "../src/nodes.js";
-import { actionText, bytesText, eventLine, historyTable, nodesTable, shellWord, summaryLines, templateRows, updateHeader } from "../src/render.js";
+import {
+  actionText,
+  bytesText,
+  crashLoopLine,
+  eventLine,
+  historyTable,
+  lastStateText,
+  nodeDescribeLines,
+  nodesTable,
+  planTable,
+  previewLine,
+  progressText,
+  revisionChanges,
+  revisionRows,
+  rollbackHeader,
+  rolledBackLine,
+  shellWord,
+  specTemplateLine,
+  summaryLines,
+  taskTable,
+  templateRows,
+  updateHeader,
+} from "../src/render.js";
 import { rollbackRequest } from "../src/rollback.js";
 import { graphIdArgument } from "../src/tasks.js";
 import { GraphTracker } from "../src/tracker.js";
-import { updateRequest } from "../src/update.js";
+import { type UpdateArguments, type UpdateRequest, updateRequest } from "../src/update.js";
 
 const plain = { color: false };
 
@@ -67,6 +89,10 @@ describe("arguments to requests", () => {
       progressDeadlineMs: 0,
       cpuMillis: 0,
       memoryMb: 0,
+      template: undefined,
+      minReadyMs: undefined,
+      canary: 0,
+      autoPromoteAfterMs: 0,
     });
     assert.throws(() => updateRequest({ count: "x", version: "y" }, "web"), /count "x" is invalid.*; version "y" is invalid/);
     assert.throws(() => updateRequest({ count: "3", version: "2", maxUnavailable: "0" }, "web"), /both 0/);
@@ -150,17 +176,97 @@ describe("arguments to requests", () => {
     assert.throws(() => setTemplateRequest({ command: "x", health: "tcp", healthPath: "/healthz" }, "web"), /health path "\/healthz" is given with --health tcp/);
   });
 
-  test("rollback takes a revision from 1, or none for the previous one", () => {
-    assert.deepEqual(rollbackRequest({}, "web"), { group: "web", revision: 0, expectRevision: undefined, dryRun: false });
-    assert.deepEqual(rollbackRequest({ revision: "3", expectRevision: "5", dryRun: true }, "web"), {
+  test("rollback takes a revision from 1, or none for the last one whose rollout succeeded, and --with-count", () => {
+    assert.deepEqual(rollbackRequest({}, "web"), { group: "web", revision: 0, expectRevision: undefined, dryRun: false, withCount: false });
+    assert.deepEqual(rollbackRequest({ revision: "3", expectRevision: "5", dryRun: true, withCount: true }, "web"), {
       group: "web",
       revision: 3,
       expectRevision: 5,
       dryRun: true,
+      withCount: true,
     });
     assert.throws(() => rollbackRequest({ revision: "0" }, "web"), /revision "0" is invalid: it must be an integer from 1/);
     assert.throws(() => rollbackRequest({ revision: "last", expectRevision: "x" }, "web"), /revision "last" is invalid.*; expect revision "x" is invalid/);
     assert.throws(() => historyRequest({ limit: "0" }, "web"), /limit "0" is invalid/);
+  });
+
+  test("update reads min-ready (0 is sent, absent is not), a canary and its auto-promote, naming every bad one", () => {
+    const cases: { args: Partial<UpdateArguments>; expected?: Pick<UpdateRequest, "minReadyMs" | "canary" | "autoPromoteAfterMs">; error?: RegExp }[] = [
+      { args: {}, expected: { minReadyMs: undefined, canary: 0, autoPromoteAfterMs: 0 } },
+      { args: { minReady: "10s" }, expected: { minReadyMs: 10_000, canary: 0, autoPromoteAfterMs: 0 } },
+      { args: { minReady: "0" }, expected: { minReadyMs: 0, canary: 0, autoPromoteAfterMs: 0 } },
+      { args: { minReady: "1.5m", canary: "2" }, expected: { minReadyMs: 90_000, canary: 2, autoPromoteAfterMs: 0 } },
+      { args: { canary: "2", autoPromoteAfter: "5m" }, expected: { minReadyMs: undefined, canary: 2, autoPromoteAfterMs: 300_000 } },
+      { args: { canary: "0" }, expected: { minReadyMs: undefined, canary: 0, autoPromoteAfterMs: 0 } },
+      { args: { minReady: "10" }, error: /^UsageError: min ready "10" is invalid: write a duration .*\(0 for no wait\)$/ },
+      { args: { minReady: "25h" }, error: /min ready "25h" is invalid: it must be at most a day \(24h\), or 0 for no wait/ },
+      { args: { canary: "-1" }, error: /canary "-1" is invalid: it must be an integer from 0 to 100000/ },
+      { args: { canary: "two" }, error: /canary "two" is invalid/ },
+      { args: { autoPromoteAfter: "5m" }, error: /auto promote after "5m" is given without --canary: it times the promote gate, which only a canary has/ },
+      { args: { canary: "0", autoPromoteAfter: "5m" }, error: /auto promote after "5m" is given without --canary/ },
+      { args: { canary: "1", autoPromoteAfter: "soon" }, error: /auto promote after "soon" is invalid/ },
+      { args: { minReady: "x", canary: "y" }, error: /min ready "x" is invalid.*; canary "y" is invalid/ },
+    ];
+    for (const { args, expected, error } of cases) {
+      const build = () => updateRequest({ count: "3", version: "2", ...args }, "web");
+      if (error) {
+        assert.throws(build, (thrown: unknown) => thrown instanceof UsageError && error.test(`UsageError: ${thrown.message}`), JSON.stringify(args));
+      } else {
+        const { minReadyMs, canary, autoPromoteAfterMs } = build();
+        assert.deepEqual({ minReadyMs, canary, autoPromoteAfterMs }, expected, JSON.stringify(args));
+      }
+    }
+  });
+
+  test("update sends a whole template when any template flag is given, read as set-template reads it, and none otherwise", () => {
+    const health = (fields: Partial<NodeTemplate["healthCheck"] & object> = {}) => ({
+      type: HealthCheckType.HEALTH_CHECK_TYPE_HTTP,
+      path: "",
+      intervalMs: 0,
+      timeoutMs: 0,
+      failureThreshold: 0,
+      startTimeoutMs: 0,
+      ...fields,
+    });
+    const cases: { args: Partial<UpdateArguments>; template?: NodeTemplate; error?: RegExp }[] = [
+      { args: {}, template: undefined },
+      { args: { command: "node" }, template: { command: "node", args: [], env: {}, healthCheck: health(), stopGraceMs: 0 } },
+      {
+        args: { command: "node", arg: ["chat.mjs", "{port}"], env: ["MODE=prod"], health: "tcp", startTimeout: "30s", stopGrace: "2s" },
+        template: { command: "node", args: ["chat.mjs", "{port}"], env: { MODE: "prod" }, healthCheck: health({ type: HealthCheckType.HEALTH_CHECK_TYPE_TCP, startTimeoutMs: 30_000 }), stopGraceMs: 2000 },
+      },
+      { args: { command: "./api", healthPath: "/ready", healthInterval: "500ms" }, template: { command: "./api", args: [], env: {}, healthCheck: health({ path: "/ready", intervalMs: 500 }), stopGraceMs: 0 } },
+      { args: { arg: ["chat.mjs"] }, error: /^command is missing: --arg sets the node template, which replaces the whole template and so needs --command/ },
+      { args: { env: ["A=1"], stopGrace: "1s" }, error: /^command is missing: --env, --stop-grace set the node template/ },
+      { args: { health: "none" }, error: /^command is missing: --health sets/ },
+      { args: { command: "" }, error: /^command is empty: name the program each node runs$/ },
+      { args: { command: "node", env: ["PORT=1"] }, error: /^env PORT is set by the server for each node/ },
+      { args: { command: "node", health: "tcp", healthPath: "/x" }, error: /^health path "\/x" is given with --health tcp/ },
+      { args: { healthThreshold: "0", count: "x" } as Partial<UpdateArguments>, error: /^count "x" is invalid.*; command is missing: --health-threshold sets.*; health threshold "0" is invalid/ },
+    ];
+    for (const { args, template, error } of cases) {
+      const build = () => updateRequest({ count: "3", version: "2", ...args }, "web");
+      if (error) {
+        assert.throws(build, (thrown: unknown) => thrown instanceof UsageError && error.test(thrown.message), JSON.stringify(args));
+      } else {
+        assert.deepEqual(build().template, template, JSON.stringify(args));
+      }
+    }
+  });
+
+  test("history takes --revision from 1, which reads the newest 1000 revisions, and refuses it with --limit", () => {
+    assert.deepEqual(historyRequest({}, "web"), { request: { group: "web", limit: 0 } });
+    assert.deepEqual(historyRequest({ limit: "5" }, "web"), { request: { group: "web", limit: 5 } });
+    assert.deepEqual(historyRequest({ revision: "4" }, "web"), { request: { group: "web", limit: 1000 }, revision: 4 });
+    assert.throws(() => historyRequest({ revision: "0" }, "web"), /revision "0" is invalid: it must be an integer from 1/);
+    assert.throws(() => historyRequest({ revision: "4", limit: "5" }, "web"), /--limit and --revision are given together/);
+    assert.throws(() => historyRequest({ revision: "x", limit: "0" }, "web"), /limit "0" is invalid.*; revision "x" is invalid.*; --limit and --revision/);
+  });
+
+  test("graphs promote takes a graph id, or none for the group's latest rollout", () => {
+    assert.equal(graphsPromoteRequest(undefined), undefined);
+    assert.deepEqual(graphsPromoteRequest("01arz3ndektsv4rrffq69g5fav"), { graphId: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
+    assert.throws(() => graphsPromoteRequest("latest"), /graph id "latest" is invalid/);
   });
 
   test("global options are checked: server address, group name, output format", () => {
@@ -192,6 +298,8 @@ function graph(): Graph {
     error: "",
     startedAt: undefined,
     finishedAt: undefined,
+    waiting: "",
+    revision: 0,
   });
   return {
     id: "01JDX4ZQ8M6V1Y2K3N4P5Q6R7S",
@@ -318,10 +426,10 @@ describe("rendering decisions and history", () => {
     ];
     const rows = historyTable(plain, revisions, now).split("\n").map((line) => line.split(/\s{2,}/));
     assert.deepEqual(rows, [
-      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME"],
-      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running"],
-      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed"],
-      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do"],
+      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"],
+      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running", "default"],
+      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed", "default"],
+      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do", "default"],
     ]);
   });
 });
@@ -344,6 +452,7 @@ describe("rendering resources, stats and templates", () => {
       Node.fromPartial({
         id: "01JDX3AAAAAAAAAAAAAAAAQ1R7",
         version: 1,
+        revision: 3,
         state: NodeState.NODE_STATE_RUNNING,
         createdAt: new Date(0),
         stats: { pid: 4242, port: 20001, cpuPercent: 1.54, residentBytes: 47_395_635, uptimeMs: 65_000, healthy: true, lastCheck: "ok", lastCheckAt: new Date(0) },
@@ -352,9 +461,9 @@ describe("rendering resources, stats and templates", () => {
     ];
     const rows = nodesTable(plain, nodes, 5000, { wide: true }).split("\n").map((line) => line.split(/\s{2,}/));
     assert.deepEqual(rows, [
-      ["ID", "VERSION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"],
-      ["01JDX3AAAAAAAAAAAAAAAAQ1R7", "1", "running", "5s", "4242", "20001", "1.5%", "45.2 MiB", "1m05s", "healthy"],
-      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "unhealthy", "5s", "-", "-", "-", "-", "-", "-"],
+      ["ID", "VERSION", "REVISION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R7", "1", "3", "running", "5s", "4242", "20001", "1.5%", "45.2 MiB", "1m05s", "healthy"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "-", "unhealthy", "5s", "-", "-", "-", "-", "-", "-"],
     ]);
     assert.deepEqual([bytesText(512), bytesText(1536), bytesText(3 * 1024 ** 3)], ["512 B", "1.5 KiB", "3.0 GiB"]);
   });
@@ -375,5 +484,232 @@ describe("rendering resources, stats and templates", () => {
       ["STOP GRACE", "5s, then SIGKILL"],
     ]);
     assert.equal(shellWord(""), "''");
+  });
+});
+
+describe("rendering safe rollouts", () => {
+  const graphId = "01JDX4ZQ8M6V1Y2K3N4P5Q6R7S";
+
+  test("the preview states the fewest available and most alive nodes, and an estimate no finer than it is, or that there is no history", () => {
+    const preview = (fields: Partial<SetSpecResponse>) => previewLine(SetSpecResponse.fromPartial({ minAvailable: 2, maxAlive: 4, ...fields }));
+    assert.equal(preview({ hasEstimate: true, estimatedDurationMs: 12_345 }), "min available 2, max alive 4, estimated 12s");
+    assert.equal(preview({ hasEstimate: true, estimatedDurationMs: 800 }), "min available 2, max alive 4, estimated 800ms");
+    assert.equal(preview({ hasEstimate: true, estimatedDurationMs: 192_000 }), "min available 2, max alive 4, estimated 3m12s");
+    assert.equal(preview({ hasEstimate: false, estimatedDurationMs: 0 }), "min available 2, max alive 4, no history to estimate its duration");
+    assert.equal(preview({ minAvailable: 0, maxAlive: 0, hasEstimate: true, estimatedDurationMs: 0 }), "min available 0, max alive 0, estimated 0ms");
+  });
+
+  test("an update's header shows min-ready, a canary and its auto-promote when the spec sets them, and the template line its command", () => {
+    const response = (fields: Partial<Spec>) =>
+      SetSpecResponse.fromPartial({ group: "web", revision: 5, spec: { count: 10, version: 2, maxSurge: 0, maxUnavailable: 1, ...fields }, current: [{ version: 1, count: 10 }] });
+    assert.equal(
+      updateHeader(response({ minReadyMs: 10_000, canary: 2, autoPromoteAfterMs: 300_000 }), false),
+      "group web: revision 5, 10 × v1 → 10 × v2 (max surge 0, max unavailable 1, min ready 10s, canary 2, auto-promote after 5m)",
+    );
+    assert.equal(updateHeader(response({ canary: 2 }), true), "group web: dry run, based on revision 5, 10 × v1 → 10 × v2 (max surge 0, max unavailable 1, canary 2)");
+    const template = NodeTemplate.fromPartial({ command: "node", args: ["chat.mjs", "two words"] });
+    assert.equal(specTemplateLine({ template, templateHash: "3f9c2a1b77e0d4c5" }), "template 3f9c2a1b: node chat.mjs 'two words'");
+    assert.equal(specTemplateLine({ template, templateHash: "" }), "template: node chat.mjs 'two words'");
+    assert.equal(specTemplateLine({ template: undefined, templateHash: "" }), "template: the server's default");
+  });
+
+  test("a rollback's first line names the revision it restores, why that one, and whether the count comes back", () => {
+    assert.equal(rollbackHeader({ revision: 0, withCount: false }, 3), "rolling back to revision 3 (the last revision whose rollout succeeded), keeping the current count");
+    assert.equal(rollbackHeader({ revision: 0, withCount: true }, 3), "rolling back to revision 3 (the last revision whose rollout succeeded), with its count");
+    assert.equal(rollbackHeader({ revision: 2, withCount: false }, 2), "rolling back to revision 2, keeping the current count");
+    assert.equal(rollbackHeader({ revision: 2, withCount: true }, 2), "rolling back to revision 2, with its count");
+  });
+
+  test("a waiting task's stream line says why, once per reason, and tables and the progress line count it as waiting", () => {
+    const tracker = new GraphTracker(graph(), 0);
+    const base = new Date(1000);
+    const reason = "would leave 1 available, below the floor 2";
+    const waits = event(1, { taskState: TaskState.TASK_STATE_PENDING, message: reason });
+    assert.equal(tracker.isRepeatedWait(waits), false);
+    tracker.apply(waits);
+    assert.equal(eventLine(plain, waits, tracker, base), " +0.10s  0  waiting    shut_down_node 01JDX3…Q1R7: would leave 1 available, below the floor 2");
+    assert.equal(tracker.isRepeatedWait(event(2, { taskState: TaskState.TASK_STATE_PENDING, message: reason })), true, "the same reason again");
+    assert.equal(tracker.isRepeatedWait(event(2, { taskState: TaskState.TASK_STATE_PENDING, message: "another graph's tasks run" })), false, "a new reason");
+    assert.equal(tracker.waitingCount(), 1);
+    assert.equal(taskTable(plain, tracker, { shortIds: true, errors: true }).split("\n")[1]!.split(/\s{2,}/)[3], "waiting");
+    assert.equal(taskTable(plain, tracker, { shortIds: true, errors: true }).split("\n")[1]!.split(/\s{2,}/)[5], reason);
+    assert.equal(progressText(tracker.tally(), 1500, false, tracker.waitingCount()), "[0/2 done, 0 running, 1 waiting, 0 failed, 1.5s]");
+    const prefixed = event(3, { taskState: TaskState.TASK_STATE_PENDING, message: `waiting: ${reason}` });
+    assert.equal(eventLine(plain, prefixed, tracker, base), " +0.30s  0  waiting    shut_down_node 01JDX3…Q1R7: would leave 1 available, below the floor 2", "the word is said once");
+    // A pending event without a reason shows nothing; the start ends the wait.
+    assert.equal(eventLine(plain, event(3, { taskState: TaskState.TASK_STATE_PENDING }), tracker, base), undefined);
+    tracker.apply(event(4, { taskState: TaskState.TASK_STATE_RUNNING, attempt: 1 }));
+    assert.equal(tracker.waitingCount(), 0);
+    assert.equal(tracker.task(0)!.waiting, "");
+  });
+
+  test("the promote gate says how to open it, with the graph's id, and when it opens by itself", () => {
+    const gate = { action: TaskAction.TASK_ACTION_AWAIT_PROMOTION, version: 0, nodeId: "" };
+    const spec = (autoPromoteAfterMs: number) => Spec.fromPartial({ count: 10, version: 2, canary: 2, autoPromoteAfterMs });
+    assert.equal(actionText(gate, { shortIds: true, graph: { id: graphId, spec: spec(0) } }), `await_promotion (client graphs promote ${graphId})`);
+    assert.equal(actionText(gate, { shortIds: true, graph: { id: graphId, spec: spec(60_000) } }), `await_promotion (auto after 1m, or client graphs promote ${graphId})`);
+    assert.equal(actionText(gate, { shortIds: true }), "await_promotion");
+    const planned = graph();
+    planned.tasks.push({ ...planned.tasks[1]!, id: 2, prerequisites: [1], action: TaskAction.TASK_ACTION_AWAIT_PROMOTION, version: 0 });
+    assert.equal(planTable(plain, new GraphTracker(planned, 0)).split("\n")[3], `2    1         await_promotion (client graphs promote ${graphId})`);
+  });
+
+  test("a snapshot of a settled graph keeps what its final event decided, so a late watcher's summary says it too", () => {
+    const settled = { ...graph(), state: GraphState.GRAPH_STATE_FAILED, error: "boom", message: "rolling back to revision 1 (1 × v1)", nextGraphId: "01JDX6CCCCCCCCCCCCCCCCCCCC" } as Graph;
+    assert.equal(summaryLines(plain, new GraphTracker(settled)).at(-1), "rolling back to revision 1 (1 × v1); watch it with: client tasks watch 01JDX6CCCCCCCCCCCCCCCCCCCC");
+  });
+
+  test("an update followed into its rollback says it follows it, and ends with one line on how both ended", () => {
+    const tracker = new GraphTracker(graph(), 0);
+    tracker.apply(event(1, { type: EventType.EVENT_TYPE_GRAPH, graphState: GraphState.GRAPH_STATE_RUNNING }));
+    tracker.apply(
+      event(2, { type: EventType.EVENT_TYPE_GRAPH, graphState: GraphState.GRAPH_STATE_FAILED, error: "boom", message: "rolling back to revision 3 (3 × v1)", nextGraphId: "01JDX6CCCCCCCCCCCCCCCCCCCC" }),
+    );
+    assert.equal(summaryLines(plain, tracker, { followingNext: true }).at(-1), "rolling back to revision 3 (3 × v1); following graph 01JDX6CCCCCCCCCCCCCCCCCCCC");
+    assert.equal(summaryLines(plain, tracker).at(-1), "rolling back to revision 3 (3 × v1); watch it with: client tasks watch 01JDX6CCCCCCCCCCCCCCCCCCCC");
+    const rollback = { id: "01JDX6CCCCCCCCCCCCCCCCCCCC", state: GraphState.GRAPH_STATE_SUCCEEDED };
+    assert.equal(rolledBackLine(plain, rollback, 3), "update failed; rolled back to revision 3 (graph 01JDX6CCCCCCCCCCCCCCCCCCCC)");
+    assert.equal(rolledBackLine(plain, rollback, undefined), "update failed; rolled back (graph 01JDX6CCCCCCCCCCCCCCCCCCCC)");
+    assert.equal(
+      rolledBackLine(plain, { ...rollback, state: GraphState.GRAPH_STATE_FAILED }, 3),
+      "update failed, and its rollback to revision 3 failed too (graph 01JDX6CCCCCCCCCCCCCCCCCCCC)",
+    );
+    assert.equal(
+      rolledBackLine(plain, { ...rollback, state: GraphState.GRAPH_STATE_SUPERSEDED }, 3),
+      "update failed, and its rollback to revision 3 was superseded (graph 01JDX6CCCCCCCCCCCCCCCCCCCC)",
+    );
+  });
+
+  test("nodes ls says when the group is in a crash loop, and --all shows how each node ended and when", () => {
+    const now = 100_000;
+    assert.equal(
+      crashLoopLine({ restarts: 7, nextAttemptAt: new Date(now + 40_000), lastFailure: "exited with code 1" }, now),
+      "crash loop: 7 restarts, next in 40s (last: exited with code 1)",
+    );
+    assert.equal(crashLoopLine({ restarts: 1, nextAttemptAt: new Date(now - 1), lastFailure: "" }, now), "crash loop: 1 restart, next now");
+    assert.equal(crashLoopLine({ restarts: 2, nextAttemptAt: new Date(now + 300), lastFailure: "" }, now), "crash loop: 2 restarts, next in 1s", "rounded up, never 'in 0s'");
+    const nodes = [
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R7", version: 2, revision: 4, state: NodeState.NODE_STATE_FAILED, createdAt: new Date(now - 90_000), updatedAt: new Date(now - 60_000), exitStatus: "exited with code 1", error: "Error: listen EADDRINUSE" }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R8", version: 1, revision: 3, state: NodeState.NODE_STATE_STOPPED, createdAt: new Date(now - 90_000), updatedAt: new Date(now - 5_000), exitStatus: "killed by SIGTERM" }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R9", version: 1, revision: 3, state: NodeState.NODE_STATE_STOPPED, createdAt: new Date(now - 90_000), updatedAt: new Date(now - 5_000) }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1RA", version: 1, revision: 3, state: NodeState.NODE_STATE_RUNNING, createdAt: new Date(now - 90_000) }),
+    ];
+    const rows = nodesTable(plain, nodes, now, { wide: false, all: true }).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(rows, [
+      ["ID", "VERSION", "REVISION", "STATE", "AGE", "LAST STATE"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R7", "2", "4", "failed", "90s", "exited with code 1, 60s ago: Error: listen EADDRINUSE"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "3", "stopped", "90s", "killed by SIGTERM, 5s ago"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R9", "1", "3", "stopped", "90s", "stopped, 5s ago"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1RA", "1", "3", "running", "90s", "-"],
+    ]);
+    const long = Node.fromPartial({ ...nodes[0], error: "x".repeat(200) });
+    assert.equal(nodesTable(plain, [long], now, { wide: false, all: true }).split("\n")[1]!.split(/\s{2,}/)[5]!.length, 80, "cut to 80 in the list");
+    assert.equal(lastStateText(long, now)!.length, "exited with code 1, 60s ago: ".length + 200, "whole elsewhere");
+  });
+
+  test("history --revision shows a revision whole, and what changed from the one before, each variable on its own", () => {
+    const template = (fields: Partial<NodeTemplate>) =>
+      NodeTemplate.fromPartial({
+        command: "node",
+        args: ["chat.mjs"],
+        env: { MODE: "dev", KEEP: "1" },
+        healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_HTTP, path: "/healthz", intervalMs: 1000, timeoutMs: 1000, failureThreshold: 3, startTimeoutMs: 10_000 },
+        stopGraceMs: 5000,
+        ...fields,
+      });
+    const before = Spec.fromPartial({ count: 3, version: 1, maxUnavailable: 1, template: template({}), templateHash: "aaaa" });
+    const after = Spec.fromPartial({
+      count: 3,
+      version: 2,
+      maxUnavailable: 1,
+      minReadyMs: 10_000,
+      canary: 1,
+      onFailure: FailurePolicy.FAILURE_POLICY_ROLLBACK,
+      template: template({ args: ["chat2.mjs"], env: { KEEP: "1", NEW: "two words" } }),
+      templateHash: "bbbb",
+    });
+    assert.deepEqual(revisionChanges(before, after), [
+      ["VERSION", "1 → 2"],
+      ["MIN READY", "0 (available once healthy) → 10s"],
+      ["CANARY", "none → 1, then promote with 'client graphs promote'"],
+      ["ON FAILURE", "stop → rollback"],
+      ["TEMPLATE", "hash aaaa → hash bbbb"],
+      ["COMMAND", "node chat.mjs → node chat2.mjs"],
+      ["ENV NEW", "(unset) → 'two words'"],
+      ["ENV MODE", "dev → (unset)"],
+    ]);
+    assert.deepEqual(revisionChanges(before, before), []);
+    assert.deepEqual(revisionChanges(Spec.fromPartial({ count: 1, version: 1, maxUnavailable: 1 }), before).slice(0, 2), [
+      ["COUNT", "1 → 3"],
+      ["TEMPLATE", "the server's default → hash aaaa"],
+    ]);
+    const now = Date.parse("2025-01-01T00:01:00Z");
+    const rows = revisionRows(
+      Revision.fromPartial({ revision: 4, spec: after, createdAt: new Date(now - 60_000), reason: RevisionReason.REVISION_REASON_UPDATE, graphId, graphState: GraphState.GRAPH_STATE_FAILED }),
+      now,
+    );
+    assert.deepEqual(rows.slice(0, 6), [
+      ["REVISION", "4"],
+      ["REASON", "update"],
+      ["CREATED", "60s ago (2025-01-01T00:00:00.000Z)"],
+      ["GRAPH", `${graphId} failed`],
+      ["COUNT", "3"],
+      ["VERSION", "2"],
+    ]);
+    assert.deepEqual(rows.slice(-6), [
+      ["TEMPLATE", "its own, hash bbbb"],
+      ["COMMAND", "node chat2.mjs"],
+      ["ENV", "KEEP=1"],
+      ["", "NEW='two words'"],
+      ["HEALTH CHECK", "http GET /healthz every 1s, timeout 1s, unhealthy after 3 failures, start timeout 10s"],
+      ["STOP GRACE", "5s, then SIGKILL"],
+    ]);
+  });
+
+  test("nodes describe shows the node's revision, last state and restarts, then its events oldest first", () => {
+    const created = new Date(Date.parse("2025-01-01T00:00:00Z"));
+    const node = Node.fromPartial({
+      id: "01JDX3AAAAAAAAAAAAAAAAQ1R7",
+      group: "web",
+      version: 2,
+      revision: 4,
+      templateHash: "3f9c2a1b77e0d4c5",
+      state: NodeState.NODE_STATE_FAILED,
+      host: "vm",
+      createdAt: created,
+      updatedAt: new Date(created.getTime() + 3_000),
+      exitStatus: "exited with code 1",
+      error: "Error: boom",
+      stats: { restarts: 2 },
+    });
+    const at = (milliseconds: number) => new Date(created.getTime() + milliseconds);
+    const events = [
+      event(1, { time: at(0), graphId, taskId: 1, taskState: TaskState.TASK_STATE_RUNNING, action: TaskAction.TASK_ACTION_START_NODE, attempt: 1, nodeId: node.id }),
+      event(2, { time: at(10), type: EventType.EVENT_TYPE_NODE, graphId: "", nodeState: NodeState.NODE_STATE_STARTING, nodeId: node.id }),
+      event(3, { time: at(1500), type: EventType.EVENT_TYPE_NODE, graphId: "", nodeState: NodeState.NODE_STATE_RUNNING, nodeId: node.id }),
+      event(4, { time: at(3000), type: EventType.EVENT_TYPE_NODE, graphId: "", nodeState: NodeState.NODE_STATE_FAILED, nodeId: node.id, error: "exited with code 1: Error: boom" }),
+    ];
+    const lines = nodeDescribeLines(plain, node, events, created.getTime() + 63_000).join("\n").split("\n");
+    const fields = new Map(lines.slice(0, 9).map((line) => line.split(/\s{2,}/) as [string, string]));
+    assert.deepEqual(Object.fromEntries(fields), {
+      NODE: node.id,
+      GROUP: "web",
+      VERSION: "2",
+      REVISION: "4 (template 3f9c2a1b)",
+      STATE: "failed",
+      HOST: "vm",
+      CREATED: "63s ago (2025-01-01T00:00:00.000Z)",
+      "LAST STATE": "exited with code 1, 60s ago: Error: boom",
+      RESTARTS: "2",
+    });
+    assert.deepEqual(lines.slice(10).map((line) => line.split(/\s{2,}/)), [
+      ["EVENTS (oldest first; TIME is since the node was created)"],
+      ["TIME", "EVENT", "GRAPH", "DETAIL"],
+      ["+0ms", "task 1 started start_node", graphId, "-"],
+      ["+10ms", "node starting", "-", "-"],
+      ["+1.5s", "node running", "-", "-"],
+      ["+3.0s", "node failed", "-", "exited with code 1: Error: boom"],
+    ]);
+    assert.equal(nodeDescribeLines(plain, node, [], 0).at(-1), "no events recorded for this node");
   });
 });

@@ -109,9 +109,10 @@ describe("the client against a fast server", () => {
       const result = await server.client([...group, "nodes", "ls"]);
       assertSucceeded(result);
       const rows = tableRows(result.stdout);
-      assert.deepEqual(lines(result.stdout)[0]!.split(/\s{2,}/), ["ID", "VERSION", "STATE", "AGE"]);
+      assert.deepEqual(lines(result.stdout)[0]!.split(/\s{2,}/), ["ID", "VERSION", "REVISION", "STATE", "AGE"]);
       assert.equal(rows.length, 3);
-      for (const [id, version, state, age] of rows) {
+      for (const [id, version, revision, state, age] of rows) {
+        assert.equal(revision, "1");
         assert.match(id!, ULID);
         assert.equal(version, "1");
         assert.equal(state, "running");
@@ -168,7 +169,8 @@ describe("the client against a fast server", () => {
       assertSucceeded(all);
       const rows = tableRows(all.stdout);
       assert.equal(rows.length, 8, "3 v1 and 5 v2 nodes, all stopped");
-      assert.ok(rows.every(([, , state]) => state === "stopped"));
+      assert.deepEqual(lines(all.stdout)[0]!.split(/\s{2,}/), ["ID", "VERSION", "REVISION", "STATE", "AGE", "LAST STATE"]);
+      assert.ok(rows.every(([, , , state, , last]) => state === "stopped" && /^stopped, \d+s ago$/.test(last!)), JSON.stringify(rows));
     });
   });
 
@@ -268,7 +270,7 @@ describe("the client against a fast server", () => {
     test("graphs show prints every task with its state and attempts", async () => {
       const result = await server.client(["graphs", "show", graphId]);
       assertSucceeded(result);
-      assert.deepEqual(lines(result.stdout)[2]!.split(/\s{2,}/), ["ID", "PREREQS", "ACTION", "STATE", "ATTEMPTS", "ERROR"]);
+      assert.deepEqual(lines(result.stdout)[2]!.split(/\s{2,}/), ["ID", "PREREQS", "ACTION", "STATE", "ATTEMPTS", "DETAIL"]);
       const rows = tableRows(result.stdout, "");
       assert.deepEqual(rows.map(([id, prerequisites, , state, attempts]) => [id, prerequisites, state, attempts]), [
         ["0", "-", "succeeded", "1"],

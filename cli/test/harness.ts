@@ -63,12 +63,41 @@ export function runClient(args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
+/** A client run whose output can be read while it runs, and that can be sent a signal (Ctrl-C is SIGINT). */
+export interface RunningClient {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<ClientResult>;
+}
+
+/** Starts bin/client with exactly these arguments, without waiting for it; like runClient, DROVER_* variables are not passed on. */
+export function startClient(args: string[], env: Record<string, string> = {}): RunningClient {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("DROVER_")));
+  const child = spawn(CLIENT_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...inherited, ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // A client that hangs would hold the test run open: it gets what runClient's would.
+  const killer = setTimeout(() => child.kill("SIGKILL"), CLIENT_TIMEOUT_MS);
+  const exited = new Promise<ClientResult>((resolve) =>
+    child.on("close", (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
 export interface TestServer {
   readonly address: string;
   readonly port: number;
   readonly dataDir: string;
   /** Runs bin/client with `--server` pointing at this server. */
   client(args: string[], env?: Record<string, string>): Promise<ClientResult>;
+  /** Starts bin/client with `--server` pointing at this server, without waiting for it. */
+  start(args: string[], env?: Record<string, string>): RunningClient;
   /** Stops the server (SIGTERM, as an operator would) and keeps its data directory. */
   stop(): Promise<void>;
   /** Kills the server with SIGKILL, as a crash would: nothing is flushed or settled. Keeps its data directory. */
@@ -129,6 +158,7 @@ export async function startServer(flags: string[] = FAST_SERVER_FLAGS): Promise<
     port,
     dataDir,
     client: (args, env) => runClient(["--server", address, ...args], { XDG_CONFIG_HOME: configHome, ...env }),
+    start: (args, env) => startClient(["--server", address, ...args], { XDG_CONFIG_HOME: configHome, ...env }),
     stop: () => stop(),
     kill: () => stop("SIGKILL"),
     restart: async (newFlags) => {

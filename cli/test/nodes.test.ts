@@ -5,16 +5,12 @@
  * processes, which these tests look at in /proc.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   assertExit,
   assertOneLineError,
-  CLIENT_BIN,
-  type ClientResult,
   eventually,
   FAST_SERVER_FLAGS,
   json,
@@ -123,8 +119,8 @@ describe("node operations against a server with the mock driver", () => {
       assert.equal(lines(stats.stdout).at(-1), "no process stats: the server's driver simulates this node");
       assertOneLineError(await server.client(["nodes", "logs", id!]), 1, id!, "keeps none");
       const wide = table((await server.client([...group, "nodes", "ls", "--wide"])).stdout);
-      assert.deepEqual(wide[0], ["ID", "VERSION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"]);
-      assert.ok(wide.slice(1).every((row) => row.slice(4).every((cell) => cell === "-")), "no stats: dashes");
+      assert.deepEqual(wide[0], ["ID", "VERSION", "REVISION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"]);
+      assert.ok(wide.slice(1).every((row) => row.slice(5).every((cell) => cell === "-")), "no stats: dashes");
     });
   });
 
@@ -220,34 +216,14 @@ const processExists = (pid: number) => {
   }
 };
 
-/** A client run whose output can be read while it runs, for `nodes logs -f`. */
-interface RunningClient {
-  readonly child: ChildProcess;
-  stdout(): string;
-  exited: Promise<ClientResult>;
-}
-
-function startClient(server: TestServer, args: string[]): RunningClient {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("DROVER_")));
-  const child = spawn(CLIENT_BIN, ["--server", server.address, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...inherited, XDG_CONFIG_HOME: join(server.dataDir, "config") },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<ClientResult>((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
-  return { child, stdout: () => stdout, exited };
-}
-
 describe("nodes as real processes (--driver process)", () => {
   let server: TestServer;
   let ports: { first: number; last: number };
   const groups = new Set(["default"]);
   before(async () => {
     ports = await freePortWindow(10);
-    server = await startServer([...FAST_SERVER_FLAGS, "--driver", "process", "--port-range", `${ports.first}..${ports.last}`]);
+    // A short min-ready of the server's own (the process driver's default is 10s), which every spec then shows.
+    server = await startServer([...FAST_SERVER_FLAGS, "--driver", "process", "--port-range", `${ports.first}..${ports.last}`, "--min-ready", "200ms"]);
   });
   after(async () => {
     if (!server) return;
@@ -279,9 +255,9 @@ describe("nodes as real processes (--driver process)", () => {
   test("update 2 1 starts two chat processes, and nodes ls --wide shows their pids and ports", async () => {
     assertExit(await server.client(["update", "2", "1"]), 0);
     const rows = table((await server.client(["nodes", "ls", "--wide"])).stdout);
-    assert.deepEqual(rows[0], ["ID", "VERSION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"]);
+    assert.deepEqual(rows[0], ["ID", "VERSION", "REVISION", "STATE", "AGE", "PID", "PORT", "CPU", "MEMORY", "UPTIME", "HEALTH"]);
     assert.equal(rows.length, 3);
-    for (const [id, , state, , pid, port, cpu, memory] of rows.slice(1)) {
+    for (const [id, , , state, , pid, port, cpu, memory] of rows.slice(1)) {
       assert.match(id!, ULID);
       assert.equal(state, "running");
       assert.ok(processExists(Number(pid)), `process ${pid} exists`);
@@ -302,7 +278,7 @@ describe("nodes as real processes (--driver process)", () => {
     assert.match(shown.get("LAST CHECK")!, /^\d+s ago$/);
     assert.equal(shown.get("RESTARTS"), "0");
     assert.equal(shown.get("STATE"), "running");
-    assert.equal(fields((await server.client(["group", "show"])).stdout).get("SPEC"), "revision 1: 2 × v1 (surge 0, unavailable 1, on failure stop)");
+    assert.equal(fields((await server.client(["group", "show"])).stdout).get("SPEC"), "revision 1: 2 × v1 (surge 0, unavailable 1, min ready 200ms, on failure stop)");
   });
 
   test("nodes logs prints what the chat node wrote, its start first", async () => {
@@ -314,7 +290,7 @@ describe("nodes as real processes (--driver process)", () => {
 
   test("nodes logs -f keeps following until Ctrl-C, which ends it quietly with exit 0", async () => {
     const [id] = await liveIds(server, "default");
-    const following = startClient(server, ["nodes", "logs", id!, "-f"]);
+    const following = server.start(["nodes", "logs", id!, "-f"]);
     await eventually("the log's first line", async () => (following.stdout().includes("started:") ? true : undefined));
     following.child.kill("SIGINT");
     const result = await following.exited;
@@ -324,7 +300,7 @@ describe("nodes as real processes (--driver process)", () => {
 
   test("nodes logs -f ends with exit 0 once nodes stop has stopped the node, with its last words", async () => {
     const [id, other] = await liveIds(server, "default");
-    const following = startClient(server, ["nodes", "logs", id!, "-f"]);
+    const following = server.start(["nodes", "logs", id!, "-f"]);
     await eventually("the log's first line", async () => (following.stdout().includes("started:") ? true : undefined));
     const stop = await server.client(["nodes", "stop", id!]);
     assertExit(stop, 0);
@@ -338,6 +314,23 @@ describe("nodes as real processes (--driver process)", () => {
     const result = await server.client(["--group", "badpath", "group", "set-template", "--command", "node", "--health-path", "healthz"]);
     assertOneLineError(result, 2, 'health path "healthz"', "starting with '/'");
     assert.equal((await json(server, ["--group", "badpath", "group", "show"])).isDefault, true, "nothing was set");
+  });
+
+  test("an update to a broken template under --on-failure rollback fails, and the client follows the rollback that restores the good one", async () => {
+    groups.add("broken");
+    const group = ["--group", "broken"];
+    assertExit(await server.client([...group, "update", "2", "1"]), 0);
+    const result = await server.client([...group, "update", "2", "2", "--on-failure", "rollback", "--command", "/nonexistent", "--stop-grace", "1s"]);
+    assertExit(result, 1);
+    assert.match(lines(result.stdout)[1]!, /^template [0-9a-f]{8}: \/nonexistent$/);
+    assert.match(result.stdout, /^error: .*command "\/nonexistent" of group broken's template was not found/m);
+    assert.match(lines(result.stdout).at(-1)!, /^update failed; rolled back to revision 1 \(graph [0-9A-Z]{26}\)$/);
+    const nodes = live(await allNodes(server, "broken"));
+    assert.deepEqual(nodes.map((node) => [node.version, node.state]), [[1, "NODE_STATE_RUNNING"], [1, "NODE_STATE_RUNNING"]]);
+    const wide = table((await server.client([...group, "nodes", "ls", "--wide"])).stdout).slice(1);
+    assert.ok(wide.every((row) => processExists(Number(row[5]))), `each node runs the restored template: ${JSON.stringify(wide)}`);
+    const [newest] = (await json(server, [...group, "history"])).revisions;
+    assert.deepEqual([newest.reason, newest.restores], ["REVISION_REASON_AUTO_ROLLBACK", 1]);
   });
 
   test("a template whose command does not exist is stored, and update then exits 1 saying it was not found", async () => {

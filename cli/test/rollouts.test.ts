@@ -205,19 +205,19 @@ describe("the client's history, rollback and stale-plan guard", () => {
     await server?.close();
   });
 
-  test("history lists every revision with its graph and outcome, and rollback rolls back to the previous one like an update", async () => {
+  test("history lists every revision with its graph and outcome, and rollback rolls back to the last good one like an update, keeping the count", async () => {
     const group = ["--group", "history"];
     const first = await server.client([...group, "update", "2", "1"]);
     const second = await server.client([...group, "update", "3", "2"]);
     assertExit(first, 0);
     assertExit(second, 0);
     const [header, ...rows] = table((await server.client([...group, "history"])).stdout);
-    assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME"]);
+    assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"]);
     assert.deepEqual(
       rows.map((row) => [...row.slice(0, 5), ...row.slice(6)]),
       [
-        ["2", "3", "2", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(second.stdout), "succeeded"],
-        ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(first.stdout), "succeeded"],
+        ["2", "3", "2", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(second.stdout), "succeeded", "default"],
+        ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(first.stdout), "succeeded", "default"],
       ],
     );
     assert.ok(rows.every((row) => /^\d+s$/.test(row[5]!)), "each revision has an age");
@@ -225,23 +225,23 @@ describe("the client's history, rollback and stale-plan guard", () => {
     const dryRun = await server.client([...group, "rollback", "--dry-run"]);
     assertExit(dryRun, 0);
     assert.deepEqual(lines(dryRun.stdout).slice(0, 2), [
-      "rolling back to revision 1",
-      "group history: dry run, based on revision 2, 3 × v2 → 2 × v1 (max surge 0, max unavailable 1)",
+      "rolling back to revision 1 (the last revision whose rollout succeeded), keeping the current count",
+      "group history: dry run, based on revision 2, 3 × v2 → 3 × v1 (max surge 0, max unavailable 1)",
     ]);
 
     const rolledBack = await server.client([...group, "rollback"]);
     assertExit(rolledBack, 0);
     assert.deepEqual(lines(rolledBack.stdout).slice(0, 2), [
-      "rolling back to revision 1",
-      "group history: revision 3, 3 × v2 → 2 × v1 (max surge 0, max unavailable 1)",
+      "rolling back to revision 1 (the last revision whose rollout succeeded), keeping the current count",
+      "group history: revision 3, 3 × v2 → 3 × v1 (max surge 0, max unavailable 1)",
     ]);
     assert.ok(rolledBack.stdout.includes("\nTASK GRAPH SPEC\n") && rolledBack.stdout.includes("\nTASKS STREAM\n"));
     const rollbackGraph = summaryGraphId(rolledBack.stdout);
     assert.match(rolledBack.stdout, new RegExp(`^graph ${rollbackGraph} succeeded in \\S+: 6 tasks, 0 retries$`, "m"));
-    assertNodes(await nodes(server, "history"), 2, 1);
+    assertNodes(await nodes(server, "history"), 3, 1);
 
     const [newest] = table((await server.client([...group, "history"])).stdout).slice(1);
-    assert.deepEqual([...newest!.slice(0, 5), ...newest!.slice(6)], ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 1", rollbackGraph, "succeeded"]);
+    assert.deepEqual([...newest!.slice(0, 5), ...newest!.slice(6)], ["3", "3", "1", "surge 0, unavailable 1, on failure stop", "rollback to 1", rollbackGraph, "succeeded", "default"]);
     const [stored] = await revisions(server, "history");
     assert.equal(stored!.reason, "REVISION_REASON_ROLLBACK");
     assert.equal(stored!.restores, 1);
@@ -250,15 +250,15 @@ describe("the client's history, rollback and stale-plan guard", () => {
     assertOneLineError(await server.client([...group, "rollback", "--expect-revision", "2"]), 1, "revision 3", "expected 2");
   });
 
-  test("rollback of a group at its first revision is refused with exit 1, and a rollback to the current revision has nothing to do", async () => {
+  test("rollback of a group with no earlier revision that succeeded is refused with exit 1, and a rollback to the current revision has nothing to do", async () => {
     const group = ["--group", "first"];
     assertExit(await server.client([...group, "update", "1", "1"]), 0);
-    assertOneLineError(await server.client([...group, "rollback"]), 1, "first revision");
+    assertOneLineError(await server.client([...group, "rollback"]), 1, "no revision before 1 whose rollout succeeded");
     // Revision 1 is the current one: its spec is what the group already runs, so the server has nothing to do.
     const same = await server.client([...group, "rollback", "1"]);
     assertExit(same, 0);
     assert.deepEqual(lines(same.stdout), [
-      "rolling back to revision 1",
+      "rolling back to revision 1, keeping the current count",
       "group first: revision 1, 1 × v1 → 1 × v1 (max surge 0, max unavailable 1)",
       "nothing to do: the group already matches",
     ]);
@@ -298,32 +298,7 @@ describe("the client against a server whose tasks take 200ms", () => {
     assert.match(result.stdout, /^error: no task finished for 50ms: task 0 \(start_node version=1\) has been running for \d+ms$/m);
   });
 
-  test("a failed update whose spec says rollback rolls back to the last revision reached, and says where to watch it", async () => {
-    const group = ["--group", "auto"];
-    assertExit(await server.client([...group, "update", "2", "1", "--on-failure", "rollback"]), 0);
-    // Only the new spec's tasks time out: the rollback restores revision 1's spec, which has the server's timeout.
-    const failed = await server.client([...group, "update", "2", "2", "--on-failure", "rollback", "--task-timeout", "20ms"]);
-    assertExit(failed, 1);
-    assert.match(lines(failed.stdout)[0]!, /\(max surge 0, max unavailable 1, on failure rollback, task timeout 20ms\)$/);
-    const failedGraph = summaryGraphId(failed.stdout);
-    assert.match(failed.stdout, new RegExp(`^graph ${failedGraph} failed in `, "m"));
-    const decision = /^rolling back to revision 1 \(2 × v1\); watch it with: client tasks watch ([0-9A-Z]{26})$/m.exec(failed.stdout);
-    assert.ok(decision, `the decision and the graph it started, in:\n${failed.stdout}`);
-    const rollbackGraph = decision[1]!;
-
-    const watched = await server.client(["tasks", "watch", rollbackGraph]);
-    assertExit(watched, 0);
-    assertNodes(await nodes(server, "auto"), 2, 1);
-    const rows = table((await server.client([...group, "history"])).stdout).slice(1);
-    assert.deepEqual(
-      rows.map((row) => [row[0], row[4], row[6], row[7]]),
-      [
-        ["3", "auto-rollback to 1", rollbackGraph, "succeeded"],
-        ["2", "update", failedGraph, "failed"],
-        ["1", "update", rows[2]![6], "succeeded"],
-      ],
-    );
-  });
+  // A failed update under --on-failure rollback, followed into its rollback: see saferollouts.test.ts.
 });
 
 describe("the client against a server whose tasks start failing after a restart", () => {
@@ -342,12 +317,16 @@ describe("the client against a server whose tasks start failing after a restart"
     await server.restart(["--mock-latency", "1s", "--parallelism", "4", "--mock-failure-rate", "1", "--max-attempts", "1"]);
     const failed = await server.client([...group, "update", "2", "2", "--on-failure", "rollback"]);
     assertExit(failed, 1);
-    const decision = /^rolling back to revision 1 \(2 × v1\); watch it with: client tasks watch ([0-9A-Z]{26})$/m.exec(failed.stdout);
+    // The update follows the rollback its failure started, and ends with how that ended.
+    const decision = /^rolling back to revision 1 \(2 × v1\); following graph ([0-9A-Z]{26})$/m.exec(failed.stdout);
     assert.ok(decision, failed.stdout);
-    const watched = await server.client(["tasks", "watch", decision[1]!]);
+    const rollbackGraph = decision[1]!;
+    assert.equal(failed.stdout.split("\nTASKS STREAM\n").length, 3, "the client followed the rollback while it ran");
+    assert.match(failed.stdout, new RegExp(`^graph ${rollbackGraph} failed in `, "m"));
+    assert.match(failed.stdout, /^not rolling back: it was itself an automatic rollback$/m);
+    assert.equal(lines(failed.stdout).at(-1), `update failed, and its rollback to revision 1 failed too (graph ${rollbackGraph})`);
+    const watched = await server.client(["tasks", "watch", rollbackGraph]);
     assertExit(watched, 1);
-    assert.ok(watched.stdout.includes("\nTASKS STREAM\n"), "the watch attached while the rollback ran");
-    assert.match(watched.stdout, new RegExp(`^graph ${decision[1]} failed in `, "m"));
     assert.match(watched.stdout, /^not rolling back: it was itself an automatic rollback$/m);
     const stored = await revisions(server, "again");
     assert.deepEqual(
