@@ -399,7 +399,9 @@ export class SqliteStore implements Store {
       upsertNode: db.prepare(`INSERT INTO nodes (id, group_name, version, state, host, created_at, updated_at, error, revision,
         template_hash, exit_status)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, error = excluded.error,
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+          -- A failed node that is then stopped keeps why it failed: its last state's story.
+          error = CASE WHEN excluded.state = 'stopped' THEN COALESCE(excluded.error, error) ELSE excluded.error END,
           revision = COALESCE(excluded.revision, revision), template_hash = COALESCE(excluded.template_hash, template_hash),
           exit_status = COALESCE(excluded.exit_status, exit_status)`),
     };
