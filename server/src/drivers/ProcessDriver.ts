@@ -364,7 +364,9 @@ export class ProcessDriver implements Driver {
         // Known for a process this server spawned; an adopted one's status went to its own parent.
         const exitStatus = this.exits.get(record.id);
         this.exits.delete(record.id);
-        this.report(record, "failed", `its process (pid ${record.pid}) ${exitStatus ?? "exited"}${this.lastLogLine(record.id)}`, exitStatus);
+        // A process killed by a signal did not say why: only an error line of its own is worth quoting.
+        const killed = exitStatus?.startsWith("killed") ?? false;
+        this.report(record, "failed", `its process (pid ${record.pid}) ${exitStatus ?? "exited"}${this.lastLogLine(record.id, killed)}`, exitStatus);
         return;
       }
       const stat = readProcessStat(record.pid!);
@@ -462,9 +464,9 @@ export class ProcessDriver implements Driver {
   }
 
   /** The log's most telling line, for a failure's reason: its error line, or else its last line. */
-  private lastLogLine(nodeId: string): string {
+  private lastLogLine(nodeId: string, errorsOnly = false): string {
     try {
-      const line = meaningfulLogLine(readTail(this.logPath(nodeId), 16_384));
+      const line = meaningfulLogLine(readTail(this.logPath(nodeId), 16_384), errorsOnly);
       return line ? ` (its log says: ${line.slice(0, 200)})` : "";
     } catch {
       return "";
@@ -491,12 +493,13 @@ function readTail(path: string, bytes: number): string {
  * (`Error: …`, `FATAL`, `panic:`, a shell's `not found`), not the runtime's closing lines (a
  * stack frame, Node.js's version banner, the caret under a source line); else the last line.
  */
-export function meaningfulLogLine(text: string): string | undefined {
+export function meaningfulLogLine(text: string, errorsOnly = false): string | undefined {
   const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
   const noise = (line: string) => /^at\s/.test(line) || /^Node\.js v\d/.test(line) || /^\^+$/.test(line) || /^throw\s/.test(line) || /^\{?\s*$/.test(line);
   const errorLike = /\b(\w*Error|Exception|FATAL|Fatal|fatal|panic|ERROR|not found|No such file|Permission denied|Killed|Segmentation fault)\b/;
   const recent = lines.slice(-50);
   for (let i = recent.length - 1; i >= 0; i--) if (errorLike.test(recent[i]!) && !noise(recent[i]!)) return recent[i];
+  if (errorsOnly) return undefined;
   for (let i = recent.length - 1; i >= 0; i--) if (!noise(recent[i]!)) return recent[i];
   return undefined;
 }
