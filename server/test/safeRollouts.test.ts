@@ -59,6 +59,12 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
     await sleep(600);
     assert.deepEqual(versionsOf(await running(client)), before);
     assert.ok(!(await client.listGraphs({})).graphs.some((graph) => graph.reason === GraphReason.GRAPH_REASON_REPAIR));
+
+    // The heal that succeeded under revision 2 does not make its cancelled rollout one that succeeded.
+    await settle(client, (await client.setSpec({ count: 3, version: 3 })).graph!.id);
+    const history = (await client.listRevisions({})).revisions;
+    assert.equal(history.find((revision) => revision.revision === 2)!.graphState, GraphState.GRAPH_STATE_CANCELLED);
+    assert.equal((await client.rollback({ dryRun: true })).restores, 1);
   });
 
   it("replaces a killed node while the latest rollout is failed or paused", async (t) => {

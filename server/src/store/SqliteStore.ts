@@ -145,7 +145,7 @@ const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason
     g.id AS graph_id, g.state AS graph_state
   FROM spec_revisions r
   LEFT JOIN graphs g ON g.id = (
-    SELECT MAX(id) FROM graphs WHERE group_name = r.group_name AND revision = r.revision)`;
+    SELECT MAX(id) FROM graphs WHERE group_name = r.group_name AND revision = r.revision AND reason IN ('update', 'repair'))`;
 const GRAPH_FROM = `graphs g JOIN spec_revisions r ON r.group_name = g.group_name AND r.revision = g.revision`;
 
 const orUndefined = <T>(value: T | null): T | undefined => (value === null ? undefined : value);

@@ -150,12 +150,15 @@ export interface Store {
   startAttempts(nodeId: string): Promise<number>;
   /** What the current specs of every other group reserve: count × per-node cpu and memory. */
   reservedByOtherGroups(group: string): Promise<{ cpuMillis: number; memoryMb: number }>;
-  /** The group's revisions, newest first, each with the latest graph made for it. */
+  /**
+   * The group's revisions, newest first, each with the latest graph that rolled it out (an
+   * update or a repair; heals and operations on one node do not say how a rollout went).
+   */
   listRevisions(group: string, limit: number): Promise<Revision[]>;
   getRevision(group: string, revision: number): Promise<Revision | undefined>;
   /**
-   * The newest revision below `before` that the group reached: its latest graph succeeded,
-   * or it needed no graph at all.
+   * The newest revision below `before` that the group reached: its latest rollout graph
+   * succeeded, or it needed none.
    */
   lastReachedRevision(group: string, before: number): Promise<Revision | undefined>;
   /** Every group that has a spec. */
