@@ -75,6 +75,8 @@ export class ProcessDriver implements Driver {
   private readonly exits = new Map<string, string>();
   /** Wakes a node's monitor at once when its process exits (a process this server spawned). */
   private readonly exitWakers = new Map<string, () => void>();
+  /** Resolves with how a process this server spawned ended, by node (its exit event may trail /proc). */
+  private readonly exitEvents = new Map<string, Promise<string>>();
 
   constructor(private readonly options: ProcessDriverOptions) {
     this.memoryLimits = new MemoryLimits(options.logger);
@@ -267,10 +269,17 @@ export class ProcessDriver implements Driver {
         });
       });
       child.unref();
-      child.once("exit", (code, signal) => {
-        this.exits.set(record.id, signal ? `killed by ${signal}` : `exited with code ${code}`);
-        this.exitWakers.get(record.id)?.();
-      });
+      this.exitEvents.set(
+        record.id,
+        new Promise((resolve) =>
+          child.once("exit", (code, signal) => {
+            const status = signal ? `killed by ${signal}` : `exited with code ${code}`;
+            this.exits.set(record.id, status);
+            this.exitWakers.get(record.id)?.();
+            resolve(status);
+          }),
+        ),
+      );
       const stat = readProcessStat(child.pid!);
       record.pid = child.pid!;
       record.startTime = stat?.startTime ?? 0;
@@ -291,7 +300,7 @@ export class ProcessDriver implements Driver {
     let last = "no check yet";
     for (;;) {
       if (!this.adopt(record)) {
-        const how = this.exits.get(record.id) ?? "exited";
+        const how = (await this.exitStatusOf(record.id)) ?? "exited";
         throw new DriverError(`node ${record.id} ${how} as it started${this.lastLogLine(record.id)}: see 'client nodes logs ${record.id}'`);
       }
       last = await this.check(record, check);
@@ -358,12 +367,12 @@ export class ProcessDriver implements Driver {
         return;
       }
       if (!this.adopt(record)) {
+        // Known for a process this server spawned (its exit event may come a moment after /proc
+        // shows it gone); an adopted one's status went to its own parent.
+        const exitStatus = await this.exitStatusOf(record.id);
         this.stopMonitoring(record.id);
         this.forget(record);
         this.writePeers(record.group);
-        // Known for a process this server spawned; an adopted one's status went to its own parent.
-        const exitStatus = this.exits.get(record.id);
-        this.exits.delete(record.id);
         // A process killed by a signal did not say why: only an error line of its own is worth quoting.
         const killed = exitStatus?.startsWith("killed") ?? false;
         this.report(record, "failed", `its process (pid ${record.pid}) ${exitStatus ?? "exited"}${this.lastLogLine(record.id, killed)}`, exitStatus);
@@ -379,6 +388,15 @@ export class ProcessDriver implements Driver {
         this.report(record, "unhealthy", `failed ${failures} health checks in a row (last: ${result})`);
       }
     }
+  }
+
+  /** How a process this server spawned ended, waiting a moment for its exit event; undefined when unknown. */
+  private async exitStatusOf(nodeId: string): Promise<string | undefined> {
+    const known = this.exits.get(nodeId);
+    const event = this.exitEvents.get(nodeId);
+    if (known !== undefined || event === undefined) return known;
+    const moment = this.options.clock.sleep(500, new AbortController().signal).then(() => undefined);
+    return Promise.race([event, moment]);
   }
 
   /** Sleeps for the check interval, or less when the node's process exits meanwhile. */
@@ -443,6 +461,8 @@ export class ProcessDriver implements Driver {
 
   private forget(record: NodeRecord): void {
     this.records.delete(record.id);
+    this.exits.delete(record.id);
+    this.exitEvents.delete(record.id);
     this.health.delete(record.id);
     this.cpuSamples.delete(record.id);
     this.memoryLimits.release(record.id);
