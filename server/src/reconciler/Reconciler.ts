@@ -213,8 +213,8 @@ export class Reconciler {
    * Halts every run of the group as superseded without waiting for it, abandoning its starts
    * under way; returns the runs (the new graph waits for them) and the abandoned nodes.
    */
-  private haltRunsOf(group: string): { runs: GraphRun[]; abandoned: Set<string> } {
-    const runs = this.options.scheduler.runsIn(group);
+  private haltRunsOf(group: string, except?: string): { runs: GraphRun[]; abandoned: Set<string> } {
+    const runs = this.options.scheduler.runsIn(group).filter((run) => run.id !== except);
     const abandoned = new Set<string>();
     for (const run of runs) {
       run.halt("superseded", "superseded by a newer spec revision");
@@ -535,6 +535,8 @@ export class Reconciler {
     const current = await store.getGroupSpec(group);
     if (!current) return;
     const runs = scheduler.runsIn(group);
+    // A run that is settling may start a rollback, which decides what replaces what; its end queues another pass.
+    if (runs.some((run) => run.isHalted)) return;
     let nodes = await store.listNodes(group, { all: false });
     let planned: { tasks: PlannedTask[] };
     let reason: "repair" | "heal";
@@ -609,17 +611,19 @@ export class Reconciler {
   private async nodeFailed(handle: NodeHandle, failure: NodeFailure): Promise<void> {
     const { store, journal, logger, scheduler, clock } = this.options;
     this.crashLoop.failed(handle.group, `node ${handle.id} ${failure.reason}`, clock.now());
-    // A run that owns the node hears first: a start holding for min-ready fails its attempt, a
-    // node the run started fails the run.
-    scheduler.nodeFailed(handle.group, handle.id, failure);
     const node = await store.getNode(handle.id);
     // Only a node the store believes up changes here; a graph owns nodes it is starting or stopping.
-    if (!node || (node.state !== "running" && !(node.state === "unhealthy" && failure.state === "failed"))) return;
-    logger.warn({ group: node.group, nodeId: node.id, state: failure.state, reason: failure.reason }, "node failed");
-    // A node that ran and failed records how it ended (an unknown status still says it ended): it is lost capacity.
-    const exitStatus = failure.state === "failed" ? (failure.exitStatus ?? "exited") : undefined;
-    await journal.record([{ ...failedNode(node, failure.reason), state: failure.state, exitStatus }]);
-    this.queuePass(node.group);
+    const up = node !== undefined && (node.state === "running" || (node.state === "unhealthy" && failure.state === "failed"));
+    if (up) {
+      logger.warn({ group: node.group, nodeId: node.id, state: failure.state, reason: failure.reason }, "node failed");
+      // A node that ran and failed records how it ended (an unknown status still says it ended): it is lost capacity.
+      const exitStatus = failure.state === "failed" ? (failure.exitStatus ?? "exited") : undefined;
+      await journal.record([{ ...failedNode(node, failure.reason), state: failure.state, exitStatus }]);
+    }
+    // Then the runs hear, once the failure is committed (so their bounds count it): a start holding
+    // for min-ready fails its attempt, a node a run started fails it, a node a lane would replace is replaced now.
+    scheduler.nodeFailed(handle.group, handle.id, failure);
+    if (up) this.queuePass(node.group);
   }
 
   private refuseIfShuttingDown(): void {
@@ -684,7 +688,10 @@ export class Reconciler {
       await journal.record([{ ...transition, message: `not rolling back: ${why}` }]);
       return;
     }
-    const nodes = await store.listNodes(graph.group, { all: false });
+    // Heals running beside the failed rollout give way to the rollback, as to any new revision.
+    const superseded = this.haltRunsOf(graph.group, graph.id);
+    const listed = await store.listNodes(graph.group, { all: false });
+    const nodes = superseded.abandoned.size === 0 ? listed : listed.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
     // The failed spec's count stays: what is rolled back is what runs (version and template), as a user's rollback does.
     const spec = { ...target.spec, count: graph.spec.count };
     const planned = plan(nodes, spec);
@@ -703,7 +710,7 @@ export class Reconciler {
       });
       bus.publish(stored.events);
       logger.warn({ group: graph.group, failedGraphId: graph.id, revision: stored.revision, restores: target.revision, graphId: nextGraphId }, message);
-      if (stored.graph) this.launch(stored.graph, nodes);
+      if (stored.graph) this.launch(stored.graph, listed, superseded.runs);
     } catch (error) {
       if (!(error instanceof FailedPreconditionError)) throw error;
       // A newer revision arrived meanwhile: it decides what happens next.

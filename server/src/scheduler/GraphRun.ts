@@ -190,8 +190,9 @@ export class GraphRun {
     for (const task of this.tasks) {
       if (task.nodeId === undefined) continue;
       const underWay = task.state === TaskState.running || (task.state === TaskState.pending && task.attempts > 0);
-      const cleanUp = task.state === TaskState.pending && task.action === TaskAction.shutDownNode && !task.gated;
-      if (underWay || cleanUp) claimed.add(task.nodeId);
+      // A running graph replaces a failed node its plan names itself (see replaceEarly); a paused one does not.
+      const planned = task.state === TaskState.pending && (!this.paused || (task.action === TaskAction.shutDownNode && !task.gated));
+      if (underWay || planned) claimed.add(task.nodeId);
     }
     return claimed;
   }
@@ -219,9 +220,50 @@ export class GraphRun {
       return true;
     }
     const taskId = this.startedNodes.get(nodeId);
-    if (taskId === undefined || this.halted || this.interrupted || this.settling) return false;
+    if (taskId === undefined || this.halted || this.interrupted || this.settling) return this.replaceEarly(nodeId);
     const task = this.tasks[taskId]!;
     this.halt("failed", `node ${nodeId} (started by task ${taskId}, ${describeTask(task)}) ${failure.state === "failed" ? "failed" : "turned unhealthy"} while the rollout ran: ${failure.reason}`);
+    return true;
+  }
+
+  /**
+   * A node a later step of a rolling lane would replace has failed: that replacement runs now,
+   * out of the lane's order (the dead node's shut-down, and in a surge lane the start before
+   * it), so the group gets its capacity back without waiting for the lane, whose next
+   * shut-down may be held by the very availability bound the dead node broke. Shutting down a
+   * failed node costs no availability, and a surge lane's start is still gated. Returns
+   * whether the run took the node on; a paused run does not (a heal replaces it instead).
+   */
+  private replaceEarly(nodeId: string): boolean {
+    if (this.paused || this.halted || this.interrupted || this.settling) return false;
+    const shutDown = this.tasks.find(
+      (task) => task.action === TaskAction.shutDownNode && task.nodeId === nodeId && task.state === TaskState.pending && task.attempts === 0,
+    );
+    if (!shutDown) return false;
+    // Already ready (or in line): it runs as soon as it can anyway.
+    if (this.unmetPrerequisites[shutDown.id]! <= 0) return true;
+    // In a surge lane the node's replacement is the (gated) start just before its shut-down; in an
+    // unavailability lane it is the start just after, and the start before belongs to another node.
+    const surgeStart = shutDown.prerequisites
+      .map((id) => this.tasks[id]!)
+      .find((task) => task.action === TaskAction.startNode && task.gated && task.state === TaskState.pending && task.attempts === 0);
+    if (surgeStart) {
+      // The start first, then the shut-down once it succeeded, as the lane would.
+      if (this.unmetPrerequisites[surgeStart.id]! > 0) {
+        this.unmetPrerequisites[surgeStart.id] = 0;
+        this.ready(surgeStart);
+      }
+      this.unmetPrerequisites[shutDown.id] = 1;
+    } else {
+      // Its replacement now starts out of the lane's order, so it must keep to the surge bound itself.
+      for (let edge = this.firstDependent[shutDown.id]!; edge < this.firstDependent[shutDown.id + 1]!; edge++) {
+        const dependent = this.tasks[this.dependents[edge]!]!;
+        if (dependent.action === TaskAction.startNode) dependent.gated = true;
+      }
+      this.unmetPrerequisites[shutDown.id] = 0;
+      this.ready(shutDown);
+    }
+    this.deps.logger.info({ graphId: this.graph.id, nodeId, taskId: shutDown.id }, "replacing a failed node ahead of its lane");
     return true;
   }
 
@@ -266,6 +308,8 @@ export class GraphRun {
       // Not awaited before the first tasks start: their transitions join its transaction (in
       // order, after it), which saves a commit before any work begins. Awaited below.
       const running = this.graph.state === "pending" ? this.record([this.graphTransition("running")]) : undefined;
+      // The group's live nodes, for gated steps and for shut-downs of nodes another graph already stopped.
+      await this.deps.census.load(this.graph.group);
       this.succeeded = this.tasks.filter((task) => task.state === TaskState.succeeded).length;
       // Attempts under way when the last server stopped are finished first, whatever else happens.
       for (const task of this.tasks) if (task.state === TaskState.running) this.dispatch(task, true);
@@ -580,6 +624,15 @@ export class GraphRun {
   private async attempt(task: Task, releaseSlot: () => void): Promise<number | undefined> {
     const attempt = task.attempts + 1;
     const starting = task.action === TaskAction.startNode;
+    if (!starting && task.state === TaskState.pending && task.nodeId !== undefined && this.deps.census.isGone(this.graph.group, task.nodeId)) {
+      // Another graph (a heal) has stopped the node already: nothing to do, and stopped never leaves.
+      task.state = TaskState.succeeded;
+      task.attempts = attempt;
+      releaseSlot();
+      await this.record([{ ...this.taskTransition(task, TaskState.running), attempt }, this.taskTransition(task, TaskState.succeeded)]);
+      this.onSucceeded(task);
+      return undefined;
+    }
     // A start task's node identity is fixed, and committed, before the driver is first called,
     // so a retried or resumed start finds the same node instead of making another.
     task.nodeId ??= this.deps.newId();

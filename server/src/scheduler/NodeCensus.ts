@@ -61,6 +61,12 @@ export class NodeCensus {
     return { available: census?.available ?? 0, alive: census?.alive ?? 0 };
   }
 
+  /** Whether the group is loaded and the node is not among its live nodes (stopped, or never there). */
+  isGone(group: string, nodeId: string): boolean {
+    const census = this.groups.get(group);
+    return census !== undefined && !census.states.has(nodeId);
+  }
+
   /** A node's state as last committed; undefined when the group is not loaded or the node unknown. */
   stateOf(group: string, nodeId: string): NodeState | undefined {
     return this.groups.get(group)?.states.get(nodeId);
@@ -73,9 +79,13 @@ interface GroupCensus {
   alive: number;
 }
 
-/** Moves one node to `state` (stopped: forgotten), keeping the counts. */
-function set(census: GroupCensus, nodeId: string, state: NodeState): void {
+/**
+ * Moves one node to `state` (stopped: forgotten), keeping the counts. A failed node being
+ * stopped stays counted as failed: its process is gone (or never started), so it is not alive.
+ */
+function set(census: GroupCensus, nodeId: string, next: NodeState): void {
   const before = census.states.get(nodeId);
+  const state = next === "stopping" && before === "failed" ? "failed" : next;
   if (before !== undefined) {
     if (before === "running") census.available--;
     if (ALIVE.has(before)) census.alive--;
