@@ -32,7 +32,7 @@ import { sameTemplate, templateHash } from "../templates.js";
 import type { NodeTemplate } from "../domain.js";
 import { CrashLoopBackoff, type CrashLoopOptions, type CrashLoopStatus } from "./CrashLoopBackoff.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
-import type { GraphSummary, Store } from "../store/Store.js";
+import type { GraphSummary, GroupSpec, Store } from "../store/Store.js";
 import { KeyedMutex } from "./KeyedMutex.js";
 
 export interface SetSpecResult {
@@ -152,16 +152,30 @@ export class Reconciler {
   }
 
   setSpec(group: string, requested: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
-    return this.groupLocks.run(group, async () => {
+    return this.groupLocks.run(group, () => this.setSpecLocked(group, async () => ({ spec: requested, options }), options.expectRevision));
+  }
+
+  /**
+   * Stores a spec (and its graph) under the group's lock. `derive` makes the spec from the
+   * group's current revision as read under that lock, so that a spec built on the current one
+   * (a rollback keeping the count, a new template) cannot undo an update that landed first.
+   */
+  private async setSpecLocked(
+    group: string,
+    derive: (current: GroupSpec | undefined) => Promise<{ spec: Spec; options: SetSpecOptions }>,
+    expectRevision: number | undefined,
+  ): Promise<SetSpecResult> {
+    {
       const { store, clock, newId, logger, bus } = this.options;
       this.refuseIfShuttingDown();
       // A refused update must change nothing, so it is refused before it supersedes anything.
       const current = await store.getGroupSpec(group);
-      if (options.expectRevision !== undefined && (current?.revision ?? 0) !== options.expectRevision) {
+      if (expectRevision !== undefined && (current?.revision ?? 0) !== expectRevision) {
         throw new FailedPreconditionError(
-          `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${options.expectRevision}: look at 'client history' and update again`,
+          `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${expectRevision}: look at 'client history' and update again`,
         );
       }
+      const { spec: requested, options } = await derive(current);
       const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
       await this.requireCapacity(group, spec);
       // Superseded runs are not waited for: their starts under way are abandoned (their nodes
@@ -196,7 +210,7 @@ export class Reconciler {
         now,
         reason: options.reason,
         restores: options.restores,
-        expectRevision: options.expectRevision,
+        expectRevision,
       });
       this.failpoint("revision.after-commit");
       bus.publish(stored.events);
@@ -206,7 +220,7 @@ export class Reconciler {
       );
       if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
       return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
-    });
+    }
   }
 
   /**
@@ -230,29 +244,32 @@ export class Reconciler {
    */
   async rollback(group: string, revision: number, options: { dryRun?: boolean; expectRevision?: number; withCount?: boolean }) {
     const { store } = this.options;
-    const current = await store.getGroupSpec(group);
-    if (!current) throw new NotFoundError(`group ${group} has no revisions: there is nothing to roll back to`);
-    let restored: Revision | undefined;
-    if (revision === 0) {
-      restored = await store.lastReachedRevision(group, current.revision);
-      if (!restored) {
-        throw new FailedPreconditionError(
-          `group ${group} has no revision before ${current.revision} whose rollout succeeded: name one with 'client rollback N' (see 'client history')`,
-        );
-      }
-    } else {
-      restored = await store.getRevision(group, revision);
-      if (!restored) throw new NotFoundError(`revision ${revision} of group ${group} not found: list them with 'client history'`);
-    }
-    const spec = { ...restored.spec, count: options.withCount ? restored.spec.count : current.spec.count };
-    const result = await this.setSpec(group, spec, {
-      dryRun: options.dryRun,
-      expectRevision: options.expectRevision,
-      reason: "rollback",
-      restores: restored.revision,
-      templateResolved: true,
-    });
-    return { result, restores: restored.revision, lastSucceeded: revision === 0 };
+    let restores = 0;
+    const result = await this.groupLocks.run(group, () =>
+      this.setSpecLocked(
+        group,
+        async (current) => {
+          if (!current) throw new NotFoundError(`group ${group} has no revisions: there is nothing to roll back to`);
+          let restored: Revision | undefined;
+          if (revision === 0) {
+            restored = await store.lastReachedRevision(group, current.revision);
+            if (!restored) {
+              throw new FailedPreconditionError(
+                `group ${group} has no revision before ${current.revision} whose rollout succeeded: name one with 'client rollback N' (see 'client history')`,
+              );
+            }
+          } else {
+            restored = await store.getRevision(group, revision);
+            if (!restored) throw new NotFoundError(`revision ${revision} of group ${group} not found: list them with 'client history'`);
+          }
+          restores = restored.revision;
+          const spec = { ...restored.spec, count: options.withCount ? restored.spec.count : current.spec.count };
+          return { spec, options: { dryRun: options.dryRun, reason: "rollback", restores, templateResolved: true } };
+        },
+        options.expectRevision,
+      ),
+    );
+    return { result, restores, lastSucceeded: revision === 0 };
   }
 
   /**
@@ -261,13 +278,22 @@ export class Reconciler {
    * first update.
    */
   async setTemplate(group: string, template: NodeTemplate): Promise<SetSpecResult | undefined> {
-    const current = await this.options.store.getGroupSpec(group);
-    if (!current) {
-      await this.options.store.setTemplate(group, template, this.options.clock.now());
-      return undefined;
-    }
-    const { templateHash: _, ...spec } = current.spec;
-    return this.setSpec(group, { ...spec, template });
+    return this.groupLocks.run(group, async () => {
+      // Read under the lock: an update that lands first is kept, and this revision builds on it.
+      const current = await this.options.store.getGroupSpec(group);
+      if (!current) {
+        await this.options.store.setTemplate(group, template, this.options.clock.now());
+        return undefined;
+      }
+      return this.setSpecLocked(
+        group,
+        async (now) => {
+          const { templateHash: _, ...spec } = now!.spec;
+          return { spec: { ...spec, template }, options: {} };
+        },
+        current.revision,
+      );
+    });
   }
 
   /** The template the group's next node starts from: its current revision's, one kept for its first update, or none (the server's default). */
