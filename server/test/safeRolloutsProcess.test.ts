@@ -153,6 +153,30 @@ describe("safe rollouts with real processes", { timeout: 240_000 }, () => {
     assert.ok(nodes.every((node) => node.state === NodeState.NODE_STATE_RUNNING && node.templateHash === original!.spec!.templateHash));
   });
 
+  it("answers an update at once while a real start hangs on its health check, and stops the abandoned process", async () => {
+    const { client, stop } = await processServer(["--min-ready", "200ms"]);
+    stops.push(stop);
+    const good = chat(`exec "${process.execPath}" "${CHAT_EXAMPLE}"`);
+    assert.equal((await settle(client, (await client.setSpec({ count: 2, version: 1, template: good })).graph!.id)).state, GraphState.GRAPH_STATE_SUCCEEDED);
+    // Version 2 never passes its health check, and may try for 90s.
+    const hanging = { ...good, healthCheck: { ...good.healthCheck!, path: "/never", startTimeoutMs: 90_000 } };
+    const hung = (await client.setSpec({ count: 2, version: 2, template: hanging })).graph!;
+    const hungNode = await eventually(async () => {
+      const nodes = (await client.listNodes({})).nodes;
+      return nodes.find((node) => node.version === 2 && node.state === NodeState.NODE_STATE_STARTING);
+    }, "the v2 start hanging");
+    const began = Date.now();
+    const next = await client.setSpec({ count: 2, version: 3, template: good });
+    const tookMs = Date.now() - began;
+    assert.ok(tookMs < 2000, `SetSpec took ${tookMs}ms (the issue's bound: 2 s)`);
+    assert.equal(next.supersededGraphId, hung.id);
+    assert.equal((await settle(client, next.graph!.id)).state, GraphState.GRAPH_STATE_SUCCEEDED);
+    const all = (await client.listNodes({ all: true })).nodes;
+    assert.equal(all.find((node) => node.id === hungNode.id)?.state, NodeState.NODE_STATE_STOPPED, "the abandoned node was stopped");
+    const live = all.filter((node) => node.state !== NodeState.NODE_STATE_STOPPED);
+    assert.deepEqual(live.map((node) => [node.version, NodeState[node.state]]), [[3, "NODE_STATE_RUNNING"], [3, "NODE_STATE_RUNNING"]]);
+  });
+
   it("backs off the replacements of a version that crash-loops, and says why in the node list", async () => {
     const { client, stop } = await processServer(["--min-ready", "0", "--crash-loop-backoff", "1s..30s", "--reconcile-interval", "200ms"]);
     stops.push(stop);
