@@ -131,6 +131,59 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
     assert.equal((await store.getNode("01ARZ3NDEKTSV4RRFFQ69G5FAA"))!.state, "stopped");
   });
 
+  it("replaces at once a node a lane names that had failed before the run began (a restart, a failure as the graph was stored)", async (t) => {
+    const store = openTestStore(t);
+    const { scheduler, journal } = testScheduler(store, new RecordingDriver(1));
+    const node = (id: string, state: "running" | "failed") => ({ type: "node" as const, nodeId: id, group: "g", state, version: 1, host: "h" });
+    const [a, b, c] = ["01ARZ3NDEKTSV4RRFFQ69G5FBA", "01ARZ3NDEKTSV4RRFFQ69G5FBB", "01ARZ3NDEKTSV4RRFFQ69G5FBC"];
+    await journal.record([node(a, "running"), node(b, "running"), { ...node(c, "failed"), exitStatus: "exited with code 1" }]);
+    // One lane, c last: without c's replacement first, shutting a down would leave 1 < 3 − 1.
+    const tasks: PlannedTask[] = [
+      { id: 0, prerequisites: [], action: "shut_down_node", nodeId: a, gated: true },
+      { id: 1, prerequisites: [0], action: "start_node", version: 2 },
+      { id: 2, prerequisites: [1], action: "shut_down_node", nodeId: b, gated: true },
+      { id: 3, prerequisites: [2], action: "start_node", version: 2 },
+      { id: 4, prerequisites: [3], action: "shut_down_node", nodeId: c, gated: true },
+      { id: 5, prerequisites: [4], action: "start_node", version: 2 },
+    ];
+    const spec = { count: 3, version: 2, maxSurge: 0, maxUnavailable: 1 };
+    const graph = (await store.storeRevision({ group: "g", spec, graph: { id: "01ARZ3NDEKTSV4RRFFQ69G5FG2", tasks }, now: Date.now() })).graph!;
+    const run = scheduler.run(graph, new Map((await store.listNodes("g", { all: false })).map((n) => [n.id, n])));
+    assert.equal(await Promise.race([run.settled, sleep(10_000).then(() => "held")]), "succeeded");
+    const live = (await store.listNodes("g", { all: false })).filter((n) => n.state !== "stopped");
+    assert.deepEqual(live.map((n) => [n.version, n.state]), [[2, "running"], [2, "running"], [2, "running"]]);
+  });
+
+  it("replaces again, after the backoff, a heal's replacement that failed to start", async (t) => {
+    const { client, driver, stop } = await startTestServer({
+      server: { maxAttempts: 1, reconcileIntervalMs: 60_000, crashLoop: { initialMs: 100, maxMs: 1000, resetAfterMs: 600_000 } },
+    });
+    t.after(stop);
+    await settle(client, (await client.setSpec({ count: 2, version: 1 })).graph!.id);
+    const start = driver.start.bind(driver);
+    let failNextV1 = false;
+    driver.start = async (node, signal) => {
+      if (node.version === 2) throw new Error("version 2 does not start");
+      if (node.version === 1 && failNextV1) {
+        failNextV1 = false;
+        throw new Error("the heal's replacement does not start, once");
+      }
+      return start(node, signal);
+    };
+    assert.equal((await settle(client, (await client.setSpec({ count: 2, version: 2 })).graph!.id)).state, GraphState.GRAPH_STATE_FAILED);
+    failNextV1 = true;
+    // The failed rollout stopped where it was: one v1 node running (its lane had shut the other down).
+    const before = await running(client);
+    const victim = before[0]!;
+    await client.killNode({ nodeId: victim.id });
+    await eventually(async () => {
+      const graphs = (await client.listGraphs({})).graphs.filter((graph) => graph.reason === GraphReason.GRAPH_REASON_HEAL);
+      const now = await running(client);
+      const healed = graphs.length >= 2 && graphs.some((graph) => graph.state === GraphState.GRAPH_STATE_FAILED);
+      return healed && now.length === before.length && !now.some((n) => n.id === victim.id) ? true : undefined;
+    }, "a second heal replaced the failed replacement");
+  });
+
   it("replaces a node that dies ahead of its rolling lane at once, so the lane is not held", async (t) => {
     const { client, driver, stop } = await startTestServer({ driver: { latency: { min: 50, max: 60 } }, server: { reconcileIntervalMs: 60_000, parallelism: 1 } });
     t.after(stop);

@@ -704,44 +704,48 @@ export class Reconciler {
       await journal.record([transition]);
       return;
     }
-    // The halt's own transitions (skipped tasks) go through the journal; they must be committed
-    // before the final event, which this path commits directly with the new revision.
-    await journal.settled();
-    const revision = await store.getRevision(graph.group, graph.revision);
-    const target = revision?.reason === "auto_rollback" ? undefined : await store.lastReachedRevision(graph.group, graph.revision);
-    if (!target) {
-      const why = revision?.reason === "auto_rollback" ? "it was itself an automatic rollback" : "the group reached no earlier revision";
-      await journal.record([{ ...transition, message: `not rolling back: ${why}` }]);
-      return;
-    }
-    // Heals running beside the failed rollout give way to the rollback, as to any new revision.
-    const superseded = this.haltRunsOf(graph.group, graph.id);
-    const listed = await store.listNodes(graph.group, { all: false });
-    const nodes = superseded.abandoned.size === 0 ? listed : listed.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
-    // The failed spec's count stays: what is rolled back is what runs (version and template), as a user's rollback does.
-    const spec = { ...target.spec, count: graph.spec.count };
-    const planned = plan(nodes, spec);
-    const nextGraphId = planned.tasks.length > 0 ? newId() : undefined;
-    const message = `rolling back to revision ${target.revision} (${spec.count} × v${spec.version}${templateChange(graph.spec, target.spec)})`;
-    try {
-      const stored = await store.storeRevision({
-        group: graph.group,
-        spec,
-        graph: nextGraphId ? { id: nextGraphId, tasks: planned.tasks } : undefined,
-        now: clock.now(),
-        reason: "auto_rollback",
-        restores: target.revision,
-        expectRevision: graph.revision,
-        settle: [{ ...transition, message, nextGraphId }],
-      });
-      bus.publish(stored.events);
-      logger.warn({ group: graph.group, failedGraphId: graph.id, revision: stored.revision, restores: target.revision, graphId: nextGraphId }, message);
-      if (stored.graph) this.launch(stored.graph, listed, superseded.runs);
-    } catch (error) {
-      if (!(error instanceof FailedPreconditionError)) throw error;
-      // A newer revision arrived meanwhile: it decides what happens next.
-      await journal.record([{ ...transition, message: "not rolling back: a newer revision replaced the spec" }]);
-    }
+    // Under the group's lock, as every revision is stored: a pass that is planning a heal
+    // finishes first, and the rollback halts it (or an update that landed first wins).
+    await this.groupLocks.run(graph.group, async () => {
+      // The halt's own transitions (skipped tasks) go through the journal; they must be committed
+      // before the final event, which this path commits directly with the new revision.
+      await journal.settled();
+      const revision = await store.getRevision(graph.group, graph.revision);
+      const target = revision?.reason === "auto_rollback" ? undefined : await store.lastReachedRevision(graph.group, graph.revision);
+      if (!target) {
+        const why = revision?.reason === "auto_rollback" ? "it was itself an automatic rollback" : "the group reached no earlier revision";
+        await journal.record([{ ...transition, message: `not rolling back: ${why}` }]);
+        return;
+      }
+      // Heals running beside the failed rollout give way to the rollback, as to any new revision.
+      const superseded = this.haltRunsOf(graph.group, graph.id);
+      const listed = await store.listNodes(graph.group, { all: false });
+      const nodes = superseded.abandoned.size === 0 ? listed : listed.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
+      // The failed spec's count stays: what is rolled back is what runs (version and template), as a user's rollback does.
+      const spec = { ...target.spec, count: graph.spec.count };
+      const planned = plan(nodes, spec);
+      const nextGraphId = planned.tasks.length > 0 ? newId() : undefined;
+      const message = `rolling back to revision ${target.revision} (${spec.count} × v${spec.version}${templateChange(graph.spec, target.spec)})`;
+      try {
+        const stored = await store.storeRevision({
+          group: graph.group,
+          spec,
+          graph: nextGraphId ? { id: nextGraphId, tasks: planned.tasks } : undefined,
+          now: clock.now(),
+          reason: "auto_rollback",
+          restores: target.revision,
+          expectRevision: graph.revision,
+          settle: [{ ...transition, message, nextGraphId }],
+        });
+        bus.publish(stored.events);
+        logger.warn({ group: graph.group, failedGraphId: graph.id, revision: stored.revision, restores: target.revision, graphId: nextGraphId }, message);
+        if (stored.graph) this.launch(stored.graph, listed, superseded.runs);
+      } catch (error) {
+        if (!(error instanceof FailedPreconditionError)) throw error;
+        // A newer revision arrived meanwhile: it decides what happens next.
+        await journal.record([{ ...transition, message: "not rolling back: a newer revision replaced the spec" }]);
+      }
+    });
   }
 }
 

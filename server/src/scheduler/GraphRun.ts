@@ -321,6 +321,12 @@ export class GraphRun {
       await running;
       await this.waitForSupersededRuns(ready);
       for (const task of ready) this.ready(task);
+      // A node a lane would replace that failed before this run could hear of it (while the server
+      // was down, or as the graph was stored) is replaced now, as a failure heard later would be.
+      for (const task of this.tasks) {
+        if (task.action !== TaskAction.shutDownNode || !task.gated || task.state !== TaskState.pending || task.nodeId === undefined) continue;
+        if (this.deps.census.stateOf(this.graph.group, task.nodeId) === "failed") this.replaceEarly(task.nodeId);
+      }
       void this.watchProgress();
       await this.settleIfDone();
     } catch (error) {
@@ -668,8 +674,10 @@ export class GraphRun {
       this.deps.failpoint(starting ? "driver.after-start" : "driver.after-stop");
       const minReadyMs = this.graph.spec.minReadyMs ?? 0;
       if (starting && minReadyMs > 0) {
-        // Slots bound driver calls; a node proving itself holds none.
+        // Slots bound driver calls; a node proving itself holds none. The task timeout bounds the
+        // driver's call, not min-ready, which has its own length (a 6m min-ready must not time out at 5m).
         releaseSlot();
+        cancelTimeout();
         await this.holdForMinReady(node, handle, minReadyMs, controller.signal);
       }
     } catch (error) {
@@ -754,6 +762,9 @@ export class GraphRun {
     if (nodeFailed) {
       node.state = "failed";
       node.error = message;
+      // A heal's replacement that fails to start is still capacity the group lost: the next heal
+      // (after the crash-loop backoff) replaces it, rather than leaving the group short for good.
+      if (starting && this.graph.reason === "heal") node.exitStatus ??= "did not start";
     }
     const nodeChange = nodeFailed ? [this.nodeTransition(node, task)] : [];
     if (willRetry) {
