@@ -35,11 +35,7 @@ import {
   type Spec as ApiSpec,
 } from "@drover/shared";
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
-import { systemClock } from "../src/clock.js";
-import { DroverServer } from "../src/DroverServer.js";
-import { MockDriver } from "../src/drivers/MockDriver.js";
-import { openSqliteStore } from "../src/store/SqliteStore.js";
-import { drain, eventually, MIGRATIONS_DIR, silentLogger, startTestServer, temporaryDataDir, type TestServer } from "./support.js";
+import { drain, eventually, startTestServer, type TestServer } from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // The service, as the fuzzer sees it
@@ -1999,41 +1995,23 @@ describe("fuzzing the gRPC API of a real server", () => {
     async (t) => {
       // The fuzz above never sees it: on SQLite a read finishes before the next request is read.
       // A networked database's would not (see STYLE.md): here each read of a group's spec takes 20 ms.
-      const sqlite = openSqliteStore(temporaryDataDir(t), MIGRATIONS_DIR);
-      const store = new Proxy(sqlite, {
-        get(target, key) {
-          const value = Reflect.get(target, key, target);
-          if (typeof value !== "function") return value;
-          if (key !== "getGroupSpec") return value.bind(target);
-          return async (...args: unknown[]) => {
-            const result = await value.apply(target, args);
-            await new Promise((resolve) => setTimeout(resolve, 20));
-            return result;
-          };
-        },
+      const { client, stop } = await startTestServer({
+        driver: { latency: { min: 0, max: 2 } },
+        wrapStore: (sqlite) =>
+          new Proxy(sqlite, {
+            get(target, key) {
+              const value = Reflect.get(target, key, target);
+              if (typeof value !== "function") return value;
+              if (key !== "getGroupSpec") return value.bind(target);
+              return async (...args: unknown[]) => {
+                const result = await value.apply(target, args);
+                await new Promise((resolve) => setTimeout(resolve, 20));
+                return result;
+              };
+            },
+          }),
       });
-      const server = new DroverServer({
-        store,
-        driver: new MockDriver({ latency: { min: 0, max: 2 }, failureRate: 0, seed: 7, clock: systemClock }),
-        clock: systemClock,
-        logger: silentLogger,
-        listen: "127.0.0.1:0",
-        parallelism: 4,
-        maxAttempts: 3,
-        retryBaseDelayMs: 5,
-        retryMaxDelayMs: 20,
-        taskTimeoutMs: 60_000,
-        progressDeadlineMs: 60_000,
-        reconcileIntervalMs: 60_000,
-        watcherCapacity: 10_000,
-      });
-      await server.start();
-      const channel = createChannel(`127.0.0.1:${server.port}`);
-      t.after(async () => {
-        channel.close();
-        await server.stop();
-      });
-      const client = createClient(DroverServiceDefinition, channel);
+      t.after(stop);
       const first = await client.setSpec({ group: "web", count: 2, version: 1 });
       await drain(client.watchGraph({ graphId: first.graph!.id }));
       const later = () => new Promise((resolve) => setTimeout(resolve, 5));

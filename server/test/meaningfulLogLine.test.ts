@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { meaningfulLogLine } from "../src/drivers/ProcessDriver.js";
+import { meaningfulLogLine } from "../src/drivers/logLines.js";
 
 const NODE_CRASH = `listening on 20001
 node:internal/modules/cjs/loader:1228

@@ -3,23 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { NodeState, type Node, type PlannedTask, type Spec, type TaskGraphSpec } from "../src/domain.js";
 import { plan } from "../src/planner/plan.js";
-
-const node = (id: string, version: number, state: NodeState, createdAt: number): Node => ({
-  id,
-  group: "web",
-  version,
-  state,
-  host: "local",
-  createdAt,
-  updatedAt: createdAt,
-});
-
-const spec = (count: number, version: number, maxSurge = 0, maxUnavailable = 1): Spec => ({
-  count,
-  version,
-  maxSurge,
-  maxUnavailable,
-});
+import { node, spec } from "./planning.js";
 
 interface Case {
   name: string;

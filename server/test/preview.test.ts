@@ -3,21 +3,10 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { type Node, NodeState, type PlannedTask, type Spec, TaskAction } from "../src/domain.js";
 import { plan } from "../src/planner/plan.js";
+import { node, spec } from "./planning.js";
 import { estimateDuration, type PlanBounds, planBounds } from "../src/planner/preview.js";
 
-const node = (id: string, version: number, state: NodeState = "running", createdAt = 0): Node => ({
-  id,
-  group: "web",
-  version,
-  state,
-  host: "local",
-  createdAt,
-  updatedAt: createdAt,
-});
-
 const running = (count: number, version = 1, from = 0): Node[] => Array.from({ length: count }, (_, i) => node(`n${from + i}`, version, "running", from + i));
-
-const spec = (count: number, version: number, maxSurge = 0, maxUnavailable = 1): Spec => ({ count, version, maxSurge, maxUnavailable });
 
 /**
  * The truth, by enumeration: every reachable moment of the plan (a set of finished tasks closed

@@ -17,6 +17,7 @@ import { Journal } from "../src/events/Journal.js";
 import { noFailpoints } from "../src/failpoints.js";
 import { Scheduler } from "../src/scheduler/Scheduler.js";
 import { openSqliteStore, type SqliteStore } from "../src/store/SqliteStore.js";
+import type { Store } from "../src/store/Store.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
 export const silentLogger = pino({ level: "silent" });
@@ -149,10 +150,17 @@ export interface TestServer {
  * caller stops it (`stop`), which also removes the data dir.
  */
 export async function startTestServer(
-  options: { driver?: Partial<MockDriverOptions>; server?: Partial<DroverServerOptions>; dataDir?: string } = {},
+  options: {
+    driver?: Partial<MockDriverOptions>;
+    server?: Partial<DroverServerOptions>;
+    dataDir?: string;
+    /** Puts something in front of the real store (a delay, a fault) that the server then uses. */
+    wrapStore?: (store: SqliteStore) => Store;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "drover-test-"));
-  const store = openSqliteStore(dataDir, MIGRATIONS_DIR);
+  const sqlite = openSqliteStore(dataDir, MIGRATIONS_DIR);
+  const store = options.wrapStore ? options.wrapStore(sqlite) : sqlite;
   const driver = new MockDriver({ latency: { min: 5, max: 20 }, failureRate: 0, seed: 7, clock: systemClock, ...options.driver });
   const server = new DroverServer({
     store,

@@ -12,6 +12,12 @@ export function formatDuration(milliseconds: number): string {
   return `${Math.floor(hours / 24)}d${hours % 24}h`;
 }
 
+/** Formats a setting's duration as it would be written: 400ms, 1500ms, 10s, 2m (whole seconds and minutes only). */
+export function formatSetting(milliseconds: number): string {
+  if (milliseconds >= 60_000 && milliseconds % 60_000 === 0) return `${milliseconds / 60_000}m`;
+  return milliseconds % 1000 === 0 ? `${milliseconds / 1000}s` : `${milliseconds}ms`;
+}
+
 /** Formats an age the way kubectl does: 45s, 12m, 3h, 5d. */
 export function formatAge(milliseconds: number): string {
   const seconds = Math.max(0, Math.floor(milliseconds / 1000));

@@ -49,17 +49,16 @@ import type { CrashLoopStatus } from "../reconciler/CrashLoopBackoff.js";
 import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
-import { FailedPreconditionError, GraphNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
+import { FailedPreconditionError, GraphNotFoundError, NodeNotFoundError, NotFoundError } from "../errors.js";
 import type { Driver } from "../drivers/Driver.js";
 import { readLog } from "./readLog.js";
 import { GraphSnapshots } from "./GraphSnapshots.js";
 import { liveApiEvent } from "./wire.js";
-import { templateProblems, withDefaults } from "../templates.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
-import { fromApiTemplate, toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
+import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
 import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
 
 function toApiCrashLoop(loop: CrashLoopStatus | undefined): CrashLoop | undefined {

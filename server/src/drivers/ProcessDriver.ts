@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
 import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
+import { meaningfulLogLine, readTail } from "./logLines.js";
 import { MemoryLimits } from "./MemoryLimits.js";
 import { cpuPercent, findProcessesByEnvironment, isAlive, processUptimeMs, readProcessStat } from "./procfs.js";
 
@@ -500,28 +501,6 @@ export class ProcessDriver implements Driver {
   private peersFile(group: string): string {
     return join(this.options.dataDir, "groups", group, "peers.json");
   }
-}
-
-/** The last `bytes` of a file, as text. */
-function readTail(path: string, bytes: number): string {
-  const text = readFileSync(path);
-  return text.subarray(Math.max(0, text.length - bytes)).toString("utf8");
-}
-
-/**
- * The line of a crashed node's log that says why: the last line that reads like an error
- * (`Error: …`, `FATAL`, `panic:`, a shell's `not found`), not the runtime's closing lines (a
- * stack frame, Node.js's version banner, the caret under a source line); else the last line.
- */
-export function meaningfulLogLine(text: string, errorsOnly = false): string | undefined {
-  const lines = text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
-  const noise = (line: string) => /^at\s/.test(line) || /^Node\.js v\d/.test(line) || /^\^+$/.test(line) || /^throw\s/.test(line) || /^\{?\s*$/.test(line);
-  const errorLike = /\b(\w*Error|Exception|FATAL|Fatal|fatal|panic|ERROR|not found|No such file|Permission denied|Killed|Segmentation fault)\b/;
-  const recent = lines.slice(-50);
-  for (let i = recent.length - 1; i >= 0; i--) if (errorLike.test(recent[i]!) && !noise(recent[i]!)) return recent[i];
-  if (errorsOnly) return undefined;
-  for (let i = recent.length - 1; i >= 0; i--) if (!noise(recent[i]!)) return recent[i];
-  return undefined;
 }
 
 /** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */

@@ -165,62 +165,60 @@ export class Reconciler {
     derive: (current: GroupSpec | undefined) => Promise<{ spec: Spec; options: SetSpecOptions }>,
     expectRevision: number | undefined,
   ): Promise<SetSpecResult> {
-    {
-      const { store, clock, newId, logger, bus } = this.options;
-      this.refuseIfShuttingDown();
-      // A refused update must change nothing, so it is refused before it supersedes anything.
-      const current = await store.getGroupSpec(group);
-      if (expectRevision !== undefined && (current?.revision ?? 0) !== expectRevision) {
-        throw new FailedPreconditionError(
-          `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${expectRevision}: look at 'client history' and update again`,
-        );
-      }
-      const { spec: requested, options } = await derive(current);
-      const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
-      await this.requireCapacity(group, spec);
-      // Superseded runs are not waited for: their starts under way are abandoned (their nodes
-      // stopped), their stops finish in the background, and the new graph's first tasks wait for them.
-      const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group);
-      const supersededGraphId = superseded.runs[0]?.id;
-      const nodes = await store.listNodes(group, { all: false });
-      // A node whose start is being abandoned will not run: the plan replaces it.
-      const planning = superseded.abandoned.size === 0 ? nodes : nodes.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
-      const planned = options.tasks ? { tasks: options.tasks } : plan(planning, spec, { canary: spec.canary });
-      const versions = countLiveVersions(nodes);
-      const now = clock.now();
-      const nothingToDo = planned.tasks.length === 0;
-      const preview = nothingToDo ? undefined : await this.options.preview?.(group, planning, planned.tasks, spec);
-      if (options.dryRun || (nothingToDo && current && sameSpec(current.spec, spec))) {
-        return {
-          group,
-          revision: current?.revision ?? 0,
-          spec,
-          current: versions,
-          graph: nothingToDo ? undefined : draftGraph(group, current?.revision ?? 0, spec, planned.tasks, now),
-          supersededGraphId,
-          preview,
-        };
-      }
-      this.refuseIfShuttingDown();
-      this.failpoint("revision.before-commit");
-      const stored = await store.storeRevision({
-        group,
-        spec,
-        graph: nothingToDo ? undefined : { id: newId(), tasks: planned.tasks },
-        now,
-        reason: options.reason,
-        restores: options.restores,
-        expectRevision,
-      });
-      this.failpoint("revision.after-commit");
-      bus.publish(stored.events);
-      logger.info(
-        { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
-        "spec revision stored",
+    const { store, clock, newId, logger, bus } = this.options;
+    this.refuseIfShuttingDown();
+    // A refused update must change nothing, so it is refused before it supersedes anything.
+    const current = await store.getGroupSpec(group);
+    if (expectRevision !== undefined && (current?.revision ?? 0) !== expectRevision) {
+      throw new FailedPreconditionError(
+        `group ${group} is at revision ${current?.revision ?? 0}, not the expected ${expectRevision}: look at 'client history' and update again`,
       );
-      if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
-      return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
     }
+    const { spec: requested, options } = await derive(current);
+    const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
+    await this.requireCapacity(group, spec);
+    // Superseded runs are not waited for: their starts under way are abandoned (their nodes
+    // stopped), their stops finish in the background, and the new graph's first tasks wait for them.
+    const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group);
+    const supersededGraphId = superseded.runs[0]?.id;
+    const nodes = await store.listNodes(group, { all: false });
+    // A node whose start is being abandoned will not run: the plan replaces it.
+    const planning = superseded.abandoned.size === 0 ? nodes : nodes.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
+    const planned = options.tasks ? { tasks: options.tasks } : plan(planning, spec, { canary: spec.canary });
+    const versions = countLiveVersions(nodes);
+    const now = clock.now();
+    const nothingToDo = planned.tasks.length === 0;
+    const preview = nothingToDo ? undefined : await this.options.preview?.(group, planning, planned.tasks, spec);
+    if (options.dryRun || (nothingToDo && current && sameSpec(current.spec, spec))) {
+      return {
+        group,
+        revision: current?.revision ?? 0,
+        spec,
+        current: versions,
+        graph: nothingToDo ? undefined : draftGraph(group, current?.revision ?? 0, spec, planned.tasks, now),
+        supersededGraphId,
+        preview,
+      };
+    }
+    this.refuseIfShuttingDown();
+    this.failpoint("revision.before-commit");
+    const stored = await store.storeRevision({
+      group,
+      spec,
+      graph: nothingToDo ? undefined : { id: newId(), tasks: planned.tasks },
+      now,
+      reason: options.reason,
+      restores: options.restores,
+      expectRevision,
+    });
+    this.failpoint("revision.after-commit");
+    bus.publish(stored.events);
+    logger.info(
+      { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
+      "spec revision stored",
+    );
+    if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
+    return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
   }
 
   /**

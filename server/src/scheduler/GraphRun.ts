@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { formatSetting } from "@drover/shared";
 import { isAbortError } from "abort-controller-x";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -8,6 +9,8 @@ import type { Journal } from "../events/Journal.js";
 import type { Failpoint } from "../failpoints.js";
 import type { Transition } from "../store/Store.js";
 import type { NodeCensus } from "./NodeCensus.js";
+import { MinReadyHold } from "./MinReadyHold.js";
+import { RolloutBounds } from "./RolloutBounds.js";
 import type { Semaphore } from "./Semaphore.js";
 
 /** How often a step held by a rollout bound looks at the group again. */
@@ -51,11 +54,6 @@ export function describeTask(task: Task): string {
   return task.action;
 }
 
-/** "1.5s", "10s", "2m": a duration for messages. */
-function seconds(ms: number): string {
-  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000}m`;
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
 
 /**
  * Walks one stored graph once: runs every task whose prerequisites have succeeded, with
@@ -123,10 +121,10 @@ export class GraphRun {
   private readonly progressDeadlineMs: number;
   /** Nodes whose start this run finished: their failure while the run goes on fails the graph. */
   private readonly startedNodes = new Map<string, number>();
-  /** Starts holding for min-ready, by node: told when the node fails. */
-  private readonly minReadyWaiters = new Map<string, (failure: NodeFailure) => void>();
-  /** Gated steps let through whose node change is not committed yet: they count against the bounds. */
-  private readonly admitted = new Map<number, "remove" | "add">();
+  /** Starts holding for min-ready: told when their node fails. */
+  private readonly minReady: MinReadyHold;
+  /** The rollout bounds that gated steps are held to. */
+  private readonly bounds: RolloutBounds;
   /** Start tasks whose attempt was abandoned because the graph was superseded. */
   private readonly abandoned = new Set<number>();
   /** Promote gates waiting, and what lets each go. */
@@ -170,6 +168,8 @@ export class GraphRun {
     this.lastProgressAt = deps.clock.now();
     this.taskTimeoutMs = graph.spec.taskTimeoutMs || deps.defaultTaskTimeoutMs;
     this.progressDeadlineMs = graph.spec.progressDeadlineMs || deps.defaultProgressDeadlineMs;
+    this.bounds = new RolloutBounds(deps.census, graph.group, graph.spec);
+    this.minReady = new MinReadyHold(deps.clock, deps.driver, this.taskTimeoutMs);
     // A heal's start is tried once: the group's crash-loop backoff is its retry.
     this.maxAttempts = graph.reason === "heal" ? 1 : deps.maxAttempts;
     for (const task of this.tasks) {
@@ -214,11 +214,7 @@ export class GraphRun {
    * fails its attempt; a node the run started fails the graph.
    */
   nodeFailed(nodeId: string, failure: NodeFailure): boolean {
-    const waiter = this.minReadyWaiters.get(nodeId);
-    if (waiter) {
-      waiter(failure);
-      return true;
-    }
+    if (this.minReady.nodeFailed(nodeId, failure)) return true;
     const taskId = this.startedNodes.get(nodeId);
     if (taskId === undefined || this.halted || this.interrupted || this.settling) return this.replaceEarly(nodeId);
     const task = this.tasks[taskId]!;
@@ -454,9 +450,9 @@ export class GraphRun {
         this.taskDone();
         return;
       }
-      const broken = this.boundBroken(task);
+      const broken = this.bounds.broken(task);
       if (broken === undefined) {
-        this.admitted.set(task.id, task.action === TaskAction.shutDownNode ? "remove" : "add");
+        this.bounds.admit(task);
         this.waiting.push({ task, mustFinish: false });
         this.askForSlots();
         return;
@@ -475,34 +471,6 @@ export class GraphRun {
   }
 
   /**
-   * Which rollout bound running the task now would break, in words, or undefined. Worked
-   * example: count 3, max unavailable 1, 3 running: shutting one down leaves 2 ≥ 3 − 1, so it
-   * goes; if one of the other two has died meanwhile, it would leave 1 < 2, so it waits until
-   * the dead node's replacement is available.
-   */
-  private boundBroken(task: Task): string | undefined {
-    const { count, maxSurge, maxUnavailable } = this.graph.spec;
-    const { available, alive } = this.deps.census.headcount(this.graph.group);
-    let removals = 0;
-    let additions = 0;
-    for (const kind of this.admitted.values()) kind === "remove" ? removals++ : additions++;
-    if (task.action === TaskAction.shutDownNode) {
-      // Only an available node costs availability; a starting, unhealthy or failed one does not.
-      if (this.deps.census.stateOf(this.graph.group, task.nodeId!) !== "running") return undefined;
-      const floor = count - maxUnavailable;
-      const left = available - removals - 1;
-      if (left < floor) {
-        return `shutting down ${task.nodeId} would leave ${left} available, below ${floor} (count ${count} − max unavailable ${maxUnavailable})`;
-      }
-      return undefined;
-    }
-    const ceiling = count + maxSurge;
-    const made = alive + additions + 1;
-    if (made > ceiling) return `starting a node would make ${made} alive, above ${ceiling} (count ${count} + max surge ${maxSurge})`;
-    return undefined;
-  }
-
-  /**
    * A canary's promote gate: pending, with why, until `promote` or the spec's auto-promote
    * delay (counted from when the canaries' starts succeeded, that is once they were past
    * min-ready); a halt (a canary failed, a cancel) ends the wait and the halt settles the task.
@@ -511,7 +479,7 @@ export class GraphRun {
     const auto = this.graph.spec.autoPromoteAfterMs ?? 0;
     const how = `'client graphs promote ${this.graph.id}'`;
     const why =
-      auto > 0 ? `canaries are up: promoting by itself in ${seconds(auto)}, or now with ${how}` : `canaries are up: waiting for ${how}`;
+      auto > 0 ? `canaries are up: promoting by itself in ${formatSetting(auto)}, or now with ${how}` : `canaries are up: waiting for ${how}`;
     task.waiting = why;
     await this.record([{ ...this.taskTransition(task, TaskState.pending), waiting: why, message: why }]);
     const promoted = await new Promise<boolean>((resolve) => {
@@ -601,13 +569,13 @@ export class GraphRun {
       if (this.interrupted || (this.halted && !mustFinish)) return;
       if (this.paused && !mustFinish) {
         // Checked against the bounds again when the run resumes.
-        this.admitted.delete(task.id);
+        this.bounds.release(task.id);
         this.deferred.push(task);
         return;
       }
       retryAfter = await this.attempt(task, release);
     } finally {
-      this.admitted.delete(task.id);
+      this.bounds.release(task.id);
       release();
     }
     if (retryAfter === undefined) return;
@@ -658,7 +626,7 @@ export class GraphRun {
       this.nodeTransition(node, task),
     ]);
     // Committed: the census counts the node now, so it no longer needs counting as admitted.
-    this.admitted.delete(task.id);
+    this.bounds.release(task.id);
     this.attemptStartedAt.set(task.id, this.deps.clock.now());
     this.runningAttempts.add(controller);
     let timedOut = false;
@@ -678,7 +646,7 @@ export class GraphRun {
         // driver's call, not min-ready, which has its own length (a 6m min-ready must not time out at 5m).
         releaseSlot();
         cancelTimeout();
-        await this.holdForMinReady(node, handle, minReadyMs, controller.signal);
+        await this.minReady.hold(node, handle, minReadyMs, controller.signal);
       }
     } catch (error) {
       if (this.interrupted) return undefined;
@@ -707,36 +675,6 @@ export class GraphRun {
     await this.record([this.nodeTransition(node, task), this.taskTransition(task, TaskState.succeeded)]);
     this.onSucceeded(task);
     return undefined;
-  }
-
-  /** Resolves once the started node has stayed up for `minReadyMs`; rejects when it fails first. */
-  private holdForMinReady(node: Node, handle: Parameters<Driver["stop"]>[0], minReadyMs: number, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        cancelTimer();
-        this.minReadyWaiters.delete(node.id);
-        signal.removeEventListener("abort", onAbort);
-      };
-      const cancelTimer = this.deps.clock.setTimer(minReadyMs, () => {
-        done();
-        resolve();
-      });
-      const onAbort = () => {
-        done();
-        reject(signal.reason ?? new Error("aborted"));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.minReadyWaiters.set(node.id, (failure) => {
-        done();
-        node.exitStatus = failure.exitStatus ?? node.exitStatus;
-        const how = failure.state === "failed" ? "failed" : "turned unhealthy";
-        const error = new DriverError(`node ${node.id} ${how} within its min-ready of ${seconds(minReadyMs)}: ${failure.reason}`);
-        if (failure.state === "failed") return reject(error);
-        // Still there but unhealthy: stopped, so the retry starts it afresh.
-        const fail = () => reject(error);
-        this.deps.driver.stop(handle, AbortSignal.timeout(this.taskTimeoutMs)).then(fail, fail);
-      });
-    });
   }
 
   /** A start abandoned because the graph was superseded: its node is stopped and the task cancelled. */
