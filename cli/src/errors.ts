@@ -102,6 +102,10 @@ export function describeError(error: unknown, server: string): { exitCode: ExitC
   if (error instanceof ClientError) {
     const exitCode = exitCodeForStatus(error.code);
     if (error.code === Status.UNAVAILABLE) {
+      // The server's own refusal (its database cannot be written) says why; a transport failure does not.
+      if (error.details && !TRANSPORT_FAILURE.test(error.details)) {
+        return { exitCode, message: `server ${server} is unavailable: ${oneLine(error.details)}` };
+      }
       return { exitCode, message: unreachableMessage(server, error.details) };
     }
     if (error.code === Status.UNAUTHENTICATED) {
@@ -120,6 +124,10 @@ export function describeError(error: unknown, server: string): { exitCode: ExitC
 }
 
 /** The message for a server that cannot be reached, with the cause grpc-js gives, when it is short. */
+/** The details grpc-js gives an UNAVAILABLE it made itself: no connection, a dropped one, a name that does not resolve. */
+const TRANSPORT_FAILURE =
+  /No connection established|Connection dropped|connection closed|failed to connect|Name resolution|ECONN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|RST_STREAM|GOAWAY|Received HTTP status|shutting down/i;
+
 export function unreachableMessage(server: string, details: string): string {
   const cause = /(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|EAI_AGAIN|shutting down)/.exec(details)?.[1];
   const because = cause === "shutting down" ? " (it is shutting down)" : cause ? ` (${cause})` : "";

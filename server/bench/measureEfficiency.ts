@@ -97,7 +97,7 @@ async function runOnce(config: BenchConfig, shape: Shape, seed: number) {
     const newId = ulidFactory();
     const driver = new TimedDriver(new MockDriver({ latency, failureRate: 0, seed, clock: systemClock }));
     const bus = new EventBus();
-    const journal = new Journal(store, bus, () => Date.now());
+    const journal = new Journal({ store, bus, now: () => Date.now() });
     const census = new NodeCensus((group) => store.snapshotNodes(group));
     bus.listen(census.observe);
     const scheduler = new Scheduler({
@@ -120,6 +120,7 @@ async function runOnce(config: BenchConfig, shape: Shape, seed: number) {
       spec: shape.spec,
       graph: { id: newId(), tasks: plan(nodes, shape.spec).tasks },
       now: Date.now(),
+      liveGraphs: [],
     });
     const graph = stored.graph!;
     const started = performance.now();

@@ -28,7 +28,7 @@ async function prepareCrashedDataDir(nodes: number, inFlight: number, config: Be
   const spec = { count: nodes, version: 2, maxSurge: config.plan.maxSurge, maxUnavailable: config.plan.maxUnavailable };
   const tasks = plan(live, spec).tasks;
   const graphId = newId();
-  await store.storeRevision({ group: BENCH_GROUP, spec, graph: { id: graphId, tasks }, now: Date.now() });
+  await store.storeRevision({ group: BENCH_GROUP, spec, graph: { id: graphId, tasks }, now: Date.now(), liveGraphs: [] });
   // Whole replacements (two tasks each) done, so that the half is a state a run can leave.
   const finished = 2 * Math.floor(tasks.length / 4);
   await applyInBatches(store, halfFinishedTransitions(graphId, tasks, finished, inFlight, live));

@@ -30,7 +30,7 @@ export async function measureSqliteCeiling(tasks: number, parallelism: number): 
     const graphId = newId();
     const store = openSqliteStore(dataDir, MIGRATIONS_DIR);
     const spec = { count: tasks, version: 1, maxSurge: 0, maxUnavailable: 1 };
-    await store.storeRevision({ group: BENCH_GROUP, spec, graph: { id: graphId, tasks: plan([], spec).tasks }, now: Date.now() });
+    await store.storeRevision({ group: BENCH_GROUP, spec, graph: { id: graphId, tasks: plan([], spec).tasks }, now: Date.now(), liveGraphs: [] });
     await store.close();
 
     const db = new DatabaseConstructor(join(dataDir, DATABASE_FILE));

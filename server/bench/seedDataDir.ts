@@ -46,7 +46,7 @@ export async function seedNodes(store: SqliteStore, versions: { version: number;
 
 /** A group's first revision, without a graph: the group already matches it. */
 export async function seedSpec(store: SqliteStore, spec: Spec, group = BENCH_GROUP): Promise<void> {
-  await store.storeRevision({ group, spec, now: Date.now() });
+  await store.storeRevision({ group, spec, now: Date.now(), liveGraphs: [] });
 }
 
 /**

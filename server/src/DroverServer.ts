@@ -46,6 +46,8 @@ import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
 import { Scheduler } from "./scheduler/Scheduler.js";
 import type { Store } from "./store/Store.js";
+import { guardStore } from "./store/guardStore.js";
+import { StorageHealth } from "./health/StorageHealth.js";
 
 export interface DroverServerOptions {
   store: Store;
@@ -79,11 +81,15 @@ export interface DroverServerOptions {
   metricsListen?: string;
   /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
   httpListen?: string;
+  /** Free space the database's file system must keep, in bytes: below it new work is refused (default 0: no margin). */
+  minFreeBytes?: number;
+  /** How often health probes a write and reads free space, in milliseconds (default 5 s). */
+  storageProbeIntervalMs?: number;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
 const DESCRIPTOR_SET = fileURLToPath(new URL("../../../shared/src/gen/drover.binpb", import.meta.url));
-const STORE_CHECK_INTERVAL_MS = 5000;
+const STORAGE_PROBE_INTERVAL_MS = 5000;
 /** How long open calls may take to finish once the server stops, before they are cut. */
 const SHUTDOWN_GRACE_MS = 2000;
 
@@ -103,12 +109,35 @@ export class DroverServer {
   private metricsServer: HttpServer | undefined;
   private readonly http: HttpApi | undefined;
   private boundHttpPort = 0;
+  private readonly storage: StorageHealth;
+  private readonly store: Store;
 
   constructor(private readonly options: DroverServerOptions) {
-    const { store, driver, clock, logger } = options;
+    const { driver, clock, logger } = options;
+    this.storage = new StorageHealth({
+      store: options.store,
+      clock,
+      logger,
+      minFreeBytes: options.minFreeBytes ?? 0,
+      probeIntervalMs: options.storageProbeIntervalMs ?? STORAGE_PROBE_INTERVAL_MS,
+      onChange: (writable) => {
+        if (this.state === "started") this.health.setStatus(writable ? "healthy" : "unhealthy");
+      },
+    });
+    // Every storage fault, met anywhere, is an UNAVAILABLE with its cause and turns health NOT_SERVING.
+    const store = guardStore(options.store, (fault) => this.storage.reportFault(fault));
+    this.store = store;
     const bus = new EventBus(WATCH_LINGER_MS);
     const failpoint = options.failpoint ?? noFailpoints;
-    const journal = new Journal(store, bus, () => clock.now(), failpoint);
+    const journal = new Journal({
+      store,
+      bus,
+      now: () => clock.now(),
+      failpoint,
+      health: this.storage,
+      sleep: (milliseconds, signal) => clock.sleep(milliseconds, signal),
+      signal: this.shutdownController.signal,
+    });
     const newId = ulidFactory();
     const census = new NodeCensus((group) => store.snapshotNodes(group));
     bus.listen(census.observe);
@@ -141,6 +170,7 @@ export class DroverServer {
       capacity: options.capacity ?? detectCapacity(),
       defaultMinReadyMs: options.defaultMinReadyMs,
       crashLoop: options.crashLoop,
+      storage: this.storage,
       onReplacement: (group) => this.metrics.replacement(group),
       preview: async (group, nodes, tasks, spec) => {
         const bounds = planBounds(nodes, tasks, spec);
@@ -169,6 +199,7 @@ export class DroverServer {
       defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
       driver,
       shutdownSignal: this.shutdownController.signal,
+      storage: this.storage,
       onWatcherDropped: () => this.metrics.watcherDropped(),
     });
     this.grpc.add(wireDefinition, service);
@@ -194,33 +225,15 @@ export class DroverServer {
     if (this.http) this.boundHttpPort = await this.http.listen(this.options.httpListen!);
     if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen);
     this.state = "started";
-    this.health.setStatus("healthy");
-    void this.watchStore();
+    // A fault met before (a full disk at recovery) keeps it NOT_SERVING until a write works.
+    this.health.setStatus(this.storage.current ? "unhealthy" : "healthy");
+    void this.storage.run(this.shutdownController.signal);
     const resumed = await this.reconciler.recover();
     void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
     this.options.logger.info(
       { listen: this.options.listen, port: this.boundPort, httpListen: this.options.httpListen, httpPort: this.http && this.boundHttpPort, resumed, driver: this.options.driver.name },
       "server started",
     );
-  }
-
-  /** Reports NOT_SERVING while the database cannot be used, and SERVING again once it can. */
-  private async watchStore(): Promise<void> {
-    const signal = this.shutdownController.signal;
-    while (!signal.aborted) {
-      try {
-        await this.options.clock.sleep(STORE_CHECK_INTERVAL_MS, signal);
-      } catch {
-        return;
-      }
-      try {
-        await this.options.store.ping();
-        if (this.state === "started") this.health.setStatus("healthy");
-      } catch (error) {
-        this.options.logger.error({ err: error }, "the database cannot be used");
-        this.health.setStatus("unhealthy");
-      }
-    }
   }
 
   async stop(): Promise<void> {
@@ -239,7 +252,7 @@ export class DroverServer {
     const timer = setTimeout(() => this.grpc.forceShutdown(), SHUTDOWN_GRACE_MS);
     await graceful;
     clearTimeout(timer);
-    await this.options.store.close();
+    await this.store.close();
     this.state = "stopped";
     this.health.setStatus("unknown");
     this.options.logger.info("server stopped");

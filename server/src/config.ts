@@ -66,3 +66,13 @@ export function portRange(text: string): { first: number; last: number } {
   }
   return { first, last };
 }
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
+
+/** Parses a size in bytes: `0`, `512`, `64MiB`, `1.5GiB` (binary units, case-insensitive; k, m, g alike). */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = SIZE_UNITS[match?.[2]?.toLowerCase() ?? "?"];
+  if (!match || unit === undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a size: write it like 64MiB, 1GiB or a number of bytes`);
+  return Math.round(Number(match[1]) * unit);
+}

@@ -1,3 +1,5 @@
+import type { StorageFault } from "./store/Store.js";
+
 /**
  * The errors the server's domain raises. The api layer maps each kind to one gRPC status
  * code; anything else is an internal error, logged with detail and returned without it.
@@ -48,5 +50,15 @@ export class StorageError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "StorageError";
+  }
+}
+
+/**
+ * The database cannot be used right now: a full disk, an I/O error, a read-only file, a
+ * lock, corruption. The call is refused UNAVAILABLE with the fault's one-line message.
+ */
+export class StorageFaultError extends UnavailableError {
+  constructor(readonly fault: StorageFault, options?: { cause?: unknown }) {
+    super(fault.message, options);
   }
 }

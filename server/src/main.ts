@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
-import { durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
+import { durationIn, integerIn, listenAddress, parseLatencyRange, parseSize, portRange, probability } from "./config.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
@@ -46,6 +46,7 @@ const program = new Command("server")
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
+  .addOption(option("--min-free-space <size>", "free space the data dir's disk must keep: below it new work (updates, rollbacks, node operations) is refused until space is freed; 0 turns it off", "DROVER_MIN_FREE_SPACE").default(64 * 1024 * 1024, "64MiB").argParser(parseSize))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -79,6 +80,7 @@ const flags = program.opts<{
   metricsListen?: string;
   httpListen?: string;
   logLevel: string;
+  minFreeSpace: number;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -181,6 +183,7 @@ async function main(): Promise<void> {
     tls,
     metricsListen: flags.metricsListen,
     httpListen: flags.httpListen,
+    minFreeBytes: flags.minFreeSpace,
   });
   let stopping = false;
   const stop = (signal: string) => {

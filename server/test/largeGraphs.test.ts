@@ -133,6 +133,7 @@ describe("GraphSnapshots", () => {
       spec: { count: 5, version: 1, maxSurge: 0, maxUnavailable: 1 },
       graph: { id: graphId, tasks: Array.from({ length: 5 }, (_, id) => ({ id, prerequisites: [], action: "start_node" as const, version: 1 })) },
       now,
+      liveGraphs: [],
     });
     const first = (await snapshots.get(graphId))!;
     assert.deepEqual(first.pages.map((page) => (page.snapshot?.tasks ?? page.snapshotTasks).length), [2, 2, 1], "pages of at most 2 tasks");

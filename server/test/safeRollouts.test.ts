@@ -115,7 +115,7 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
     const spec = { count: 3, version: 2, maxSurge: 0, maxUnavailable: 1 };
     await journal.record([node("01ARZ3NDEKTSV4RRFFQ69G5FAA", "running"), node("01ARZ3NDEKTSV4RRFFQ69G5FAB", "running"), node("01ARZ3NDEKTSV4RRFFQ69G5FAC", "failed")]);
     const tasks: PlannedTask[] = [{ id: 0, prerequisites: [], action: "shut_down_node", nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAA", gated: true }];
-    const graph = (await store.storeRevision({ group: "g", spec, graph: { id: "01ARZ3NDEKTSV4RRFFQ69G5FG1", tasks }, now: Date.now() })).graph!;
+    const graph = (await store.storeRevision({ group: "g", spec, graph: { id: "01ARZ3NDEKTSV4RRFFQ69G5FG1", tasks }, now: Date.now(), liveGraphs: [] })).graph!;
     const run = scheduler.run(graph, new Map((await store.listNodes("g", { all: false })).map((n) => [n.id, n])));
     const waiting = await eventually(async () => {
       const events = await store.graphEvents(graph.id, 0, 100);
@@ -147,7 +147,7 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
       { id: 5, prerequisites: [4], action: "start_node", version: 2 },
     ];
     const spec = { count: 3, version: 2, maxSurge: 0, maxUnavailable: 1 };
-    const graph = (await store.storeRevision({ group: "g", spec, graph: { id: "01ARZ3NDEKTSV4RRFFQ69G5FG2", tasks }, now: Date.now() })).graph!;
+    const graph = (await store.storeRevision({ group: "g", spec, graph: { id: "01ARZ3NDEKTSV4RRFFQ69G5FG2", tasks }, now: Date.now(), liveGraphs: [] })).graph!;
     const run = scheduler.run(graph, new Map((await store.listNodes("g", { all: false })).map((n) => [n.id, n])));
     assert.equal(await Promise.race([run.settled, sleep(10_000).then(() => "held")]), "succeeded");
     const live = (await store.listNodes("g", { all: false })).filter((n) => n.state !== "stopped");

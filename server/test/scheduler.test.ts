@@ -7,7 +7,7 @@ import { openTestStore, RecordingDriver, temporaryDataDir, testScheduler } from 
 const spec = { count: 1, version: 1, maxSurge: 0, maxUnavailable: 1 };
 
 async function storeGraph(store: SqliteStore, graphId: string, tasks: PlannedTask[], group = "g") {
-  const stored = await store.storeRevision({ group, spec, graph: { id: graphId, tasks }, now: Date.now() });
+  const stored = await store.storeRevision({ group, spec, graph: { id: graphId, tasks }, now: Date.now(), liveGraphs: [] });
   return stored.graph!;
 }
 

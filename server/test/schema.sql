@@ -90,6 +90,11 @@ CREATE TABLE spec_revisions (
 
 CREATE TABLE sqlite_sequence(name,seq);
 
+CREATE TABLE storage_probe (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  written_at INTEGER NOT NULL
+);
+
 CREATE TABLE "tasks" (
   graph_id TEXT NOT NULL REFERENCES graphs (id),
   id INTEGER NOT NULL,

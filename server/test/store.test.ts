@@ -87,15 +87,16 @@ describe("store", () => {
         ],
       },
       now: 1000,
+      liveGraphs: [],
     });
     assert.equal(first.revision, 1);
     assert.equal(first.graph?.tasks.length, 3);
     assert.deepEqual(first.graph?.tasks[2]?.prerequisites, [0, 1]);
     assert.equal(first.events.length, 1);
-    const second = await store.storeRevision({ group: "web", spec: { ...spec, count: 0 }, now: 2000 });
+    const second = await store.storeRevision({ group: "web", spec: { ...spec, count: 0 }, now: 2000, liveGraphs: [] });
     assert.equal(second.revision, 2);
     assert.equal(second.graph, undefined);
-    assert.equal((await store.storeRevision({ group: "other", spec, now: 3000 })).revision, 1);
+    assert.equal((await store.storeRevision({ group: "other", spec, now: 3000, liveGraphs: [] })).revision, 1);
     assert.deepEqual((await store.getGroupSpec("web"))?.spec, {
       ...spec,
       count: 0,
@@ -120,6 +121,7 @@ describe("store", () => {
       spec: { count: 1, version: 1, maxSurge: 0, maxUnavailable: 1 },
       graph: { id: graphId, tasks: [{ id: 0, prerequisites: [], action: "start_node", version: 1 }] },
       now: 1,
+      liveGraphs: [],
     });
     const events = await store.apply(
       [

@@ -115,7 +115,7 @@ export function testScheduler(
   options: { parallelism?: number; maxAttempts?: number; taskTimeoutMs?: number; progressDeadlineMs?: number; retryBaseDelayMs?: number } = {},
 ) {
   const bus = new EventBus();
-  const journal = new Journal(store, bus, () => Date.now());
+  const journal = new Journal({ store, bus, now: () => Date.now() });
   const newId = monotonicFactory();
   const census = new NodeCensus((group) => store.snapshotNodes(group));
   bus.listen(census.observe);

@@ -41,3 +41,15 @@ export function quote(value: string): string {
   if (value.length <= QUOTED_LENGTH) return JSON.stringify(value);
   return `${JSON.stringify(value.slice(0, QUOTED_LENGTH))}… (${value.length} characters)`;
 }
+
+/** Formats a size in bytes with binary units: 512 B, 1.5 KiB, 64.0 MiB. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

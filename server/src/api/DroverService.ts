@@ -95,6 +95,8 @@ export interface DroverServiceOptions {
   onWatcherDropped?: () => void;
   /** Ends every watch stream; aborted when the server shuts down. */
   shutdownSignal: AbortSignal;
+  /** Aborted (its reason a StorageFaultError) when the database stops taking writes: watch streams end UNAVAILABLE. */
+  storage?: { readonly signal: AbortSignal };
 }
 
 /** How many logged events a resuming watcher reads per query. */
@@ -118,7 +120,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     context: CallContext,
     isEnd: (event: Event) => boolean,
   ): AsyncGenerator<Event[], void> {
-    const signal = AbortSignal.any([context.signal, options.shutdownSignal]);
+    const storage = options.storage?.signal;
+    const signal = AbortSignal.any(storage ? [context.signal, options.shutdownSignal, storage] : [context.signal, options.shutdownSignal]);
     for (;;) {
       const events = (await subscription.take(signal)).filter((event) => event.sequence > cursor);
       if (events.length > 0) {
@@ -135,6 +138,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       }
       if (signal.aborted) {
         if (options.shutdownSignal.aborted) throw new ServerError(Status.UNAVAILABLE, `the server is shutting down: resume after sequence ${cursor}`);
+        if (storage?.aborted) {
+          const why = storage.reason instanceof Error ? storage.reason.message : "the database cannot be written";
+          throw new ServerError(Status.UNAVAILABLE, `${why}: resume after sequence ${cursor}`);
+        }
         return;
       }
     }

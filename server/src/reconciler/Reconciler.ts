@@ -81,6 +81,8 @@ export interface ReconcilerOptions {
   crashLoop?: CrashLoopOptions;
   /** Counts each replacement of failed nodes, for metrics. */
   onReplacement?: (group: string) => void;
+  /** Whether the database can be written: new work is refused while it cannot (absent: always). */
+  storage?: { readonly current: unknown; refuseWrites(): void; refuseNewWork(): void };
   /** Estimates a plan's bounds and duration for the preview; absent: no preview. */
   preview?: (group: string, nodes: readonly Node[], tasks: readonly PlannedTask[], spec: Spec) => Promise<SetSpecResult["preview"]>;
 }
@@ -175,6 +177,7 @@ export class Reconciler {
       );
     }
     const { spec: requested, options } = await derive(current);
+    if (!options.dryRun) this.options.storage?.refuseNewWork();
     const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
     await this.requireCapacity(group, spec);
     // Superseded runs are not waited for: their starts under way are abandoned (their nodes
@@ -210,6 +213,7 @@ export class Reconciler {
       reason: options.reason,
       restores: options.restores,
       expectRevision,
+      liveGraphs: this.liveGraphs(group),
     });
     this.failpoint("revision.after-commit");
     bus.publish(stored.events);
@@ -280,6 +284,7 @@ export class Reconciler {
       // Read under the lock: an update that lands first is kept, and this revision builds on it.
       const current = await this.options.store.getGroupSpec(group);
       if (!current) {
+        this.options.storage?.refuseNewWork();
         await this.options.store.setTemplate(group, template, this.options.clock.now());
         return undefined;
       }
@@ -307,6 +312,7 @@ export class Reconciler {
 
   /** Lets a graph waiting at its canary's promote gate go on. */
   async promote(graphId: string): Promise<GraphSummary> {
+    this.options.storage?.refuseWrites();
     const graph = await this.requireUnsettled(graphId, "promoted");
     const run = this.requireRun(graphId);
     if (!run.promote()) {
@@ -321,6 +327,7 @@ export class Reconciler {
   restartNode(nodeId: string): Promise<GraphSummary & { tasks: Task[] }> {
     return this.withLiveNode(nodeId, async (node, current) => {
       const { store, clock, newId, logger, bus } = this.options;
+      this.options.storage?.refuseNewWork();
       const superseded = this.haltRunsOf(node.group);
       const surgeFirst = current.spec.maxSurge > 0;
       // The replacement runs what the node ran: its own revision's template.
@@ -339,6 +346,7 @@ export class Reconciler {
         reason: "operation",
         graph: { id: newId(), tasks },
         now: clock.now(),
+        liveGraphs: this.liveGraphs(node.group),
       });
       bus.publish(stored.events);
       logger.info({ group: node.group, nodeId: node.id, graphId: stored.graph!.id }, "node restart requested");
@@ -376,6 +384,7 @@ export class Reconciler {
 
   /** Makes one node fail abruptly, as a crash would; the group heals itself. */
   async killNode(nodeId: string): Promise<Node> {
+    this.options.storage?.refuseWrites();
     const { node } = await this.liveNodeAndSpec(nodeId);
     const killed = await this.options.driver.kill({ id: node.id, group: node.group, version: node.version });
     if (!killed) throw new FailedPreconditionError(`node ${node.id} is ${node.state} and has nothing running to kill`);
@@ -439,6 +448,7 @@ export class Reconciler {
   /** Cancels a pending, running or paused graph and waits until it has settled. */
   async cancel(graphId: string): Promise<GraphSummary> {
     const { store, scheduler, journal } = this.options;
+    this.options.storage?.refuseWrites();
     const graph = await this.requireUnsettled(graphId, "cancelled");
     const outcome = await scheduler.halt(graphId, "cancelled", "cancelled by a user");
     if (outcome === undefined) {
@@ -449,12 +459,14 @@ export class Reconciler {
   }
 
   async pause(graphId: string): Promise<GraphSummary> {
+    this.options.storage?.refuseWrites();
     await this.requireUnsettled(graphId, "paused");
     await this.requireRun(graphId).pause();
     return (await this.options.store.getGraph(graphId))!;
   }
 
   async resume(graphId: string): Promise<GraphSummary> {
+    this.options.storage?.refuseWrites();
     await this.requireUnsettled(graphId, "resumed");
     await this.requireRun(graphId).resume();
     return (await this.options.store.getGraph(graphId))!;
@@ -477,13 +489,21 @@ export class Reconciler {
   async recover(): Promise<number> {
     const { store, journal, logger, driver } = this.options;
     const graphs = await store.unsettledGraphs();
-    const newestByGroup = new Map<string, GraphWithTasks>();
-    for (const graph of graphs) newestByGroup.set(graph.group, graph);
+    // Only a group's newest graph, at its current revision, is resumed: any other was left
+    // behind by a newer graph or revision stored before the server stopped.
+    const resumable = new Map<string, GraphWithTasks>();
     for (const graph of graphs) {
-      if (newestByGroup.get(graph.group) === graph) continue;
+      if (resumable.has(graph.group)) continue;
+      const [newest, current] = await Promise.all([store.latestGraphId(graph.group), store.getGroupSpec(graph.group)]);
+      const keep = graphs.find((candidate) => candidate.group === graph.group && candidate.id === newest && candidate.revision === current?.revision);
+      if (keep) resumable.set(graph.group, keep);
+    }
+    for (const graph of graphs) {
+      if (resumable.get(graph.group) === graph) continue;
+      logger.warn({ graphId: graph.id, group: graph.group, revision: graph.revision }, "superseding an unsettled graph that a newer graph or revision replaced");
       await journal.record([
         ...graph.tasks
-          .filter((task) => task.state === TaskState.pending)
+          .filter((task) => task.state === TaskState.pending || task.state === TaskState.running)
           .map((task) => ({
             type: "task" as const,
             graphId: graph.id,
@@ -495,7 +515,7 @@ export class Reconciler {
         { type: "graph", graphId: graph.id, group: graph.group, state: "superseded", error: "superseded by a newer spec revision" },
       ]);
     }
-    for (const graph of newestByGroup.values()) {
+    for (const graph of resumable.values()) {
       const nodes = await store.listNodes(graph.group, { all: true });
       logger.info({ graphId: graph.id, group: graph.group }, "resuming unsettled graph");
       this.launch(graph, nodes);
@@ -520,7 +540,7 @@ export class Reconciler {
       }
       this.queuePass(group);
     }
-    return newestByGroup.size;
+    return resumable.size;
   }
 
   /** Runs a reconcile pass over every group now and then every `intervalMs`, until the signal aborts. */
@@ -556,6 +576,8 @@ export class Reconciler {
   private async pass(group: string): Promise<void> {
     const { store, scheduler, journal, newId, clock, logger, bus } = this.options;
     if (this.options.shutdownSignal?.aborted) return;
+    // Nothing can be stored while the database cannot be written; the periodic pass comes back.
+    if (this.options.storage?.current) return;
     const current = await store.getGroupSpec(group);
     if (!current) return;
     const runs = scheduler.runsIn(group);
@@ -608,6 +630,7 @@ export class Reconciler {
       message: why,
       graph: { id: newId(), tasks: planned.tasks },
       now,
+      liveGraphs: this.liveGraphs(group),
     });
     if (replacing) {
       const restarts = this.crashLoop.replaced(group, now);
@@ -648,6 +671,11 @@ export class Reconciler {
     // for min-ready fails its attempt, a node a run started fails it, a node a lane would replace is replaced now.
     scheduler.nodeFailed(handle.group, handle.id, failure);
     if (up) this.queuePass(node.group);
+  }
+
+  /** The group's graphs that runs here are working on: storing a revision or graph leaves them to end on their own. */
+  private liveGraphs(group: string): string[] {
+    return this.options.scheduler.runsIn(group).map((run) => run.id);
   }
 
   private refuseIfShuttingDown(): void {
@@ -734,6 +762,7 @@ export class Reconciler {
           restores: target.revision,
           expectRevision: graph.revision,
           settle: [{ ...transition, message, nextGraphId }],
+          liveGraphs: this.liveGraphs(graph.group),
         });
         bus.publish(stored.events);
         logger.warn({ group: graph.group, failedGraphId: graph.id, revision: stored.revision, restores: target.revision, graphId: nextGraphId }, message);

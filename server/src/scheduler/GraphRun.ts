@@ -7,6 +7,7 @@ import { type GraphState, type GraphWithTasks, type Node, type Task, TaskAction,
 import { DriverError, type Driver, type NodeFailure } from "../drivers/Driver.js";
 import type { Journal } from "../events/Journal.js";
 import type { Failpoint } from "../failpoints.js";
+import { StorageFaultError } from "../errors.js";
 import type { Transition } from "../store/Store.js";
 import type { NodeCensus } from "./NodeCensus.js";
 import { MinReadyHold } from "./MinReadyHold.js";
@@ -15,6 +16,8 @@ import type { Semaphore } from "./Semaphore.js";
 
 /** How often a step held by a rollout bound looks at the group again. */
 const BOUND_RECHECK_MS = 250;
+/** The longest wait between attempts to settle a graph while the database cannot be written. */
+const SETTLE_RETRY_MAX_MS = 2000;
 
 /** The transition that settles a graph. */
 export type SettleTransition = Transition & { type: "graph" };
@@ -799,6 +802,9 @@ export class GraphRun {
     }
   }
 
+  /** The wait before settling again after a storage fault, doubling up to SETTLE_RETRY_MAX_MS. */
+  private settleRetryMs = 25;
+
   private async settleIfDone(): Promise<void> {
     if (this.settling || this.inFlight > 0) return;
     if (this.interrupted) {
@@ -825,6 +831,12 @@ export class GraphRun {
       this.resolveSettled(state);
     } catch (cause) {
       this.settling = false;
+      if (cause instanceof StorageFaultError && cause.fault.retryable) {
+        // The database cannot be written yet (a full disk): settle again later, as the journal retries.
+        this.settleRetryMs = Math.min(this.settleRetryMs * 2, SETTLE_RETRY_MAX_MS);
+        this.deps.clock.setTimer(this.settleRetryMs, () => void this.settleIfDone());
+        return;
+      }
       this.abandon(cause);
     }
   }

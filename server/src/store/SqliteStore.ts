@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import DatabaseConstructor, { type Database } from "better-sqlite3";
 import type {
@@ -20,6 +20,7 @@ import type {
   TaskState,
 } from "../domain.js";
 import { pendingTask } from "../domain.js";
+import { formatBytes } from "@drover/shared";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import { migrate, readMigrations } from "./migrate.js";
 import type {
@@ -28,12 +29,17 @@ import type {
   NewGraph,
   NewRevision,
   Store,
+  StorageFault,
   StoredRevision,
   TaskCounts,
   Transition,
 } from "./Store.js";
 
 export const DATABASE_FILE = "drover.db";
+
+/** Below this much free space a failed write (SQLITE_IOERR_WRITE) is taken for a full disk. */
+const LOW_SPACE_BYTES = 1024 * 1024;
+
 
 /** The nodes columns in the order `toNode` reads them from a raw row. */
 const NODE_COLUMNS = "id, group_name, version, state, host, created_at, updated_at, error, revision, template_hash, exit_status";
@@ -306,7 +312,7 @@ export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteS
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
     migrate(db, readMigrations(migrationsDir));
-    return new SqliteStore(db);
+    return new SqliteStore(db, dataDir);
   } catch (cause) {
     db?.close();
     const reason = (cause as Error).message;
@@ -323,7 +329,11 @@ export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteS
 export class SqliteStore implements Store {
   private readonly statements: ReturnType<SqliteStore["prepareStatements"]>;
 
-  constructor(private readonly db: Database) {
+  /** @param dataDir the directory the database file is in, for free space and for messages. */
+  constructor(
+    private readonly db: Database,
+    private readonly dataDir: string,
+  ) {
     this.statements = this.prepareStatements();
   }
 
@@ -358,6 +368,10 @@ export class SqliteStore implements Store {
       countNodes: db.prepare(`SELECT group_name AS "group", state, version, COUNT(*) AS count FROM nodes
         WHERE state <> 'stopped' GROUP BY group_name, state, version`),
       ping: db.prepare(`SELECT COUNT(*) FROM schema_migrations`).pluck(),
+      probeWrite: db.prepare(`INSERT INTO storage_probe (id, written_at) VALUES (1, ?)
+        ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at`),
+      unsettledOfGroup: db.prepare(`SELECT id FROM graphs WHERE group_name = ? AND state IN ('pending', 'running')`).pluck(),
+      openTasks: db.prepare(`SELECT id, action, node_id FROM tasks WHERE graph_id = ? AND state IN ('pending', 'running')`).raw(true),
       startAttempts: db.prepare(`SELECT COALESCE(SUM(attempts), 0) FROM tasks WHERE action = 'start_node' AND node_id = ?`).pluck(),
       reservations: db.prepare(`SELECT COALESCE(SUM(r.count * r.cpu_millis), 0) AS cpu, COALESCE(SUM(r.count * r.memory_mb), 0) AS memory
         FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision WHERE g.name <> ?`),
@@ -466,17 +480,43 @@ export class SqliteStore implements Store {
         restores: input.restores ?? null,
         now,
       });
-      if (!graph) return { revision, events: settled };
+      const superseded = this.supersedeStranded(group, input.liveGraphs, graph?.id, now);
+      if (!graph) return { revision, events: [...settled, ...superseded] };
       const inserted = this.insertGraph(group, revision, "update", graph, now, undefined);
-      return { revision, graph: inserted.graph, events: [...settled, ...inserted.events] };
+      return { revision, graph: inserted.graph, events: [...settled, ...superseded, ...inserted.events] };
     })();
   }
 
   async storeGraph(input: NewGraph): Promise<StoredRevision> {
-    return this.db.transaction((): StoredRevision => ({
-      revision: input.revision,
-      ...this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now, input.message),
-    }))();
+    return this.db.transaction((): StoredRevision => {
+      const superseded = this.supersedeStranded(input.group, input.liveGraphs, input.graph.id, input.now);
+      const inserted = this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now, input.message);
+      return { revision: input.revision, graph: inserted.graph, events: [...superseded, ...inserted.events] };
+    })();
+  }
+
+  /**
+   * Supersedes the group's unsettled graphs that no run works on (not in `live`): their open
+   * tasks are cancelled and the graph ends, pointing at `next`. Call inside a transaction.
+   */
+  private supersedeStranded(group: string, live: readonly string[], next: string | undefined, now: number): Event[] {
+    const stranded = (this.statements.unsettledOfGroup.all(group) as string[]).filter((id) => !live.includes(id));
+    if (stranded.length === 0) return [];
+    const transitions: Transition[] = [];
+    for (const graphId of stranded) {
+      for (const [taskId, action, nodeId] of this.statements.openTasks.all(graphId) as [number, TaskAction, string | null][]) {
+        transitions.push({ type: "task", graphId, group, taskId, action, state: "cancelled", nodeId: nodeId ?? undefined });
+      }
+      transitions.push({
+        type: "graph",
+        graphId,
+        group,
+        state: "superseded",
+        error: "superseded by a newer spec revision: no run was working on it",
+        nextGraphId: next,
+      });
+    }
+    return this.insertEvents(transitions, now);
   }
 
   async getNode(nodeId: string): Promise<Node | undefined> {
@@ -490,6 +530,52 @@ export class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.statements.ping.get();
+  }
+
+  async probeWrite(now: number): Promise<void> {
+    this.statements.probeWrite.run(now);
+  }
+
+  freeSpace(): { path: string; bytes: number } | undefined {
+    try {
+      const stats = statfsSync(this.dataDir);
+      return { path: this.dataDir, bytes: stats.bavail * stats.bsize };
+    } catch {
+      return undefined;
+    }
+  }
+
+  describeFault(error: unknown): StorageFault | undefined {
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (typeof code !== "string") return undefined;
+    const path = join(this.dataDir, DATABASE_FILE);
+    const free = this.freeSpace();
+    const freeText = free ? `${formatBytes(free.bytes)} free in ${free.path}` : `free space in ${this.dataDir} unknown`;
+    const retried = "writes are retried until they succeed";
+    if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "SQLITE_IOERR_WRITE" && free !== undefined && free.bytes < LOW_SPACE_BYTES) {
+      return { kind: "full", retryable: true, message: `the database's disk is full (${code}): ${freeText}: free space there; ${retried}` };
+    }
+    if (code.startsWith("SQLITE_IOERR") || code === "EIO") {
+      return { kind: "io", retryable: true, message: `the database's disk failed an operation on ${path} (${code}), ${freeText}: check the disk and the kernel log; ${retried}` };
+    }
+    if (code.startsWith("SQLITE_READONLY") || code === "EROFS") {
+      return {
+        kind: "read_only",
+        retryable: true,
+        message: `the database ${path} cannot be written (${code}): check that the server's user owns the file and its directory and that the mount is writable; ${retried}`,
+      };
+    }
+    if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+      return { kind: "busy", retryable: true, message: `the database ${path} is locked by another process (${code}): stop whatever else opened it; ${retried}` };
+    }
+    if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
+      return {
+        kind: "corrupt",
+        retryable: false,
+        message: `the database ${path} is corrupt (${code}): writes are stopped; stop the server, keep the node processes running, and restore the database from a backup`,
+      };
+    }
+    return undefined;
   }
 
   async startAttempts(nodeId: string): Promise<number> {

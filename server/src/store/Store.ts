@@ -108,6 +108,12 @@ export interface NewRevision {
   expectRevision?: number;
   /** Transitions committed in the same transaction, first: the failed graph an automatic rollback settles. */
   settle?: readonly Transition[];
+  /**
+   * The group's graphs that runs in this server are still working on: each records its own
+   * end. Every other unsettled graph of the group (one left with no run behind it) is
+   * superseded in the same transaction, so that no restart can resume it.
+   */
+  liveGraphs: readonly string[];
 }
 
 export interface NewGraph {
@@ -119,12 +125,32 @@ export interface NewGraph {
   message?: string;
   graph: { id: string; tasks: readonly PlannedTask[] };
   now: number;
+  /** As NewRevision.liveGraphs: every other unsettled graph of the group is superseded with this one's storing. */
+  liveGraphs: readonly string[];
 }
 
 export interface StoredRevision {
   revision: number;
   graph?: GraphSummary & { tasks: Task[] };
   events: Event[];
+}
+
+/**
+ * Why the database cannot be used, as the store words it. A store's operations throw
+ * StorageFaultError (errors.ts) carrying one: the API answers UNAVAILABLE with its message,
+ * the journal retries a retryable one, and health reports NOT_SERVING while it holds.
+ */
+export interface StorageFault {
+  /**
+   * full: no space left; io: the disk failed a read or a write; read_only: the file, its
+   * directory or its mount refuses writes; busy: another process holds a lock; corrupt: the
+   * file is damaged (writes stop until an operator restores it).
+   */
+  kind: "full" | "io" | "read_only" | "busy" | "corrupt";
+  /** One line for the operator: what failed, where, and what to do. */
+  message: string;
+  /** Whether the same write can succeed later without the operator restoring anything (all but corrupt). */
+  retryable: boolean;
 }
 
 /**
@@ -146,6 +172,12 @@ export interface Store {
   countNodes(): Promise<{ group: string; state: NodeState; version: number; count: number }[]>;
   /** Fails when the database cannot be used (for the health service). */
   ping(): Promise<void>;
+  /** Commits one small write (for the health service: reads can work while writes fail). */
+  probeWrite(now: number): Promise<void>;
+  /** The storage fault an error of this store's database stands for, if it is one (a full disk, an I/O error…). */
+  describeFault(error: unknown): StorageFault | undefined;
+  /** Free space where the database lives, in bytes; undefined when the store cannot tell (a database on another host). */
+  freeSpace(): { path: string; bytes: number } | undefined;
   /** How many attempts the start tasks that made this node took, in all. */
   startAttempts(nodeId: string): Promise<number>;
   /** What the current specs of every other group reserve: count × per-node cpu and memory. */
