@@ -13,6 +13,7 @@ import { authMiddleware } from "./api/authMiddleware.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import { wireDefinition } from "./api/wire.js";
+import { refuseUndecodableRequests } from "./api/requestDecoding.js";
 
 /** How many of a group's recent start and stop times a plan's estimated duration is the median of. */
 const RECENT_DURATIONS = 200;
@@ -154,7 +155,7 @@ export class DroverServer {
     this.metrics = new Metrics(store, bus);
     let grpc = createServer().use(this.metrics.middleware()).use(errorMiddleware(logger));
     if (options.token) grpc = grpc.use(authMiddleware(options.token));
-    this.grpc = grpc;
+    this.grpc = grpc.use(refuseUndecodableRequests);
     this.grpc.add(HealthDefinition, HealthServiceImpl(this.health));
     if (existsSync(DESCRIPTOR_SET)) {
       this.grpc.add(ServerReflectionService, ServerReflection(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName]));
