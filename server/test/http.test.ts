@@ -319,7 +319,9 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     await expectError(await call("/v1/nodes/nope:describe"), 400, "INVALID_ARGUMENT", /node id "nope" is invalid/);
     await expectError(await call(`/v1/nodes/${unknown}:describe`), 404, "NOT_FOUND", /node .* not found/);
     await expectError(await call(`/v1/nodes/${unknown}:describe?events=all`), 400, "INVALID_ARGUMENT", /unknown query parameter "events"/);
-    await expectError(await call(`/v1/nodes/${unknown}:describe`, { method: "POST" }), 404, "NOT_FOUND", /no route POST/);
+    const wrongMethod = await call(`/v1/nodes/${unknown}:describe`, { method: "POST" });
+    assert.equal(wrongMethod.headers.get("allow"), "GET");
+    await expectError(wrongMethod, 405, "UNIMPLEMENTED", /^method POST is not allowed on \/v1\/nodes\/\w+:describe: it takes GET$/);
     await expectError(await call("/v1/groups/default:rollback", { method: "POST", body: { withCount: "yes" } }), 400, "INVALID_ARGUMENT", /^withCount "yes" is invalid: it must be true or false/);
 
     const spec = (fields: Json) => call("/v1/groups/default/spec", { body: { count: 1, version: 1, ...fields } });
