@@ -21,18 +21,17 @@ const CURL = (() => {
 })();
 const run = promisify(execFile);
 
-/** A curl-like client of one server's HTTP API: the token unless told otherwise, JSON bodies. */
+/** A curl-like client of one server's HTTP API: the token unless told otherwise, JSON bodies, and a JSON content type on every PUT and POST. */
 function httpClient(base: string) {
   return (path: string, options: { method?: string; body?: unknown; raw?: string; token?: string | null; headers?: Record<string, string> } = {}) => {
     const headers: Record<string, string> = { ...options.headers };
     const token = options.token === undefined ? TOKEN : options.token;
     if (token !== null) headers.authorization = `Bearer ${token}`;
     let body: string | undefined = options.raw;
-    if (options.body !== undefined) {
-      body = JSON.stringify(options.body);
-      headers["content-type"] ??= "application/json";
-    }
-    return fetch(`${base}${path}`, { method: options.method ?? (body === undefined ? "GET" : "PUT"), headers, body });
+    if (options.body !== undefined) body = JSON.stringify(options.body);
+    const method = options.method ?? (body === undefined ? "GET" : "PUT");
+    if (method !== "GET") headers["content-type"] ??= "application/json";
+    return fetch(`${base}${path}`, { method, headers, body });
   };
 }
 

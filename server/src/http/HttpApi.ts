@@ -3,6 +3,7 @@ import type { DroverServiceImplementation } from "@drover/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type CallContext, Metadata, Status } from "nice-grpc";
 import type { Logger } from "pino";
+import { foreignRequestProblem, listenHost } from "../auth/foreignRequest.js";
 import { authHook } from "./authHook.js";
 import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError, writeClientError } from "./httpErrors.js";
 import { unknownRoute } from "./methodNotAllowed.js";
@@ -39,6 +40,8 @@ export class HttpApi {
   private readonly logger: Logger;
   /** Open connections, each with how many of its requests are unanswered: the rest are cut at once on close. */
   private readonly connections = new Map<Socket, number>();
+  /** The host of the address it listens on, once it does: a Host it accepts without a token. */
+  private listenHost = "127.0.0.1";
 
   constructor(options: HttpApiOptions) {
     this.logger = options.logger.child({ component: "http" });
@@ -75,10 +78,13 @@ export class HttpApi {
     this.app.addHook("onRequest", async () => {
       if (this.closing.signal.aborted) throw new HttpRequestError(Status.UNAVAILABLE, "the server is shutting down: retry once it is back");
     });
+    // Before the token: a web page's request is refused whatever it carries (see foreignRequest.ts).
     this.app.addHook("onRequest", async (request) => {
       if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
         throw new HttpRequestError(Status.INVALID_ARGUMENT, "the request has no Host header, which HTTP/1.1 requires: send it with curl or an HTTP library");
       }
+      const problem = foreignRequestProblem(request.headers, { tls: Boolean(options.tls), checkHost: options.token ? undefined : { listenHost: this.listenHost } });
+      if (problem) throw new HttpRequestError(Status.PERMISSION_DENIED, problem);
     });
     if (options.token) this.app.addHook("onRequest", authHook(options.token));
     this.app.addHook("onResponse", async (request, reply) => {
@@ -99,6 +105,7 @@ export class HttpApi {
   async listen(address: string): Promise<number> {
     const separator = address.lastIndexOf(":");
     const host = address.slice(0, separator).replace(/^\[|\]$/g, "");
+    this.listenHost = listenHost(address);
     try {
       await this.app.listen({ host, port: Number(address.slice(separator + 1)) });
     } catch (error) {

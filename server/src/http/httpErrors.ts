@@ -61,6 +61,20 @@ export class HttpRequestError extends Error {
 }
 
 /**
+ * 415 for a request that changes something without `Content-Type: application/json`, body or
+ * not: a web page can send a form or `text/plain` POST, or one with no body, to any address
+ * without a preflight; it cannot send JSON without one, and this API answers none.
+ */
+export function notJsonError(request: FastifyRequest): HttpRequestError {
+  const given = request.headers["content-type"];
+  const message =
+    given === undefined
+      ? `${request.method} ${request.url.split("?")[0]} needs the header 'Content-Type: application/json', also without a body: add it (curl -H 'Content-Type: application/json')`
+      : `content type ${JSON.stringify(given)} is not accepted: send the body as JSON with 'Content-Type: application/json'`;
+  return new HttpRequestError(Status.INVALID_ARGUMENT, message, 415);
+}
+
+/**
  * What to tell the client of an error. The service's errors arrive as ServerError (the gRPC
  * error middleware mapped them); fastify's own (bad body, wrong content type, too large)
  * carry a 4xx statusCode; anything else is internal: logged with its detail, returned without.
@@ -74,10 +88,7 @@ export function apiErrorOf(error: unknown, request: FastifyRequest, logger: Logg
     case "FST_ERR_VALIDATION":
       return apiError(Status.INVALID_ARGUMENT, message ?? "the request is invalid");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return {
-        ...apiError(Status.INVALID_ARGUMENT, `content type ${JSON.stringify(request.headers["content-type"])} is not accepted: send the body as JSON with 'Content-Type: application/json'`),
-        httpStatus: 415,
-      };
+      return apiErrorOf(notJsonError(request), request, logger);
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return { ...apiError(Status.INVALID_ARGUMENT, `the body is larger than ${BODY_LIMIT_MIB} MiB`), httpStatus: 413 };
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
