@@ -76,7 +76,7 @@ export interface DroverServerOptions {
   token?: string;
   /** Serve over TLS with this certificate and key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
-  /** Serve Prometheus metrics on this address (host:port). */
+  /** Serve Prometheus metrics on this address (host:port): off loopback, only with the token and TLS. */
   metricsListen?: string;
   /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
   httpListen?: string;
@@ -193,7 +193,7 @@ export class DroverServer {
       : ServerCredentials.createInsecure();
     this.boundPort = await this.grpc.listen(this.options.listen, credentials);
     if (this.http) this.boundHttpPort = await this.http.listen(this.options.httpListen!);
-    if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen);
+    if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen, { token: this.options.token, tls: this.options.tls });
     this.state = "started";
     this.health.setStatus("healthy");
     void this.watchStore();
