@@ -13,7 +13,9 @@ import { credentialsFile } from "./credentials.js";
  *      from a call: a watch stream ended with it is resumed instead, see isResumable);
  *      any other server-side failure (INTERNAL, ABORTED, …)
  *   2  bad usage or an invalid argument: an unknown command or option, a malformed value,
- *      or INVALID_ARGUMENT / OUT_OF_RANGE from the server
+ *      or INVALID_ARGUMENT / OUT_OF_RANGE from the server; a running server spoken to in
+ *      the wrong protocol (plaintext to TLS, TLS to plaintext, an untrusted certificate: see
+ *      tlsMismatch.ts)
  *   3  the server is unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED, no answer
  *      within the deadline, or a broken watch stream that could not be resumed in time)
  *   4  not authenticated or not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
