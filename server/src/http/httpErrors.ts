@@ -130,10 +130,11 @@ export function writeClientError(error: Error & { code?: string; rawPacket?: unk
   if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
     answer = { ...apiError(Status.DEADLINE_EXCEEDED, "the request did not arrive in time"), httpStatus: 408 };
   } else if (error.code === "HPE_HEADER_OVERFLOW") {
-    // The request line counts toward the header limit: a line with no end in sight is an overlong URL.
-    const firstLine = rawPacket?.subarray(0, rawPacket.indexOf("\r\n") >>> 0);
+    // The request line counts toward the header limit: a first line of more than half of it is an overlong URL.
+    const lineEnd = rawPacket?.indexOf("\r\n") ?? -1;
+    const firstLineLength = lineEnd === -1 ? (rawPacket?.length ?? 0) : lineEnd;
     answer =
-      firstLine && firstLine.length > 8192
+      firstLineLength > 8192
         ? { ...apiError(Status.INVALID_ARGUMENT, "the URL is too long: the API's paths and query strings are short"), httpStatus: 414 }
         : { ...apiError(Status.INVALID_ARGUMENT, "the request's headers are too large (over 16 KiB)"), httpStatus: 431 };
   } else {
