@@ -78,7 +78,8 @@ export class HttpApi {
     this.app.addHook("onRequest", async () => {
       if (this.closing.signal.aborted) throw new HttpRequestError(Status.UNAVAILABLE, "the server is shutting down: retry once it is back");
     });
-    // Before the token: a web page's request is refused whatever it carries (see foreignRequest.ts).
+    // Before the token: an HTTP/1.1 request without Host, and a web page's request whatever it
+    // carries (see foreignRequest.ts).
     this.app.addHook("onRequest", async (request) => {
       if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
         throw new HttpRequestError(Status.INVALID_ARGUMENT, "the request has no Host header, which HTTP/1.1 requires: send it with curl or an HTTP library");
