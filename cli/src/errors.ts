@@ -13,7 +13,9 @@ import { credentialsFile } from "./credentials.js";
  *      from a call: a watch stream ended with it is resumed instead, see isResumable);
  *      any other server-side failure (INTERNAL, ABORTED, …)
  *   2  bad usage or an invalid argument: an unknown command or option, a malformed value,
- *      or INVALID_ARGUMENT / OUT_OF_RANGE from the server
+ *      or INVALID_ARGUMENT / OUT_OF_RANGE from the server; a running server spoken to in
+ *      the wrong protocol (plaintext to TLS, TLS to plaintext, an untrusted certificate: see
+ *      tlsMismatch.ts)
  *   3  the server is unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED, no answer
  *      within the deadline, or a broken watch stream that could not be resumed in time)
  *   4  not authenticated or not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
@@ -125,7 +127,7 @@ export function describeError(error: unknown, server: string): { exitCode: ExitC
 
 /** The message for a server that cannot be reached, with the cause grpc-js gives, when it is short. */
 /** The details grpc-js gives an UNAVAILABLE it made itself: no connection, a dropped one, a name that does not resolve. */
-const TRANSPORT_FAILURE =
+export const TRANSPORT_FAILURE =
   /No connection established|Connection dropped|connection closed|failed to connect|Name resolution|ECONN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|RST_STREAM|GOAWAY|Received HTTP status|shutting down/i;
 
 export function unreachableMessage(server: string, details: string): string {

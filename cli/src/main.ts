@@ -11,6 +11,7 @@ import { nodesClone, nodesDescribe, nodesKill, nodesList, nodesLogs, nodesRestar
 import { Output } from "./render.js";
 import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
+import { tlsMismatch } from "./tlsMismatch.js";
 import { update } from "./update.js";
 
 const out = new Output(process.stdout);
@@ -23,9 +24,14 @@ function run(body: (context: CommandContext, command: Command) => Promise<ExitCo
     const command = args.at(-1) as Command;
     const raw = command.optsWithGlobals<RawGlobalOptions>();
     serverForErrors = raw.server ?? serverForErrors;
+    if (command.getOptionValueSourceWithGlobals("token") === "cli") {
+      process.stderr.write("client: warning: --token shows in the process list (ps) to every user of this machine: use --token-file or DROVER_TOKEN_FILE instead\n");
+    }
     const context = commandContext(resolveGlobalOptions(raw), out);
     try {
       process.exitCode = await body(context, command);
+    } catch (error) {
+      throw (await tlsMismatch(error, context.globals)) ?? error;
     } finally {
       context.close();
     }
@@ -105,8 +111,8 @@ export function buildProgram(): Command {
     .addOption(new Option("--server <host:port>", "the Drover server to talk to").env("DROVER_SERVER").default(DEFAULT_SERVER))
     .addOption(new Option("--group <name>", "the group of nodes to act on").env("DROVER_GROUP").default(DEFAULT_GROUP))
     .addOption(new Option("-o, --output <format>", "table (for people) or json (for programs)").default("table"))
-    .addOption(new Option("--token <token>", "the server's token (default: the one a server on this machine recorded for --server)").env("DROVER_TOKEN"))
-    .addOption(new Option("--token-file <file>", "read the server's token from this file, such as <data dir>/token").env("DROVER_TOKEN_FILE"))
+    .addOption(new Option("--token <token>", "the server's token; other users see it in ps: prefer --token-file (default: the one a server on this machine recorded for --server)").env("DROVER_TOKEN"))
+    .addOption(new Option("--token-file <file>", "read the server's token from this file, such as <data dir>/token (the way to pass a token in scripts)").env("DROVER_TOKEN_FILE"))
     .addOption(new Option("--tls", "connect with TLS, trusting the system's certificate authorities").env("DROVER_TLS"))
     .addOption(new Option("--tls-ca <file>", "connect with TLS, trusting this CA certificate (PEM)").env("DROVER_TLS_CA"))
     .helpOption("-h, --help", "show help for the command")
@@ -131,7 +137,8 @@ export function buildProgram(): Command {
       )}
 Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled or superseded; a stale
 --expect-revision; a graph already settled; a spec the host cannot hold); 2 bad usage or invalid
-argument; 3 server unreachable or unavailable; 4 not allowed; 5 not found.
+argument (also plaintext to a TLS server, or TLS to a plaintext one); 3 server unreachable or
+unavailable; 4 not allowed; 5 not found.
 `,
     );
 

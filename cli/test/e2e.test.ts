@@ -385,7 +385,7 @@ describe("the client against a fast server", () => {
       assert.equal(fromFile.code, 0, fromFile.stderr);
       const recorded = await server.client(["nodes", "ls"]);
       assert.equal(recorded.code, 0, recorded.stderr);
-      const plaintext = await runClient(["--server", "192.0.2.1:8888", "--token", "secret", "nodes", "ls"]);
+      const plaintext = await runClient(["--server", "192.0.2.1:8888", "nodes", "ls"], { DROVER_TOKEN: "secret" });
       assert.equal(plaintext.code, 2);
       assert.match(plaintext.stderr, /^client: refusing to send the token in plaintext to 192\.0\.2\.1:8888/);
     });

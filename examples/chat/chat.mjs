@@ -114,8 +114,55 @@ function sendJson(res, status, body, headers = {}) {
   res.end(text);
 }
 
+// ---------------------------------------------------------------- web pages
+
+// A page on any site can make a visitor's browser send requests here: a form or
+// no-cors POST (no preflight; the answer is unreadable but the message is
+// posted), and, after DNS rebinding (the attacker's name resolving to
+// 127.0.0.1), any request at all, with the attacker's name in Host. So, bound
+// to loopback, only loopback names (and HOST) are answered, on any port (an
+// `ssh -L` forward changes it); a POST must come from no page or from this
+// origin, and say it is JSON, which a page cannot without a preflight that is
+// never answered. Pages of this node itself send exactly that. GETs stay open
+// to links from anywhere: a foreign page cannot read their answers (no CORS).
+const LOOPBACK_NAME = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
+const hostName = (host) =>
+  (host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '')).toLowerCase().replace(/\.$/, '');
+const HOST_NAME = HOST.includes(':') && !HOST.startsWith('[') ? `[${HOST.toLowerCase()}]` : HOST.toLowerCase(); // as a Host header writes it
+const LOOPBACK_BOUND = LOOPBACK_NAME.test(HOST_NAME);
+
+function foreignHost(req) {
+  const host = req.headers.host;
+  if (!LOOPBACK_BOUND || host === undefined) return null;
+  const name = hostName(host);
+  if (LOOPBACK_NAME.test(name) || name === HOST_NAME) return null;
+  return `Host ${JSON.stringify(host)} is not this node's address: bound to ${HOST}, it answers only localhost, 127.0.0.1 or [::1] (a foreign Host is what a DNS-rebinding page sends)`;
+}
+
+function foreignPage(req) {
+  const { origin, host } = req.headers;
+  if (origin !== undefined) {
+    let own = false;
+    try {
+      own = host !== undefined && new URL(origin).origin === new URL(`http://${host}`).origin;
+    } catch {}
+    if (!own) return `Origin ${JSON.stringify(origin)} is not this node's: messages are posted from its own page, or without a page (curl)`;
+  }
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return `a ${site} request (Sec-Fetch-Site: ${site}) cannot post: messages are posted from this node's own page`;
+  }
+  return null;
+}
+
+function isJson(req) {
+  return (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === 'application/json';
+}
+
 function handle(req, res) {
   const pathname = (req.url ?? '/').split('?')[0]; // (new URL() throws on some odd request lines)
+  const misaddressed = foreignHost(req);
+  if (misaddressed) return sendJson(res, 403, { error: misaddressed });
   const route = {
     'GET /healthz': healthz,
     'GET /': page,
@@ -151,6 +198,13 @@ function openStream(req, res, set) {
 }
 
 async function postMessage(req, res) {
+  const foreign = foreignPage(req);
+  // Connection: close, because the body is not read.
+  if (foreign) return sendJson(res, 403, { error: foreign }, { connection: 'close' });
+  if (!isJson(req)) {
+    const got = req.headers['content-type'] === undefined ? 'none' : JSON.stringify(req.headers['content-type']);
+    return sendJson(res, 415, { error: `send the body as JSON with 'Content-Type: application/json' (got ${got})` }, { connection: 'close' });
+  }
   let body;
   try {
     body = await readBody(req);

@@ -13,6 +13,7 @@ import { authMiddleware } from "./api/authMiddleware.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import { wireDefinition } from "./api/wire.js";
+import { refuseUndecodableRequests } from "./api/requestDecoding.js";
 
 /** How many of a group's recent start and stop times a plan's estimated duration is the median of. */
 const RECENT_DURATIONS = 200;
@@ -77,7 +78,7 @@ export interface DroverServerOptions {
   token?: string;
   /** Serve over TLS with this certificate and key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
-  /** Serve Prometheus metrics on this address (host:port). */
+  /** Serve Prometheus metrics on this address (host:port): off loopback, only with the token and TLS. */
   metricsListen?: string;
   /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
   httpListen?: string;
@@ -184,7 +185,7 @@ export class DroverServer {
     this.metrics = new Metrics(store, bus);
     let grpc = createServer().use(this.metrics.middleware()).use(errorMiddleware(logger));
     if (options.token) grpc = grpc.use(authMiddleware(options.token));
-    this.grpc = grpc;
+    this.grpc = grpc.use(refuseUndecodableRequests);
     this.grpc.add(HealthDefinition, HealthServiceImpl(this.health));
     if (existsSync(DESCRIPTOR_SET)) {
       this.grpc.add(ServerReflectionService, ServerReflection(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName]));
@@ -223,7 +224,7 @@ export class DroverServer {
       : ServerCredentials.createInsecure();
     this.boundPort = await this.grpc.listen(this.options.listen, credentials);
     if (this.http) this.boundHttpPort = await this.http.listen(this.options.httpListen!);
-    if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen);
+    if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen, { token: this.options.token, tls: this.options.tls });
     this.state = "started";
     // A fault met before (a full disk at recovery) keeps it NOT_SERVING until a write works.
     this.health.setStatus(this.storage.current ? "unhealthy" : "healthy");

@@ -11,6 +11,7 @@ import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
 import { failpointFromSetting } from "./failpoints.js";
 import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from "./auth/tokens.js";
+import { metricsListenProblem } from "./metrics/metricsEndpoint.js";
 import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
@@ -45,7 +46,7 @@ const program = new Command("server")
   .addOption(option("--tls-cert <file>", "serve over TLS with this certificate (PEM); needs --tls-key", "DROVER_TLS_CERT"))
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
-  .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
+  .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics; off loopback, https with --tls-cert and the token as a bearer header", "DROVER_METRICS_LISTEN").argParser(listenAddress))
   .addOption(option("--min-free-space <size>", "free space the data dir's disk must keep: below it new work (updates, rollbacks, node operations) is refused until space is freed; 0 turns it off", "DROVER_MIN_FREE_SPACE").default(64 * 1024 * 1024, "64MiB").argParser(parseSize))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
@@ -102,6 +103,10 @@ function checkSecurityFlags(): void {
     usage(`--insecure-no-auth is refused with --http-listen ${flags.httpListen}: without a token only a loopback address (127.0.0.1, localhost, [::1]) is allowed`);
   }
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) usage("--tls-cert and --tls-key go together: give both, or neither");
+  if (flags.metricsListen) {
+    const problem = metricsListenProblem(flags.metricsListen, { withToken: !flags.insecureNoAuth, withTls: Boolean(flags.tlsCert) });
+    if (problem) usage(problem);
+  }
 }
 
 function readTls(): { cert: Buffer; key: Buffer } | undefined {

@@ -21,18 +21,17 @@ const CURL = (() => {
 })();
 const run = promisify(execFile);
 
-/** A curl-like client of one server's HTTP API: the token unless told otherwise, JSON bodies. */
+/** A curl-like client of one server's HTTP API: the token unless told otherwise, JSON bodies, and a JSON content type on every PUT and POST. */
 function httpClient(base: string) {
   return (path: string, options: { method?: string; body?: unknown; raw?: string; token?: string | null; headers?: Record<string, string> } = {}) => {
     const headers: Record<string, string> = { ...options.headers };
     const token = options.token === undefined ? TOKEN : options.token;
     if (token !== null) headers.authorization = `Bearer ${token}`;
     let body: string | undefined = options.raw;
-    if (options.body !== undefined) {
-      body = JSON.stringify(options.body);
-      headers["content-type"] ??= "application/json";
-    }
-    return fetch(`${base}${path}`, { method: options.method ?? (body === undefined ? "GET" : "PUT"), headers, body });
+    if (options.body !== undefined) body = JSON.stringify(options.body);
+    const method = options.method ?? (body === undefined ? "GET" : "PUT");
+    if (method !== "GET") headers["content-type"] ??= "application/json";
+    return fetch(`${base}${path}`, { method, headers, body });
   };
 }
 
@@ -319,7 +318,9 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     await expectError(await call("/v1/nodes/nope:describe"), 400, "INVALID_ARGUMENT", /node id "nope" is invalid/);
     await expectError(await call(`/v1/nodes/${unknown}:describe`), 404, "NOT_FOUND", /node .* not found/);
     await expectError(await call(`/v1/nodes/${unknown}:describe?events=all`), 400, "INVALID_ARGUMENT", /unknown query parameter "events"/);
-    await expectError(await call(`/v1/nodes/${unknown}:describe`, { method: "POST" }), 404, "NOT_FOUND", /no route POST/);
+    const wrongMethod = await call(`/v1/nodes/${unknown}:describe`, { method: "POST" });
+    assert.equal(wrongMethod.headers.get("allow"), "GET");
+    await expectError(wrongMethod, 405, "UNIMPLEMENTED", /^method POST is not allowed on \/v1\/nodes\/\w+:describe: it takes GET$/);
     await expectError(await call("/v1/groups/default:rollback", { method: "POST", body: { withCount: "yes" } }), 400, "INVALID_ARGUMENT", /^withCount "yes" is invalid: it must be true or false/);
 
     const spec = (fields: Json) => call("/v1/groups/default/spec", { body: { count: 1, version: 1, ...fields } });

@@ -4,5 +4,5 @@ export * from "./alwaysInJson.js";
 export * from "./limits.js";
 export * from "./format.js";
 export * from "./names.js";
-export { BinaryWriter } from "@bufbuild/protobuf/wire";
+export { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 export * from "./snapshots.js";

@@ -13,6 +13,7 @@ import {
 } from "@drover/shared";
 import type { Event } from "../domain.js";
 import { toApiEvent } from "./convert.js";
+import { tolerantDecoder } from "./requestDecoding.js";
 
 /**
  * Watch streams send the same bytes to many watchers: a thousand watchers of one graph get
@@ -26,7 +27,7 @@ import { toApiEvent } from "./convert.js";
  * - `wireDefinition` is the service definition the gRPC server serves with: its watch methods'
  *   encoders use those encodings and otherwise encode as the generated code does. The
  *   handlers yield complete messages (typed as such), so the generated `fromPartial` copy of
- *   each response is skipped.
+ *   each response is skipped. Its request decoders never throw (see requestDecoding.ts).
  */
 
 const eventBytes = new WeakMap<ApiEvent, Uint8Array>();
@@ -155,9 +156,15 @@ const setSpecWire: MessageFns<SetSpecResponse> = { ...SetSpecResponse, fromParti
 /** ListNodes answers with every node of a group (10,000 and more): the same. */
 const listNodesWire: MessageFns<ListNodesResponse> = { ...ListNodesResponse, fromPartial: (message) => message as ListNodesResponse };
 
-const { methods } = DroverServiceDefinition;
+/** Every method with a request decoder that answers undecodable bytes instead of throwing. */
+const methods = Object.fromEntries(
+  Object.entries(DroverServiceDefinition.methods).map(([key, method]) => [
+    key,
+    { ...method, requestType: tolerantDecoder(method.requestType as MessageFns<unknown>, `drover.v1.${method.name}Request`) },
+  ]),
+) as unknown as typeof DroverServiceDefinition.methods;
 
-/** The service definition served over gRPC: the generated one, with the watch encoders above. */
+/** The service definition served over gRPC: the generated one, with the decoders and the watch encoders above. */
 export const wireDefinition: typeof DroverServiceDefinition = {
   ...DroverServiceDefinition,
   methods: {

@@ -3,8 +3,10 @@ import type { DroverServiceImplementation } from "@drover/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type CallContext, Metadata, Status } from "nice-grpc";
 import type { Logger } from "pino";
+import { foreignRequestProblem, listenHost } from "../auth/foreignRequest.js";
 import { authHook } from "./authHook.js";
-import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError } from "./httpErrors.js";
+import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError, writeClientError } from "./httpErrors.js";
+import { unknownRoute } from "./methodNotAllowed.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
@@ -38,12 +40,15 @@ export class HttpApi {
   private readonly logger: Logger;
   /** Open connections, each with how many of its requests are unanswered: the rest are cut at once on close. */
   private readonly connections = new Map<Socket, number>();
+  /** The host of the address it listens on, once it does: a Host it accepts without a token. */
+  private listenHost = "127.0.0.1";
 
   constructor(options: HttpApiOptions) {
     this.logger = options.logger.child({ component: "http" });
     const logger = this.logger;
     this.app = Fastify({
-      ...(options.tls && { https: { cert: options.tls.cert, key: options.tls.key } }),
+      // Node answers an HTTP/1.1 request without Host with a bare 400 of its own; the hook below answers it.
+      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, requireHostHeader: false } } : { http: { requireHostHeader: false } }),
       logger: false,
       // A HEAD of a watch would hold a stream open to send nothing.
       exposeHeadRoutes: false,
@@ -52,6 +57,10 @@ export class HttpApi {
       return503OnClosing: false,
       ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: false, verbose: true } },
       schemaErrorFormatter: (errors, part) => new Error(validationMessage(errors, part)),
+      // fastify's own refusals (a bad URL encoding, an overlong path part) and Node's (not HTTP,
+      // headers too large) in this API's JSON error shape too.
+      frameworkErrors: (error, request, reply) => sendError(reply, apiErrorOf(error, request, logger)),
+      clientErrorHandler: writeClientError,
     }) as unknown as FastifyInstance;
 
     // JSON only, with the parser's own words for what is wrong; an empty body is no body.
@@ -69,14 +78,21 @@ export class HttpApi {
     this.app.addHook("onRequest", async () => {
       if (this.closing.signal.aborted) throw new HttpRequestError(Status.UNAVAILABLE, "the server is shutting down: retry once it is back");
     });
+    // Before the token: an HTTP/1.1 request without Host, and a web page's request whatever it
+    // carries (see foreignRequest.ts).
+    this.app.addHook("onRequest", async (request) => {
+      if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
+        throw new HttpRequestError(Status.INVALID_ARGUMENT, "the request has no Host header, which HTTP/1.1 requires: send it with curl or an HTTP library");
+      }
+      const problem = foreignRequestProblem(request.headers, { tls: Boolean(options.tls), checkHost: options.token ? undefined : { listenHost: this.listenHost } });
+      if (problem) throw new HttpRequestError(Status.PERMISSION_DENIED, problem);
+    });
     if (options.token) this.app.addHook("onRequest", authHook(options.token));
     this.app.addHook("onResponse", async (request, reply) => {
       logger.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "http request");
     });
     this.app.setErrorHandler((error, request, reply) => sendError(reply, apiErrorOf(error, request, logger)));
-    this.app.setNotFoundHandler((request, reply) =>
-      sendError(reply, apiErrorOf(new HttpRequestError(Status.NOT_FOUND, `no route ${request.method} ${request.url.split("?")[0]}: the API's routes are under /v1/ (see the README)`), request, logger)),
-    );
+    this.app.setNotFoundHandler((request, reply) => sendError(reply, apiErrorOf(unknownRoute(request), request, logger)));
 
     const caller = new ServiceCaller(options.service, options.logger);
     registerRoutes(this.app, {
@@ -90,6 +106,7 @@ export class HttpApi {
   async listen(address: string): Promise<number> {
     const separator = address.lastIndexOf(":");
     const host = address.slice(0, separator).replace(/^\[|\]$/g, "");
+    this.listenHost = listenHost(address);
     try {
       await this.app.listen({ host, port: Number(address.slice(separator + 1)) });
     } catch (error) {

@@ -2,7 +2,8 @@ import { DroverServiceDefinition, Event, Graph, type MessageFns, Node, SnapshotA
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { CallContext } from "nice-grpc";
 import { Status } from "nice-grpc";
-import { HttpRequestError } from "./httpErrors.js";
+import { HttpRequestError, notJsonError } from "./httpErrors.js";
+import { answerOtherMethods } from "./methodNotAllowed.js";
 import { boolean, type JsonSchema, message, noBody, rollbackBody, SERVER_SET_SPEC_FIELDS, setSpecBody, templateBody, uint32, uint64 } from "./schemas.js";
 import type { RequestOf, ResponseOf, ServiceCaller, StreamMethod, UnaryMethod } from "./ServiceCaller.js";
 import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, watchFormat } from "./streams.js";
@@ -33,6 +34,9 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
  * only reads (`:describe`, an alternative to the plain GET of the node).
  *
+ * Every PUT and POST needs `Content-Type: application/json`, with a body or without (415
+ * otherwise); another method on one of these paths gets 405 with `Allow`.
+ *
  * Responses are the messages' proto JSON, which leaves out zero values, except for the
  * fields whose absence would mean something else when written back (see `alwaysInJson` in
  * the shared package): a spec always carries its count, version, max surge, max unavailable
@@ -59,6 +63,9 @@ const ID = "(^[^:]+)";
 
 export function registerRoutes(app: FastifyInstance, support: RouteSupport): void {
   const { caller } = support;
+  /** Each route's URL pattern and its methods, for the 405 of the others. */
+  const methodsOf = new Map<string, string[]>();
+  const known = (method: string, url: string) => methodsOf.set(url, [...(methodsOf.get(url) ?? []), method]);
 
   function parts(request: FastifyRequest): RequestParts {
     return {
@@ -78,9 +85,11 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
       requestType: MessageFns<RequestOf<Name>>;
       responseType: MessageFns<ResponseOf<Name>>;
     };
+    known(method, url);
     app.route({
       method,
       url,
+      ...(method !== "GET" && { onRequest: requireJson }),
       schema: { querystring: options.query ?? message({}), ...(options.body && { body: options.body }) },
       handler: async (request, reply) => {
         const response = await caller.unary(name, requestType.fromJSON(options.request(parts(request))), support.callContext(request, reply));
@@ -100,6 +109,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     },
   ) {
     const { requestType } = DroverServiceDefinition.methods[name] as unknown as { requestType: MessageFns<RequestOf<Name>> };
+    known("GET", url);
     app.get(url, { schema: { querystring: options.query } }, async (request, reply) => {
       const call = requestType.fromJSON(options.request(parts(request), request));
       const context = support.callContext(request, reply);
@@ -187,6 +197,14 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,
   });
+
+  answerOtherMethods(app, methodsOf);
+}
+
+/** A request that changes something must say it is JSON, with a body or without (see notJsonError). */
+async function requireJson(request: FastifyRequest): Promise<void> {
+  const type = request.headers["content-type"]?.split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") throw notJsonError(request);
 }
 
 /** A SetSpec body without the fields the server computes (a spec read back carries them). */

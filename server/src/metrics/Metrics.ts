@@ -1,11 +1,11 @@
-import { createServer, type Server } from "node:http";
-import { once } from "node:events";
+import type { Server } from "node:http";
 import { type CallContext, type ServerMiddleware, ServerError, Status } from "nice-grpc";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Event } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Store } from "../store/Store.js";
+import { type MetricsEndpointOptions, serveMetrics } from "./metricsEndpoint.js";
 
 /**
  * Prometheus metrics, derived from what the server commits (the event log) rather than
@@ -105,22 +105,9 @@ export class Metrics {
     } as ServerMiddleware;
   }
 
-  /** Serves /metrics on the address, as Prometheus text. */
-  async listen(address: string): Promise<Server> {
-    const separator = address.lastIndexOf(":");
-    const server = createServer((request, response) => {
-      if (request.method !== "GET" || request.url !== "/metrics") {
-        response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => response.writeHead(200, { "content-type": this.registry.contentType }).end(text),
-        (error: Error) => response.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${error.message}\n`),
-      );
-    });
-    server.listen(Number(address.slice(separator + 1)), address.slice(0, separator).replace(/^\[|\]$/g, ""));
-    await once(server, "listening");
-    return server;
+  /** Serves /metrics on the address, as Prometheus text: off loopback only with the token, over TLS (see metricsEndpoint.ts). */
+  listen(address: string, options: MetricsEndpointOptions): Promise<Server> {
+    return serveMetrics(this.registry, address, options);
   }
 
   private observe(event: Event): void {
