@@ -2055,7 +2055,7 @@ describe("fuzzing the gRPC API of a real server", () => {
     },
   );
 
-  it("stores a template env variable named __proto__ as sent, or refuses it", { todo: "the generated map decoder drops the key: the request is accepted and the variable lost" }, async (t) => {
+  it("stores a template env variable named __proto__ as sent, or refuses it", async (t) => {
     const s = await startFuzzServer();
     t.after(() => s.stop());
     const client = new grpc.Client(`127.0.0.1:${s.server.port}`, grpc.credentials.createInsecure());

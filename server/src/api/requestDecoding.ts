@@ -13,6 +13,40 @@ export class UndecodableRequest {
   constructor(readonly message: string) {}
 }
 
+/**
+ * The requests that carry a NodeTemplate, by the number of their template field. The
+ * generated decoder turns a template's env map into a plain object, where a key named
+ * __proto__ silently vanishes; such a request is refused instead (HTTP: fastify refuses a
+ * JSON body with __proto__ already).
+ */
+const TEMPLATE_FIELDS: Record<string, number> = { "drover.v1.SetSpecRequest": 13, "drover.v1.SetTemplateRequest": 2 };
+/** NodeTemplate's `map<string, string> env = 3`; a map entry's key is its field 1. */
+const ENV_FIELD = 3;
+
+/** Whether the template at `templateField` has an env entry whose key is __proto__. */
+function envHasProtoKey(bytes: Uint8Array, templateField: number): boolean {
+  const fieldsOf = (input: Uint8Array, wanted: number): Uint8Array[] => {
+    const found: Uint8Array[] = [];
+    const reader = new BinaryReader(input);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === wanted && wireType === WireType.LengthDelimited) found.push(reader.bytes());
+      else reader.skip(wireType);
+    }
+    return found;
+  };
+  try {
+    for (const template of fieldsOf(bytes, templateField)) {
+      for (const entry of fieldsOf(template, ENV_FIELD)) {
+        if (fieldsOf(entry, 1).some((key) => Buffer.from(key).toString("utf8") === "__proto__")) return true;
+      }
+    }
+  } catch {
+    // The decoder read these bytes: a part it skipped is not a template.
+  }
+  return false;
+}
+
 /** The largest whole number a request may carry: 2^53 - 1. */
 const LARGEST = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -23,11 +57,19 @@ export function tolerantDecoder<T>(type: MessageFns<T>, typeName: string): Messa
     decode: (input, length) => {
       // grpc-js hands over the request's bytes; a reader means a caller decoding a nested message.
       if (input instanceof BinaryReader) return type.decode(input, length);
+      let decoded: T;
       try {
-        return type.decode(input, length);
+        decoded = type.decode(input, length);
       } catch (error) {
         return new UndecodableRequest(whyUndecodable(type, typeName, input, error as Error)) as T;
       }
+      const templateField = TEMPLATE_FIELDS[typeName];
+      if (templateField !== undefined && envHasProtoKey(input, templateField)) {
+        return new UndecodableRequest(
+          "template env name __proto__ is refused: a JavaScript object cannot hold it as a plain key, so it would be lost; rename the variable",
+        ) as T;
+      }
+      return decoded;
     },
   };
 }
