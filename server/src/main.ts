@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
-import { durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
+import { byteSizeIn, durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
@@ -46,6 +46,9 @@ const program = new Command("server")
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
+  .addOption(option("--log-dir <dir>", "process driver: directory of the nodes' logs (default: <data dir>/logs)", "DROVER_LOG_DIR"))
+  .addOption(option("--node-log-max-size <size>", "process driver: a node's log is rotated before it grows past this size (like 10MiB, 512KiB)", "DROVER_NODE_LOG_MAX_SIZE").default(10 * 1024 * 1024, "10MiB").argParser(byteSizeIn(1024, 1024 ** 4)))
+  .addOption(option("--node-log-max-files <n>", "process driver: log files kept per node, the current one included (2: <id>.log and <id>.log.1)", "DROVER_NODE_LOG_MAX_FILES").default(2).argParser(integerIn(1, 100)))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -79,6 +82,9 @@ const flags = program.opts<{
   metricsListen?: string;
   httpListen?: string;
   logLevel: string;
+  logDir?: string;
+  nodeLogMaxSize: number;
+  nodeLogMaxFiles: number;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -143,6 +149,8 @@ async function main(): Promise<void> {
     flags.driver === "process"
       ? new ProcessDriver({
           dataDir: flags.dataDir,
+          logDir: flags.logDir,
+          logLimits: { maxBytes: flags.nodeLogMaxSize, maxFiles: flags.nodeLogMaxFiles },
           ports: flags.portRange,
           templateOf: async (group, revision) => (await templateOfRevision(store, group, revision)) ?? DEFAULT_TEMPLATE,
           clock: systemClock,
