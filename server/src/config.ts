@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "commander";
+import { CommandPolicy } from "./drivers/CommandPolicy.js";
 
 /** Parses a duration: `250ms`, `2s`, `1.5s`, `1m`, or a bare number of milliseconds. */
 export function parseDuration(text: string): number {
@@ -94,4 +95,13 @@ export function portRange(text: string): { first: number; last: number } {
     throw new InvalidArgumentError(`${JSON.stringify(text)} is not a port range: write it like 20000..20999, within 1..65535`);
   }
   return { first, last };
+}
+
+/** A commander parser for `--allow-commands`: absolute paths and globs, comma-separated. */
+export function allowedCommands(text: string): CommandPolicy {
+  try {
+    return CommandPolicy.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }

@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
-import { byteSizeIn, durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
+import { allowedCommands, byteSizeIn, durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
+import type { CommandPolicy } from "./drivers/CommandPolicy.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
@@ -49,6 +50,7 @@ const program = new Command("server")
   .addOption(option("--log-dir <dir>", "process driver: directory of the nodes' logs (default: <data dir>/logs)", "DROVER_LOG_DIR"))
   .addOption(option("--node-log-max-size <size>", "process driver: a node's log is rotated before it grows past this size (like 10MiB, 512KiB)", "DROVER_NODE_LOG_MAX_SIZE").default(10 * 1024 * 1024, "10MiB").argParser(byteSizeIn(1024, 1024 ** 4)))
   .addOption(option("--node-log-max-files <n>", "process driver: log files kept per node, the current one included (2: <id>.log and <id>.log.1)", "DROVER_NODE_LOG_MAX_FILES").default(2).argParser(integerIn(1, 100)))
+  .addOption(option("--allow-commands <list>", "process driver: the only programs templates may run, absolute paths or globs, comma-separated (default: any)", "DROVER_ALLOW_COMMANDS").argParser(allowedCommands))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -85,6 +87,7 @@ const flags = program.opts<{
   logDir?: string;
   nodeLogMaxSize: number;
   nodeLogMaxFiles: number;
+  allowCommands?: CommandPolicy;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -130,8 +133,18 @@ async function templateOfRevision(store: Store, group: string, revision: number 
   return current ? current.spec.template : store.getTemplate(group);
 }
 
+/** Refuses the process driver's security flags with another driver: they would protect nothing, silently. */
+function checkProcessDriverFlags(): void {
+  const given = [flags.allowCommands && "--allow-commands"].filter(Boolean);
+  if (flags.driver !== "process" && given.length > 0) {
+    process.stderr.write(`server: ${given.join(" and ")} ${given.length > 1 ? "apply" : "applies"} to the process driver only: add --driver process, or leave them out\n`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
   checkSecurityFlags();
+  checkProcessDriverFlags();
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
@@ -151,6 +164,7 @@ async function main(): Promise<void> {
           dataDir: flags.dataDir,
           logDir: flags.logDir,
           logLimits: { maxBytes: flags.nodeLogMaxSize, maxFiles: flags.nodeLogMaxFiles },
+          commands: flags.allowCommands,
           ports: flags.portRange,
           templateOf: async (group, revision) => (await templateOfRevision(store, group, revision)) ?? DEFAULT_TEMPLATE,
           clock: systemClock,

@@ -59,7 +59,7 @@ import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
 import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
-import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
+import { optionalRevision, requireAllowedCommand, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
 
 function toApiCrashLoop(loop: CrashLoopStatus | undefined): CrashLoop | undefined {
   return loop && { restarts: loop.restarts, nextAttemptAt: new Date(loop.nextAttemptAt), lastFailure: loop.lastFailure };
@@ -145,6 +145,9 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       const group = requireGroup(request.group);
       const spec = requireSpec(request);
       const expectRevision = optionalRevision("expect_revision", request.expectRevision);
+      // A template given is checked as it is; without one, the template the new nodes would run (scaling to zero starts none).
+      const runs = spec.template ?? (spec.count > 0 ? ((await reconciler.templateOf(group)) ?? options.defaultTemplate) : undefined);
+      if (runs) requireAllowedCommand(options.driver, group, runs, spec.version);
       return toApiSetSpecResponse(await reconciler.setSpec(group, spec, { dryRun: request.dryRun, expectRevision }));
     },
 
@@ -165,6 +168,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async setTemplate(request: SetTemplateRequest): Promise<DeepPartial<SetTemplateResponse>> {
       const group = requireGroup(request.group);
       const complete = requireTemplate(request.template);
+      requireAllowedCommand(options.driver, group, complete);
       const update = await reconciler.setTemplate(group, complete);
       return { template: toApiTemplate(complete), update: update && toApiSetSpecResponse(update) };
     },

@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
+import type { CommandPolicy } from "./CommandPolicy.js";
 import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
 import { meaningfulLogLine, readTail } from "./logLines.js";
 import { MemoryLimits } from "./MemoryLimits.js";
@@ -22,6 +23,8 @@ export interface ProcessDriverOptions {
   logDir?: string;
   /** How much of each node's output is kept (default: DEFAULT_LOG_LIMITS). */
   logLimits?: LogLimits;
+  /** The only commands templates may run (`--allow-commands`); absent: any. */
+  commands?: CommandPolicy;
   /** Ports are handed out from this range, inclusive; never two live nodes on one port. */
   ports: { first: number; last: number };
   /** The template of the group's revision (absent: the group's current one). */
@@ -52,6 +55,8 @@ interface NodeRecord {
 /** Kubernetes' kubelet keeps 10 MiB per container log file; two files (the current one and `.1`) bound a node at 20 MiB. */
 export const DEFAULT_LOG_LIMITS: LogLimits = { maxBytes: 10 * 1024 * 1024, maxFiles: 2 };
 
+/** A node id for checking a template's command before any node exists (a ULID has no `/`). */
+const SAMPLE_NODE_ID = "00000000000000000000000000";
 
 /** Health as the monitor last saw it, for stats. */
 export interface NodeHealth {
@@ -72,7 +77,9 @@ const OUTPUT_DRAIN_MS = 1000;
  * process starts, so a restarted server re-adopts exactly the processes that are still the
  * same ones (pid plus start time) and treats the others as failed.
  *
- * On disk, for node `<id>`:
+ * The driver is a command runner: it runs whatever program a template names, as the
+ * server's user, unless `--allow-commands` restricts it (checked when a
+ * template is set, and again here before every start). On disk, for node `<id>`:
  *
  *     <data dir>/nodes/<id>.json   its record (0600)
  *     <data dir>/nodes/<id>.out    the FIFO its stdout and stderr go to (0600; see NodeOutputs)
@@ -132,6 +139,27 @@ export class ProcessDriver implements Driver {
         // A record torn by a crash mid-write is replaced atomically, so this is only a stray file.
       }
     }
+    this.announcePolicy();
+  }
+
+  /**
+   * Why the driver would refuse to run the template's command: one that `--allow-commands`
+   * does not allow. Checked when a template is set, with a sample node's placeholders (the
+   * group's, the version given or 1, the first port); the start of each node checks its own.
+   */
+  commandProblem(group: string, template: NodeTemplate, version = 1): string | undefined {
+    const policy = this.options.commands;
+    if (!policy) return undefined;
+    const substitute = placeholders({ id: SAMPLE_NODE_ID, group, version, port: this.options.ports.first });
+    const command = substitute(template.command);
+    const searchPath = template.env.PATH !== undefined ? substitute(template.env.PATH) : process.env.PATH;
+    const program = resolveCommand(command, this.dataDir, searchPath);
+    if (program === undefined) {
+      return `template command ${JSON.stringify(command)} is not on the node's PATH, so --allow-commands (${policy.describe()}) cannot allow it: give its absolute path`;
+    }
+    if (policy.allows(program)) return undefined;
+    const resolved = program === command ? "" : ` (${program})`;
+    return `template command ${JSON.stringify(command)}${resolved} is not allowed by this server's --allow-commands (${policy.describe()}): use an allowed command, or ask the server's operator to allow it`;
   }
 
   async start(node: NodeHandle, signal: AbortSignal): Promise<void> {
@@ -354,11 +382,19 @@ export class ProcessDriver implements Driver {
   }
 
   /**
-   * The absolute path of the program the node runs, found from the data dir (where a relative
-   * one always was, when nodes ran there); refuses one that is missing, as spawn would.
+   * The absolute path of the program the node runs (found from the data dir, where a
+   * relative one always was); refuses one that is missing or that --allow-commands does not
+   * allow, as the safety net behind the check when the template was set.
    */
   private runnableProgram(command: string, searchPath: string | undefined, group: string): string {
     const program = resolveCommand(command, this.dataDir, searchPath);
+    const policy = this.options.commands;
+    if (program !== undefined && policy && !policy.allows(program)) {
+      throw new DriverError(
+        `command ${JSON.stringify(command)}${program === command ? "" : ` (${program})`} of group ${group}'s template is not allowed by --allow-commands (${policy.describe()}): set an allowed one with 'client group set-template'`,
+        false,
+      );
+    }
     if (program === undefined || !existsSync(program)) {
       throw new DriverError(`command ${JSON.stringify(command)} of group ${group}'s template was not found: fix it with 'client group set-template'`, false);
     }
@@ -591,6 +627,17 @@ export class ProcessDriver implements Driver {
     if (this.warnedOnce.has(key)) return;
     this.warnedOnce.add(key);
     this.options.logger.warn(fields, message);
+  }
+
+  /** Says at start what the driver lets a template run, and as whom. */
+  private announcePolicy(): void {
+    const { commands, logger } = this.options;
+    const runAs = `the server's own user (uid ${process.geteuid?.()})`;
+    if (commands) {
+      logger.info({ allowCommands: commands.patterns }, `nodes run only the commands --allow-commands allows, as ${runAs}`);
+    } else {
+      logger.warn(`nodes run any command a template names, as ${runAs}: whoever holds the API token can run any program; restrict it with --allow-commands`);
+    }
   }
 
   /** The log's most telling line, for a failure's reason: its error line, or else its last line. */
