@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { hostname } from "node:os";
@@ -12,6 +12,7 @@ import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } f
 import { meaningfulLogLine, readTail } from "./logLines.js";
 import { MemoryLimits } from "./MemoryLimits.js";
 import { NodeOutputs } from "./NodeOutputs.js";
+import type { NodeUser } from "./NodeUser.js";
 import type { LogLimits } from "./RotatingLog.js";
 import { resolveCommand } from "./resolveCommand.js";
 import { cpuPercent, findProcessesByEnvironment, isAlive, processUptimeMs, readProcessStat } from "./procfs.js";
@@ -25,6 +26,8 @@ export interface ProcessDriverOptions {
   logLimits?: LogLimits;
   /** The only commands templates may run (`--allow-commands`); absent: any. */
   commands?: CommandPolicy;
+  /** Nodes run as this user (`--node-user`); absent: as the server's own. */
+  nodeUser?: NodeUser;
   /** Ports are handed out from this range, inclusive; never two live nodes on one port. */
   ports: { first: number; last: number };
   /** The template of the group's revision (absent: the group's current one). */
@@ -50,6 +53,9 @@ interface NodeRecord {
    * earlier version of the server started, which writes `<data dir>/nodes/<id>.log` itself.
    */
   logFile?: string;
+  /** The user the node runs as, when not the server's: its dir is removed as that user. */
+  uid?: number;
+  gid?: number;
 }
 
 /** Kubernetes' kubelet keeps 10 MiB per container log file; two files (the current one and `.1`) bound a node at 20 MiB. */
@@ -78,14 +84,19 @@ const OUTPUT_DRAIN_MS = 1000;
  * same ones (pid plus start time) and treats the others as failed.
  *
  * The driver is a command runner: it runs whatever program a template names, as the
- * server's user, unless `--allow-commands` restricts it (checked when a
+ * server's user or `--node-user`, unless `--allow-commands` restricts it (checked when a
  * template is set, and again here before every start). On disk, for node `<id>`:
  *
  *     <data dir>/nodes/<id>.json   its record (0600)
  *     <data dir>/nodes/<id>.out    the FIFO its stdout and stderr go to (0600; see NodeOutputs)
- *     <data dir>/nodes/<id>/       its working directory (0700), removed with its process
+ *     <data dir>/nodes/<id>/       its working directory (0700, owned by the node's user),
+ *                                  removed with its process
  *     <log dir>/<id>.log, .log.1   its output, capped (0600; see RotatingLog)
  *     <data dir>/groups/<group>/peers.json   its group's running nodes
+ *
+ * With `--node-user` the data dir, `nodes/` and `groups/` become 0710 and the peers files
+ * 0640, all of the node user's group: a node can reach its own dir and its peers file, and
+ * list or read nothing else there (not the token, not the database, not other nodes' dirs).
  *
  * A start succeeds only once the node passes its health check (the readiness gate); a
  * running node is checked every interval, and reported unhealthy after the template's
@@ -106,10 +117,14 @@ export class ProcessDriver implements Driver {
   private readonly nodesDir: string;
   private readonly logDir: string;
   private readonly outputs: NodeOutputs;
+  /** setpriv, to drop to the node user after a root shell puts the node in its cgroup; absent: not found. */
+  private readonly setpriv: string | undefined;
   private readonly warnedOnce = new Set<string>();
   private readonly closed = new AbortController();
   private readonly memoryLimits: MemoryLimits;
   private readonly portsBeingChecked = new Set<number>();
+  /** Group dirs whose mode and group this server has set. */
+  private readonly sharedGroupDirs = new Set<string>();
   /** How each node process this server spawned ended, by node, once it has. */
   private readonly exits = new Map<string, string>();
   /** Wakes a node's monitor at once when its process exits (a process this server spawned). */
@@ -123,10 +138,22 @@ export class ProcessDriver implements Driver {
     this.nodesDir = join(this.dataDir, "nodes");
     this.logDir = resolve(options.logDir ?? join(this.dataDir, "logs"));
     this.outputs = new NodeOutputs(options.logLimits ?? DEFAULT_LOG_LIMITS, options.logger);
+    this.setpriv = options.nodeUser ? resolveCommand("setpriv", "/", process.env.PATH) : undefined;
     mkdirSync(this.nodesDir, { recursive: true });
     mkdirSync(join(this.dataDir, "groups"), { recursive: true });
     mkdirSync(this.logDir, { recursive: true, mode: 0o700 });
-    for (const dir of [this.nodesDir, join(this.dataDir, "groups")]) chmodSync(dir, 0o700);
+    // The way from the data dir to each node's own dir and to its peers file (see the class comment).
+    if (options.nodeUser) {
+      this.shareWithNodes(this.dataDir, 0o710);
+      // Passing through must reach nothing else: not a database an earlier version made readable by all.
+      for (const entry of readdirSync(this.dataDir)) {
+        const path = join(this.dataDir, entry);
+        const stats = lstatSync(path);
+        if (entry !== "nodes" && entry !== "groups" && !stats.isSymbolicLink()) chmodSync(path, stats.mode & 0o700);
+      }
+    }
+    this.shareWithNodes(this.nodesDir, this.sharedDirMode);
+    this.shareWithNodes(join(this.dataDir, "groups"), this.sharedDirMode);
     for (const file of readdirSync(this.nodesDir)) {
       if (!file.endsWith(".json")) continue;
       try {
@@ -182,6 +209,8 @@ export class ProcessDriver implements Driver {
       stopGraceMs: template.stopGraceMs,
       memoryMb: node.memoryMb || undefined,
       logFile: join(this.logDir, `${node.id}.log`),
+      uid: this.options.nodeUser?.uid,
+      gid: this.options.nodeUser?.gid,
     };
     this.saveRecord(record);
     this.portsBeingChecked.delete(record.port);
@@ -315,9 +344,10 @@ export class ProcessDriver implements Driver {
 
   private async spawnNode(record: NodeRecord, template: NodeTemplate): Promise<void> {
     const substitute = placeholders(record);
+    const user = this.options.nodeUser;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
-      HOME: process.env.HOME,
+      HOME: user ? user.home : process.env.HOME,
       ...Object.fromEntries(Object.entries(template.env).map(([name, value]) => [name, substitute(value)])),
       PORT: String(record.port),
       DROVER_NODE_ID: record.id,
@@ -333,9 +363,13 @@ export class ProcessDriver implements Driver {
       const cwd = this.makeNodeDir(record);
       output = this.outputs.open(record.id, this.fifoPath(record.id), record.logFile!);
       // With a memory limit the process joins its cgroup before it runs the command: a shell
-      // writes its own pid (which exec keeps) into cgroup.procs.
-      const cgroupProcs = record.memoryMb ? this.memoryLimits.prepare(record.id, record.memoryMb) : undefined;
-      const [file, argv] = cgroupProcs ? ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', cgroupProcs, program, ...args]] : [program, args];
+      // writes its own pid (which exec keeps) into cgroup.procs. Only root may move a process
+      // between cgroups, so for a node user the shell runs as root and setpriv drops to the user.
+      const cgroupProcs = record.memoryMb && (!user || this.canDropPrivileges()) ? this.memoryLimits.prepare(record.id, record.memoryMb) : undefined;
+      const dropTo = user && this.setpriv ? [this.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--"] : [];
+      const [file, argv] = cgroupProcs
+        ? ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', cgroupProcs, ...dropTo, program, ...args]]
+        : [program, args];
       const child = spawn(file, argv, {
         detached: true,
         stdio: ["ignore", output, output],
@@ -343,6 +377,8 @@ export class ProcessDriver implements Driver {
         cwd,
         // The program's own name as the template wrote it, as exec from a shell would give it.
         argv0: cgroupProcs ? undefined : command,
+        uid: cgroupProcs ? undefined : user?.uid,
+        gid: cgroupProcs ? undefined : user?.gid,
       });
       await new Promise<void>((resolve, reject) => {
         child.once("spawn", resolve);
@@ -401,7 +437,14 @@ export class ProcessDriver implements Driver {
     return program;
   }
 
-  /** The node's own working directory, 0700; an earlier attempt's is kept. */
+  /** Whether a root shell can hand a node to its user (setpriv); says once when it cannot, and the memory limit goes unenforced. */
+  private canDropPrivileges(): boolean {
+    if (this.setpriv) return true;
+    this.warnOnce("setpriv", { nodeUser: this.options.nodeUser?.name }, "node memory limits are not enforced for --node-user: setpriv (util-linux) is not on the server's PATH");
+    return false;
+  }
+
+  /** The node's own working directory, 0700 and its user's; an earlier attempt's is kept. */
   private makeNodeDir(record: NodeRecord): string {
     const dir = this.nodeDir(record.id);
     try {
@@ -412,10 +455,15 @@ export class ProcessDriver implements Driver {
       mkdirSync(dir, { mode: 0o700, recursive: true });
     }
     chmodSync(dir, 0o700);
+    if (record.uid !== undefined) chownSync(dir, record.uid, record.gid ?? record.uid);
     return dir;
   }
 
-  /** Removes a node's dir once its process is gone; renamed first, so that a new start of the same node gets a fresh one. */
+  /**
+   * Removes a node's dir once its process is gone. It is first renamed, so that a new start
+   * of the same node gets a fresh one; what a node user left in it is deleted as that user,
+   * so that a link it planted cannot turn the server's deletion onto a file of the server's.
+   */
   private removeNodeDir(record: NodeRecord): void {
     const dir = this.nodeDir(record.id);
     const doomed = `${dir}.removing-${process.hrtime.bigint()}`;
@@ -424,7 +472,22 @@ export class ProcessDriver implements Driver {
     } catch {
       return;
     }
-    rm(doomed, { recursive: true, force: true }).catch((error) => this.options.logger.warn({ err: error, dir: doomed }, "could not remove a stopped node's dir"));
+    const { logger } = this.options;
+    const failed = (error: unknown) => logger.warn({ err: error, dir: doomed }, "could not remove a stopped node's dir");
+    if (record.uid === undefined || record.uid === process.geteuid?.()) {
+      rm(doomed, { recursive: true, force: true }).catch(failed);
+      return;
+    }
+    // rm cannot remove the dir itself from the server's nodes dir; the server removes it once empty.
+    const remover = spawn("rm", ["-rf", "--", doomed], { uid: record.uid, gid: record.gid ?? record.uid, cwd: "/", stdio: "ignore" });
+    remover.once("error", failed);
+    remover.once("exit", () => {
+      try {
+        rmdirSync(doomed);
+      } catch (error) {
+        failed(error);
+      }
+    });
   }
 
   /** Waits until the node passes its health check; fails when its process exits or the start timeout passes. */
@@ -619,8 +682,25 @@ export class ProcessDriver implements Driver {
       .filter((record) => record.group === group && this.monitors.has(record.id))
       .map((record) => ({ id: record.id, host: "127.0.0.1", port: record.port, version: record.version }));
     const file = this.peersFile(group);
-    mkdirSync(join(file, ".."), { recursive: true, mode: 0o700 });
-    writeAtomically(file, JSON.stringify({ peers }), 0o600);
+    const dir = join(file, "..");
+    if (!this.sharedGroupDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.shareWithNodes(dir, this.sharedDirMode);
+      this.sharedGroupDirs.add(dir);
+    }
+    writeAtomically(file, JSON.stringify({ peers }), this.options.nodeUser ? 0o640 : 0o600, this.options.nodeUser?.gid);
+  }
+
+  /** 0710 where nodes run as another user (they pass through, and list nothing), else 0700. */
+  private get sharedDirMode(): number {
+    return this.options.nodeUser ? 0o710 : 0o700;
+  }
+
+  /** Sets a path's mode and, where nodes run as another user, gives it to that user's group (see the class comment). */
+  private shareWithNodes(path: string, mode: number): void {
+    chmodSync(path, mode);
+    const user = this.options.nodeUser;
+    if (user) chownSync(path, lstatSync(path).uid, user.gid);
   }
 
   private warnOnce(key: string, fields: object, message: string): void {
@@ -631,12 +711,15 @@ export class ProcessDriver implements Driver {
 
   /** Says at start what the driver lets a template run, and as whom. */
   private announcePolicy(): void {
-    const { commands, logger } = this.options;
-    const runAs = `the server's own user (uid ${process.geteuid?.()})`;
+    const { commands, nodeUser, logger } = this.options;
+    const runAs = nodeUser ? `user ${nodeUser.name} (uid ${nodeUser.uid})` : `the server's own user (uid ${process.geteuid?.()})`;
     if (commands) {
-      logger.info({ allowCommands: commands.patterns }, `nodes run only the commands --allow-commands allows, as ${runAs}`);
+      logger.info({ allowCommands: commands.patterns, nodeUser: nodeUser?.name }, `nodes run only the commands --allow-commands allows, as ${runAs}`);
     } else {
-      logger.warn(`nodes run any command a template names, as ${runAs}: whoever holds the API token can run any program; restrict it with --allow-commands`);
+      logger.warn(
+        { nodeUser: nodeUser?.name },
+        `nodes run any command a template names, as ${runAs}: whoever holds the API token can run any program; restrict it with --allow-commands (and --node-user)`,
+      );
     }
   }
 
@@ -668,11 +751,12 @@ export class ProcessDriver implements Driver {
 }
 
 /** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */
-function writeAtomically(path: string, content: string, mode: number): void {
+function writeAtomically(path: string, content: string, mode: number, group?: number): void {
   const temporary = `${path}.tmp`;
   writeFileSync(temporary, content, { mode });
   // A temporary file left by a crash keeps the mode it was made with.
   chmodSync(temporary, mode);
+  if (group !== undefined) chownSync(temporary, lstatSync(temporary).uid, group);
   renameSync(temporary, path);
 }
 
