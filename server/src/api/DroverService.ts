@@ -146,8 +146,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       const spec = requireSpec(request);
       const expectRevision = optionalRevision("expect_revision", request.expectRevision);
       // A template given is checked as it is; without one, the template the new nodes would run (scaling to zero starts none).
-      const runs = spec.template ?? (spec.count > 0 ? ((await reconciler.templateOf(group)) ?? options.defaultTemplate) : undefined);
-      if (runs) requireAllowedCommand(options.driver, group, runs, spec.version);
+      if (spec.template || spec.count > 0) {
+        const current = async () => (await reconciler.templateOf(group)) ?? options.defaultTemplate;
+        await requireAllowedCommand(options.driver, group, spec.template ?? current, spec.version);
+      }
       return toApiSetSpecResponse(await reconciler.setSpec(group, spec, { dryRun: request.dryRun, expectRevision }));
     },
 
@@ -168,7 +170,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async setTemplate(request: SetTemplateRequest): Promise<DeepPartial<SetTemplateResponse>> {
       const group = requireGroup(request.group);
       const complete = requireTemplate(request.template);
-      requireAllowedCommand(options.driver, group, complete);
+      await requireAllowedCommand(options.driver, group, complete);
       const update = await reconciler.setTemplate(group, complete);
       return { template: toApiTemplate(complete), update: update && toApiSetSpecResponse(update) };
     },

@@ -107,8 +107,15 @@ export function requireTemplate(input: ApiTemplate | undefined): NodeTemplate {
  * with FAILED_PRECONDITION naming the command and the flag: the request is well formed, but
  * this server is configured not to run it.
  */
-export function requireAllowedCommand(driver: Driver, group: string, template: NodeTemplate, version?: number): void {
-  const problem = driver.commandProblem?.(group, template, version);
+export async function requireAllowedCommand(
+  driver: Driver,
+  group: string,
+  template: NodeTemplate | (() => Promise<NodeTemplate>),
+  version?: number,
+): Promise<void> {
+  if (!driver.commandProblem) return;
+  const checked = typeof template === "function" ? await template() : template;
+  const problem = driver.commandProblem(group, checked, version);
   if (problem) throw new FailedPreconditionError(`group ${group}: ${problem}`);
 }
 

@@ -54,9 +54,10 @@ export interface Driver {
   logFile(node: NodeHandle): string | undefined;
   /**
    * Why the driver would refuse to run a template's command (one the server's
-   * `--allow-commands` does not allow), for a template being set; undefined when it would run it.
+   * `--allow-commands` does not allow), for a template being set; undefined when it would run
+   * it. Absent when the driver runs any command, so that callers need not find the template.
    */
-  commandProblem?(group: string, template: NodeTemplate, version?: number): string | undefined;
+  readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
 }
 
 /** A driver call failed; the task that made it may try again. */

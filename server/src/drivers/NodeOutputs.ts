@@ -31,7 +31,12 @@ export class NodeOutputs {
   open(nodeId: string, fifo: string, logFile: string): number {
     this.detach(nodeId);
     rmSync(fifo, { force: true });
-    execFileSync("mkfifo", ["-m", "600", fifo], { stdio: "ignore" });
+    try {
+      execFileSync("mkfifo", ["-m", "600", fifo], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch (error) {
+      const said = (error as { stderr?: Buffer }).stderr?.toString().trim() || (error as Error).message;
+      throw new Error(`cannot make node ${nodeId}'s output pipe ${fifo} with mkfifo (coreutils): ${said}`, { cause: error });
+    }
     // The reader first: a FIFO opened for reading with no writer yet would read as ended.
     const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     const writeFd = openSync(fifo, constants.O_RDWR | constants.O_NOFOLLOW);

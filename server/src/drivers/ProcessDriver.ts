@@ -166,17 +166,20 @@ export class ProcessDriver implements Driver {
         // A record torn by a crash mid-write is replaced atomically, so this is only a stray file.
       }
     }
+    const policy = options.commands;
+    if (policy) this.commandProblem = (group, template, version) => this.disallowedCommand(policy, group, template, version);
     this.announcePolicy();
   }
+
+  /** Absent without `--allow-commands`: any command runs (see Driver). */
+  readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
 
   /**
    * Why the driver would refuse to run the template's command: one that `--allow-commands`
    * does not allow. Checked when a template is set, with a sample node's placeholders (the
    * group's, the version given or 1, the first port); the start of each node checks its own.
    */
-  commandProblem(group: string, template: NodeTemplate, version = 1): string | undefined {
-    const policy = this.options.commands;
-    if (!policy) return undefined;
+  private disallowedCommand(policy: CommandPolicy, group: string, template: NodeTemplate, version = 1): string | undefined {
     const substitute = placeholders({ id: SAMPLE_NODE_ID, group, version, port: this.options.ports.first });
     const command = substitute(template.command);
     const searchPath = template.env.PATH !== undefined ? substitute(template.env.PATH) : process.env.PATH;
