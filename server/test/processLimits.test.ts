@@ -152,6 +152,8 @@ function assertConsecutive(numbers: number[], what: string): void {
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
+const tmpfsSkip = process.getuid?.() === 0 ? false : "needs root to mount a small tmpfs";
+
 // ---------------------------------------------------------------- the pieces
 
 describe("the process driver's pieces", () => {
@@ -208,6 +210,39 @@ describe("the process driver's pieces", () => {
     }
     const kept = ["node.log.2", "node.log.1", "node.log"].map((file) => readFileSync(join(dir, file), "utf8")).join("");
     assert.equal(kept, `${"y".repeat(250)}\nline 60 \n`, "a line longer than the cap is split over files; the newest output is kept");
+  });
+
+  it("keeps a log's newest lines on a full disk, dropping its oldest file, and says what it could not write", { skip: tmpfsSkip }, (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "drover-full-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]);
+    t.after(() => {
+      execFileSync("umount", [dir]);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const path = join(dir, "node.log");
+    const errors: string[] = [];
+    const log = new RotatingLog(path, { maxBytes: 40 * 1024, maxFiles: 2 }, (error) => errors.push((error as NodeJS.ErrnoException).code ?? error.message));
+    writeFileSync(join(dir, "other"), Buffer.alloc(16 * 1024));
+    const line = (n: number) => Buffer.from(`line ${n} ${"x".repeat(90)}\n`);
+    // 100 KB through a log capped at 80 KiB on a disk with 48 KiB left: full before the first rotation.
+    for (let n = 0; n < 1000; n++) log.append(line(n));
+    assert.deepEqual(errors, [], "the log made room by dropping its own oldest file");
+    assert.equal(lineNumbers(readFileSync(path, "utf8")).at(-1), 999, "the newest line is in the log");
+
+    // Full to the last byte with another file: nothing can be written, once said.
+    rmSync(join(dir, "node.log.1"), { force: true });
+    try {
+      writeFileSync(join(dir, "hog"), Buffer.alloc(1024 * 1024));
+    } catch {
+      // ENOSPC, once it has taken every byte left.
+    }
+    for (let n = 1000; n < 1100; n++) log.append(line(n));
+    assert.deepEqual(errors, ["ENOSPC"], "one warning for the episode");
+    rmSync(join(dir, "hog"));
+    log.append(line(1100));
+    log.close();
+    const text = readFileSync(path, "utf8");
+    assert.match(text, /^\[drover: \d+ bytes of this node's output were lost: ENOSPC\]\nline 1100 x+\n$/m);
   });
 
   it("reads a tail that begins in the rotated file, and follows the log across a rotation", async (t) => {

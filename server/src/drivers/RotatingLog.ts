@@ -15,7 +15,8 @@ export interface LogLimits {
  * maxBytes × maxFiles. Files are 0600: a node's output may hold what only its operator may read.
  *
  * A write is cut after its last line that fits, so that lines stay whole where they can; a
- * single line longer than the cap is split. A write that fails (a full disk) is dropped, so that
+ * single line longer than the cap is split. When the disk is full the log rotates at once, its
+ * oldest file making room for the newest output; a write that still fails is dropped, so that
  * the node is never held up, and once writing works again a line in the log says how much was lost.
  */
 export class RotatingLog {
@@ -32,22 +33,38 @@ export class RotatingLog {
 
   append(chunk: Buffer): void {
     try {
-      this.open();
-      if (this.lost.bytes > 0) {
-        const note = Buffer.from(`[drover: ${this.lost.bytes} bytes of this node's output were lost: ${this.lost.reason}]\n`);
-        this.lost = { bytes: 0, reason: "" };
-        this.write(note);
-      }
-      this.write(chunk);
+      this.writeWithNote(chunk);
     } catch (error) {
-      if (this.lost.bytes === 0) this.onWriteError(error as Error);
-      this.lost = { bytes: this.lost.bytes + chunk.length, reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+      let failure = error as NodeJS.ErrnoException;
+      // A full disk: the node's oldest output makes room for its newest, once per episode.
+      if (failure.code === "ENOSPC" && this.lost.bytes === 0 && this.limits.maxFiles > 1) {
+        try {
+          this.closeFile();
+          this.rotate();
+          this.writeWithNote(chunk);
+          return;
+        } catch (retried) {
+          failure = retried as NodeJS.ErrnoException;
+        }
+      }
+      if (this.lost.bytes === 0) this.onWriteError(failure);
+      this.lost = { bytes: this.lost.bytes + chunk.length, reason: failure.code ?? failure.message };
       this.closeFile();
     }
   }
 
   close(): void {
     this.closeFile();
+  }
+
+  /** Writes the chunk, after a line saying how much was lost before it, if anything was. */
+  private writeWithNote(chunk: Buffer): void {
+    this.open();
+    if (this.lost.bytes > 0) {
+      this.write(Buffer.from(`[drover: ${this.lost.bytes} bytes of this node's output were lost: ${this.lost.reason}]\n`));
+      this.lost = { bytes: 0, reason: "" };
+    }
+    this.write(chunk);
   }
 
   private write(chunk: Buffer): void {
