@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "commander";
+import { CommandPolicy } from "./drivers/CommandPolicy.js";
 
 /** Parses a duration: `250ms`, `2s`, `1.5s`, `1m`, or a bare number of milliseconds. */
 export function parseDuration(text: string): number {
@@ -28,6 +29,35 @@ export function integerIn(min: number, max: number) {
     }
     return value;
   };
+}
+
+const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/**
+ * A commander parser for a size in bytes from `min` to `max`: `10MiB`, `512KiB`, `1GiB`, or a
+ * bare number of bytes. K, M, G and T are powers of 1024 with or without `i` and `B` (`10M`,
+ * `10MB`), as Docker reads its log sizes.
+ */
+export function byteSizeIn(min: number, max: number) {
+  return (text: string): number => {
+    const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
+    const value = match ? Math.round(Number(match[1]) * BYTE_UNITS[match[2]!.toLowerCase()]!) : Number.NaN;
+    if (!match || (match[3] !== undefined && match[2] === "" && match[3].toLowerCase() !== "b")) {
+      throw new InvalidArgumentError(`${JSON.stringify(text)} is not a size: write it like 10MiB, 512KiB or 1GiB`);
+    }
+    if (value < min || value > max) throw new InvalidArgumentError(`${JSON.stringify(text)} must be a size from ${formatBytes(min)} to ${formatBytes(max)}`);
+    return value;
+  };
+}
+
+/** A size in the largest binary unit that divides it: 1024 → "1KiB". */
+function formatBytes(bytes: number): string {
+  const units = ["TiB", "GiB", "MiB", "KiB"];
+  for (const [i, unit] of units.entries()) {
+    const size = 1024 ** (units.length - i);
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return `${bytes} bytes`;
 }
 
 export function probability(text: string): number {
@@ -67,12 +97,11 @@ export function portRange(text: string): { first: number; last: number } {
   return { first, last };
 }
 
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
-
-/** Parses a size in bytes: `0`, `512`, `64MiB`, `1.5GiB` (binary units, case-insensitive; k, m, g alike). */
-export function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
-  const unit = SIZE_UNITS[match?.[2]?.toLowerCase() ?? "?"];
-  if (!match || unit === undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a size: write it like 64MiB, 1GiB or a number of bytes`);
-  return Math.round(Number(match[1]) * unit);
+/** A commander parser for `--allow-commands`: absolute paths and globs, comma-separated. */
+export function allowedCommands(text: string): CommandPolicy {
+  try {
+    return CommandPolicy.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }

@@ -5,7 +5,9 @@ import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
-import { durationIn, integerIn, listenAddress, parseLatencyRange, parseSize, portRange, probability } from "./config.js";
+import { allowedCommands, byteSizeIn, durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
+import type { CommandPolicy } from "./drivers/CommandPolicy.js";
+import { lookUpNodeUser } from "./drivers/NodeUser.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
@@ -47,7 +49,12 @@ const program = new Command("server")
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics; off loopback, https with --tls-cert and the token as a bearer header", "DROVER_METRICS_LISTEN").argParser(listenAddress))
-  .addOption(option("--min-free-space <size>", "free space the data dir's disk must keep: below it new work (updates, rollbacks, node operations) is refused until space is freed; 0 turns it off", "DROVER_MIN_FREE_SPACE").default(64 * 1024 * 1024, "64MiB").argParser(parseSize))
+  .addOption(option("--log-dir <dir>", "process driver: directory of the nodes' logs (default: <data dir>/logs)", "DROVER_LOG_DIR"))
+  .addOption(option("--node-log-max-size <size>", "process driver: a node's log is rotated before it grows past this size (like 10MiB, 512KiB)", "DROVER_NODE_LOG_MAX_SIZE").default(10 * 1024 * 1024, "10MiB").argParser(byteSizeIn(1024, 1024 ** 4)))
+  .addOption(option("--node-log-max-files <n>", "process driver: log files kept per node, the current one included (2: <id>.log and <id>.log.1)", "DROVER_NODE_LOG_MAX_FILES").default(2).argParser(integerIn(1, 100)))
+  .addOption(option("--allow-commands <list>", "process driver: the only programs templates may run, absolute paths or globs, comma-separated (default: any)", "DROVER_ALLOW_COMMANDS").argParser(allowedCommands))
+  .addOption(option("--node-user <user>", "process driver: run nodes as this user, not the server's (the server must run as root)", "DROVER_NODE_USER"))
+  .addOption(option("--min-free-space <size>", "free space the data dir's disk must keep: below it new work (updates, rollbacks, node operations) is refused until space is freed; 0 turns it off", "DROVER_MIN_FREE_SPACE").default(64 * 1024 * 1024, "64MiB").argParser(byteSizeIn(0, 1024 ** 5)))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -82,6 +89,11 @@ const flags = program.opts<{
   httpListen?: string;
   logLevel: string;
   minFreeSpace: number;
+  logDir?: string;
+  nodeLogMaxSize: number;
+  nodeLogMaxFiles: number;
+  allowCommands?: CommandPolicy;
+  nodeUser?: string;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -131,8 +143,19 @@ async function templateOfRevision(store: Store, group: string, revision: number 
   return current ? current.spec.template : store.getTemplate(group);
 }
 
+/** Refuses the process driver's security flags with another driver: they would protect nothing, silently. */
+function checkProcessDriverFlags(): void {
+  const given = [flags.allowCommands && "--allow-commands", flags.nodeUser && "--node-user"].filter(Boolean);
+  if (flags.driver !== "process" && given.length > 0) {
+    process.stderr.write(`server: ${given.join(" and ")} ${given.length > 1 ? "apply" : "applies"} to the process driver only: add --driver process, or leave them out\n`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
   checkSecurityFlags();
+  checkProcessDriverFlags();
+  const nodeUser = flags.nodeUser === undefined ? undefined : lookUpNodeUser(flags.nodeUser);
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
@@ -150,6 +173,10 @@ async function main(): Promise<void> {
     flags.driver === "process"
       ? new ProcessDriver({
           dataDir: flags.dataDir,
+          logDir: flags.logDir,
+          logLimits: { maxBytes: flags.nodeLogMaxSize, maxFiles: flags.nodeLogMaxFiles },
+          commands: flags.allowCommands,
+          nodeUser,
           ports: flags.portRange,
           templateOf: async (group, revision) => (await templateOfRevision(store, group, revision)) ?? DEFAULT_TEMPLATE,
           clock: systemClock,

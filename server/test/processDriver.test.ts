@@ -670,7 +670,7 @@ describe("the process driver", { timeout: 120_000 }, () => {
       assertFailed(graph, /after 2 attempts: node (\S+) exited with code 3 as it started \(its log says: quitting at once\): see 'client nodes logs \1'/);
       await assertConsistent(server, group);
       const [node] = await liveNodes(server.client, group);
-      assert.match(readFileSync(join(server.dataDir, "nodes", `${node!.id}.log`), "utf8"), /quitting at once/);
+      assert.match(readFileSync(join(server.dataDir, "logs", `${node!.id}.log`), "utf8"), /quitting at once/);
     });
 
     it("refuses an invalid template with INVALID_ARGUMENT and keeps the one it had", async () => {

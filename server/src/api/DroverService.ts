@@ -59,7 +59,7 @@ import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
 import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
-import { optionalRevision, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
+import { optionalRevision, requireAllowedCommand, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
 
 function toApiCrashLoop(loop: CrashLoopStatus | undefined): CrashLoop | undefined {
   return loop && { restarts: loop.restarts, nextAttemptAt: new Date(loop.nextAttemptAt), lastFailure: loop.lastFailure };
@@ -152,6 +152,11 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       const group = requireGroup(request.group);
       const spec = requireSpec(request);
       const expectRevision = optionalRevision("expect_revision", request.expectRevision);
+      // A template given is checked as it is; without one, the template the new nodes would run (scaling to zero starts none).
+      if (spec.template || spec.count > 0) {
+        const current = async () => (await reconciler.templateOf(group)) ?? options.defaultTemplate;
+        await requireAllowedCommand(options.driver, group, spec.template ?? current, spec.version);
+      }
       return toApiSetSpecResponse(await reconciler.setSpec(group, spec, { dryRun: request.dryRun, expectRevision }));
     },
 
@@ -172,6 +177,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async setTemplate(request: SetTemplateRequest): Promise<DeepPartial<SetTemplateResponse>> {
       const group = requireGroup(request.group);
       const complete = requireTemplate(request.template);
+      await requireAllowedCommand(options.driver, group, complete);
       const update = await reconciler.setTemplate(group, complete);
       return { template: toApiTemplate(complete), update: update && toApiSetSpecResponse(update) };
     },

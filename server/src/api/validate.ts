@@ -12,7 +12,8 @@ import type { NodeTemplate as ApiTemplate, SetSpecRequest } from "@drover/shared
 import type { NodeTemplate, Spec } from "../domain.js";
 import { templateProblems, withDefaults } from "../templates.js";
 import { fromApiFailurePolicy, fromApiTemplate } from "./convert.js";
-import { InvalidArgumentError } from "../errors.js";
+import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
+import type { Driver } from "../drivers/Driver.js";
 
 /** The group a request names, or the default group; refuses a malformed name. */
 export function requireGroup(group: string): string {
@@ -99,6 +100,23 @@ export function requireTemplate(input: ApiTemplate | undefined): NodeTemplate {
   const checked = templateOrProblems(input);
   if (Array.isArray(checked)) throw new InvalidArgumentError(checked.join("; "));
   return checked;
+}
+
+/**
+ * Refuses a template whose command the driver will not run (the server's `--allow-commands`),
+ * with FAILED_PRECONDITION naming the command and the flag: the request is well formed, but
+ * this server is configured not to run it.
+ */
+export async function requireAllowedCommand(
+  driver: Driver,
+  group: string,
+  template: NodeTemplate | (() => Promise<NodeTemplate>),
+  version?: number,
+): Promise<void> {
+  if (!driver.commandProblem) return;
+  const checked = typeof template === "function" ? await template() : template;
+  const problem = driver.commandProblem(group, checked, version);
+  if (problem) throw new FailedPreconditionError(`group ${group}: ${problem}`);
 }
 
 /** An optional revision number: absent, or a non-negative integer. */

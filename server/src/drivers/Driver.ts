@@ -1,4 +1,4 @@
-import type { NodeStats } from "../domain.js";
+import type { NodeStats, NodeTemplate } from "../domain.js";
 
 /** What a driver needs to know of a node: nothing of graphs or tasks. */
 export interface NodeHandle {
@@ -52,6 +52,12 @@ export interface Driver {
   stats(node: NodeHandle): NodeStats | undefined;
   /** The file the node's output goes to, for drivers that keep one. */
   logFile(node: NodeHandle): string | undefined;
+  /**
+   * Why the driver would refuse to run a template's command (one the server's
+   * `--allow-commands` does not allow), for a template being set; undefined when it would run
+   * it. Absent when the driver runs any command, so that callers need not find the template.
+   */
+  readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
 }
 
 /** A driver call failed; the task that made it may try again. */

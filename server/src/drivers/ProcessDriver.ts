@@ -1,19 +1,33 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
+import type { CommandPolicy } from "./CommandPolicy.js";
 import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
 import { meaningfulLogLine, readTail } from "./logLines.js";
 import { MemoryLimits } from "./MemoryLimits.js";
+import { NodeOutputs } from "./NodeOutputs.js";
+import type { NodeUser } from "./NodeUser.js";
+import type { LogLimits } from "./RotatingLog.js";
+import { resolveCommand } from "./resolveCommand.js";
 import { cpuPercent, findProcessesByEnvironment, isAlive, processUptimeMs, readProcessStat } from "./procfs.js";
 
 export interface ProcessDriverOptions {
-  /** Node state files, logs and peer lists live under this directory. */
+  /** Node records, node dirs and peer lists live under this directory; a relative template command is found from it. */
   dataDir: string;
+  /** Node logs, `<node id>.log` and its rotated files (default: `<data dir>/logs`). */
+  logDir?: string;
+  /** How much of each node's output is kept (default: DEFAULT_LOG_LIMITS). */
+  logLimits?: LogLimits;
+  /** The only commands templates may run (`--allow-commands`); absent: any. */
+  commands?: CommandPolicy;
+  /** Nodes run as this user (`--node-user`); absent: as the server's own. */
+  nodeUser?: NodeUser;
   /** Ports are handed out from this range, inclusive; never two live nodes on one port. */
   ports: { first: number; last: number };
   /** The template of the group's revision (absent: the group's current one). */
@@ -34,7 +48,21 @@ interface NodeRecord {
   healthCheck: HealthCheck;
   stopGraceMs: number;
   memoryMb?: number;
+  /**
+   * Where the server writes the node's output, read from the node's FIFO. Absent for a node an
+   * earlier version of the server started, which writes `<data dir>/nodes/<id>.log` itself.
+   */
+  logFile?: string;
+  /** The user the node runs as, when not the server's: its dir is removed as that user. */
+  uid?: number;
+  gid?: number;
 }
+
+/** Kubernetes' kubelet keeps 10 MiB per container log file; two files (the current one and `.1`) bound a node at 20 MiB. */
+export const DEFAULT_LOG_LIMITS: LogLimits = { maxBytes: 10 * 1024 * 1024, maxFiles: 2 };
+
+/** A node id for checking a template's command before any node exists (a ULID has no `/`). */
+const SAMPLE_NODE_ID = "00000000000000000000000000";
 
 /** Health as the monitor last saw it, for stats. */
 export interface NodeHealth {
@@ -45,6 +73,8 @@ export interface NodeHealth {
 }
 
 const READY_POLL_MS = 100;
+/** How long a failure's report waits for the rest of the node's output to reach its log. */
+const OUTPUT_DRAIN_MS = 1000;
 
 /**
  * The process driver: each node is a real OS process started from its group's template,
@@ -52,6 +82,21 @@ const READY_POLL_MS = 100;
  * (port, pid, start time) is a JSON file under `<data dir>/nodes/`, written before the
  * process starts, so a restarted server re-adopts exactly the processes that are still the
  * same ones (pid plus start time) and treats the others as failed.
+ *
+ * The driver is a command runner: it runs whatever program a template names, as the
+ * server's user or `--node-user`, unless `--allow-commands` restricts it (checked when a
+ * template is set, and again here before every start). On disk, for node `<id>`:
+ *
+ *     <data dir>/nodes/<id>.json   its record (0600)
+ *     <data dir>/nodes/<id>.out    the FIFO its stdout and stderr go to (0600; see NodeOutputs)
+ *     <data dir>/nodes/<id>/       its working directory (0700, owned by the node's user),
+ *                                  removed with its process
+ *     <log dir>/<id>.log, .log.1   its output, capped (0600; see RotatingLog)
+ *     <data dir>/groups/<group>/peers.json   its group's running nodes
+ *
+ * With `--node-user` the data dir, `nodes/` and `groups/` become 0710 and the peers files
+ * 0640, all of the node user's group: a node can reach its own dir and its peers file, and
+ * list or read nothing else there (not the token, not the database, not other nodes' dirs).
  *
  * A start succeeds only once the node passes its health check (the readiness gate); a
  * running node is checked every interval, and reported unhealthy after the template's
@@ -68,10 +113,18 @@ export class ProcessDriver implements Driver {
   /** The last two CPU samples of each monitored node, for its CPU use between them. */
   private readonly cpuSamples = new Map<string, { cpuTicks: number; at: number }[]>();
   private readonly listeners: NodeFailureListener[] = [];
+  private readonly dataDir: string;
   private readonly nodesDir: string;
+  private readonly logDir: string;
+  private readonly outputs: NodeOutputs;
+  /** setpriv, to drop to the node user after a root shell puts the node in its cgroup; absent: not found. */
+  private readonly setpriv: string | undefined;
+  private readonly warnedOnce = new Set<string>();
   private readonly closed = new AbortController();
   private readonly memoryLimits: MemoryLimits;
   private readonly portsBeingChecked = new Set<number>();
+  /** Group dirs whose mode and group this server has set. */
+  private readonly sharedGroupDirs = new Set<string>();
   /** How each node process this server spawned ended, by node, once it has. */
   private readonly exits = new Map<string, string>();
   /** Wakes a node's monitor at once when its process exits (a process this server spawned). */
@@ -81,22 +134,68 @@ export class ProcessDriver implements Driver {
 
   constructor(private readonly options: ProcessDriverOptions) {
     this.memoryLimits = new MemoryLimits(options.logger);
-    this.nodesDir = join(options.dataDir, "nodes");
+    this.dataDir = resolve(options.dataDir);
+    this.nodesDir = join(this.dataDir, "nodes");
+    this.logDir = resolve(options.logDir ?? join(this.dataDir, "logs"));
+    this.outputs = new NodeOutputs(options.logLimits ?? DEFAULT_LOG_LIMITS, options.logger);
+    this.setpriv = options.nodeUser ? resolveCommand("setpriv", "/", process.env.PATH) : undefined;
     mkdirSync(this.nodesDir, { recursive: true });
+    mkdirSync(join(this.dataDir, "groups"), { recursive: true });
+    mkdirSync(this.logDir, { recursive: true, mode: 0o700 });
+    // The way from the data dir to each node's own dir and to its peers file (see the class comment).
+    if (options.nodeUser) {
+      this.shareWithNodes(this.dataDir, 0o710);
+      // Passing through must reach nothing else: not a database an earlier version made readable by all.
+      for (const entry of readdirSync(this.dataDir)) {
+        const path = join(this.dataDir, entry);
+        const stats = lstatSync(path);
+        if (entry !== "nodes" && entry !== "groups" && !stats.isSymbolicLink()) chmodSync(path, stats.mode & 0o700);
+      }
+    }
+    this.shareWithNodes(this.nodesDir, this.sharedDirMode);
+    this.shareWithNodes(join(this.dataDir, "groups"), this.sharedDirMode);
     for (const file of readdirSync(this.nodesDir)) {
       if (!file.endsWith(".json")) continue;
       try {
         const record = JSON.parse(readFileSync(join(this.nodesDir, file), "utf8")) as NodeRecord;
         this.records.set(record.id, record);
+        // An earlier version made records and logs readable by all.
+        chmodSync(join(this.nodesDir, file), 0o600);
+        if (!record.logFile && existsSync(this.legacyLogPath(record.id))) chmodSync(this.legacyLogPath(record.id), 0o600);
       } catch {
         // A record torn by a crash mid-write is replaced atomically, so this is only a stray file.
       }
     }
+    const policy = options.commands;
+    if (policy) this.commandProblem = (group, template, version) => this.disallowedCommand(policy, group, template, version);
+    this.announcePolicy();
+  }
+
+  /** Absent without `--allow-commands`: any command runs (see Driver). */
+  readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
+
+  /**
+   * Why the driver would refuse to run the template's command: one that `--allow-commands`
+   * does not allow. Checked when a template is set, with a sample node's placeholders (the
+   * group's, the version given or 1, the first port); the start of each node checks its own.
+   */
+  private disallowedCommand(policy: CommandPolicy, group: string, template: NodeTemplate, version = 1): string | undefined {
+    const substitute = placeholders({ id: SAMPLE_NODE_ID, group, version, port: this.options.ports.first });
+    const command = substitute(template.command);
+    const searchPath = template.env.PATH !== undefined ? substitute(template.env.PATH) : process.env.PATH;
+    const program = resolveCommand(command, this.dataDir, searchPath);
+    if (program === undefined) {
+      return `template command ${JSON.stringify(command)} is not on the node's PATH, so --allow-commands (${policy.describe()}) cannot allow it: give its absolute path`;
+    }
+    if (policy.allows(program)) return undefined;
+    const resolved = program === command ? "" : ` (${program})`;
+    return `template command ${JSON.stringify(command)}${resolved} is not allowed by this server's --allow-commands (${policy.describe()}): use an allowed command, or ask the server's operator to allow it`;
   }
 
   async start(node: NodeHandle, signal: AbortSignal): Promise<void> {
     const known = this.records.get(node.id);
     if (known && this.adopt(known)) {
+      this.attachOutput(known);
       await this.waitUntilReady(known, signal);
       this.startMonitoring(known);
       this.writePeers(node.group);
@@ -112,6 +211,9 @@ export class ProcessDriver implements Driver {
       healthCheck: template.healthCheck,
       stopGraceMs: template.stopGraceMs,
       memoryMb: node.memoryMb || undefined,
+      logFile: join(this.logDir, `${node.id}.log`),
+      uid: this.options.nodeUser?.uid,
+      gid: this.options.nodeUser?.gid,
     };
     this.saveRecord(record);
     this.portsBeingChecked.delete(record.port);
@@ -173,6 +275,7 @@ export class ProcessDriver implements Driver {
     this.closed.abort();
     for (const monitor of this.monitors.values()) monitor.abort();
     this.monitors.clear();
+    this.outputs.close();
   }
 
   async kill(node: NodeHandle): Promise<boolean> {
@@ -203,11 +306,32 @@ export class ProcessDriver implements Driver {
   }
 
   logFile(node: NodeHandle): string {
-    return this.logPath(node.id);
+    return this.logFileOf(node.id);
   }
 
-  private logPath(nodeId: string): string {
+  /** The node's log: where its record says, else in the log dir, else where an earlier version kept it. */
+  private logFileOf(nodeId: string): string {
+    const recorded = this.records.get(nodeId)?.logFile;
+    if (recorded) return recorded;
+    const current = join(this.logDir, `${nodeId}.log`);
+    return !existsSync(current) && existsSync(this.legacyLogPath(nodeId)) ? this.legacyLogPath(nodeId) : current;
+  }
+
+  private legacyLogPath(nodeId: string): string {
     return join(this.nodesDir, `${nodeId}.log`);
+  }
+
+  /** Reads the output of a node an earlier server started; says once that one from an earlier version is not capped. */
+  private attachOutput(record: NodeRecord): void {
+    if (record.logFile) {
+      this.outputs.attach(record.id, this.fifoPath(record.id), record.logFile);
+    } else {
+      this.warnOnce(
+        `uncapped ${record.id}`,
+        { nodeId: record.id, logFile: this.legacyLogPath(record.id) },
+        "this node was started by an earlier version of the server and writes its log itself, without a size cap: replace it ('client nodes restart') to cap it",
+      );
+    }
   }
 
   /** Whether the record's process is alive; fills in a pid a crash kept from being recorded. */
@@ -222,15 +346,11 @@ export class ProcessDriver implements Driver {
   }
 
   private async spawnNode(record: NodeRecord, template: NodeTemplate): Promise<void> {
-    const substitute = (text: string) =>
-      text
-        .replaceAll("{version}", String(record.version))
-        .replaceAll("{port}", String(record.port))
-        .replaceAll("{node_id}", record.id)
-        .replaceAll("{group}", record.group);
+    const substitute = placeholders(record);
+    const user = this.options.nodeUser;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
-      HOME: process.env.HOME,
+      HOME: user ? user.home : process.env.HOME,
       ...Object.fromEntries(Object.entries(template.env).map(([name, value]) => [name, substitute(value)])),
       PORT: String(record.port),
       DROVER_NODE_ID: record.id,
@@ -238,23 +358,30 @@ export class ProcessDriver implements Driver {
       DROVER_GROUP: record.group,
       DROVER_PEERS_FILE: this.peersFile(record.group),
     };
-    const log = openSync(this.logPath(record.id), "a");
     const command = substitute(template.command);
     const args = template.args.map(substitute);
-    // With a memory limit the process joins its cgroup before it runs the command: a shell
-    // writes its own pid (which exec keeps) into cgroup.procs.
-    const cgroupProcs = record.memoryMb ? this.memoryLimits.prepare(record.id, record.memoryMb) : undefined;
-    const [file, argv] = cgroupProcs
-      ? ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', cgroupProcs, command, ...args]]
-      : [command, args];
+    let output: number | undefined;
     try {
-      // Through the shell a missing command is an exit, not ENOENT: check it the way spawn would.
-      if (cgroupProcs) assertRunnable(command, record.group);
+      const program = this.runnableProgram(command, env.PATH, record.group);
+      const cwd = this.makeNodeDir(record);
+      output = this.outputs.open(record.id, this.fifoPath(record.id), record.logFile!);
+      // With a memory limit the process joins its cgroup before it runs the command: a shell
+      // writes its own pid (which exec keeps) into cgroup.procs. Only root may move a process
+      // between cgroups, so for a node user the shell runs as root and setpriv drops to the user.
+      const cgroupProcs = record.memoryMb && (!user || this.canDropPrivileges()) ? this.memoryLimits.prepare(record.id, record.memoryMb) : undefined;
+      const dropTo = user && this.setpriv ? [this.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--"] : [];
+      const [file, argv] = cgroupProcs
+        ? ["/bin/sh", ["-c", 'echo $$ > "$0" && exec "$@"', cgroupProcs, ...dropTo, program, ...args]]
+        : [program, args];
       const child = spawn(file, argv, {
         detached: true,
-        stdio: ["ignore", log, log],
+        stdio: ["ignore", output, output],
         env,
-        cwd: this.options.dataDir,
+        cwd,
+        // The program's own name as the template wrote it, as exec from a shell would give it.
+        argv0: cgroupProcs ? undefined : command,
+        uid: cgroupProcs ? undefined : user?.uid,
+        gid: cgroupProcs ? undefined : user?.gid,
       });
       await new Promise<void>((resolve, reject) => {
         child.once("spawn", resolve);
@@ -289,8 +416,81 @@ export class ProcessDriver implements Driver {
       this.forget(record);
       throw error;
     } finally {
-      closeSync(log);
+      if (output !== undefined) closeSync(output);
     }
+  }
+
+  /**
+   * The absolute path of the program the node runs (found from the data dir, where a
+   * relative one always was); refuses one that is missing or that --allow-commands does not
+   * allow, as the safety net behind the check when the template was set.
+   */
+  private runnableProgram(command: string, searchPath: string | undefined, group: string): string {
+    const program = resolveCommand(command, this.dataDir, searchPath);
+    const policy = this.options.commands;
+    if (program !== undefined && policy && !policy.allows(program)) {
+      throw new DriverError(
+        `command ${JSON.stringify(command)}${program === command ? "" : ` (${program})`} of group ${group}'s template is not allowed by --allow-commands (${policy.describe()}): set an allowed one with 'client group set-template'`,
+        false,
+      );
+    }
+    if (program === undefined || !existsSync(program)) {
+      throw new DriverError(`command ${JSON.stringify(command)} of group ${group}'s template was not found: fix it with 'client group set-template'`, false);
+    }
+    return program;
+  }
+
+  /** Whether a root shell can hand a node to its user (setpriv); says once when it cannot, and the memory limit goes unenforced. */
+  private canDropPrivileges(): boolean {
+    if (this.setpriv) return true;
+    this.warnOnce("setpriv", { nodeUser: this.options.nodeUser?.name }, "node memory limits are not enforced for --node-user: setpriv (util-linux) is not on the server's PATH");
+    return false;
+  }
+
+  /** The node's own working directory, 0700 and its user's; an earlier attempt's is kept. */
+  private makeNodeDir(record: NodeRecord): string {
+    const dir = this.nodeDir(record.id);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      if (!lstatSync(dir).isDirectory()) rmSync(dir, { force: true });
+      mkdirSync(dir, { mode: 0o700, recursive: true });
+    }
+    chmodSync(dir, 0o700);
+    if (record.uid !== undefined) chownSync(dir, record.uid, record.gid ?? record.uid);
+    return dir;
+  }
+
+  /**
+   * Removes a node's dir once its process is gone. It is first renamed, so that a new start
+   * of the same node gets a fresh one; what a node user left in it is deleted as that user,
+   * so that a link it planted cannot turn the server's deletion onto a file of the server's.
+   */
+  private removeNodeDir(record: NodeRecord): void {
+    const dir = this.nodeDir(record.id);
+    const doomed = `${dir}.removing-${process.hrtime.bigint()}`;
+    try {
+      renameSync(dir, doomed);
+    } catch {
+      return;
+    }
+    const { logger } = this.options;
+    const failed = (error: unknown) => logger.warn({ err: error, dir: doomed }, "could not remove a stopped node's dir");
+    if (record.uid === undefined || record.uid === process.geteuid?.()) {
+      rm(doomed, { recursive: true, force: true }).catch(failed);
+      return;
+    }
+    // rm cannot remove the dir itself from the server's nodes dir; the server removes it once empty.
+    const remover = spawn("rm", ["-rf", "--", doomed], { uid: record.uid, gid: record.gid ?? record.uid, cwd: "/", stdio: "ignore" });
+    remover.once("error", failed);
+    remover.once("exit", () => {
+      try {
+        rmdirSync(doomed);
+      } catch (error) {
+        failed(error);
+      }
+    });
   }
 
   /** Waits until the node passes its health check; fails when its process exits or the start timeout passes. */
@@ -302,6 +502,7 @@ export class ProcessDriver implements Driver {
     for (;;) {
       if (!this.adopt(record)) {
         const how = (await this.exitStatusOf(record.id)) ?? "exited";
+        await this.outputs.drained(record.id, OUTPUT_DRAIN_MS);
         throw new DriverError(`node ${record.id} ${how} as it started${this.lastLogLine(record.id)}: see 'client nodes logs ${record.id}'`);
       }
       last = await this.check(record, check);
@@ -345,6 +546,7 @@ export class ProcessDriver implements Driver {
 
   private startMonitoring(record: NodeRecord): void {
     if (this.monitors.has(record.id) || this.closed.signal.aborted) return;
+    this.attachOutput(record);
     const controller = new AbortController();
     this.monitors.set(record.id, controller);
     void this.monitor(record, controller.signal);
@@ -371,6 +573,7 @@ export class ProcessDriver implements Driver {
         // Known for a process this server spawned (its exit event may come a moment after /proc
         // shows it gone); an adopted one's status went to its own parent.
         const exitStatus = await this.exitStatusOf(record.id);
+        await this.outputs.drained(record.id, OUTPUT_DRAIN_MS);
         this.stopMonitoring(record.id);
         this.forget(record);
         this.writePeers(record.group);
@@ -468,11 +671,13 @@ export class ProcessDriver implements Driver {
     this.cpuSamples.delete(record.id);
     this.memoryLimits.release(record.id);
     rmSync(this.recordFile(record.id), { force: true });
+    rmSync(this.fifoPath(record.id), { force: true });
+    this.removeNodeDir(record);
   }
 
   private saveRecord(record: NodeRecord): void {
     this.records.set(record.id, record);
-    writeAtomically(this.recordFile(record.id), JSON.stringify(record));
+    writeAtomically(this.recordFile(record.id), JSON.stringify(record), 0o600);
   }
 
   private writePeers(group: string): void {
@@ -480,14 +685,51 @@ export class ProcessDriver implements Driver {
       .filter((record) => record.group === group && this.monitors.has(record.id))
       .map((record) => ({ id: record.id, host: "127.0.0.1", port: record.port, version: record.version }));
     const file = this.peersFile(group);
-    mkdirSync(join(file, ".."), { recursive: true });
-    writeAtomically(file, JSON.stringify({ peers }));
+    const dir = join(file, "..");
+    if (!this.sharedGroupDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.shareWithNodes(dir, this.sharedDirMode);
+      this.sharedGroupDirs.add(dir);
+    }
+    writeAtomically(file, JSON.stringify({ peers }), this.options.nodeUser ? 0o640 : 0o600, this.options.nodeUser?.gid);
+  }
+
+  /** 0710 where nodes run as another user (they pass through, and list nothing), else 0700. */
+  private get sharedDirMode(): number {
+    return this.options.nodeUser ? 0o710 : 0o700;
+  }
+
+  /** Sets a path's mode and, where nodes run as another user, gives it to that user's group (see the class comment). */
+  private shareWithNodes(path: string, mode: number): void {
+    chmodSync(path, mode);
+    const user = this.options.nodeUser;
+    if (user) chownSync(path, lstatSync(path).uid, user.gid);
+  }
+
+  private warnOnce(key: string, fields: object, message: string): void {
+    if (this.warnedOnce.has(key)) return;
+    this.warnedOnce.add(key);
+    this.options.logger.warn(fields, message);
+  }
+
+  /** Says at start what the driver lets a template run, and as whom. */
+  private announcePolicy(): void {
+    const { commands, nodeUser, logger } = this.options;
+    const runAs = nodeUser ? `user ${nodeUser.name} (uid ${nodeUser.uid})` : `the server's own user (uid ${process.geteuid?.()})`;
+    if (commands) {
+      logger.info({ allowCommands: commands.patterns, nodeUser: nodeUser?.name }, `nodes run only the commands --allow-commands allows, as ${runAs}`);
+    } else {
+      logger.warn(
+        { nodeUser: nodeUser?.name },
+        `nodes run any command a template names, as ${runAs}: whoever holds the API token can run any program; restrict it with --allow-commands (and --node-user)`,
+      );
+    }
   }
 
   /** The log's most telling line, for a failure's reason: its error line, or else its last line. */
   private lastLogLine(nodeId: string, errorsOnly = false): string {
     try {
-      const line = meaningfulLogLine(readTail(this.logPath(nodeId), 16_384), errorsOnly);
+      const line = meaningfulLogLine(readTail(this.logFileOf(nodeId), 16_384), errorsOnly);
       return line ? ` (its log says: ${line.slice(0, 200)})` : "";
     } catch {
       return "";
@@ -498,26 +740,37 @@ export class ProcessDriver implements Driver {
     return join(this.nodesDir, `${nodeId}.json`);
   }
 
+  private fifoPath(nodeId: string): string {
+    return join(this.nodesDir, `${nodeId}.out`);
+  }
+
+  private nodeDir(nodeId: string): string {
+    return join(this.nodesDir, nodeId);
+  }
+
   private peersFile(group: string): string {
-    return join(this.options.dataDir, "groups", group, "peers.json");
+    return join(this.dataDir, "groups", group, "peers.json");
   }
 }
 
 /** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */
-function writeAtomically(path: string, content: string): void {
+function writeAtomically(path: string, content: string, mode: number, group?: number): void {
   const temporary = `${path}.tmp`;
-  writeFileSync(temporary, content);
+  writeFileSync(temporary, content, { mode });
+  // A temporary file left by a crash keeps the mode it was made with.
+  chmodSync(temporary, mode);
+  if (group !== undefined) chownSync(temporary, lstatSync(temporary).uid, group);
   renameSync(temporary, path);
 }
 
-/** Refuses a command that does not exist, as spawn would (ENOENT), naming the group's template. */
-function assertRunnable(command: string, group: string): void {
-  const directories = command.includes("/") ? [""] : (process.env.PATH ?? "").split(":").filter(Boolean);
-  if (directories.some((directory) => existsSync(directory ? join(directory, command) : command))) return;
-  throw new DriverError(
-    `command ${JSON.stringify(command)} of group ${group}'s template was not found: fix it with 'client group set-template'`,
-    false,
-  );
+/** Replaces `{version}`, `{port}`, `{node_id}` and `{group}` in a template's text with the node's. */
+function placeholders(node: { id: string; group: string; version: number; port: number }): (text: string) => string {
+  return (text) =>
+    text
+      .replaceAll("{version}", String(node.version))
+      .replaceAll("{port}", String(node.port))
+      .replaceAll("{node_id}", node.id)
+      .replaceAll("{group}", node.group);
 }
 
 /** Whether this process could listen on the port on loopback right now. */

@@ -29,6 +29,7 @@ import { planHeal } from "../planner/heal.js";
 import { plan } from "../planner/plan.js";
 import type { GraphRun, SettleTransition } from "../scheduler/GraphRun.js";
 import { sameTemplate, templateHash } from "../templates.js";
+import { logTemplateChange } from "./templateChanges.js";
 import type { NodeTemplate } from "../domain.js";
 import { CrashLoopBackoff, type CrashLoopOptions, type CrashLoopStatus } from "./CrashLoopBackoff.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
@@ -221,6 +222,7 @@ export class Reconciler {
       { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
       "spec revision stored",
     );
+    logTemplateChange(logger, group, current?.spec.template, spec.template, { revision: stored.revision, reason: options.reason ?? "update" });
     if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
     return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
   }
@@ -285,6 +287,7 @@ export class Reconciler {
       const current = await this.options.store.getGroupSpec(group);
       if (!current) {
         this.options.storage?.refuseNewWork();
+        logTemplateChange(this.options.logger, group, await this.options.store.getTemplate(group), template, {});
         await this.options.store.setTemplate(group, template, this.options.clock.now());
         return undefined;
       }
