@@ -93,7 +93,10 @@ async function followGraph(client: DroverServiceClient, graphId: string, breaks:
   for (;;) {
     try {
       for await (const message of client.watchGraph({ graphId, afterSequence: after }) as AsyncIterable<WatchGraphResponse>) {
-        if (message.snapshot && after === undefined) after = message.snapshot.sequence;
+        if (message.snapshot && after === undefined) {
+          after = message.snapshot.sequence;
+          last = message.snapshot.state;
+        }
         for (const event of message.events) {
           if (event.graphId !== graphId) continue;
           sequences.push(event.sequence);
