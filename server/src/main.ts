@@ -3,6 +3,7 @@ import type { Store } from "./store/Store.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
+import { applyBooleanEnvironment } from "@drover/shared";
 import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
 import { durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
@@ -52,6 +53,12 @@ const program = new Command("server")
   .configureOutput({ outputError: (text, write) => write(text.split("\n")[0] + "\n") })
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
+try {
+  applyBooleanEnvironment(program, process.env);
+} catch (error) {
+  process.stderr.write(`server: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 program.parse();
 const flags = program.opts<{
   listen: string;
