@@ -135,7 +135,12 @@ async function main(): Promise<void> {
   checkSecurityFlags();
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
-  const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
+  const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR, {
+    migrationLog: {
+      applying: (migration) => logger.info({ migration: `${migration.version}_${migration.name}` }, "applying migration"),
+      applied: (migration, durationMs) => logger.info({ migration: `${migration.version}_${migration.name}`, durationMs }, "migration applied"),
+    },
+  });
   logger.info({ dataDir: flags.dataDir }, "store opened");
   let token: string | undefined;
   if (!flags.insecureNoAuth) {

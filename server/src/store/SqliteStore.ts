@@ -21,7 +21,7 @@ import type {
 } from "../domain.js";
 import { pendingTask } from "../domain.js";
 import { FailedPreconditionError, StorageError } from "../errors.js";
-import { migrate, readMigrations } from "./migrate.js";
+import { migrate, type MigrationLog, readMigrations } from "./migrate.js";
 import type {
   GraphSummary,
   GroupSpec,
@@ -281,8 +281,13 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
   };
 }
 
+export interface OpenOptions {
+  /** Told of each migration applied, and how long it took. */
+  migrationLog?: MigrationLog;
+}
+
 /** Opens (creating if need be) the data directory's database, with every migration applied. */
-export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteStore {
+export function openSqliteStore(dataDir: string, migrationsDir: string, options: OpenOptions = {}): SqliteStore {
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
     throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
   }
@@ -305,7 +310,7 @@ export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteS
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
-    migrate(db, readMigrations(migrationsDir));
+    migrate(db, readMigrations(migrationsDir), options.migrationLog);
     return new SqliteStore(db);
   } catch (cause) {
     db?.close();

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import type { Database } from "better-sqlite3";
 
 export interface Migration {
@@ -9,6 +10,12 @@ export interface Migration {
 }
 
 const MIGRATION_FILE = /^(\d+)_([a-z0-9_]+)\.sql$/;
+
+/** Told of each migration as it starts and once it is committed: a long one on a big database is visible while it runs. */
+export interface MigrationLog {
+  applying(migration: Migration): void;
+  applied(migration: Migration, durationMs: number): void;
+}
 
 /** Reads `NNN_name.sql` files in version order; any other file in the folder is an error. */
 export function readMigrations(directory: string): Migration[] {
@@ -33,7 +40,7 @@ export function readMigrations(directory: string): Migration[] {
  * with its ledger row, so a crash leaves each migration either applied or not at all.
  * Returns the versions applied by this call.
  */
-export function migrate(db: Database, migrations: readonly Migration[]): number[] {
+export function migrate(db: Database, migrations: readonly Migration[], log?: MigrationLog): number[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -58,6 +65,8 @@ export function migrate(db: Database, migrations: readonly Migration[]): number[
   try {
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
+      log?.applying(migration);
+      const began = performance.now();
       db.transaction(() => {
         db.exec(migration.sql);
         const violations = db.pragma("foreign_key_check") as unknown[];
@@ -66,6 +75,7 @@ export function migrate(db: Database, migrations: readonly Migration[]): number[
         }
         record.run(migration.version, migration.name, Date.now());
       })();
+      log?.applied(migration, Math.round(performance.now() - began));
       done.push(migration.version);
     }
   } finally {
