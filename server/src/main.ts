@@ -47,6 +47,7 @@ const program = new Command("server")
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
+  .addOption(option("--skip-integrity-check", "at start, skip PRAGMA quick_check of the database (it reads every page: for databases too big to read at each start)", "DROVER_SKIP_INTEGRITY_CHECK"))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -86,6 +87,7 @@ const flags = program.opts<{
   metricsListen?: string;
   httpListen?: string;
   logLevel: string;
+  skipIntegrityCheck?: boolean;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -135,7 +137,9 @@ async function main(): Promise<void> {
   checkSecurityFlags();
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
+  if (flags.skipIntegrityCheck) logger.warn("skipping the database's integrity check (--skip-integrity-check)");
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR, {
+    integrityCheck: !flags.skipIntegrityCheck,
     migrationLog: {
       applying: (migration) => logger.info({ migration: `${migration.version}_${migration.name}` }, "applying migration"),
       applied: (migration, durationMs) => logger.info({ migration: `${migration.version}_${migration.name}`, durationMs }, "migration applied"),

@@ -21,7 +21,15 @@ import type {
 } from "../domain.js";
 import { pendingTask } from "../domain.js";
 import { FailedPreconditionError, StorageError } from "../errors.js";
-import { migrate, type MigrationLog, readMigrations } from "./migrate.js";
+import {
+  assertIntact,
+  assertWritable,
+  corruptError,
+  foreignDatabaseError,
+  notADatabaseError,
+  readOnlyError,
+} from "./databaseFile.js";
+import { assertDroversLedger, ForeignDatabaseError, migrate, type MigrationLog, readMigrations } from "./migrate.js";
 import type {
   GraphSummary,
   GroupSpec,
@@ -282,11 +290,16 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
 }
 
 export interface OpenOptions {
+  /** Run `PRAGMA quick_check` before anything is written (default: yes). */
+  integrityCheck?: boolean;
   /** Told of each migration applied, and how long it took. */
   migrationLog?: MigrationLog;
 }
 
-/** Opens (creating if need be) the data directory's database, with every migration applied. */
+/**
+ * Opens (creating if need be) the data directory's database, with every migration applied,
+ * after checking that it can be written, is intact and is Drover's (see databaseFile.ts).
+ */
 export function openSqliteStore(dataDir: string, migrationsDir: string, options: OpenOptions = {}): SqliteStore {
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
     throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
@@ -299,28 +312,36 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
   try {
     accessSync(dataDir, constants.W_OK | constants.R_OK);
   } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "EROFS") {
+      throw new StorageError(`data dir ${dataDir} is on a read-only file system: remount it read-write, or choose another --data-dir`, { cause });
+    }
     throw new StorageError(`data dir ${dataDir} is not writable: fix its permissions or choose another --data-dir`, { cause });
   }
   const path = join(dataDir, DATABASE_FILE);
+  assertWritable(path);
   let db: Database | undefined;
   try {
     db = new DatabaseConstructor(path);
+    if (options.integrityCheck ?? true) assertIntact(db, path);
+    const migrations = readMigrations(migrationsDir);
+    // Before anything writes to the file: another program's database is left exactly as it was.
+    assertDroversLedger(db, migrations);
     // WAL with synchronous=FULL: every committed transition survives a power cut.
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
-    migrate(db, readMigrations(migrationsDir), options.migrationLog);
+    migrate(db, migrations, options.migrationLog);
     return new SqliteStore(db);
   } catch (cause) {
     db?.close();
+    if (cause instanceof StorageError) throw cause;
     const reason = (cause as Error).message;
-    if ((cause as { code?: string }).code === "SQLITE_NOTADB" || /not a database|malformed/i.test(reason)) {
-      throw new StorageError(
-        `database ${path} is corrupt or not a Drover database (${reason}): move it away to start afresh, or restore a backup`,
-        { cause },
-      );
-    }
+    const code = (cause as { code?: string }).code ?? "";
+    if (cause instanceof ForeignDatabaseError) throw foreignDatabaseError(path, reason, cause);
+    if (code === "SQLITE_NOTADB") throw notADatabaseError(path, reason, cause);
+    if (code.startsWith("SQLITE_CORRUPT") || /malformed/i.test(reason)) throw corruptError(path, reason, cause);
+    if (code.startsWith("SQLITE_READONLY")) throw readOnlyError(path, undefined, cause);
     throw new StorageError(`database ${path} cannot be opened: ${reason}`, { cause });
   }
 }

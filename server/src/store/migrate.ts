@@ -17,6 +17,14 @@ export interface MigrationLog {
   applied(migration: Migration, durationMs: number): void;
 }
 
+/** The file holds another program's tables, or a ledger that is not Drover's: it is refused, never migrated. */
+export class ForeignDatabaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ForeignDatabaseError";
+  }
+}
+
 /** Reads `NNN_name.sql` files in version order; any other file in the folder is an error. */
 export function readMigrations(directory: string): Migration[] {
   const migrations = readdirSync(directory)
@@ -41,6 +49,7 @@ export function readMigrations(directory: string): Migration[] {
  * Returns the versions applied by this call.
  */
 export function migrate(db: Database, migrations: readonly Migration[], log?: MigrationLog): number[] {
+  assertDroversLedger(db, migrations);
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -82,4 +91,33 @@ export function migrate(db: Database, migrations: readonly Migration[], log?: Mi
     db.pragma(`foreign_keys = ${foreignKeys ? "ON" : "OFF"}`);
   }
   return done;
+}
+
+/**
+ * Refuses a file that holds tables but no ledger (another program's database), or a ledger
+ * whose columns or migration names are not Drover's. An empty file is Drover's to create.
+ */
+export function assertDroversLedger(db: Database, migrations: readonly Migration[]): void {
+  const tables = db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+    .pluck()
+    .all() as string[];
+  if (tables.length === 0) return;
+  if (!tables.includes("schema_migrations")) {
+    const shown = tables.length > 5 ? `${tables.slice(0, 5).join(", ")}, …` : tables.join(", ");
+    throw new ForeignDatabaseError(`it has tables (${shown}) but no schema_migrations ledger`);
+  }
+  const columns = (db.prepare("SELECT name FROM pragma_table_info('schema_migrations')").pluck().all() as string[]).sort();
+  if (columns.join(",") !== "applied_at,name,version") {
+    throw new ForeignDatabaseError(`its schema_migrations table has the columns ${columns.join(", ")}, not Drover's version, name and applied_at`);
+  }
+  const ours = new Map(migrations.map((migration) => [migration.version, migration.name]));
+  const ledger = db.prepare("SELECT version, name FROM schema_migrations ORDER BY version").all() as { version: number; name: string }[];
+  for (const row of ledger) {
+    const name = ours.get(row.version);
+    // Versions beyond this server's are a newer Drover's: migrate() says so.
+    if (name !== undefined && name !== row.name) {
+      throw new ForeignDatabaseError(`its schema_migrations ledger records ${row.version}_${row.name} where Drover's migration ${row.version} is ${row.version}_${name}`);
+    }
+  }
 }
