@@ -16,6 +16,7 @@ import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
+import { prepareDataDir } from "./store/dataDir.js";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
 
@@ -48,6 +49,8 @@ const program = new Command("server")
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
   .addOption(option("--skip-integrity-check", "at start, skip PRAGMA quick_check of the database (it reads every page: for databases too big to read at each start)", "DROVER_SKIP_INTEGRITY_CHECK"))
+  // No environment variable: a one-time recovery step must not stay set in a service's environment.
+  .addOption(new Option("--force-new-database", "start with a new, empty database although the data dir shows earlier use (its database lost or emptied, no backup to restore): the nodes it ran are unknown to the new one"))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -88,6 +91,7 @@ const flags = program.opts<{
   httpListen?: string;
   logLevel: string;
   skipIntegrityCheck?: boolean;
+  forceNewDatabase?: boolean;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -137,15 +141,22 @@ async function main(): Promise<void> {
   checkSecurityFlags();
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
+  const { earlierUse } = prepareDataDir(flags.dataDir, logger);
   if (flags.skipIntegrityCheck) logger.warn("skipping the database's integrity check (--skip-integrity-check)");
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR, {
     integrityCheck: !flags.skipIntegrityCheck,
+    earlierUse: flags.forceNewDatabase ? [] : earlierUse,
     migrationLog: {
       applying: (migration) => logger.info({ migration: `${migration.version}_${migration.name}` }, "applying migration"),
       applied: (migration, durationMs) => logger.info({ migration: `${migration.version}_${migration.name}`, durationMs }, "migration applied"),
     },
   });
-  logger.info({ dataDir: flags.dataDir }, "store opened");
+  logger.info({ dataDir: flags.dataDir, created: store.created }, "store opened");
+  if (store.created && earlierUse.length > 0) {
+    logger.warn({ earlierUse }, "made a new, empty database in a data dir used before (--force-new-database): the nodes the old one ran are unknown to it");
+  } else if (flags.forceNewDatabase) {
+    logger.warn("--force-new-database had nothing to replace: remove the flag, or a database lost later would be replaced silently");
+  }
   let token: string | undefined;
   if (!flags.insecureNoAuth) {
     const loaded = loadOrCreateToken(flags.dataDir);

@@ -472,7 +472,8 @@ export class ProcessDriver implements Driver {
 
   private saveRecord(record: NodeRecord): void {
     this.records.set(record.id, record);
-    writeAtomically(this.recordFile(record.id), JSON.stringify(record));
+    // Private like the database: a record names a process group the server may signal.
+    writeAtomically(this.recordFile(record.id), JSON.stringify(record), 0o600);
   }
 
   private writePeers(group: string): void {
@@ -504,9 +505,9 @@ export class ProcessDriver implements Driver {
 }
 
 /** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */
-function writeAtomically(path: string, content: string): void {
+function writeAtomically(path: string, content: string, mode = 0o666): void {
   const temporary = `${path}.tmp`;
-  writeFileSync(temporary, content);
+  writeFileSync(temporary, content, { mode });
   renameSync(temporary, path);
 }
 

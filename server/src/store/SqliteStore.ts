@@ -25,9 +25,14 @@ import {
   assertIntact,
   assertWritable,
   corruptError,
+  createPrivately,
   foreignDatabaseError,
+  hasNoTables,
+  isBlank,
   notADatabaseError,
   readOnlyError,
+  refuseBlankDatabase,
+  refuseLeftoverWal,
 } from "./databaseFile.js";
 import { assertDroversLedger, ForeignDatabaseError, migrate, type MigrationLog, readMigrations } from "./migrate.js";
 import type {
@@ -292,6 +297,11 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
 export interface OpenOptions {
   /** Run `PRAGMA quick_check` before anything is written (default: yes). */
   integrityCheck?: boolean;
+  /**
+   * What shows that the data dir was used before (see dataDir.ts); a missing, empty or
+   * table-less database is then refused rather than created afresh. Empty: a first start.
+   */
+  earlierUse?: readonly string[];
   /** Told of each migration applied, and how long it took. */
   migrationLog?: MigrationLog;
 }
@@ -305,7 +315,7 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
     throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
   }
   try {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (cause) {
     throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
   }
@@ -318,10 +328,17 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
     throw new StorageError(`data dir ${dataDir} is not writable: fix its permissions or choose another --data-dir`, { cause });
   }
   const path = join(dataDir, DATABASE_FILE);
+  const earlierUse = options.earlierUse ?? [];
+  if (isBlank(path)) {
+    refuseBlankDatabase(path, dataDir, existsSync(path) ? "empty (0 bytes)" : "missing", earlierUse);
+    refuseLeftoverWal(path);
+  }
+  if (!existsSync(path)) createPrivately(path);
   assertWritable(path);
   let db: Database | undefined;
   try {
     db = new DatabaseConstructor(path);
+    if (hasNoTables(db)) refuseBlankDatabase(path, dataDir, "empty (it holds no tables)", earlierUse);
     if (options.integrityCheck ?? true) assertIntact(db, path);
     const migrations = readMigrations(migrationsDir);
     // Before anything writes to the file: another program's database is left exactly as it was.
@@ -331,8 +348,8 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
-    migrate(db, migrations, options.migrationLog);
-    return new SqliteStore(db);
+    const applied = migrate(db, migrations, options.migrationLog);
+    return new SqliteStore(db, migrations.length > 0 && applied.length === migrations.length);
   } catch (cause) {
     db?.close();
     if (cause instanceof StorageError) throw cause;
@@ -349,7 +366,14 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
 export class SqliteStore implements Store {
   private readonly statements: ReturnType<SqliteStore["prepareStatements"]>;
 
-  constructor(private readonly db: Database) {
+  /**
+   * @param created whether this open made the database (applied every migration to an empty
+   *   file): nothing it knows can have run before.
+   */
+  constructor(
+    private readonly db: Database,
+    readonly created = false,
+  ) {
     this.statements = this.prepareStatements();
   }
 

@@ -1,11 +1,12 @@
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import type { Database } from "better-sqlite3";
 import { StorageError } from "../errors.js";
 
 /**
  * What the server checks of its database file before it trusts it: that it can write it,
- * and that it is intact. Every refusal is one line naming the file, the rule and what to do.
+ * that it is intact, and that a blank one is not silently put in the place of a lost one.
+ * Every refusal is one line naming the file, the rule and what to do.
  */
 
 /** The files SQLite keeps beside the database in WAL mode; they are part of it. */
@@ -17,6 +18,45 @@ export function companionFiles(path: string): string[] {
 function restoreAdvice(path: string): string {
   const name = basename(path);
   return `restore ${name} from a backup (and remove ${name}-wal and ${name}-shm beside it)`;
+}
+
+/** Missing, or a file of 0 bytes: what `truncate -s 0` or a lost file leaves. */
+export function isBlank(path: string): boolean {
+  return !existsSync(path) || statSync(path).size === 0;
+}
+
+/** Whether the database holds no table at all (SQLite's own aside). */
+export function hasNoTables(db: Database): boolean {
+  return db.prepare("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'").pluck().get() === 0;
+}
+
+/**
+ * Refuses a blank database in a data dir that shows earlier use: a new database there would
+ * know none of the nodes the lost one ran. `earlierUse` names what was found (empty: a first start).
+ */
+export function refuseBlankDatabase(path: string, dataDir: string, how: string, earlierUse: readonly string[]): void {
+  if (earlierUse.length === 0) return;
+  throw new StorageError(
+    `database ${path} is ${how} but data dir ${dataDir} was used before (it holds ${earlierUse.join(", ")}): ${restoreAdvice(path)}; ` +
+      "to start with a new, empty database instead (the nodes the old one ran are then unknown to it, and left running), pass --force-new-database",
+  );
+}
+
+/**
+ * Refuses to make a new database beside the WAL of a lost one, even with --force-new-database:
+ * SQLite would replay the old changes into the new file.
+ */
+export function refuseLeftoverWal(path: string): void {
+  const [wal, shm] = companionFiles(path) as [string, string];
+  if (!existsSync(wal) || statSync(wal).size === 0) return;
+  throw new StorageError(
+    `database ${path} is blank but ${wal} beside it holds changes of the lost database, which a new one would replay: ${restoreAdvice(path)}, or move ${wal} and ${shm} away to start with a new database`,
+  );
+}
+
+/** Creates the database file readable and writable by this user only; SQLite gives its WAL and SHM files the same mode. */
+export function createPrivately(path: string): void {
+  closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
 }
 
 /** Refuses a database (or its WAL or SHM file) this user cannot write, before SQLite opens it read-only and every write fails. */
