@@ -79,6 +79,8 @@ export interface DroverServerOptions {
   metricsListen?: string;
   /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
   httpListen?: string;
+  /** At start, stop node processes of nodes the store has never heard of (see Reconciler.sweepStrays); default: leave them running. */
+  stopUnknownProcesses?: boolean;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -141,6 +143,7 @@ export class DroverServer {
       capacity: options.capacity ?? detectCapacity(),
       defaultMinReadyMs: options.defaultMinReadyMs,
       crashLoop: options.crashLoop,
+      stopUnknownProcesses: options.stopUnknownProcesses,
       onReplacement: (group) => this.metrics.replacement(group),
       preview: async (group, nodes, tasks, spec) => {
         const bounds = planBounds(nodes, tasks, spec);

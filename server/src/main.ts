@@ -48,6 +48,7 @@ const program = new Command("server")
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
+  .addOption(option("--stop-unknown-processes", "at start, stop node processes the database does not know (default: log their pids and leave them running); never on a new database's first start", "DROVER_STOP_UNKNOWN_PROCESSES"))
   .addOption(option("--skip-integrity-check", "at start, skip PRAGMA quick_check of the database (it reads every page: for databases too big to read at each start)", "DROVER_SKIP_INTEGRITY_CHECK"))
   // No environment variable: a one-time recovery step must not stay set in a service's environment.
   .addOption(new Option("--force-new-database", "start with a new, empty database although the data dir shows earlier use (its database lost or emptied, no backup to restore): the nodes it ran are unknown to the new one"))
@@ -90,6 +91,7 @@ const flags = program.opts<{
   metricsListen?: string;
   httpListen?: string;
   logLevel: string;
+  stopUnknownProcesses?: boolean;
   skipIntegrityCheck?: boolean;
   forceNewDatabase?: boolean;
 }>();
@@ -157,6 +159,9 @@ async function main(): Promise<void> {
   } else if (flags.forceNewDatabase) {
     logger.warn("--force-new-database had nothing to replace: remove the flag, or a database lost later would be replaced silently");
   }
+  if (flags.stopUnknownProcesses && store.created) {
+    logger.warn("not stopping unknown node processes on the database's first start, despite --stop-unknown-processes: the new database knows none");
+  }
   let token: string | undefined;
   if (!flags.insecureNoAuth) {
     const loaded = loadOrCreateToken(flags.dataDir);
@@ -208,6 +213,7 @@ async function main(): Promise<void> {
     tls,
     metricsListen: flags.metricsListen,
     httpListen: flags.httpListen,
+    stopUnknownProcesses: flags.stopUnknownProcesses === true && !store.created,
   });
   let stopping = false;
   const stop = (signal: string) => {
