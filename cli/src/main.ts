@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { DEFAULT_GROUP } from "@drover/shared";
+import { applyBooleanEnvironment, DEFAULT_GROUP } from "@drover/shared";
 import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
 import { type CommandContext, commandContext, interrupt, interruptNotice } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
@@ -478,6 +478,11 @@ export async function main(argv: string[]): Promise<ExitCode> {
   const program = buildProgram();
   try {
     process.exitCode = ExitCode.ok;
+    try {
+      applyBooleanEnvironment(program, process.env);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
     await program.parseAsync(argv, { from: "user" });
     return (process.exitCode ?? ExitCode.ok) as ExitCode;
   } catch (error) {

@@ -45,8 +45,11 @@ class TimedDriver implements Driver {
     return this.inner.inspect(node);
   }
   onNodeFailure() {}
-  sweep(keep: ReadonlySet<string>) {
-    return this.inner.sweep(keep);
+  strays(keep: ReadonlySet<string>) {
+    return this.inner.strays(keep);
+  }
+  sweep(nodeIds: readonly string[]) {
+    return this.inner.sweep(nodeIds);
   }
   close() {
     this.inner.close();

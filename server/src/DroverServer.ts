@@ -86,6 +86,8 @@ export interface DroverServerOptions {
   minFreeBytes?: number;
   /** How often health probes a write and reads free space, in milliseconds (default 5 s). */
   storageProbeIntervalMs?: number;
+  /** At start, stop node processes of nodes the store has never heard of (see Reconciler.sweepStrays); default: leave them running. */
+  stopUnknownProcesses?: boolean;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -172,6 +174,7 @@ export class DroverServer {
       defaultMinReadyMs: options.defaultMinReadyMs,
       crashLoop: options.crashLoop,
       storage: this.storage,
+      stopUnknownProcesses: options.stopUnknownProcesses,
       onReplacement: (group) => this.metrics.replacement(group),
       preview: async (group, nodes, tasks, spec) => {
         const bounds = planBounds(nodes, tasks, spec);

@@ -3,6 +3,7 @@ import type { Store } from "./store/Store.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
+import { applyBooleanEnvironment } from "@drover/shared";
 import { pino, transport } from "pino";
 import { systemClock } from "./clock.js";
 import { allowedCommands, byteSizeIn, durationIn, integerIn, listenAddress, parseLatencyRange, portRange, probability } from "./config.js";
@@ -18,6 +19,7 @@ import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
+import { prepareDataDir } from "./store/dataDir.js";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
 
@@ -55,12 +57,22 @@ const program = new Command("server")
   .addOption(option("--allow-commands <list>", "process driver: the only programs templates may run, absolute paths or globs, comma-separated (default: any)", "DROVER_ALLOW_COMMANDS").argParser(allowedCommands))
   .addOption(option("--node-user <user>", "process driver: run nodes as this user, not the server's (the server must run as root)", "DROVER_NODE_USER"))
   .addOption(option("--min-free-space <size>", "free space the data dir's disk must keep: below it new work (updates, rollbacks, node operations) is refused until space is freed; 0 turns it off", "DROVER_MIN_FREE_SPACE").default(64 * 1024 * 1024, "64MiB").argParser(byteSizeIn(0, 1024 ** 5)))
+  .addOption(option("--stop-unknown-processes", "at start, stop node processes the database does not know (default: log their pids and leave them running); never on a new database's first start", "DROVER_STOP_UNKNOWN_PROCESSES"))
+  .addOption(option("--skip-integrity-check", "at start, skip PRAGMA quick_check of the database (it reads every page: for databases too big to read at each start)", "DROVER_SKIP_INTEGRITY_CHECK"))
+  // No environment variable: a one-time recovery step must not stay set in a service's environment.
+  .addOption(new Option("--force-new-database", "start with a new, empty database although the data dir shows earlier use (its database lost or emptied, no backup to restore): the nodes it ran are unknown to the new one"))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
   .configureOutput({ outputError: (text, write) => write(text.split("\n")[0] + "\n") })
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
+try {
+  applyBooleanEnvironment(program, process.env);
+} catch (error) {
+  process.stderr.write(`server: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 program.parse();
 const flags = program.opts<{
   listen: string;
@@ -94,6 +106,9 @@ const flags = program.opts<{
   nodeLogMaxFiles: number;
   allowCommands?: CommandPolicy;
   nodeUser?: string;
+  stopUnknownProcesses?: boolean;
+  skipIntegrityCheck?: boolean;
+  forceNewDatabase?: boolean;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -158,8 +173,25 @@ async function main(): Promise<void> {
   const nodeUser = flags.nodeUser === undefined ? undefined : lookUpNodeUser(flags.nodeUser);
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
-  const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR);
-  logger.info({ dataDir: flags.dataDir }, "store opened");
+  const { earlierUse } = prepareDataDir(flags.dataDir, logger);
+  if (flags.skipIntegrityCheck) logger.warn("skipping the database's integrity check (--skip-integrity-check)");
+  const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR, {
+    integrityCheck: !flags.skipIntegrityCheck,
+    earlierUse: flags.forceNewDatabase ? [] : earlierUse,
+    migrationLog: {
+      applying: (migration) => logger.info({ migration: `${migration.version}_${migration.name}` }, "applying migration"),
+      applied: (migration, durationMs) => logger.info({ migration: `${migration.version}_${migration.name}`, durationMs }, "migration applied"),
+    },
+  });
+  logger.info({ dataDir: flags.dataDir, created: store.created }, "store opened");
+  if (store.created && earlierUse.length > 0) {
+    logger.warn({ earlierUse }, "made a new, empty database in a data dir used before (--force-new-database): the nodes the old one ran are unknown to it");
+  } else if (flags.forceNewDatabase) {
+    logger.warn("--force-new-database had nothing to replace: remove the flag, or a database lost later would be replaced silently");
+  }
+  if (flags.stopUnknownProcesses && store.created) {
+    logger.warn("not stopping unknown node processes on the database's first start, despite --stop-unknown-processes: the new database knows none");
+  }
   let token: string | undefined;
   if (!flags.insecureNoAuth) {
     const loaded = loadOrCreateToken(flags.dataDir);
@@ -216,6 +248,7 @@ async function main(): Promise<void> {
     metricsListen: flags.metricsListen,
     httpListen: flags.httpListen,
     minFreeBytes: flags.minFreeSpace,
+    stopUnknownProcesses: flags.stopUnknownProcesses === true && !store.created,
   });
   let stopping = false;
   const stop = (signal: string) => {

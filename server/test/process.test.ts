@@ -31,7 +31,7 @@ describe("the server program", { timeout: 60_000 }, () => {
     const { exited } = startServer(["--data-dir", dir, "--listen", `127.0.0.1:${await freePort()}`]);
     const { code, stderr } = await exited;
     assert.equal(code, 1);
-    assert.match(stderr, /^server: database .*drover\.db is corrupt or not a Drover database/);
+    assert.match(stderr, /^server: database .*drover\.db is not a SQLite database \(file is not a database\): restore drover\.db from a backup/);
   });
 
   it("shuts down cleanly on SIGTERM mid-graph, and the next start finishes the graph without a duplicate node", async (t) => {

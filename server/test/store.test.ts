@@ -148,13 +148,14 @@ describe("store", () => {
     assert.equal((await store.nodeEvents("g", 0, 100)).length, 2);
   });
 
-  it("refuses a corrupt database with a message that names the file and what to do", (t) => {
+  it("refuses a corrupt database with a message that names the file and advises a restore, not a fresh start", (t) => {
     const dir = temporaryDataDir(t);
     writeFileSync(join(dir, DATABASE_FILE), "this is not a database, it is a text file long enough to have a header".repeat(20));
     assert.throws(() => openSqliteStore(dir, MIGRATIONS_DIR), (error: Error) => {
       assert.ok(error instanceof StorageError);
-      assert.match(error.message, /drover\.db is corrupt or not a Drover database/);
-      assert.match(error.message, /move it away/);
+      assert.match(error.message, /drover\.db is not a SQLite database/);
+      assert.match(error.message, /restore drover\.db from a backup/);
+      assert.doesNotMatch(error.message, /move it away|afresh/);
       return true;
     });
   });

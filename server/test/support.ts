@@ -82,6 +82,10 @@ export class RecordingDriver implements Driver {
     return undefined;
   }
 
+  async strays() {
+    return [];
+  }
+
   async sweep() {
     return [];
   }

@@ -6,3 +6,4 @@ export * from "./format.js";
 export * from "./names.js";
 export { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 export * from "./snapshots.js";
+export * from "./booleanEnvironment.js";

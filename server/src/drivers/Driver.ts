@@ -40,10 +40,12 @@ export interface Driver {
   /** Tells the listener about every running node that dies or turns unhealthy on its own. */
   onNodeFailure(listener: NodeFailureListener): void;
   /**
-   * Stops whatever the driver still runs for nodes not in `keep` (the live nodes the store
-   * knows), so that no node runs without a row; returns their ids.
+   * What the driver still has of nodes not in `keep` (the live nodes the store knows): node
+   * processes a crash left behind, or that a database which does not know them found.
    */
-  sweep(keep: ReadonlySet<string>): Promise<string[]>;
+  strays(keep: ReadonlySet<string>): Promise<StrayNode[]>;
+  /** Stops whatever the driver still runs for these nodes, and forgets them; returns their ids. */
+  sweep(nodeIds: readonly string[]): Promise<string[]>;
   /** Stops background work (crash simulation, health checks); nodes keep running. */
   close(): void;
   /** Makes a running node fail abruptly, as a crash would; returns whether it was running. */
@@ -58,6 +60,16 @@ export interface Driver {
    * it. Absent when the driver runs any command, so that callers need not find the template.
    */
   readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
+}
+
+/** What a driver still has of a node the store holds no live node for. */
+export interface StrayNode {
+  id: string;
+  group: string;
+  /** Whether its process still runs; one that does not is only a record to forget. */
+  running: boolean;
+  /** Its process, for drivers that run real ones. */
+  pid?: number;
 }
 
 /** A driver call failed; the task that made it may try again. */

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Clock } from "../clock.js";
 import { seededRandom } from "../clock.js";
-import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
+import { DriverError, type Driver, type NodeFailureListener, type NodeHandle, type StrayNode } from "./Driver.js";
 
 export interface MockDriverOptions {
   /** Each start and stop takes a latency drawn uniformly from this range, in milliseconds. */
@@ -54,8 +54,12 @@ export class MockDriver implements Driver {
     this.listeners.push(listener);
   }
 
-  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
-    const swept = [...this.running.keys()].filter((id) => !keep.has(id));
+  async strays(keep: ReadonlySet<string>): Promise<StrayNode[]> {
+    return [...this.running.values()].filter((node) => !keep.has(node.id)).map((node) => ({ id: node.id, group: node.group, running: true }));
+  }
+
+  async sweep(nodeIds: readonly string[]): Promise<string[]> {
+    const swept = nodeIds.filter((id) => this.running.has(id));
     for (const id of swept) this.running.delete(id);
     return swept;
   }

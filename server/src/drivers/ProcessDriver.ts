@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
 import type { CommandPolicy } from "./CommandPolicy.js";
-import { DriverError, type Driver, type NodeFailureListener, type NodeHandle } from "./Driver.js";
+import { DriverError, type Driver, type NodeFailureListener, type NodeHandle, type StrayNode } from "./Driver.js";
 import { meaningfulLogLine, readTail } from "./logLines.js";
 import { MemoryLimits } from "./MemoryLimits.js";
 import { NodeOutputs } from "./NodeOutputs.js";
@@ -257,11 +257,22 @@ export class ProcessDriver implements Driver {
     this.listeners.push(listener);
   }
 
-  /** Stops every node process whose id is not in `keep`: processes a crash left without a live row. */
-  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+  /** Records of nodes not in `keep`, and whether each one's process still runs (with its pid). */
+  async strays(keep: ReadonlySet<string>): Promise<StrayNode[]> {
+    return [...this.records.values()]
+      .filter((record) => !keep.has(record.id))
+      .map((record) => {
+        const running = this.adopt(record);
+        return { id: record.id, group: record.group, running, pid: running ? record.pid : undefined };
+      });
+  }
+
+  /** Stops the processes of these nodes (SIGTERM, then SIGKILL after their grace) and forgets their records. */
+  async sweep(nodeIds: readonly string[]): Promise<string[]> {
     const swept: NodeRecord[] = [];
-    for (const record of [...this.records.values()]) {
-      if (keep.has(record.id)) continue;
+    for (const id of nodeIds) {
+      const record = this.records.get(id);
+      if (!record) continue;
       this.stopMonitoring(record.id);
       if (this.adopt(record)) await this.killProcess(record, record.stopGraceMs);
       this.forget(record);
@@ -677,6 +688,7 @@ export class ProcessDriver implements Driver {
 
   private saveRecord(record: NodeRecord): void {
     this.records.set(record.id, record);
+    // Private like the database: a record names a process group the server may signal.
     writeAtomically(this.recordFile(record.id), JSON.stringify(record), 0o600);
   }
 

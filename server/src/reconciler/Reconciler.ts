@@ -13,7 +13,7 @@ import {
   type Task,
   TaskState,
 } from "../domain.js";
-import type { Driver, NodeFailure, NodeHandle } from "../drivers/Driver.js";
+import type { Driver, NodeFailure, NodeHandle, StrayNode } from "../drivers/Driver.js";
 import {
   FailedPreconditionError,
   GraphNotFoundError,
@@ -84,6 +84,11 @@ export interface ReconcilerOptions {
   onReplacement?: (group: string) => void;
   /** Whether the database can be written: new work is refused while it cannot (absent: always). */
   storage?: { readonly current: unknown; refuseWrites(): void; refuseNewWork(): void };
+  /**
+   * Whether recovery stops node processes of nodes the store has never heard of (server flag
+   * --stop-unknown-processes; never on the database's first open). Default: left running.
+   */
+  stopUnknownProcesses?: boolean;
   /** Estimates a plan's bounds and duration for the preview; absent: no preview. */
   preview?: (group: string, nodes: readonly Node[], tasks: readonly PlannedTask[], spec: Spec) => Promise<SetSpecResult["preview"]>;
 }
@@ -528,9 +533,7 @@ export class Reconciler {
     for (const group of await store.listGroups()) {
       for (const node of await store.listNodes(group, { all: false })) live.add(node.id);
     }
-    // Processes a crash left without a live row (their stop was committed, the process outlived it).
-    const swept = await driver.sweep(live);
-    if (swept.length > 0) logger.warn({ nodes: swept }, "stopped node processes that had no live node");
+    await this.sweepStrays(live);
     for (const group of await store.listGroups()) {
       const lost: Node[] = [];
       for (const node of await store.listNodes(group, { all: false })) {
@@ -544,6 +547,35 @@ export class Reconciler {
       this.queuePass(group);
     }
     return resumable.size;
+  }
+
+  /**
+   * Start-up: stops the node processes the store knows as stopped (a crash between committing
+   * a node's stop and stopping it leaves one behind) and forgets records whose process is gone.
+   * A process of a node the store has never heard of is not the store's to stop: its database
+   * may have been restored from a backup, or replaced by an empty one, and the process is
+   * someone's workload. It is only logged (with its pid) and left running, unless the server
+   * runs with --stop-unknown-processes.
+   */
+  private async sweepStrays(live: ReadonlySet<string>): Promise<void> {
+    const { store, driver, logger, stopUnknownProcesses } = this.options;
+    const stop: StrayNode[] = [];
+    const unknown: StrayNode[] = [];
+    for (const stray of await driver.strays(live)) {
+      if (!stray.running || stopUnknownProcesses || (await store.getNode(stray.id)) !== undefined) stop.push(stray);
+      else unknown.push(stray);
+    }
+    const swept = new Set(await driver.sweep(stop.map((stray) => stray.id)));
+    const stopped = stop.filter((stray) => stray.running && swept.has(stray.id));
+    if (stopped.length > 0) {
+      logger.warn({ processes: stopped.map((stray) => ({ node: stray.id, group: stray.group, pid: stray.pid })) }, "stopped node processes that had no live node");
+    }
+    if (unknown.length > 0) {
+      logger.warn(
+        { processes: unknown.map((stray) => ({ node: stray.id, group: stray.group, pid: stray.pid })) },
+        "left running node processes the database does not know: stop them yourself (kill -TERM -<pid>), or restart with --stop-unknown-processes",
+      );
+    }
   }
 
   /** Runs a reconcile pass over every group now and then every `intervalMs`, until the signal aborts. */

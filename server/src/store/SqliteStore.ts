@@ -22,7 +22,20 @@ import type {
 import { pendingTask } from "../domain.js";
 import { formatBytes } from "@drover/shared";
 import { FailedPreconditionError, StorageError } from "../errors.js";
-import { migrate, readMigrations } from "./migrate.js";
+import {
+  assertIntact,
+  assertWritable,
+  corruptError,
+  createPrivately,
+  foreignDatabaseError,
+  hasNoTables,
+  isBlank,
+  notADatabaseError,
+  readOnlyError,
+  refuseBlankDatabase,
+  refuseLeftoverWal,
+} from "./databaseFile.js";
+import { assertDroversLedger, ForeignDatabaseError, migrate, type MigrationLog, readMigrations } from "./migrate.js";
 import type {
   GraphSummary,
   GroupSpec,
@@ -287,41 +300,71 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
   };
 }
 
-/** Opens (creating if need be) the data directory's database, with every migration applied. */
-export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteStore {
+export interface OpenOptions {
+  /** Run `PRAGMA quick_check` before anything is written (default: yes). */
+  integrityCheck?: boolean;
+  /**
+   * What shows that the data dir was used before (see dataDir.ts); a missing, empty or
+   * table-less database is then refused rather than created afresh. Empty: a first start.
+   */
+  earlierUse?: readonly string[];
+  /** Told of each migration applied, and how long it took. */
+  migrationLog?: MigrationLog;
+}
+
+/**
+ * Opens (creating if need be) the data directory's database, with every migration applied,
+ * after checking that it can be written, is intact and is Drover's (see databaseFile.ts).
+ */
+export function openSqliteStore(dataDir: string, migrationsDir: string, options: OpenOptions = {}): SqliteStore {
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
     throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
   }
   try {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (cause) {
     throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
   }
   try {
     accessSync(dataDir, constants.W_OK | constants.R_OK);
   } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "EROFS") {
+      throw new StorageError(`data dir ${dataDir} is on a read-only file system: remount it read-write, or choose another --data-dir`, { cause });
+    }
     throw new StorageError(`data dir ${dataDir} is not writable: fix its permissions or choose another --data-dir`, { cause });
   }
   const path = join(dataDir, DATABASE_FILE);
+  const earlierUse = options.earlierUse ?? [];
+  if (isBlank(path)) {
+    refuseBlankDatabase(path, dataDir, existsSync(path) ? "empty (0 bytes)" : "missing", earlierUse);
+    refuseLeftoverWal(path);
+  }
+  if (!existsSync(path)) createPrivately(path);
+  assertWritable(path);
   let db: Database | undefined;
   try {
     db = new DatabaseConstructor(path);
+    if (hasNoTables(db)) refuseBlankDatabase(path, dataDir, "empty (it holds no tables)", earlierUse);
+    if (options.integrityCheck ?? true) assertIntact(db, path);
+    const migrations = readMigrations(migrationsDir);
+    // Before anything writes to the file: another program's database is left exactly as it was.
+    assertDroversLedger(db, migrations);
     // WAL with synchronous=FULL: every committed transition survives a power cut.
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
-    migrate(db, readMigrations(migrationsDir));
-    return new SqliteStore(db, dataDir);
+    const applied = migrate(db, migrations, options.migrationLog);
+    return new SqliteStore(db, dataDir, migrations.length > 0 && applied.length === migrations.length);
   } catch (cause) {
     db?.close();
+    if (cause instanceof StorageError) throw cause;
     const reason = (cause as Error).message;
-    if ((cause as { code?: string }).code === "SQLITE_NOTADB" || /not a database|malformed/i.test(reason)) {
-      throw new StorageError(
-        `database ${path} is corrupt or not a Drover database (${reason}): move it away to start afresh, or restore a backup`,
-        { cause },
-      );
-    }
+    const code = (cause as { code?: string }).code ?? "";
+    if (cause instanceof ForeignDatabaseError) throw foreignDatabaseError(path, reason, cause);
+    if (code === "SQLITE_NOTADB") throw notADatabaseError(path, reason, cause);
+    if (code.startsWith("SQLITE_CORRUPT") || /malformed/i.test(reason)) throw corruptError(path, reason, cause);
+    if (code.startsWith("SQLITE_READONLY")) throw readOnlyError(path, undefined, cause);
     throw new StorageError(`database ${path} cannot be opened: ${reason}`, { cause });
   }
 }
@@ -329,10 +372,15 @@ export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteS
 export class SqliteStore implements Store {
   private readonly statements: ReturnType<SqliteStore["prepareStatements"]>;
 
-  /** @param dataDir the directory the database file is in, for free space and for messages. */
+  /**
+   * @param dataDir the directory the database file is in, for free space and for messages.
+   * @param created whether this open made the database (applied every migration to an empty
+   *   file): nothing it knows can have run before.
+   */
   constructor(
     private readonly db: Database,
     private readonly dataDir: string,
+    readonly created = false,
   ) {
     this.statements = this.prepareStatements();
   }

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import type { Database } from "better-sqlite3";
 
 export interface Migration {
@@ -9,6 +10,20 @@ export interface Migration {
 }
 
 const MIGRATION_FILE = /^(\d+)_([a-z0-9_]+)\.sql$/;
+
+/** Told of each migration as it starts and once it is committed: a long one on a big database is visible while it runs. */
+export interface MigrationLog {
+  applying(migration: Migration): void;
+  applied(migration: Migration, durationMs: number): void;
+}
+
+/** The file holds another program's tables, or a ledger that is not Drover's: it is refused, never migrated. */
+export class ForeignDatabaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ForeignDatabaseError";
+  }
+}
 
 /** Reads `NNN_name.sql` files in version order; any other file in the folder is an error. */
 export function readMigrations(directory: string): Migration[] {
@@ -33,7 +48,8 @@ export function readMigrations(directory: string): Migration[] {
  * with its ledger row, so a crash leaves each migration either applied or not at all.
  * Returns the versions applied by this call.
  */
-export function migrate(db: Database, migrations: readonly Migration[]): number[] {
+export function migrate(db: Database, migrations: readonly Migration[], log?: MigrationLog): number[] {
+  assertDroversLedger(db, migrations);
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -58,6 +74,8 @@ export function migrate(db: Database, migrations: readonly Migration[]): number[
   try {
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
+      log?.applying(migration);
+      const began = performance.now();
       db.transaction(() => {
         db.exec(migration.sql);
         const violations = db.pragma("foreign_key_check") as unknown[];
@@ -66,10 +84,40 @@ export function migrate(db: Database, migrations: readonly Migration[]): number[
         }
         record.run(migration.version, migration.name, Date.now());
       })();
+      log?.applied(migration, Math.round(performance.now() - began));
       done.push(migration.version);
     }
   } finally {
     db.pragma(`foreign_keys = ${foreignKeys ? "ON" : "OFF"}`);
   }
   return done;
+}
+
+/**
+ * Refuses a file that holds tables but no ledger (another program's database), or a ledger
+ * whose columns or migration names are not Drover's. An empty file is Drover's to create.
+ */
+export function assertDroversLedger(db: Database, migrations: readonly Migration[]): void {
+  const tables = db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+    .pluck()
+    .all() as string[];
+  if (tables.length === 0) return;
+  if (!tables.includes("schema_migrations")) {
+    const shown = tables.length > 5 ? `${tables.slice(0, 5).join(", ")}, …` : tables.join(", ");
+    throw new ForeignDatabaseError(`it has tables (${shown}) but no schema_migrations ledger`);
+  }
+  const columns = (db.prepare("SELECT name FROM pragma_table_info('schema_migrations')").pluck().all() as string[]).sort();
+  if (columns.join(",") !== "applied_at,name,version") {
+    throw new ForeignDatabaseError(`its schema_migrations table has the columns ${columns.join(", ")}, not Drover's version, name and applied_at`);
+  }
+  const ours = new Map(migrations.map((migration) => [migration.version, migration.name]));
+  const ledger = db.prepare("SELECT version, name FROM schema_migrations ORDER BY version").all() as { version: number; name: string }[];
+  for (const row of ledger) {
+    const name = ours.get(row.version);
+    // Versions beyond this server's are a newer Drover's: migrate() says so.
+    if (name !== undefined && name !== row.name) {
+      throw new ForeignDatabaseError(`its schema_migrations ledger records ${row.version}_${row.name} where Drover's migration ${row.version} is ${row.version}_${name}`);
+    }
+  }
 }
