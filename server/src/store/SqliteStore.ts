@@ -22,11 +22,15 @@ import type {
 import { pendingTask } from "../domain.js";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import { migrate, readMigrations } from "./migrate.js";
+import { SqliteRetention } from "./SqliteRetention.js";
 import type {
+  EventCompactionStep,
+  GraphExpiryStep,
   GraphSummary,
   GroupSpec,
   NewGraph,
   NewRevision,
+  RetentionPeriod,
   Store,
   StoredRevision,
   TaskCounts,
@@ -300,6 +304,10 @@ export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteS
   let db: Database | undefined;
   try {
     db = new DatabaseConstructor(path);
+    // Only a new file takes this (an existing one keeps its mode until a VACUUM): retention's
+    // deletes can then give free pages back (releaseFreePages). It must precede WAL, which
+    // writes the file's header.
+    db.pragma("auto_vacuum = INCREMENTAL");
     // WAL with synchronous=FULL: every committed transition survives a power cut.
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
@@ -322,9 +330,11 @@ export function openSqliteStore(dataDir: string, migrationsDir: string): SqliteS
 
 export class SqliteStore implements Store {
   private readonly statements: ReturnType<SqliteStore["prepareStatements"]>;
+  private readonly retention: SqliteRetention;
 
   constructor(private readonly db: Database) {
     this.statements = this.prepareStatements();
+    this.retention = new SqliteRetention(db);
   }
 
   private prepareStatements() {
@@ -713,6 +723,30 @@ export class SqliteStore implements Store {
 
   async nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]> {
     return (this.statements.nodeEvents.all(group, afterSequence, limit) as unknown[][]).map(toEvent);
+  }
+
+  async compactEvents(period: RetentionPeriod, afterSequence: number, limit: number): Promise<EventCompactionStep> {
+    return this.retention.compactEvents(period, afterSequence, limit);
+  }
+
+  async expireGraphs(cutoff: number, afterGraphId: string, limit: number): Promise<GraphExpiryStep> {
+    return this.retention.expireGraphs(cutoff, afterGraphId, limit);
+  }
+
+  async expireStoppedNodes(cutoff: number, limit: number): Promise<number> {
+    return this.retention.expireStoppedNodes(cutoff, limit);
+  }
+
+  async releaseFreePages(pages: number): Promise<{ released: number; free: number }> {
+    return this.retention.releaseFreePages(pages);
+  }
+
+  async graphEventsCompactedThrough(graphId: string): Promise<number> {
+    return this.retention.graphEventsCompactedThrough(graphId);
+  }
+
+  async nodeEventsCompactedThrough(group: string): Promise<number> {
+    return this.retention.nodeEventsCompactedThrough(group);
   }
 
   async close(): Promise<void> {
