@@ -46,6 +46,7 @@ import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
 import { Scheduler } from "./scheduler/Scheduler.js";
 import type { Store } from "./store/Store.js";
+import { DEFAULT_RETENTION_MS, Retention } from "./store/Retention.js";
 
 export interface DroverServerOptions {
   store: Store;
@@ -79,6 +80,8 @@ export interface DroverServerOptions {
   metricsListen?: string;
   /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
   httpListen?: string;
+  /** How long what settled is kept (0: forever; default a week), how often it is looked for, and rows per step. */
+  retention?: { retentionMs?: number; intervalMs?: number; batchRows?: number };
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -103,6 +106,7 @@ export class DroverServer {
   private metricsServer: HttpServer | undefined;
   private readonly http: HttpApi | undefined;
   private boundHttpPort = 0;
+  private readonly retention: Retention;
 
   constructor(private readonly options: DroverServerOptions) {
     const { store, driver, clock, logger } = options;
@@ -173,6 +177,15 @@ export class DroverServer {
     });
     this.grpc.add(wireDefinition, service);
     if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls });
+    this.retention = new Retention({
+      store,
+      clock,
+      logger,
+      retentionMs: options.retention?.retentionMs ?? DEFAULT_RETENTION_MS,
+      intervalMs: options.retention?.intervalMs,
+      batchRows: options.retention?.batchRows,
+      onRun: (report) => this.metrics.retentionRan(report),
+    });
   }
 
   /** The port the server listens on (useful with port 0). */
@@ -198,6 +211,7 @@ export class DroverServer {
     void this.watchStore();
     const resumed = await this.reconciler.recover();
     void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
+    void this.retention.runPeriodically(this.shutdownController.signal);
     this.options.logger.info(
       { listen: this.options.listen, port: this.boundPort, httpListen: this.options.httpListen, httpPort: this.http && this.boundHttpPort, resumed, driver: this.options.driver.name },
       "server started",

@@ -15,6 +15,7 @@ import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
+import { DEFAULT_RETENTION_MS } from "./store/Retention.js";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
 
@@ -46,6 +47,7 @@ const program = new Command("server")
   .addOption(option("--tls-key <file>", "the TLS certificate's private key (PEM)", "DROVER_TLS_KEY"))
   .addOption(option("--http-listen <host:port>", "also serve the HTTP/JSON API (same token, same TLS) on this address", "DROVER_HTTP_LISTEN").argParser(listenAddress))
   .addOption(option("--metrics-listen <host:port>", "serve Prometheus metrics at http://host:port/metrics", "DROVER_METRICS_LISTEN").argParser(listenAddress))
+  .addOption(option("--event-retention <duration>", "how long what settled is kept: a settled graph's events, graphs no revision needs, stopped nodes and node events (like 168h or 7d; 0 keeps everything)", "DROVER_EVENT_RETENTION").default(DEFAULT_RETENTION_MS, "7d").argParser(durationIn(0, 36_500 * 86_400_000)))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -79,6 +81,7 @@ const flags = program.opts<{
   metricsListen?: string;
   httpListen?: string;
   logLevel: string;
+  eventRetention: number;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -181,6 +184,7 @@ async function main(): Promise<void> {
     tls,
     metricsListen: flags.metricsListen,
     httpListen: flags.httpListen,
+    retention: { retentionMs: flags.eventRetention },
   });
   let stopping = false;
   const stop = (signal: string) => {
