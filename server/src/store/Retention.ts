@@ -37,6 +37,8 @@ export interface RetentionReport {
   nodes: number;
   /** Free pages given back to the file system (0 for a database without incremental auto-vacuum). */
   releasedPages: number;
+  /** Free pages left in the file, which new rows reuse. */
+  freePages: number;
   steps: number;
   longestStepMs: number;
   tookMs: number;
@@ -96,7 +98,7 @@ export class Retention {
     const { store, clock, logger, retentionMs } = this.options;
     const now = clock.now();
     const cutoff = now - retentionMs;
-    const report: RetentionReport = { events: 0, tasks: 0, graphs: 0, nodes: 0, releasedPages: 0, steps: 0, longestStepMs: 0, tookMs: 0 };
+    const report: RetentionReport = { events: 0, tasks: 0, graphs: 0, nodes: 0, releasedPages: 0, freePages: 0, steps: 0, longestStepMs: 0, tookMs: 0 };
     const began = performance.now();
     const step = async <T>(work: () => Promise<T>): Promise<T | undefined> => {
       if (signal?.aborted) return undefined;
@@ -131,19 +133,25 @@ export class Retention {
       report.nodes += deleted;
       if (deleted < this.batchRows) break;
     }
-    if (report.events + report.tasks + report.graphs + report.nodes > 0) {
+    const deletedAny = report.events + report.tasks + report.graphs + report.nodes > 0;
+    if (deletedAny) {
       for (;;) {
         const released = await step(() => store.releaseFreePages(RELEASE_PAGES));
         if (!released) break;
         report.releasedPages += released.released;
+        report.freePages = released.free;
         if (released.released === 0 || released.free === 0) break;
       }
     }
     report.tookMs = performance.now() - began;
-    const deletedAny = report.events + report.tasks + report.graphs + report.nodes > 0;
     const fields = { ...report, longestStepMs: Math.round(report.longestStepMs), tookMs: Math.round(report.tookMs), retentionMs };
-    if (deletedAny) logger.info(fields, "retention deleted what settled before the retention period");
-    else logger.debug(fields, "retention found nothing to delete");
+    if (deletedAny) {
+      // A database made before incremental auto-vacuum keeps its free pages: the file stops growing but does not shrink.
+      const kept = report.releasedPages === 0 && report.freePages > 0;
+      logger.info(fields, `retention deleted what settled before the retention period${kept ? "; new rows will reuse the freed pages" : ""}`);
+    } else {
+      logger.debug(fields, "retention found nothing to delete");
+    }
     this.options.onRun?.(report);
     return report;
   }
