@@ -14,6 +14,8 @@ export interface BenchConfig {
   api: { nodes: number; clients: number; requestsPerClient: number };
   memory: { nodes: number; watchers: number; holdMs: number };
   recovery: { nodes: number; inFlight: number; runs: number };
+  /** A week-old past of `graphs` settled graphs of `tasksPerGraph` tasks (4 events a task). */
+  retention: { graphs: number; tasksPerGraph: number };
 }
 
 export function benchConfig(smoke: boolean, profileDir?: string): BenchConfig {
@@ -29,6 +31,7 @@ export function benchConfig(smoke: boolean, profileDir?: string): BenchConfig {
       api: { nodes: 200, clients: 4, requestsPerClient: 2 },
       memory: { nodes: 1_000, watchers: 4, holdMs: 200 },
       recovery: { nodes: 1_000, inFlight: 8, runs: 1 },
+      retention: { graphs: 4, tasksPerGraph: 100 },
     };
   }
   return {
@@ -42,5 +45,6 @@ export function benchConfig(smoke: boolean, profileDir?: string): BenchConfig {
     api: { nodes: 10_000, clients: 64, requestsPerClient: 5 },
     memory: { nodes: 100_000, watchers: 100, holdMs: 5_000 },
     recovery: { nodes: 100_000, inFlight: 200, runs: 3 },
+    retention: { graphs: 250, tasksPerGraph: 1_000 },
   };
 }

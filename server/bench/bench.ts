@@ -9,7 +9,7 @@
  * - DROVER_BENCH_PROFILE=DIR: every server child runs under `node --cpu-prof` into DIR, and
  *   the top frames of each profile are printed after the table.
  * - DROVER_BENCH_ONLY=plan,dispatch,…: run only these figures (plan, persist, dispatch,
- *   efficiency, watchers, api, memory, recovery).
+ *   efficiency, watchers, api, memory, recovery, retention).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -25,12 +25,13 @@ import { measureMemory } from "./measureMemory.js";
 import { measurePersist } from "./measurePersist.js";
 import { measurePlan } from "./measurePlan.js";
 import { measureRecovery } from "./measureRecovery.js";
+import { measureRetention } from "./measureRetention.js";
 import { measureWatchers } from "./measureWatchers.js";
 import { formatProfile, ProfileLog, type ProfileSummary } from "./profileSummary.js";
 
 const DEFAULT_OUTPUT = fileURLToPath(new URL("../../../bench-results.json", import.meta.url));
 
-export const SECTIONS = ["plan", "persist", "dispatch", "efficiency", "watchers", "api", "memory", "recovery"] as const;
+export const SECTIONS = ["plan", "persist", "dispatch", "efficiency", "watchers", "api", "memory", "recovery", "retention"] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchResults {
@@ -54,6 +55,7 @@ const measure: Record<Section, (config: BenchConfig, profiles: ProfileLog) => Fi
   api: measureApi,
   memory: measureMemory,
   recovery: measureRecovery,
+  retention: (config) => measureRetention(config),
 };
 
 export async function runBenchmark(config: BenchConfig, sections: readonly Section[] = SECTIONS, progress = (_line: string) => {}): Promise<BenchResults> {

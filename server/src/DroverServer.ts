@@ -49,6 +49,7 @@ import { Scheduler } from "./scheduler/Scheduler.js";
 import type { Store } from "./store/Store.js";
 import { guardStore } from "./store/guardStore.js";
 import { StorageHealth } from "./health/StorageHealth.js";
+import { DEFAULT_RETENTION_MS, Retention } from "./store/Retention.js";
 
 export interface DroverServerOptions {
   store: Store;
@@ -88,6 +89,8 @@ export interface DroverServerOptions {
   storageProbeIntervalMs?: number;
   /** At start, stop node processes of nodes the store has never heard of (see Reconciler.sweepStrays); default: leave them running. */
   stopUnknownProcesses?: boolean;
+  /** How long what settled is kept (0: forever; default a week), how often it is looked for, and rows per step. */
+  retention?: { retentionMs?: number; intervalMs?: number; batchRows?: number };
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -114,6 +117,7 @@ export class DroverServer {
   private boundHttpPort = 0;
   private readonly storage: StorageHealth;
   private readonly store: Store;
+  private readonly retention: Retention;
 
   constructor(private readonly options: DroverServerOptions) {
     const { driver, clock, logger } = options;
@@ -208,6 +212,15 @@ export class DroverServer {
     });
     this.grpc.add(wireDefinition, service);
     if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls });
+    this.retention = new Retention({
+      store,
+      clock,
+      logger,
+      retentionMs: options.retention?.retentionMs ?? DEFAULT_RETENTION_MS,
+      intervalMs: options.retention?.intervalMs,
+      batchRows: options.retention?.batchRows,
+      onRun: (report) => this.metrics.retentionRan(report),
+    });
   }
 
   /** The port the server listens on (useful with port 0). */
@@ -234,6 +247,7 @@ export class DroverServer {
     void this.storage.run(this.shutdownController.signal);
     const resumed = await this.reconciler.recover();
     void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
+    void this.retention.runPeriodically(this.shutdownController.signal);
     this.options.logger.info(
       { listen: this.options.listen, port: this.boundPort, httpListen: this.options.httpListen, httpPort: this.http && this.boundHttpPort, resumed, driver: this.options.driver.name },
       "server started",

@@ -13,6 +13,8 @@
  * - attempt: one try of a task; failed attempts are retried with backoff up to a limit.
  * - event: one committed state change of a graph, task or node, numbered by a sequence
  *   shared by the whole server.
+ * - retention: how long what settled is kept; compacted events are the ones it deleted
+ *   (a kept graph keeps its row and tasks). See store/Retention.ts.
  * - available: a node that is running, healthy and has been so for the spec's min-ready.
  *   alive: a node whose process may be up (starting, running, unhealthy, stopping).
  * - canary: the first nodes a rollout moves to the new spec, before a promote gate.

@@ -5,7 +5,7 @@ import type { StorageFault } from "./store/Store.js";
  * code; anything else is an internal error, logged with detail and returned without it.
  */
 export abstract class DroverError extends Error {
-  abstract readonly kind: "invalid_argument" | "not_found" | "failed_precondition" | "unavailable" | "resource_exhausted";
+  abstract readonly kind: "invalid_argument" | "not_found" | "failed_precondition" | "unavailable" | "resource_exhausted" | "out_of_range";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -42,6 +42,26 @@ export class ResourceExhaustedError extends DroverError {
 export class NodeNotFoundError extends NotFoundError {
   constructor(readonly nodeId: string) {
     super(`node ${nodeId} not found: list nodes with 'client nodes ls --all'`);
+  }
+}
+
+/**
+ * A watch resumed after a sequence number whose following events retention has deleted (etcd's
+ * "required revision has been compacted", Kubernetes' 410 Gone): what follows would have a gap,
+ * so the watcher must start again from a snapshot.
+ */
+export class EventsCompactedError extends DroverError {
+  readonly kind = "out_of_range";
+  constructor(
+    /** Which events: "events of graph <id>" or "node events of group <name>". */
+    readonly stream: string,
+    readonly afterSequence: number,
+    /** The highest sequence number deleted: resuming after it or later is complete again. */
+    readonly compactedThrough: number,
+  ) {
+    super(
+      `cannot resume the ${stream} after sequence ${afterSequence}: the server's retention deleted them up to sequence ${compactedThrough}; watch again without a resume point to start from a fresh snapshot`,
+    );
   }
 }
 

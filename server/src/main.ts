@@ -20,6 +20,7 @@ import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
 import { prepareDataDir } from "./store/dataDir.js";
+import { DEFAULT_RETENTION_MS } from "./store/Retention.js";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
 
@@ -61,6 +62,7 @@ const program = new Command("server")
   .addOption(option("--skip-integrity-check", "at start, skip PRAGMA quick_check of the database (it reads every page: for databases too big to read at each start)", "DROVER_SKIP_INTEGRITY_CHECK"))
   // No environment variable: a one-time recovery step must not stay set in a service's environment.
   .addOption(new Option("--force-new-database", "start with a new, empty database although the data dir shows earlier use (its database lost or emptied, no backup to restore): the nodes it ran are unknown to the new one"))
+  .addOption(option("--event-retention <duration>", "how long what settled is kept: a settled graph's events, graphs no revision needs, stopped nodes and node events (like 168h or 7d; 0 keeps everything)", "DROVER_EVENT_RETENTION").default(DEFAULT_RETENTION_MS, "7d").argParser(durationIn(0, 36_500 * 86_400_000)))
   .addOption(option("--log-level <level>", "least severe log level written", "DROVER_LOG_LEVEL").choices(["debug", "info", "warn", "error"]).default("info"))
   .addHelpText("after", "\nExample:\n  $ bin/server --data-dir /var/lib/drover --parallelism 4 --mock-latency 1s..2s\n")
   .showHelpAfterError(false)
@@ -109,6 +111,7 @@ const flags = program.opts<{
   stopUnknownProcesses?: boolean;
   skipIntegrityCheck?: boolean;
   forceNewDatabase?: boolean;
+  eventRetention: number;
 }>();
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
@@ -249,6 +252,7 @@ async function main(): Promise<void> {
     httpListen: flags.httpListen,
     minFreeBytes: flags.minFreeSpace,
     stopUnknownProcesses: flags.stopUnknownProcesses === true && !store.created,
+    retention: { retentionMs: flags.eventRetention },
   });
   let stopping = false;
   const stop = (signal: string) => {

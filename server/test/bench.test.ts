@@ -32,6 +32,8 @@ const FIGURES = [
   "api.dry_run_p99_ms",
   "memory.peak_mb",
   "recovery.ms",
+  "retention.run_ms",
+  "retention.longest_step_ms",
 ];
 
 // Only that the program runs and produces every figure: times are never asserted.

@@ -10,6 +10,16 @@ CREATE INDEX node_events_by_group ON events (group_name, sequence) WHERE type = 
 
 CREATE INDEX nodes_by_group_and_state ON nodes (group_name, state);
 
+CREATE TABLE compacted_graph_events (
+  graph_id TEXT PRIMARY KEY REFERENCES graphs (id),
+  through_sequence INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE compacted_node_events (
+  group_name TEXT PRIMARY KEY REFERENCES groups (name),
+  through_sequence INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE "events" (
   sequence INTEGER PRIMARY KEY,
   time INTEGER NOT NULL,

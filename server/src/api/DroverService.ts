@@ -49,7 +49,7 @@ import type { CrashLoopStatus } from "../reconciler/CrashLoopBackoff.js";
 import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
-import { FailedPreconditionError, GraphNotFoundError, NodeNotFoundError, NotFoundError } from "../errors.js";
+import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, NodeNotFoundError, NotFoundError } from "../errors.js";
 import type { Driver } from "../drivers/Driver.js";
 import { readLog } from "./readLog.js";
 import { GraphSnapshots } from "./GraphSnapshots.js";
@@ -281,6 +281,9 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           cursor = request.afterSequence;
           for (;;) {
             const events = await store.nodeEvents(group, cursor, REPLAY_PAGE);
+            // Checked after the read: a deletion that the read missed has already left its mark.
+            const compacted = await store.nodeEventsCompactedThrough(group);
+            if (compacted > cursor) throw new EventsCompactedError(`node events of group ${group}`, cursor, compacted);
             if (events.length > 0) {
               yield { events: events.map(toApiEvent) };
               cursor = events.at(-1)!.sequence;
@@ -348,6 +351,9 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           // sharing a snapshot would each read (and convert) the same events from the log.
           const held = settledBefore ? undefined : subscription.firstSequence;
           const events = await store.graphEvents(watched, cursor, REPLAY_PAGE, held);
+          // Checked after the read: a deletion that the read missed has already left its mark.
+          const compacted = await store.graphEventsCompactedThrough(watched);
+          if (compacted > cursor) throw new EventsCompactedError(`events of graph ${watched}`, cursor, compacted);
           if (events.length > 0) {
             yield { events: events.map(toApiEvent) };
             cursor = events.at(-1)!.sequence;

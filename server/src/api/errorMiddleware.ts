@@ -9,6 +9,7 @@ const statusOf: Record<DroverError["kind"], Status> = {
   failed_precondition: Status.FAILED_PRECONDITION,
   unavailable: Status.UNAVAILABLE,
   resource_exhausted: Status.RESOURCE_EXHAUSTED,
+  out_of_range: Status.OUT_OF_RANGE,
 };
 
 /**

@@ -6,6 +6,7 @@ import { isFinalGraphState } from "../domain.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Store } from "../store/Store.js";
 import { type MetricsEndpointOptions, serveMetrics } from "./metricsEndpoint.js";
+import type { RetentionReport } from "../store/Retention.js";
 
 /**
  * Prometheus metrics, derived from what the server commits (the event log) rather than
@@ -50,6 +51,17 @@ export class Metrics {
     help: "Watch streams ended because the watcher fell too far behind.",
     registers: [this.registry],
   });
+  private readonly retentionDeleted = new Counter({
+    name: "drover_retention_deleted_rows_total",
+    help: "Rows retention deleted, by table: events, tasks, graphs, nodes.",
+    labelNames: ["table"] as const,
+    registers: [this.registry],
+  });
+  private readonly retentionLongestStep = new Gauge({
+    name: "drover_retention_longest_step_seconds",
+    help: "How long the longest step (one transaction) of the last retention run held the event loop.",
+    registers: [this.registry],
+  });
   private readonly attemptStarted = new Map<string, number>();
   private readonly graphStarted = new Map<string, number>();
 
@@ -79,6 +91,12 @@ export class Metrics {
 
   watcherDropped(): void {
     this.droppedWatchers.inc();
+  }
+
+  /** Retention ran: counts what it deleted. */
+  retentionRan(report: RetentionReport): void {
+    for (const table of ["events", "tasks", "graphs", "nodes"] as const) this.retentionDeleted.inc({ table }, report[table]);
+    this.retentionLongestStep.set(report.longestStepMs / 1000);
   }
 
   /** A replacement of a group's failed nodes started (each backs off after the last: the crash loop). */

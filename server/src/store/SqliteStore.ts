@@ -36,11 +36,15 @@ import {
   refuseLeftoverWal,
 } from "./databaseFile.js";
 import { assertDroversLedger, ForeignDatabaseError, migrate, type MigrationLog, readMigrations } from "./migrate.js";
+import { SqliteRetention } from "./SqliteRetention.js";
 import type {
+  EventCompactionStep,
+  GraphExpiryStep,
   GraphSummary,
   GroupSpec,
   NewGraph,
   NewRevision,
+  RetentionPeriod,
   Store,
   StorageFault,
   StoredRevision,
@@ -349,6 +353,10 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
     const migrations = readMigrations(migrationsDir);
     // Before anything writes to the file: another program's database is left exactly as it was.
     assertDroversLedger(db, migrations);
+    // Only a new file takes this (an existing one keeps its mode until a VACUUM): retention's
+    // deletes can then give free pages back (releaseFreePages). It must precede WAL, which
+    // writes the file's header.
+    db.pragma("auto_vacuum = INCREMENTAL");
     // WAL with synchronous=FULL: every committed transition survives a power cut.
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
@@ -371,6 +379,7 @@ export function openSqliteStore(dataDir: string, migrationsDir: string, options:
 
 export class SqliteStore implements Store {
   private readonly statements: ReturnType<SqliteStore["prepareStatements"]>;
+  private readonly retention: SqliteRetention;
 
   /**
    * @param dataDir the directory the database file is in, for free space and for messages.
@@ -383,6 +392,7 @@ export class SqliteStore implements Store {
     readonly created = false,
   ) {
     this.statements = this.prepareStatements();
+    this.retention = new SqliteRetention(db);
   }
 
   private prepareStatements() {
@@ -847,6 +857,30 @@ export class SqliteStore implements Store {
 
   async nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]> {
     return (this.statements.nodeEvents.all(group, afterSequence, limit) as unknown[][]).map(toEvent);
+  }
+
+  async compactEvents(period: RetentionPeriod, afterSequence: number, limit: number): Promise<EventCompactionStep> {
+    return this.retention.compactEvents(period, afterSequence, limit);
+  }
+
+  async expireGraphs(cutoff: number, afterGraphId: string, limit: number): Promise<GraphExpiryStep> {
+    return this.retention.expireGraphs(cutoff, afterGraphId, limit);
+  }
+
+  async expireStoppedNodes(cutoff: number, limit: number): Promise<number> {
+    return this.retention.expireStoppedNodes(cutoff, limit);
+  }
+
+  async releaseFreePages(pages: number): Promise<{ released: number; free: number }> {
+    return this.retention.releaseFreePages(pages);
+  }
+
+  async graphEventsCompactedThrough(graphId: string): Promise<number> {
+    return this.retention.graphEventsCompactedThrough(graphId);
+  }
+
+  async nodeEventsCompactedThrough(group: string): Promise<number> {
+    return this.retention.nodeEventsCompactedThrough(group);
   }
 
   async close(): Promise<void> {

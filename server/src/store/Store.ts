@@ -129,6 +129,27 @@ export interface NewGraph {
   liveGraphs: readonly string[];
 }
 
+/** What retention keeps: what happened from `cutoff` to `now`. */
+export interface RetentionPeriod {
+  cutoff: number;
+  now: number;
+}
+
+/** One bounded step of retention's walk over the events (see Retention). */
+export interface EventCompactionStep {
+  deleted: number;
+  /** Where the next step starts; absent once the walk is done. */
+  next?: number;
+}
+
+/** One bounded step of retention's walk over the graphs (see Retention). */
+export interface GraphExpiryStep {
+  tasks: number;
+  graphs: number;
+  /** Where the next step starts; absent once the walk is done. */
+  next?: string;
+}
+
 export interface StoredRevision {
   revision: number;
   graph?: GraphSummary & { tasks: Task[] };
@@ -225,5 +246,25 @@ export interface Store {
   graphEvents(graphId: string, afterSequence: number, limit: number, beforeSequence?: number): Promise<Event[]>;
   /** A group's node events after a sequence number, in order, at most `limit`. */
   nodeEvents(group: string, afterSequence: number, limit: number): Promise<Event[]>;
+  /**
+   * Retention, one short transaction: of the next `limit` events after `afterSequence`, deletes
+   * the node events older than the period and the events of graphs settled before it (never the
+   * log's newest event), recording how far each graph's and group's events were deleted.
+   */
+  compactEvents(period: RetentionPeriod, afterSequence: number, limit: number): Promise<EventCompactionStep>;
+  /**
+   * Retention, one short transaction: of the next `limit` graphs after `afterGraphId`, deletes
+   * those settled before `cutoff` that are neither their group's newest graph nor their
+   * revision's newest rollout graph, with their tasks (at most `limit` task rows).
+   */
+  expireGraphs(cutoff: number, afterGraphId: string, limit: number): Promise<GraphExpiryStep>;
+  /** Retention: deletes at most `limit` nodes stopped before `cutoff` that no unsettled graph names; returns how many. */
+  expireStoppedNodes(cutoff: number, limit: number): Promise<number>;
+  /** Gives at most `pages` of the database file's free pages back to the file system. */
+  releaseFreePages(pages: number): Promise<{ released: number; free: number }>;
+  /** The highest sequence number of the graph's events that retention deleted (0: none). */
+  graphEventsCompactedThrough(graphId: string): Promise<number>;
+  /** The highest sequence number of the group's node events that retention deleted (0: none). */
+  nodeEventsCompactedThrough(group: string): Promise<number>;
   close(): Promise<void>;
 }
