@@ -5,11 +5,12 @@ import { existsSync, readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import { availableParallelism, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
-import { ServerCredentials } from "@grpc/grpc-js";
-import { createServer, type Server } from "nice-grpc";
+import { composeServerMiddleware } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
 import { ServerReflection, ServerReflectionService } from "nice-grpc-server-reflection";
 import { authMiddleware } from "./api/authMiddleware.js";
+import { GrpcServer } from "./api/GrpcServer.js";
+import { ConnectionGate, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import { wireDefinition } from "./api/wire.js";
@@ -26,6 +27,8 @@ function median(values: readonly number[]): number | undefined {
 
 /** How long committed events wait for more before they go to watchers together (see EventBus). */
 const WATCH_LINGER_MS = 10;
+/** A gRPC connection with no call for this long is closed (GOAWAY: clients reconnect when they next call). */
+const IDLE_CONNECTION_MS = 300_000;
 import type { Logger } from "pino";
 import { ulidFactory } from "./ids.js";
 import { droverService } from "./api/DroverService.js";
@@ -79,6 +82,12 @@ export interface DroverServerOptions {
   metricsListen?: string;
   /** Serve the HTTP/JSON API on this address (host:port), with the same token and TLS. */
   httpListen?: string;
+  /** Connections each listening port (gRPC, HTTP) keeps open at once (default 2048). */
+  maxConnections?: number;
+  /** How long a new connection may take to complete its TLS handshake and start HTTP/2 (gRPC) or send its first request (HTTP) (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** A gRPC connection with no call for this long is closed (default 5 min). */
+  idleConnectionTimeoutMs?: number;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -93,7 +102,7 @@ const SHUTDOWN_GRACE_MS = 2000;
  */
 export class DroverServer {
   private state: "created" | "started" | "stopping" | "stopped" = "created";
-  private readonly grpc: Server;
+  private readonly grpc: GrpcServer;
   private readonly scheduler: Scheduler;
   private readonly reconciler: Reconciler;
   private readonly shutdownController = new AbortController();
@@ -152,9 +161,14 @@ export class DroverServer {
       },
     });
     this.metrics = new Metrics(store, bus);
-    let grpc = createServer().use(this.metrics.middleware()).use(errorMiddleware(logger));
-    if (options.token) grpc = grpc.use(authMiddleware(options.token));
-    this.grpc = grpc;
+    let middleware = composeServerMiddleware(this.metrics.middleware(), errorMiddleware(logger));
+    if (options.token) middleware = composeServerMiddleware(middleware, authMiddleware(options.token));
+    this.grpc = new GrpcServer({
+      middleware,
+      gate: this.connectionGate("grpc"),
+      idleTimeoutMs: options.idleConnectionTimeoutMs ?? IDLE_CONNECTION_MS,
+      tls: options.tls,
+    });
     this.grpc.add(HealthDefinition, HealthServiceImpl(this.health));
     if (existsSync(DESCRIPTOR_SET)) {
       this.grpc.add(ServerReflectionService, ServerReflection(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName]));
@@ -172,7 +186,20 @@ export class DroverServer {
       onWatcherDropped: () => this.metrics.watcherDropped(),
     });
     this.grpc.add(wireDefinition, service);
-    if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls });
+    if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls, gate: this.connectionGate("http") });
+  }
+
+  /** The limits on one listening port's connections. */
+  private connectionGate(port: "grpc" | "http"): ConnectionGate {
+    const gate = new ConnectionGate({
+      name: port === "grpc" ? "gRPC" : "HTTP",
+      maxConnections: this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      logger: this.options.logger,
+      onClosed: (reason) => this.metrics.connectionClosed(port, reason),
+    });
+    this.metrics.countConnections(port, () => gate.openConnections);
+    return gate;
   }
 
   /** The port the server listens on (useful with port 0). */
@@ -187,10 +214,7 @@ export class DroverServer {
 
   async start(): Promise<void> {
     if (this.state !== "created") throw new Error(`server cannot start: it is ${this.state}`);
-    const credentials = this.options.tls
-      ? ServerCredentials.createSsl(null, [{ cert_chain: this.options.tls.cert, private_key: this.options.tls.key }], false)
-      : ServerCredentials.createInsecure();
-    this.boundPort = await this.grpc.listen(this.options.listen, credentials);
+    this.boundPort = await this.grpc.listen(this.options.listen);
     if (this.http) this.boundHttpPort = await this.http.listen(this.options.httpListen!);
     if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen);
     this.state = "started";

@@ -14,6 +14,7 @@ import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from
 import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/", import.meta.url));
@@ -39,6 +40,8 @@ const program = new Command("server")
   .addOption(option("--reconcile-interval <duration>", "how often every group is compared with its spec and repaired", "DROVER_RECONCILE_INTERVAL").default(10_000, "10s").argParser(durationIn(10, 86_400_000)))
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
+  .addOption(option("--max-connections <n>", "connections each port (gRPC, HTTP) keeps open at once; more are closed as they arrive", "DROVER_MAX_CONNECTIONS").default(DEFAULT_MAX_CONNECTIONS).argParser(integerIn(1, 1_000_000)))
+  .addOption(option("--handshake-timeout <duration>", "how long a new connection may take to complete TLS and start HTTP/2 (gRPC) or send its first request (HTTP) before it is closed", "DROVER_HANDSHAKE_TIMEOUT").default(DEFAULT_HANDSHAKE_TIMEOUT_MS, "10s").argParser(durationIn(100, 3_600_000)))
   .addOption(option("--capacity-cpu <millis>", "cpu the host offers nodes, in thousandths of a core (default: detected)", "DROVER_CAPACITY_CPU").argParser(integerIn(1, 1_024_000_000)))
   .addOption(option("--capacity-memory <MiB>", "memory the host offers nodes, in MiB (default: detected)", "DROVER_CAPACITY_MEMORY").argParser(integerIn(1, 1_073_741_824)))
   .addOption(option("--insecure-no-auth", "serve without a token (refused unless --listen is a loopback address)", "DROVER_INSECURE_NO_AUTH"))
@@ -73,6 +76,8 @@ const flags = program.opts<{
   capacityCpu?: number;
   capacityMemory?: number;
   watcherBuffer: number;
+  maxConnections: number;
+  handshakeTimeout: number;
   insecureNoAuth?: boolean;
   tlsCert?: string;
   tlsKey?: string;
@@ -172,6 +177,8 @@ async function main(): Promise<void> {
     defaultMinReadyMs: flags.minReady ?? (flags.driver === "process" ? 10_000 : 0),
     crashLoop: { initialMs: flags.crashLoopBackoff.min, maxMs: flags.crashLoopBackoff.max, resetAfterMs: 600_000 },
     watcherCapacity: flags.watcherBuffer,
+    maxConnections: flags.maxConnections,
+    handshakeTimeoutMs: flags.handshakeTimeout,
     failpoint,
     capacity: {
       cpuMillis: flags.capacityCpu ?? detectCapacity().cpuMillis,

@@ -3,6 +3,7 @@ import type { DroverServiceImplementation } from "@drover/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type CallContext, Metadata, Status } from "nice-grpc";
 import type { Logger } from "pino";
+import type { ConnectionGate } from "../net/ConnectionGate.js";
 import { authHook } from "./authHook.js";
 import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError } from "./httpErrors.js";
 import { registerRoutes } from "./routes.js";
@@ -18,6 +19,8 @@ export interface HttpApiOptions {
   token?: string;
   /** Serve HTTPS with this certificate and key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
+  /** Limits the port's connections (how many, and how long a new one may take to send its first request). */
+  gate?: ConnectionGate;
 }
 
 /** How long open streams may take to end once the API closes, before their connections are cut. */
@@ -43,7 +46,7 @@ export class HttpApi {
     this.logger = options.logger.child({ component: "http" });
     const logger = this.logger;
     this.app = Fastify({
-      ...(options.tls && { https: { cert: options.tls.cert, key: options.tls.key } }),
+      ...(options.tls && { https: { cert: options.tls.cert, key: options.tls.key, ...(options.gate && { handshakeTimeout: options.gate.handshakeTimeoutMs }) } }),
       logger: false,
       // A HEAD of a watch would hold a stream open to send nothing.
       exposeHeadRoutes: false,
@@ -66,6 +69,7 @@ export class HttpApi {
     });
 
     this.trackConnections(options.tls ? "secureConnection" : "connection");
+    if (options.gate) this.gateConnections(options.gate);
     this.app.addHook("onRequest", async () => {
       if (this.closing.signal.aborted) throw new HttpRequestError(Status.UNAVAILABLE, "the server is shutting down: retry once it is back");
     });
@@ -134,6 +138,17 @@ export class HttpApi {
       reply.raw.once("close", () => {
         if (this.connections.has(socket)) this.connections.set(socket, this.connections.get(socket)! - 1);
       });
+    });
+  }
+
+  /**
+   * Counts every new connection (the raw TCP one, under TLS too) against the port's limit, and
+   * gives it until the gate's handshake timeout to send its first request.
+   */
+  private gateConnections(gate: ConnectionGate): void {
+    this.app.server.on("connection", (socket: Socket) => gate.admit(socket));
+    this.app.addHook("onRequest", async (request) => {
+      gate.handshake(request.raw.socket, () => true);
     });
   }
 

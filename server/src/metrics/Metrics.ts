@@ -50,6 +50,13 @@ export class Metrics {
     help: "Watch streams ended because the watcher fell too far behind.",
     registers: [this.registry],
   });
+  private readonly closedConnections = new Counter({
+    name: "drover_connections_closed_total",
+    help: "Connections the server closed on a port (grpc, http): over --max-connections (limit), or no handshake within --handshake-timeout (handshake).",
+    labelNames: ["port", "reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly openConnections = new Map<string, () => number>();
   private readonly attemptStarted = new Map<string, number>();
   private readonly graphStarted = new Map<string, number>();
 
@@ -62,6 +69,16 @@ export class Metrics {
       async collect() {
         this.reset();
         for (const row of await store.countNodes()) this.set({ group: row.group, state: row.state, version: String(row.version) }, row.count);
+      },
+    });
+    const openConnections = this.openConnections;
+    new Gauge({
+      name: "drover_connections",
+      help: "Open connections by port (grpc, http).",
+      labelNames: ["port"] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [port, count] of openConnections) this.set({ port }, count());
       },
     });
     new Gauge({
@@ -79,6 +96,15 @@ export class Metrics {
 
   watcherDropped(): void {
     this.droppedWatchers.inc();
+  }
+
+  connectionClosed(port: "grpc" | "http", reason: "limit" | "handshake"): void {
+    this.closedConnections.inc({ port, reason });
+  }
+
+  /** Reports `count()` as the port's open connections. */
+  countConnections(port: "grpc" | "http", count: () => number): void {
+    this.openConnections.set(port, count);
   }
 
   /** A replacement of a group's failed nodes started (each backs off after the last: the crash loop). */
