@@ -44,7 +44,7 @@ import { DEFAULT_TEMPLATE } from "./templates.js";
 export function detectCapacity(): { cpuMillis: number; memoryMb: number } {
   return { cpuMillis: availableParallelism() * 1000, memoryMb: Math.floor(totalmem() / 1048576) };
 }
-import { EventBus } from "./events/EventBus.js";
+import { DEFAULT_TOTAL_CAPACITY, EventBus } from "./events/EventBus.js";
 import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
 import { Scheduler } from "./scheduler/Scheduler.js";
@@ -69,6 +69,8 @@ export interface DroverServerOptions {
   /** How replacements of a group's failed nodes back off. */
   crashLoop?: CrashLoopOptions;
   watcherCapacity: number;
+  /** How many unsent events all watchers together may hold before those furthest behind are ended (default 2,000,000). */
+  watcherTotalCapacity?: number;
   failpoint?: Failpoint;
   /** The template of a group that has none of its own (default: the chat example). */
   defaultTemplate?: NodeTemplate;
@@ -115,7 +117,7 @@ export class DroverServer {
 
   constructor(private readonly options: DroverServerOptions) {
     const { store, driver, clock, logger } = options;
-    const bus = new EventBus(WATCH_LINGER_MS);
+    const bus = new EventBus(WATCH_LINGER_MS, options.watcherTotalCapacity ?? DEFAULT_TOTAL_CAPACITY);
     const failpoint = options.failpoint ?? noFailpoints;
     const journal = new Journal(store, bus, () => clock.now(), failpoint);
     const newId = ulidFactory();

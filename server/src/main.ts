@@ -13,7 +13,7 @@ import { failpointFromSetting } from "./failpoints.js";
 import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from "./auth/tokens.js";
 import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
-import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
+import { DEFAULT_SUBSCRIBER_CAPACITY, DEFAULT_TOTAL_CAPACITY } from "./events/EventBus.js";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
 
@@ -40,6 +40,7 @@ const program = new Command("server")
   .addOption(option("--reconcile-interval <duration>", "how often every group is compared with its spec and repaired", "DROVER_RECONCILE_INTERVAL").default(10_000, "10s").argParser(durationIn(10, 86_400_000)))
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
+  .addOption(option("--watcher-buffer-total <n>", "events all watchers together may fall behind; beyond it, those furthest behind are ended", "DROVER_WATCHER_BUFFER_TOTAL").default(DEFAULT_TOTAL_CAPACITY).argParser(integerIn(1, 1_000_000_000)))
   .addOption(option("--max-connections <n>", "connections each port (gRPC, HTTP) keeps open at once; more are closed as they arrive", "DROVER_MAX_CONNECTIONS").default(DEFAULT_MAX_CONNECTIONS).argParser(integerIn(1, 1_000_000)))
   .addOption(option("--handshake-timeout <duration>", "how long a new connection may take to complete TLS and start HTTP/2 (gRPC) or send its first request (HTTP) before it is closed", "DROVER_HANDSHAKE_TIMEOUT").default(DEFAULT_HANDSHAKE_TIMEOUT_MS, "10s").argParser(durationIn(100, 3_600_000)))
   .addOption(option("--capacity-cpu <millis>", "cpu the host offers nodes, in thousandths of a core (default: detected)", "DROVER_CAPACITY_CPU").argParser(integerIn(1, 1_024_000_000)))
@@ -76,6 +77,7 @@ const flags = program.opts<{
   capacityCpu?: number;
   capacityMemory?: number;
   watcherBuffer: number;
+  watcherBufferTotal: number;
   maxConnections: number;
   handshakeTimeout: number;
   insecureNoAuth?: boolean;
@@ -177,6 +179,7 @@ async function main(): Promise<void> {
     defaultMinReadyMs: flags.minReady ?? (flags.driver === "process" ? 10_000 : 0),
     crashLoop: { initialMs: flags.crashLoopBackoff.min, maxMs: flags.crashLoopBackoff.max, resetAfterMs: 600_000 },
     watcherCapacity: flags.watcherBuffer,
+    watcherTotalCapacity: flags.watcherBufferTotal,
     maxConnections: flags.maxConnections,
     handshakeTimeoutMs: flags.handshakeTimeout,
     failpoint,

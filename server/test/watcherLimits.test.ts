@@ -8,6 +8,8 @@ import { describe, it } from "node:test";
 import { ChannelCredentials, createChannel, createClient, Status } from "nice-grpc";
 import { HealthDefinition } from "nice-grpc-server-health";
 import type { DroverServerOptions } from "../src/DroverServer.js";
+import { EventBus } from "../src/events/EventBus.js";
+import type { Event } from "../src/domain.js";
 import { freePort } from "./processes.js";
 import { eventually, expectStatus, startTestServer, temporaryDataDir } from "./support.js";
 
@@ -44,6 +46,48 @@ function rawConnection(port: number): Promise<Socket> {
   socket.resume();
   return once(socket, "connect").then(() => socket);
 }
+
+describe("a subscription", () => {
+  const event = (sequence: number): Event => ({ sequence, time: 0, type: "node", group: "g", nodeId: "n", state: "running" }) as Event;
+
+  it("counts the events of its last two takes toward its capacity: the stream may not have sent them yet", async () => {
+    const bus = new EventBus();
+    const subscription = bus.subscribe(() => true, 3);
+    const signal = new AbortController().signal;
+    bus.publish([event(1), event(2)]);
+    assert.deepEqual((await subscription.take(signal)).map((e) => e.sequence), [1, 2]);
+    bus.publish([event(3)]);
+    assert.deepEqual((await subscription.take(signal)).map((e) => e.sequence), [3]);
+    assert.equal(subscription.overflowed.aborted, false, "three handed out: at its capacity, not over");
+    bus.publish([event(4)]);
+    assert.equal(subscription.overflowed.aborted, true, "the events handed out are not yet sent: they count");
+  });
+
+  it("drops its queue and leaves the bus the moment it overflows, not when it is next read", async () => {
+    const bus = new EventBus();
+    const subscription = bus.subscribe(() => true, 2);
+    bus.publish([event(1), event(2), event(3)]);
+    assert.equal(subscription.overflowed.aborted, true);
+    assert.equal(subscription.overflowReason, "behind");
+    assert.equal(bus.subscriberCount, 0);
+    assert.equal(bus.backlogEvents, 0, "what it held is let go");
+    assert.deepEqual(await subscription.take(new AbortController().signal), []);
+  });
+
+  it("ends those furthest behind when all of them together hold more than the total, and spares one that keeps up", async () => {
+    const bus = new EventBus(0, 10);
+    const slow = [bus.subscribe(() => true, 100), bus.subscribe(() => true, 100)];
+    const keepingUp = bus.subscribe(() => true, 100);
+    const signal = new AbortController().signal;
+    for (let sequence = 1; sequence <= 10; sequence++) {
+      bus.publish([event(sequence)]);
+      await keepingUp.take(signal);
+    }
+    assert.deepEqual(slow.map((subscription) => subscription.overflowReason), ["crowded", "crowded"]);
+    assert.equal(keepingUp.overflowed.aborted, false);
+    assert.ok(bus.backlogEvents <= 10);
+  });
+});
 
 describe("connections", { timeout: 60_000 }, () => {
   it("closes connections to the gRPC and HTTP ports that send nothing within the handshake timeout, and not a client's", async (t) => {

@@ -86,7 +86,7 @@ export interface DroverServiceOptions {
   store: Store;
   reconciler: Reconciler;
   bus: EventBus;
-  /** How many undelivered events one watcher may fall behind before it is ended. */
+  /** How many events one watcher may hold unsent (queued, or sent and not yet read) before its stream is ended. */
   watcherCapacity: number;
   /** The template of a group that has none of its own. */
   defaultTemplate: NodeTemplate;
@@ -111,27 +111,33 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     return toApiNode(node, stats && toApiNodeStats(stats, Math.max(0, (await store.startAttempts(node.id)) - 1)));
   }
 
-  /** Streams a subscription's events after `cursor` until `isEnd` says the last one ends the stream. */
+  /**
+   * Streams a subscription's events after `cursor` until `isEnd` says the last one ends the
+   * stream. The moment the subscription overflows, the stream ends with RESOURCE_EXHAUSTED
+   * and the sequence to resume after (the last one sent).
+   */
   async function* follow(
     subscription: Subscription,
     cursor: number,
     context: CallContext,
     isEnd: (event: Event) => boolean,
   ): AsyncGenerator<Event[], void> {
-    const signal = AbortSignal.any([context.signal, options.shutdownSignal]);
+    const signal = AbortSignal.any([context.signal, options.shutdownSignal, subscription.overflowed]);
     for (;;) {
       const events = (await subscription.take(signal)).filter((event) => event.sequence > cursor);
       if (events.length > 0) {
-        yield events;
+        // Once yielded, they are the transport's: a resume point must count them.
         cursor = events.at(-1)!.sequence;
+        yield events;
         if (events.some(isEnd)) return;
       }
-      if (subscription.overflowedAfter !== undefined) {
+      if (subscription.overflowed.aborted) {
         options.onWatcherDropped?.();
-        throw new ServerError(
-          Status.RESOURCE_EXHAUSTED,
-          `watcher fell more than ${options.watcherCapacity} events behind: resume after sequence ${cursor}`,
-        );
+        const why =
+          subscription.overflowReason === "crowded"
+            ? "watcher was the furthest behind when all watchers together held more unsent events than the server allows (--watcher-buffer-total)"
+            : `watcher fell more than ${options.watcherCapacity} events behind`;
+        throw new ServerError(Status.RESOURCE_EXHAUSTED, `${why}: resume after sequence ${cursor}`);
       }
       if (signal.aborted) {
         if (options.shutdownSignal.aborted) throw new ServerError(Status.UNAVAILABLE, `the server is shutting down: resume after sequence ${cursor}`);
@@ -269,8 +275,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           for (;;) {
             const events = await store.nodeEvents(group, cursor, REPLAY_PAGE);
             if (events.length > 0) {
-              yield { events: events.map(toApiEvent) };
               cursor = events.at(-1)!.sequence;
+              yield { events: events.map(toApiEvent) };
             }
             if (events.length < REPLAY_PAGE) break;
           }
@@ -336,8 +342,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           const held = settledBefore ? undefined : subscription.firstSequence;
           const events = await store.graphEvents(watched, cursor, REPLAY_PAGE, held);
           if (events.length > 0) {
-            yield { events: events.map(toApiEvent) };
             cursor = events.at(-1)!.sequence;
+            yield { events: events.map(toApiEvent) };
             if (events.some(isGraphEnd)) return;
           }
           if (events.length < REPLAY_PAGE) break;
