@@ -9,7 +9,9 @@ import { composeServerMiddleware } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
 import { ServerReflection, ServerReflectionService } from "nice-grpc-server-reflection";
 import { authMiddleware } from "./api/authMiddleware.js";
+import { GrpcOutlets } from "./api/GrpcOutlets.js";
 import { GrpcServer } from "./api/GrpcServer.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "./api/StreamOutlet.js";
 import { ConnectionGate, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
@@ -90,6 +92,8 @@ export interface DroverServerOptions {
   handshakeTimeoutMs?: number;
   /** A gRPC connection with no call for this long is closed (default 5 min). */
   idleConnectionTimeoutMs?: number;
+  /** How long a stream may hold data its client does not read before it is ended (default 30 s). */
+  watcherDrainTimeoutMs?: number;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -163,11 +167,13 @@ export class DroverServer {
       },
     });
     this.metrics = new Metrics(store, bus);
+    const drainTimeoutMs = options.watcherDrainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     let middleware = composeServerMiddleware(this.metrics.middleware(), errorMiddleware(logger));
     if (options.token) middleware = composeServerMiddleware(middleware, authMiddleware(options.token));
     this.grpc = new GrpcServer({
       middleware,
       gate: this.connectionGate("grpc"),
+      outlets: new GrpcOutlets({ drainTimeoutMs, onStalled: () => this.metrics.watcherDropped("stalled") }),
       idleTimeoutMs: options.idleConnectionTimeoutMs ?? IDLE_CONNECTION_MS,
       tls: options.tls,
     });
@@ -185,10 +191,20 @@ export class DroverServer {
       defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
       driver,
       shutdownSignal: this.shutdownController.signal,
-      onWatcherDropped: () => this.metrics.watcherDropped(),
+      onWatcherDropped: () => this.metrics.watcherDropped("behind"),
     });
     this.grpc.add(wireDefinition, service);
-    if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls, gate: this.connectionGate("http") });
+    if (options.httpListen) {
+      this.http = new HttpApi({
+        service,
+        logger,
+        token: options.token,
+        tls: options.tls,
+        gate: this.connectionGate("http"),
+        drainTimeoutMs,
+        onStreamStalled: () => this.metrics.watcherDropped("stalled"),
+      });
+    }
   }
 
   /** The limits on one listening port's connections. */

@@ -14,6 +14,7 @@ import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from
 import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
 import { DEFAULT_SUBSCRIBER_CAPACITY, DEFAULT_TOTAL_CAPACITY } from "./events/EventBus.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "./api/StreamOutlet.js";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
 
@@ -41,6 +42,7 @@ const program = new Command("server")
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
   .addOption(option("--watcher-buffer-total <n>", "events all watchers together may fall behind; beyond it, those furthest behind are ended", "DROVER_WATCHER_BUFFER_TOTAL").default(DEFAULT_TOTAL_CAPACITY).argParser(integerIn(1, 1_000_000_000)))
+  .addOption(option("--watcher-drain-timeout <duration>", "how long a stream (watch, followed log) may hold data its client does not read before it is ended", "DROVER_WATCHER_DRAIN_TIMEOUT").default(DEFAULT_DRAIN_TIMEOUT_MS, "30s").argParser(durationIn(100, 86_400_000)))
   .addOption(option("--max-connections <n>", "connections each port (gRPC, HTTP) keeps open at once; more are closed as they arrive", "DROVER_MAX_CONNECTIONS").default(DEFAULT_MAX_CONNECTIONS).argParser(integerIn(1, 1_000_000)))
   .addOption(option("--handshake-timeout <duration>", "how long a new connection may take to complete TLS and start HTTP/2 (gRPC) or send its first request (HTTP) before it is closed", "DROVER_HANDSHAKE_TIMEOUT").default(DEFAULT_HANDSHAKE_TIMEOUT_MS, "10s").argParser(durationIn(100, 3_600_000)))
   .addOption(option("--capacity-cpu <millis>", "cpu the host offers nodes, in thousandths of a core (default: detected)", "DROVER_CAPACITY_CPU").argParser(integerIn(1, 1_024_000_000)))
@@ -78,6 +80,7 @@ const flags = program.opts<{
   capacityMemory?: number;
   watcherBuffer: number;
   watcherBufferTotal: number;
+  watcherDrainTimeout: number;
   maxConnections: number;
   handshakeTimeout: number;
   insecureNoAuth?: boolean;
@@ -180,6 +183,7 @@ async function main(): Promise<void> {
     crashLoop: { initialMs: flags.crashLoopBackoff.min, maxMs: flags.crashLoopBackoff.max, resetAfterMs: 600_000 },
     watcherCapacity: flags.watcherBuffer,
     watcherTotalCapacity: flags.watcherBufferTotal,
+    watcherDrainTimeoutMs: flags.watcherDrainTimeout,
     maxConnections: flags.maxConnections,
     handshakeTimeoutMs: flags.handshakeTimeout,
     failpoint,

@@ -5,6 +5,8 @@ import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { type ConnectionInjector, Server as GrpcJsServer, ServerCredentials, type UntypedHandleCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { CallContext, CompatServiceDefinition, ServerMiddleware, ServiceImplementation } from "nice-grpc";
 import type { ConnectionGate } from "../net/ConnectionGate.js";
+import { GrpcOutlets } from "./GrpcOutlets.js";
+import { type StreamContext, UNPACED } from "./StreamOutlet.js";
 
 /** The HTTP/2 connection preface a client sends first ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"). */
 const PREFACE_BYTES = 24;
@@ -13,6 +15,7 @@ export interface GrpcServerOptions {
   /** Every call goes through it, outermost first (composed with nice-grpc's composeServerMiddleware). */
   middleware: ServerMiddleware;
   gate: ConnectionGate;
+  outlets: GrpcOutlets;
   /** A connection with no call for this long is closed (grpc-js sends GOAWAY; clients reconnect when they need to). */
   idleTimeoutMs: number;
   /** Serve over TLS with this certificate and key (PEM). */
@@ -24,7 +27,8 @@ export interface GrpcServerOptions {
  * through a ConnectionGate: grpc-js binds its own listening socket and offers no limit on
  * connections nor a timeout on a connection's handshake, so this server accepts connections
  * itself, terminates TLS itself, and hands each connection to grpc-js (its public
- * `createConnectionInjector`).
+ * `createConnectionInjector`). Each response stream's handler also gets its outlet in its
+ * context (see StreamOutlet).
  *
  * nice-grpc's `createServer` creates the grpc-js server inside `listen` and keeps it, so this
  * builds the handlers with nice-grpc's own factories (its internal modules: watcherLimits.test.ts
@@ -37,7 +41,7 @@ export class GrpcServer {
 
   constructor(private readonly options: GrpcServerOptions) {}
 
-  add<Service extends CompatServiceDefinition>(definition: Service, implementation: ServiceImplementation<Service>): void {
+  add<Service extends CompatServiceDefinition>(definition: Service, implementation: ServiceImplementation<Service, StreamContext>): void {
     if (this.grpc) throw new Error("GrpcServer.add() must be called before listen()");
     this.services.push({ definition, implementation });
   }
@@ -45,8 +49,11 @@ export class GrpcServer {
   /** Starts serving on `host:port` (port 0: any free one) and returns the port. */
   async listen(address: string): Promise<number> {
     if (this.grpc) throw new Error("GrpcServer.listen() has already been called");
-    const { gate, tls } = this.options;
-    this.grpc = new GrpcJsServer({ "grpc.max_connection_idle_ms": this.options.idleTimeoutMs });
+    const { gate, outlets, tls } = this.options;
+    this.grpc = new GrpcJsServer({
+      "grpc.max_connection_idle_ms": this.options.idleTimeoutMs,
+      interceptors: [outlets.interceptor],
+    });
     for (const { definition, implementation } of this.services) {
       const normalized = niceGrpc.normalizeServiceDefinition(definition);
       this.grpc.addService(niceGrpc.toGrpcJsServiceDefinition(normalized), this.handlers(normalized, implementation));
@@ -97,18 +104,29 @@ export class GrpcServer {
     return (socket) => terminator.emit("connection", socket);
   }
 
-  /** nice-grpc's handlers of a service. */
+  /** nice-grpc's handlers of a service; each call's implementation gets its stream's outlet in its context. */
   private handlers(definition: NiceServiceDefinition, implementation: object): UntypedServiceImplementation {
+    const { middleware, outlets } = this.options;
     const handlers: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(definition)) {
       const implement = (implementation as Record<string, MethodImplementation>)[name]!.bind(implementation);
-      handlers[name] = niceGrpc.handlerFactory(method)(method, implement, this.options.middleware);
+      const factory = niceGrpc.handlerFactory(method);
+      if (method.responseStream) {
+        // A handler per call, to give the call's implementation its outlet.
+        handlers[name] = ((call: Parameters<GrpcOutlets["outletOf"]>[0]) => {
+          const outlet = outlets.outletOf(call) ?? UNPACED;
+          const handler = factory(method, (request, context) => implement(request, { ...context, outlet }), middleware) as (call: unknown) => void;
+          handler(call);
+        }) as UntypedHandleCall;
+      } else {
+        handlers[name] = factory(method, (request, context) => implement(request, { ...context, outlet: UNPACED }), middleware);
+      }
     }
     return handlers;
   }
 }
 
-type MethodImplementation = (request: unknown, context: CallContext) => unknown;
+type MethodImplementation = (request: unknown, context: CallContext & StreamContext) => unknown;
 interface NiceMethodDefinition {
   path: string;
   requestStream: boolean;

@@ -3,17 +3,18 @@ import type { DroverServiceImplementation } from "@drover/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type CallContext, Metadata, Status } from "nice-grpc";
 import type { Logger } from "pino";
+import { DEFAULT_DRAIN_TIMEOUT_MS, type StreamContext } from "../api/StreamOutlet.js";
 import type { ConnectionGate } from "../net/ConnectionGate.js";
 import { authHook } from "./authHook.js";
 import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError } from "./httpErrors.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
-import type { StreamFormat, StreamOptions } from "./streams.js";
+import { ResponseOutlet, type StreamFormat, type StreamOptions } from "./streams.js";
 
 export interface HttpApiOptions {
   /** The gRPC service's handlers: the HTTP API calls the very same ones. */
-  service: DroverServiceImplementation;
+  service: DroverServiceImplementation<StreamContext>;
   logger: Logger;
   /** The bearer token every request must carry; absent: no authentication. */
   token?: string;
@@ -21,6 +22,10 @@ export interface HttpApiOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Limits the port's connections (how many, and how long a new one may take to send its first request). */
   gate?: ConnectionGate;
+  /** How long a streamed response may stay over its buffer, its client not reading, before it is cut (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Told when a streamed response is cut for that. */
+  onStreamStalled?: () => void;
 }
 
 /** How long open streams may take to end once the API closes, before their connections are cut. */
@@ -41,8 +46,9 @@ export class HttpApi {
   private readonly logger: Logger;
   /** Open connections, each with how many of its requests are unanswered: the rest are cut at once on close. */
   private readonly connections = new Map<Socket, number>();
+  private readonly outlets = new WeakMap<FastifyRequest, ResponseOutlet>();
 
-  constructor(options: HttpApiOptions) {
+  constructor(private readonly options: HttpApiOptions) {
     this.logger = options.logger.child({ component: "http" });
     const logger = this.logger;
     this.app = Fastify({
@@ -154,9 +160,10 @@ export class HttpApi {
 
   /**
    * The context a gRPC handler gets: its signal is aborted when the client goes away (the
-   * response closes before it is finished) or the API closes; no metadata is passed on.
+   * response closes before it is finished) or the API closes; no metadata is passed on. Its
+   * outlet paces a streamed response (see ResponseOutlet).
    */
-  private callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
+  private callContext(request: FastifyRequest, reply: FastifyReply): CallContext & StreamContext {
     const controller = new AbortController();
     const abort = () => controller.abort();
     const closing = this.closing.signal;
@@ -165,7 +172,14 @@ export class HttpApi {
       closing.removeEventListener("abort", abort);
       abort();
     });
+    const outlet = new ResponseOutlet({
+      drainTimeoutMs: this.options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+      cut: () => reply.raw.destroy(),
+      onStalled: this.options.onStreamStalled,
+    });
+    this.outlets.set(request, outlet);
     return {
+      outlet,
       signal: controller.signal,
       metadata: Metadata(),
       peer: `${request.ip}:${request.socket.remotePort ?? 0}`,
@@ -176,6 +190,8 @@ export class HttpApi {
   }
 
   private streamOptions(request: FastifyRequest, format: StreamFormat, signal: AbortSignal): StreamOptions {
-    return { format, signal, closing: this.closing.signal, describeError: (error) => apiErrorOf(error, request, this.logger) };
+    const outlet = this.outlets.get(request);
+    if (!outlet) throw new Error("streamOptions() before callContext(): a stream's outlet comes with its call context");
+    return { format, signal, outlet, closing: this.closing.signal, describeError: (error) => apiErrorOf(error, request, this.logger) };
   }
 }

@@ -47,7 +47,8 @@ export class Metrics {
   });
   private readonly droppedWatchers = new Counter({
     name: "drover_watchers_dropped_total",
-    help: "Watch streams ended because the watcher fell too far behind.",
+    help: "Streams ended because their client did not keep up: it fell more events behind than --watcher-buffer, or furthest behind when all together held --watcher-buffer-total (behind); or it did not read for --watcher-drain-timeout (stalled).",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   private readonly closedConnections = new Counter({
@@ -94,8 +95,8 @@ export class Metrics {
     });
   }
 
-  watcherDropped(): void {
-    this.droppedWatchers.inc();
+  watcherDropped(reason: "behind" | "stalled"): void {
+    this.droppedWatchers.inc({ reason });
   }
 
   connectionClosed(port: "grpc" | "http", reason: "limit" | "handshake"): void {
