@@ -12,6 +12,7 @@ import { authMiddleware } from "./api/authMiddleware.js";
 import { GrpcOutlets } from "./api/GrpcOutlets.js";
 import { GrpcServer } from "./api/GrpcServer.js";
 import { DEFAULT_DRAIN_TIMEOUT_MS } from "./api/StreamOutlet.js";
+import { DEFAULT_MAX_WATCHERS_PER_CONNECTION, watcherLimitMiddleware } from "./api/watcherLimitMiddleware.js";
 import { ConnectionGate, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
@@ -31,6 +32,8 @@ function median(values: readonly number[]): number | undefined {
 const WATCH_LINGER_MS = 10;
 /** A gRPC connection with no call for this long is closed (GOAWAY: clients reconnect when they next call). */
 const IDLE_CONNECTION_MS = 300_000;
+/** Calls besides its watch streams that one gRPC connection may have open at once (HTTP/2's concurrent streams are the sum). */
+const UNARY_CALLS_PER_CONNECTION = 100;
 import type { Logger } from "pino";
 import { ulidFactory } from "./ids.js";
 import { droverService } from "./api/DroverService.js";
@@ -94,6 +97,8 @@ export interface DroverServerOptions {
   idleConnectionTimeoutMs?: number;
   /** How long a stream may hold data its client does not read before it is ended (default 30 s). */
   watcherDrainTimeoutMs?: number;
+  /** Response streams one gRPC connection may hold open at once (default 100). */
+  maxWatchersPerConnection?: number;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -167,13 +172,16 @@ export class DroverServer {
       },
     });
     this.metrics = new Metrics(store, bus);
+    const maxWatchersPerConnection = options.maxWatchersPerConnection ?? DEFAULT_MAX_WATCHERS_PER_CONNECTION;
     const drainTimeoutMs = options.watcherDrainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     let middleware = composeServerMiddleware(this.metrics.middleware(), errorMiddleware(logger));
     if (options.token) middleware = composeServerMiddleware(middleware, authMiddleware(options.token));
+    middleware = composeServerMiddleware(middleware, watcherLimitMiddleware(maxWatchersPerConnection));
     this.grpc = new GrpcServer({
       middleware,
       gate: this.connectionGate("grpc"),
       outlets: new GrpcOutlets({ drainTimeoutMs, onStalled: () => this.metrics.watcherDropped("stalled") }),
+      maxConcurrentStreams: maxWatchersPerConnection + UNARY_CALLS_PER_CONNECTION,
       idleTimeoutMs: options.idleConnectionTimeoutMs ?? IDLE_CONNECTION_MS,
       tls: options.tls,
     });

@@ -334,6 +334,27 @@ describe("watchers that stop reading", { timeout: 180_000 }, () => {
 });
 
 describe("connections", { timeout: 60_000 }, () => {
+  it("refuses one more watch than a connection may hold, saying so, and lets it in once another ends", async (t) => {
+    const { client } = await watchedServer(t, { maxWatchersPerConnection: 2 });
+    const first = client.watchNodes({ group: "g" })[Symbol.asyncIterator]();
+    const second = client.watchNodes({ group: "g" })[Symbol.asyncIterator]();
+    await Promise.all([first.next(), second.next()]);
+    await expectStatus(
+      drain(client.watchNodes({ group: "g" })),
+      Status.RESOURCE_EXHAUSTED,
+      /this connection already has 2 watch streams open, the server's limit \(--max-watchers-per-connection\)/,
+    );
+    assert.ok(await client.listNodes({ group: "g" }), "calls that do not stream are not counted");
+    await first.return?.();
+    await eventually(async () => {
+      const third = client.watchNodes({ group: "g" })[Symbol.asyncIterator]();
+      const answer = await third.next().then(() => true, () => undefined);
+      await third.return?.().catch(() => {});
+      return answer;
+    }, "a watch is let in again");
+    await second.return?.();
+  });
+
   it("closes connections to the gRPC and HTTP ports that send nothing within the handshake timeout, and not a client's", async (t) => {
     const { server, client } = await watchedServer(t, { httpListen: "127.0.0.1:0", handshakeTimeoutMs: 300 });
     const silent = [await rawConnection(server.port), await rawConnection(server.httpPort)];

@@ -16,6 +16,8 @@ export interface GrpcServerOptions {
   middleware: ServerMiddleware;
   gate: ConnectionGate;
   outlets: GrpcOutlets;
+  /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
   /** A connection with no call for this long is closed (grpc-js sends GOAWAY; clients reconnect when they need to). */
   idleTimeoutMs: number;
   /** Serve over TLS with this certificate and key (PEM). */
@@ -51,6 +53,7 @@ export class GrpcServer {
     if (this.grpc) throw new Error("GrpcServer.listen() has already been called");
     const { gate, outlets, tls } = this.options;
     this.grpc = new GrpcJsServer({
+      "grpc.max_concurrent_streams": this.options.maxConcurrentStreams,
       "grpc.max_connection_idle_ms": this.options.idleTimeoutMs,
       interceptors: [outlets.interceptor],
     });
