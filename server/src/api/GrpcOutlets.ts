@@ -59,7 +59,7 @@ export class GrpcOutlets {
   };
 
   /** The outlet of a response stream, given the call grpc-js gives its handler (undefined for a call that streams nothing). */
-  outletOf(call: { readonly metadata: Metadata; readonly writableLength: number }): StreamOutlet | undefined {
+  outletOf(call: { readonly metadata: Metadata } & CallQueue): StreamOutlet | undefined {
     const outlet = this.byMetadata.get(call.metadata);
     outlet?.queueIn(call);
     return outlet;
@@ -109,6 +109,14 @@ class PacedCall extends ServerInterceptingCall {
   }
 }
 
+/** What an outlet reads of the call grpc-js gives the handler (a Writable of messages). */
+interface CallQueue {
+  /** Messages queued, the one being written included. */
+  readonly writableLength: number;
+  /** Whether the handler has ended the call (its status goes out once the queue is written). */
+  readonly writableEnded: boolean;
+}
+
 /**
  * One response stream: its messages not yet written (those queued in the call, and the one
  * HTTP/2 is writing), and when one last was. Its state: open → ending (its status is sent,
@@ -121,7 +129,7 @@ class GrpcOutlet implements StreamOutlet {
   /** Messages handed to HTTP/2 and not yet written: one at most, as grpc-js sends them. */
   private unwritten = 0;
   /** The call's queue of messages, the one being written included. */
-  private queue: { readonly writableLength: number } | undefined;
+  private queue: CallQueue | undefined;
   /** When a message was last written, or the first of those unwritten sent (performance.now()). */
   private progressAt = 0;
   private readonly waiters = new Set<() => void>();
@@ -136,7 +144,7 @@ class GrpcOutlet implements StreamOutlet {
   }
 
   /** Reads the call's queue from now on (the call grpc-js gives the handler). */
-  queueIn(call: { readonly writableLength: number }): void {
+  queueIn(call: CallQueue): void {
     this.queue = call;
   }
 
@@ -183,7 +191,8 @@ class GrpcOutlet implements StreamOutlet {
    * not read, holding it. The reset cancels the call, so its handler lets go at once.
    */
   private stalled(): void {
-    if (this.state === "open") this.options.onStalled?.();
+    // A handler that ended its call told its client why (the status waits behind the unread data).
+    if (this.state === "open" && !this.queue?.writableEnded) this.options.onStalled?.();
     const stream = http2StreamOf(this.call);
     if (stream) {
       stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
