@@ -126,9 +126,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
   /**
    * Streams a subscription's events after `cursor` until `isEnd` says the last one ends the
-   * stream. It takes more only once the client has read what it was sent, so a watcher that
-   * stops reading falls behind in its subscription; the moment that overflows, the stream
-   * ends with RESOURCE_EXHAUSTED and the sequence to resume after (the last one sent).
+   * stream. It takes more only once the client has read all it was sent but the message
+   * being written (see StreamOutlet), so a watcher that stops reading falls behind in its
+   * subscription; the moment that overflows, the stream ends with RESOURCE_EXHAUSTED and the
+   * sequence to resume after (the last one sent).
    */
   async function* follow(
     subscription: Subscription,
