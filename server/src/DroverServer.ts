@@ -5,11 +5,15 @@ import { existsSync, readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import { availableParallelism, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
-import { ServerCredentials } from "@grpc/grpc-js";
-import { createServer, type Server } from "nice-grpc";
+import { composeServerMiddleware } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
 import { ServerReflection, ServerReflectionService } from "nice-grpc-server-reflection";
 import { authMiddleware } from "./api/authMiddleware.js";
+import { GrpcOutlets } from "./api/GrpcOutlets.js";
+import { GrpcServer } from "./api/GrpcServer.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "./api/StreamOutlet.js";
+import { DEFAULT_MAX_WATCHERS_PER_CONNECTION, watcherLimitMiddleware } from "./api/watcherLimitMiddleware.js";
+import { ConnectionGate, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import { wireDefinition } from "./api/wire.js";
@@ -27,6 +31,10 @@ function median(values: readonly number[]): number | undefined {
 
 /** How long committed events wait for more before they go to watchers together (see EventBus). */
 const WATCH_LINGER_MS = 10;
+/** A gRPC connection with no call for this long is closed (GOAWAY: clients reconnect when they next call). */
+const IDLE_CONNECTION_MS = 300_000;
+/** Calls besides its watch streams that one gRPC connection may have open at once (HTTP/2's concurrent streams are the sum). */
+const UNARY_CALLS_PER_CONNECTION = 100;
 import type { Logger } from "pino";
 import { ulidFactory } from "./ids.js";
 import { droverService } from "./api/DroverService.js";
@@ -42,7 +50,7 @@ import { DEFAULT_TEMPLATE } from "./templates.js";
 export function detectCapacity(): { cpuMillis: number; memoryMb: number } {
   return { cpuMillis: availableParallelism() * 1000, memoryMb: Math.floor(totalmem() / 1048576) };
 }
-import { EventBus } from "./events/EventBus.js";
+import { DEFAULT_TOTAL_CAPACITY, EventBus } from "./events/EventBus.js";
 import { Journal } from "./events/Journal.js";
 import { Reconciler } from "./reconciler/Reconciler.js";
 import { Scheduler } from "./scheduler/Scheduler.js";
@@ -70,6 +78,8 @@ export interface DroverServerOptions {
   /** How replacements of a group's failed nodes back off. */
   crashLoop?: CrashLoopOptions;
   watcherCapacity: number;
+  /** How many unsent events all watchers together may hold before those furthest behind are ended (default 2,000,000). */
+  watcherTotalCapacity?: number;
   failpoint?: Failpoint;
   /** The template of a group that has none of its own (default: the chat example). */
   defaultTemplate?: NodeTemplate;
@@ -91,6 +101,16 @@ export interface DroverServerOptions {
   stopUnknownProcesses?: boolean;
   /** How long what settled is kept (0: forever; default a week), how often it is looked for, and rows per step. */
   retention?: { retentionMs?: number; intervalMs?: number; batchRows?: number };
+  /** Connections each listening port (gRPC, HTTP) keeps open at once (default 2048). */
+  maxConnections?: number;
+  /** How long a new connection may take to complete its TLS handshake and start HTTP/2 (gRPC) or send its first request (HTTP) (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** A gRPC connection with no call for this long is closed (default 5 min). */
+  idleConnectionTimeoutMs?: number;
+  /** How long a stream may hold data its client does not read before it is ended (default 30 s). */
+  watcherDrainTimeoutMs?: number;
+  /** Response streams one gRPC connection may hold open at once (default 100). */
+  maxWatchersPerConnection?: number;
 }
 
 /** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
@@ -105,7 +125,7 @@ const SHUTDOWN_GRACE_MS = 2000;
  */
 export class DroverServer {
   private state: "created" | "started" | "stopping" | "stopped" = "created";
-  private readonly grpc: Server;
+  private readonly grpc: GrpcServer;
   private readonly scheduler: Scheduler;
   private readonly reconciler: Reconciler;
   private readonly shutdownController = new AbortController();
@@ -134,7 +154,7 @@ export class DroverServer {
     // Every storage fault, met anywhere, is an UNAVAILABLE with its cause and turns health NOT_SERVING.
     const store = guardStore(options.store, (fault) => this.storage.reportFault(fault));
     this.store = store;
-    const bus = new EventBus(WATCH_LINGER_MS);
+    const bus = new EventBus(WATCH_LINGER_MS, options.watcherTotalCapacity ?? DEFAULT_TOTAL_CAPACITY);
     const failpoint = options.failpoint ?? noFailpoints;
     const journal = new Journal({
       store,
@@ -190,9 +210,20 @@ export class DroverServer {
       },
     });
     this.metrics = new Metrics(store, bus);
-    let grpc = createServer().use(this.metrics.middleware()).use(errorMiddleware(logger));
-    if (options.token) grpc = grpc.use(authMiddleware(options.token));
-    this.grpc = grpc.use(refuseUndecodableRequests);
+    const maxWatchersPerConnection = options.maxWatchersPerConnection ?? DEFAULT_MAX_WATCHERS_PER_CONNECTION;
+    const drainTimeoutMs = options.watcherDrainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    let middleware = composeServerMiddleware(this.metrics.middleware(), errorMiddleware(logger));
+    if (options.token) middleware = composeServerMiddleware(middleware, authMiddleware(options.token));
+    middleware = composeServerMiddleware(middleware, refuseUndecodableRequests);
+    middleware = composeServerMiddleware(middleware, watcherLimitMiddleware(maxWatchersPerConnection));
+    this.grpc = new GrpcServer({
+      middleware,
+      gate: this.connectionGate("grpc"),
+      outlets: new GrpcOutlets({ drainTimeoutMs, onStalled: () => this.metrics.watcherDropped("stalled") }),
+      maxConcurrentStreams: maxWatchersPerConnection + UNARY_CALLS_PER_CONNECTION,
+      idleTimeoutMs: options.idleConnectionTimeoutMs ?? IDLE_CONNECTION_MS,
+      tls: options.tls,
+    });
     this.grpc.add(HealthDefinition, HealthServiceImpl(this.health));
     if (existsSync(DESCRIPTOR_SET)) {
       this.grpc.add(ServerReflectionService, ServerReflection(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName]));
@@ -208,10 +239,20 @@ export class DroverServer {
       driver,
       shutdownSignal: this.shutdownController.signal,
       storage: this.storage,
-      onWatcherDropped: () => this.metrics.watcherDropped(),
+      onWatcherDropped: () => this.metrics.watcherDropped("behind"),
     });
     this.grpc.add(wireDefinition, service);
-    if (options.httpListen) this.http = new HttpApi({ service, logger, token: options.token, tls: options.tls });
+    if (options.httpListen) {
+      this.http = new HttpApi({
+        service,
+        logger,
+        token: options.token,
+        tls: options.tls,
+        gate: this.connectionGate("http"),
+        drainTimeoutMs,
+        onStreamStalled: () => this.metrics.watcherDropped("stalled"),
+      });
+    }
     this.retention = new Retention({
       store,
       clock,
@@ -221,6 +262,19 @@ export class DroverServer {
       batchRows: options.retention?.batchRows,
       onRun: (report) => this.metrics.retentionRan(report),
     });
+  }
+
+  /** The limits on one listening port's connections. */
+  private connectionGate(port: "grpc" | "http"): ConnectionGate {
+    const gate = new ConnectionGate({
+      name: port === "grpc" ? "gRPC" : "HTTP",
+      maxConnections: this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      logger: this.options.logger,
+      onClosed: (reason) => this.metrics.connectionClosed(port, reason),
+    });
+    this.metrics.countConnections(port, () => gate.openConnections);
+    return gate;
   }
 
   /** The port the server listens on (useful with port 0). */
@@ -235,10 +289,7 @@ export class DroverServer {
 
   async start(): Promise<void> {
     if (this.state !== "created") throw new Error(`server cannot start: it is ${this.state}`);
-    const credentials = this.options.tls
-      ? ServerCredentials.createSsl(null, [{ cert_chain: this.options.tls.cert, private_key: this.options.tls.key }], false)
-      : ServerCredentials.createInsecure();
-    this.boundPort = await this.grpc.listen(this.options.listen, credentials);
+    this.boundPort = await this.grpc.listen(this.options.listen);
     if (this.http) this.boundHttpPort = await this.http.listen(this.options.httpListen!);
     if (this.options.metricsListen) this.metricsServer = await this.metrics.listen(this.options.metricsListen, { token: this.options.token, tls: this.options.tls });
     this.state = "started";

@@ -17,7 +17,10 @@ import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from
 import { metricsListenProblem } from "./metrics/metricsEndpoint.js";
 import { DroverServer, detectCapacity } from "./DroverServer.js";
 import { MockDriver } from "./drivers/MockDriver.js";
-import { DEFAULT_SUBSCRIBER_CAPACITY } from "./events/EventBus.js";
+import { DEFAULT_SUBSCRIBER_CAPACITY, DEFAULT_TOTAL_CAPACITY } from "./events/EventBus.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "./api/StreamOutlet.js";
+import { DEFAULT_MAX_WATCHERS_PER_CONNECTION } from "./api/watcherLimitMiddleware.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "./net/ConnectionGate.js";
 import { openSqliteStore } from "./store/SqliteStore.js";
 import { prepareDataDir } from "./store/dataDir.js";
 import { DEFAULT_RETENTION_MS } from "./store/Retention.js";
@@ -45,6 +48,11 @@ const program = new Command("server")
   .addOption(option("--reconcile-interval <duration>", "how often every group is compared with its spec and repaired", "DROVER_RECONCILE_INTERVAL").default(10_000, "10s").argParser(durationIn(10, 86_400_000)))
   .addOption(option("--seed <n>", "seed of the mock driver's randomness (default: from the clock)", "DROVER_SEED").argParser(integerIn(0, 2 ** 32 - 1)))
   .addOption(option("--watcher-buffer <n>", "events a watcher may fall behind before its stream is ended", "DROVER_WATCHER_BUFFER").default(DEFAULT_SUBSCRIBER_CAPACITY).argParser(integerIn(1, 10_000_000)))
+  .addOption(option("--watcher-buffer-total <n>", "events all watchers together may fall behind; beyond it, those furthest behind are ended", "DROVER_WATCHER_BUFFER_TOTAL").default(DEFAULT_TOTAL_CAPACITY).argParser(integerIn(1, 1_000_000_000)))
+  .addOption(option("--watcher-drain-timeout <duration>", "how long a stream (watch, followed log) may hold data its client does not read before it is ended", "DROVER_WATCHER_DRAIN_TIMEOUT").default(DEFAULT_DRAIN_TIMEOUT_MS, "30s").argParser(durationIn(100, 86_400_000)))
+  .addOption(option("--max-watchers-per-connection <n>", "streams (watches, followed logs) one gRPC connection may hold open at once", "DROVER_MAX_WATCHERS_PER_CONNECTION").default(DEFAULT_MAX_WATCHERS_PER_CONNECTION).argParser(integerIn(1, 100_000)))
+  .addOption(option("--max-connections <n>", "connections each port (gRPC, HTTP) keeps open at once; more are closed as they arrive", "DROVER_MAX_CONNECTIONS").default(DEFAULT_MAX_CONNECTIONS).argParser(integerIn(1, 1_000_000)))
+  .addOption(option("--handshake-timeout <duration>", "how long a new connection may take to complete TLS and start HTTP/2 (gRPC) or send its first request (HTTP) before it is closed", "DROVER_HANDSHAKE_TIMEOUT").default(DEFAULT_HANDSHAKE_TIMEOUT_MS, "10s").argParser(durationIn(100, 3_600_000)))
   .addOption(option("--capacity-cpu <millis>", "cpu the host offers nodes, in thousandths of a core (default: detected)", "DROVER_CAPACITY_CPU").argParser(integerIn(1, 1_024_000_000)))
   .addOption(option("--capacity-memory <MiB>", "memory the host offers nodes, in MiB (default: detected)", "DROVER_CAPACITY_MEMORY").argParser(integerIn(1, 1_073_741_824)))
   .addOption(option("--insecure-no-auth", "serve without a token (refused unless --listen is a loopback address)", "DROVER_INSECURE_NO_AUTH"))
@@ -96,6 +104,11 @@ const flags = program.opts<{
   capacityCpu?: number;
   capacityMemory?: number;
   watcherBuffer: number;
+  watcherBufferTotal: number;
+  watcherDrainTimeout: number;
+  maxWatchersPerConnection: number;
+  maxConnections: number;
+  handshakeTimeout: number;
   insecureNoAuth?: boolean;
   tlsCert?: string;
   tlsKey?: string;
@@ -241,6 +254,11 @@ async function main(): Promise<void> {
     defaultMinReadyMs: flags.minReady ?? (flags.driver === "process" ? 10_000 : 0),
     crashLoop: { initialMs: flags.crashLoopBackoff.min, maxMs: flags.crashLoopBackoff.max, resetAfterMs: 600_000 },
     watcherCapacity: flags.watcherBuffer,
+    watcherTotalCapacity: flags.watcherBufferTotal,
+    watcherDrainTimeoutMs: flags.watcherDrainTimeout,
+    maxWatchersPerConnection: flags.maxWatchersPerConnection,
+    maxConnections: flags.maxConnections,
+    handshakeTimeoutMs: flags.handshakeTimeout,
     failpoint,
     capacity: {
       cpuMillis: flags.capacityCpu ?? detectCapacity().cpuMillis,

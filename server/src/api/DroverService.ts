@@ -55,6 +55,7 @@ import { readLog } from "./readLog.js";
 import { GraphSnapshots } from "./GraphSnapshots.js";
 import { liveApiEvent } from "./wire.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
+import type { StreamContext } from "./StreamOutlet.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
@@ -86,7 +87,7 @@ export interface DroverServiceOptions {
   store: Store;
   reconciler: Reconciler;
   bus: EventBus;
-  /** How many undelivered events one watcher may fall behind before it is ended. */
+  /** How many events one watcher may hold unsent (queued, or sent and not yet read) before its stream is ended. */
   watcherCapacity: number;
   /** The template of a group that has none of its own. */
   defaultTemplate: NodeTemplate;
@@ -101,9 +102,16 @@ export interface DroverServiceOptions {
 
 /** How many logged events a resuming watcher reads per query. */
 const REPLAY_PAGE = 10_000;
+/**
+ * The most events a live message carries. A watcher has two messages unread at most (see
+ * StreamOutlet), so this bounds what its stream holds in the transport: well under 1 MB.
+ */
+const LIVE_MESSAGE_EVENTS = 1_000;
+
+type Context = CallContext & StreamContext;
 
 /** The gRPC handlers: validate, call the domain, translate. Nothing here speaks SQL. */
-export function droverService(options: DroverServiceOptions): DroverServiceImplementation {
+export function droverService(options: DroverServiceOptions): DroverServiceImplementation<StreamContext> {
   const { store, reconciler, bus } = options;
   const snapshots = new GraphSnapshots(store, bus);
 
@@ -113,28 +121,42 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     return toApiNode(node, stats && toApiNodeStats(stats, Math.max(0, (await store.startAttempts(node.id)) - 1)));
   }
 
-  /** Streams a subscription's events after `cursor` until `isEnd` says the last one ends the stream. */
+  /** The signal a stream's waits are tied to: the client went away, or the server is stopping. */
+  function streamSignal(context: CallContext): AbortSignal {
+    return AbortSignal.any([context.signal, options.shutdownSignal]);
+  }
+
+  /**
+   * Streams a subscription's events after `cursor` until `isEnd` says the last one ends the
+   * stream. It takes more only once the client has read all it was sent but the message
+   * being written (see StreamOutlet), so a watcher that stops reading falls behind in its
+   * subscription; the moment that overflows, the stream ends with RESOURCE_EXHAUSTED and the
+   * sequence to resume after (the last one sent).
+   */
   async function* follow(
     subscription: Subscription,
     cursor: number,
-    context: CallContext,
+    context: Context,
     isEnd: (event: Event) => boolean,
   ): AsyncGenerator<Event[], void> {
     const storage = options.storage?.signal;
-    const signal = AbortSignal.any(storage ? [context.signal, options.shutdownSignal, storage] : [context.signal, options.shutdownSignal]);
+    const signal = AbortSignal.any(storage ? [context.signal, options.shutdownSignal, subscription.overflowed, storage] : [context.signal, options.shutdownSignal, subscription.overflowed]);
     for (;;) {
-      const events = (await subscription.take(signal)).filter((event) => event.sequence > cursor);
+      await context.outlet.drained(signal);
+      const events = (await subscription.take(signal, LIVE_MESSAGE_EVENTS)).filter((event) => event.sequence > cursor);
       if (events.length > 0) {
-        yield events;
+        // Once yielded, they are the transport's: a resume point must count them.
         cursor = events.at(-1)!.sequence;
+        yield events;
         if (events.some(isEnd)) return;
       }
-      if (subscription.overflowedAfter !== undefined) {
+      if (subscription.overflowed.aborted) {
         options.onWatcherDropped?.();
-        throw new ServerError(
-          Status.RESOURCE_EXHAUSTED,
-          `watcher fell more than ${options.watcherCapacity} events behind: resume after sequence ${cursor}`,
-        );
+        const why =
+          subscription.overflowReason === "crowded"
+            ? "watcher was the furthest behind when all watchers together held more unsent events than the server allows (--watcher-buffer-total)"
+            : `watcher fell more than ${options.watcherCapacity} events behind`;
+        throw new ServerError(Status.RESOURCE_EXHAUSTED, `${why}: resume after sequence ${cursor}`);
       }
       if (signal.aborted) {
         if (options.shutdownSignal.aborted) throw new ServerError(Status.UNAVAILABLE, `the server is shutting down: resume after sequence ${cursor}`);
@@ -212,13 +234,13 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       return { node: await nodeWithStats(node) };
     },
 
-    async *nodeLogs(request: NodeLogsRequest, context: CallContext): AsyncGenerator<DeepPartial<NodeLogsResponse>> {
+    async *nodeLogs(request: NodeLogsRequest, context: Context): AsyncGenerator<DeepPartial<NodeLogsResponse>> {
       const nodeId = requireNodeId(request.nodeId);
       const node = await store.getNode(nodeId);
       if (!node) throw new NodeNotFoundError(nodeId);
       const file = options.driver.logFile(node);
       if (!file) throw new FailedPreconditionError(`node ${nodeId} has no log: the ${options.driver.name} driver keeps none`);
-      const signal = AbortSignal.any([context.signal, options.shutdownSignal]);
+      const signal = streamSignal(context);
       for await (const text of readLog(file, {
         tailBytes: request.tailBytes || 65_536,
         follow: request.follow,
@@ -230,6 +252,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           return !current || current.state === "stopped" || (current.state === "failed" && !options.driver.stats(current));
         },
       })) {
+        await context.outlet.drained(signal);
         yield { text };
       }
     },
@@ -268,9 +291,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       };
     },
 
-    async *watchNodes(request: WatchNodesRequest, context: CallContext): AsyncGenerator<DeepPartial<WatchNodesResponse>> {
+    async *watchNodes(request: WatchNodesRequest, context: Context): AsyncGenerator<DeepPartial<WatchNodesResponse>> {
       const group = requireGroup(request.group);
       const subscription = bus.subscribe((event) => event.type === "node" && event.group === group, options.watcherCapacity);
+      const signal = streamSignal(context);
       try {
         let cursor: number;
         if (request.afterSequence === undefined) {
@@ -280,13 +304,15 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
         } else {
           cursor = request.afterSequence;
           for (;;) {
+            await context.outlet.drained(signal);
+            if (signal.aborted) break;
             const events = await store.nodeEvents(group, cursor, REPLAY_PAGE);
             // Checked after the read: a deletion that the read missed has already left its mark.
             const compacted = await store.nodeEventsCompactedThrough(group);
             if (compacted > cursor) throw new EventsCompactedError(`node events of group ${group}`, cursor, compacted);
             if (events.length > 0) {
-              yield { events: events.map(toApiEvent) };
               cursor = events.at(-1)!.sequence;
+              yield { events: events.map(toApiEvent) };
             }
             if (events.length < REPLAY_PAGE) break;
           }
@@ -312,7 +338,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       return { graph: toApiGraph(snapshot.graph, snapshot.tasks, snapshot.sequence) };
     },
 
-    async *watchGraph(request: WatchGraphRequest, context: CallContext): AsyncGenerator<DeepPartial<WatchGraphResponse>> {
+    async *watchGraph(request: WatchGraphRequest, context: Context): AsyncGenerator<DeepPartial<WatchGraphResponse>> {
       const group = requireGroup(request.group);
       let graphId = request.graphId === "" ? undefined : requireGraphId(request.graphId);
       if (graphId === undefined) {
@@ -328,6 +354,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
         (event) => event.graphId === watched && event.type !== "node",
         options.watcherCapacity,
       );
+      const signal = streamSignal(context);
       try {
         let cursor: number;
         // A graph already settled when the subscription began has its end in the log, not in the
@@ -337,7 +364,11 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           // Possibly taken a moment ago for another watcher: what followed it is in the log.
           const snapshot = await snapshots.get(watched);
           if (!snapshot) throw new GraphNotFoundError(watched);
-          for (const page of snapshot.pages) yield page;
+          // Every page, even once aborted: a resume point is only good after a whole snapshot.
+          for (const page of snapshot.pages) {
+            await context.outlet.drained(signal);
+            yield page;
+          }
           if (snapshot.settled) return;
           cursor = snapshot.sequence;
         } else {
@@ -347,6 +378,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           cursor = request.afterSequence;
         }
         for (;;) {
+          await context.outlet.drained(signal);
+          if (signal.aborted) break;
           // What the subscription already holds need not be read again: a hundred watchers
           // sharing a snapshot would each read (and convert) the same events from the log.
           const held = settledBefore ? undefined : subscription.firstSequence;
@@ -355,8 +388,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
           const compacted = await store.graphEventsCompactedThrough(watched);
           if (compacted > cursor) throw new EventsCompactedError(`events of graph ${watched}`, cursor, compacted);
           if (events.length > 0) {
-            yield { events: events.map(toApiEvent) };
             cursor = events.at(-1)!.sequence;
+            yield { events: events.map(toApiEvent) };
             if (events.some(isGraphEnd)) return;
           }
           if (events.length < REPLAY_PAGE) break;

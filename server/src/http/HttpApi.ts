@@ -4,22 +4,30 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { type CallContext, Metadata, Status } from "nice-grpc";
 import type { Logger } from "pino";
 import { foreignRequestProblem, listenHost } from "../auth/foreignRequest.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS, type StreamContext } from "../api/StreamOutlet.js";
+import type { ConnectionGate } from "../net/ConnectionGate.js";
 import { authHook } from "./authHook.js";
 import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError, writeClientError } from "./httpErrors.js";
 import { unknownRoute } from "./methodNotAllowed.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
-import type { StreamFormat, StreamOptions } from "./streams.js";
+import { ResponseOutlet, type StreamFormat, type StreamOptions } from "./streams.js";
 
 export interface HttpApiOptions {
   /** The gRPC service's handlers: the HTTP API calls the very same ones. */
-  service: DroverServiceImplementation;
+  service: DroverServiceImplementation<StreamContext>;
   logger: Logger;
   /** The bearer token every request must carry; absent: no authentication. */
   token?: string;
   /** Serve HTTPS with this certificate and key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
+  /** Limits the port's connections (how many, and how long a new one may take to send its first request). */
+  gate?: ConnectionGate;
+  /** How long a streamed response may stay over its buffer, its client not reading, before it is cut (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Told when a streamed response is cut for that. */
+  onStreamStalled?: () => void;
 }
 
 /** How long open streams may take to end once the API closes, before their connections are cut. */
@@ -42,13 +50,16 @@ export class HttpApi {
   private readonly connections = new Map<Socket, number>();
   /** The host of the address it listens on, once it does: a Host it accepts without a token. */
   private listenHost = "127.0.0.1";
+  private readonly outlets = new WeakMap<FastifyRequest, ResponseOutlet>();
 
-  constructor(options: HttpApiOptions) {
+  constructor(private readonly options: HttpApiOptions) {
     this.logger = options.logger.child({ component: "http" });
     const logger = this.logger;
     this.app = Fastify({
       // Node answers an HTTP/1.1 request without Host with a bare 400 of its own; the hook below answers it.
-      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, requireHostHeader: false } } : { http: { requireHostHeader: false } }),
+      ...(options.tls
+        ? { https: { cert: options.tls.cert, key: options.tls.key, requireHostHeader: false, ...(options.gate && { handshakeTimeout: options.gate.handshakeTimeoutMs }) } }
+        : { http: { requireHostHeader: false } }),
       logger: false,
       // A HEAD of a watch would hold a stream open to send nothing.
       exposeHeadRoutes: false,
@@ -75,6 +86,7 @@ export class HttpApi {
     });
 
     this.trackConnections(options.tls ? "secureConnection" : "connection");
+    if (options.gate) this.gateConnections(options.gate);
     this.app.addHook("onRequest", async () => {
       if (this.closing.signal.aborted) throw new HttpRequestError(Status.UNAVAILABLE, "the server is shutting down: retry once it is back");
     });
@@ -155,10 +167,22 @@ export class HttpApi {
   }
 
   /**
-   * The context a gRPC handler gets: its signal is aborted when the client goes away (the
-   * response closes before it is finished) or the API closes; no metadata is passed on.
+   * Counts every new connection (the raw TCP one, under TLS too) against the port's limit, and
+   * gives it until the gate's handshake timeout to send its first request.
    */
-  private callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
+  private gateConnections(gate: ConnectionGate): void {
+    this.app.server.on("connection", (socket: Socket) => gate.admit(socket));
+    this.app.addHook("onRequest", async (request) => {
+      gate.handshake(request.raw.socket, () => true);
+    });
+  }
+
+  /**
+   * The context a gRPC handler gets: its signal is aborted when the client goes away (the
+   * response closes before it is finished) or the API closes; no metadata is passed on. Its
+   * outlet paces a streamed response (see ResponseOutlet).
+   */
+  private callContext(request: FastifyRequest, reply: FastifyReply): CallContext & StreamContext {
     const controller = new AbortController();
     const abort = () => controller.abort();
     const closing = this.closing.signal;
@@ -167,7 +191,14 @@ export class HttpApi {
       closing.removeEventListener("abort", abort);
       abort();
     });
+    const outlet = new ResponseOutlet({
+      drainTimeoutMs: this.options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+      cut: () => reply.raw.destroy(),
+      onStalled: this.options.onStreamStalled,
+    });
+    this.outlets.set(request, outlet);
     return {
+      outlet,
       signal: controller.signal,
       metadata: Metadata(),
       peer: `${request.ip}:${request.socket.remotePort ?? 0}`,
@@ -178,6 +209,8 @@ export class HttpApi {
   }
 
   private streamOptions(request: FastifyRequest, format: StreamFormat, signal: AbortSignal): StreamOptions {
-    return { format, signal, closing: this.closing.signal, describeError: (error) => apiErrorOf(error, request, this.logger) };
+    const outlet = this.outlets.get(request);
+    if (!outlet) throw new Error("streamOptions() before callContext(): a stream's outlet comes with its call context");
+    return { format, signal, outlet, closing: this.closing.signal, describeError: (error) => apiErrorOf(error, request, this.logger) };
   }
 }

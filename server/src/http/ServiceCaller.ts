@@ -2,6 +2,7 @@ import { DroverServiceDefinition, type DroverServiceImplementation, type Message
 import type { CallContext, ServerMiddleware, ServerMiddlewareCall } from "nice-grpc";
 import type { Logger } from "pino";
 import { errorMiddleware } from "../api/errorMiddleware.js";
+import type { StreamContext } from "../api/StreamOutlet.js";
 
 type Methods = typeof DroverServiceDefinition.methods;
 export type MethodName = keyof Methods;
@@ -11,7 +12,8 @@ export type ResponseOf<Name extends MethodName> = MessageOf<Methods[Name]["respo
 export type UnaryMethod = { [Name in MethodName]: Methods[Name]["responseStream"] extends false ? Name : never }[MethodName];
 export type StreamMethod = Exclude<MethodName, UnaryMethod>;
 
-type Handler = (request: unknown, context: CallContext) => Promise<unknown> | AsyncIterable<unknown>;
+type Context = CallContext & StreamContext;
+type Handler = (request: unknown, context: Context) => Promise<unknown> | AsyncIterable<unknown>;
 
 /**
  * Calls the gRPC service's handlers for the HTTP API: the same functions, through the same
@@ -23,13 +25,13 @@ export class ServiceCaller {
   private readonly middleware: ServerMiddleware;
 
   constructor(
-    private readonly service: DroverServiceImplementation,
+    private readonly service: DroverServiceImplementation<StreamContext>,
     logger: Logger,
   ) {
     this.middleware = errorMiddleware(logger);
   }
 
-  async unary<Name extends UnaryMethod>(name: Name, request: RequestOf<Name>, context: CallContext): Promise<ResponseOf<Name>> {
+  async unary<Name extends UnaryMethod>(name: Name, request: RequestOf<Name>, context: Context): Promise<ResponseOf<Name>> {
     const handler = this.handler(name);
     const calls = this.middleware(
       {
@@ -37,7 +39,7 @@ export class ServiceCaller {
         requestStream: false,
         request,
         responseStream: false,
-        async *next(nextRequest: unknown, nextContext: CallContext) {
+        async *next(nextRequest: unknown, nextContext: Context) {
           return await (handler(nextRequest, nextContext) as Promise<unknown>);
         },
       } as ServerMiddlewareCall<unknown, unknown>,
@@ -47,7 +49,7 @@ export class ServiceCaller {
     return responseType(name).fromPartial(result.value as never) as ResponseOf<Name>;
   }
 
-  async *stream<Name extends StreamMethod>(name: Name, request: RequestOf<Name>, context: CallContext): AsyncGenerator<ResponseOf<Name>, void> {
+  async *stream<Name extends StreamMethod>(name: Name, request: RequestOf<Name>, context: Context): AsyncGenerator<ResponseOf<Name>, void> {
     const handler = this.handler(name);
     const messages = this.middleware(
       {
@@ -55,7 +57,7 @@ export class ServiceCaller {
         requestStream: false,
         request,
         responseStream: true,
-        async *next(nextRequest: unknown, nextContext: CallContext) {
+        async *next(nextRequest: unknown, nextContext: Context) {
           yield* handler(nextRequest, nextContext) as AsyncIterable<unknown>;
         },
       } as ServerMiddlewareCall<unknown, unknown>,

@@ -2,6 +2,7 @@ import { DroverServiceDefinition, Event, Graph, type MessageFns, Node, SnapshotA
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { CallContext } from "nice-grpc";
 import { Status } from "nice-grpc";
+import type { StreamContext } from "../api/StreamOutlet.js";
 import { HttpRequestError, notJsonError } from "./httpErrors.js";
 import { answerOtherMethods } from "./methodNotAllowed.js";
 import { boolean, type JsonSchema, message, noBody, rollbackBody, SERVER_SET_SPEC_FIELDS, setSpecBody, templateBody, uint32, uint64 } from "./schemas.js";
@@ -46,7 +47,7 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
 export interface RouteSupport {
   caller: ServiceCaller;
   /** A gRPC call context for the request, cancelled when its client goes away or the API closes. */
-  callContext(request: FastifyRequest, reply: FastifyReply): CallContext;
+  callContext(request: FastifyRequest, reply: FastifyReply): CallContext & StreamContext;
   /** How a stream reports its end and its errors. */
   streamOptions(request: FastifyRequest, format: StreamFormat, signal: AbortSignal): StreamOptions;
 }

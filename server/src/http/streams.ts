@@ -1,7 +1,8 @@
 import { once } from "node:events";
-import { PassThrough } from "node:stream";
+import { PassThrough, type Writable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Status } from "nice-grpc";
+import type { StreamOutlet } from "../api/StreamOutlet.js";
 import { type ApiError, apiError, errorBody } from "./httpErrors.js";
 
 /**
@@ -17,6 +18,10 @@ import { type ApiError, apiError, errorBody } from "./httpErrors.js";
  * `{"snapshot": …}`, `{"event": …}`, …, or a last `{"error": {…}}`. An item's id is the
  * sequence number of the last event it reflects: send it back as `Last-Event-ID` (or
  * `?after=`) to resume with nothing lost or repeated.
+ *
+ * A stream is paced by its handler (see StreamOutlet): each message is written to the
+ * response at once, and the handler sends the next only once the response has drained. A
+ * response that stays over its buffer (its client does not read) for the drain timeout is cut.
  */
 
 export interface StreamItem {
@@ -58,8 +63,105 @@ function encodeError(error: ApiError, format: StreamFormat): string {
   return "";
 }
 
+/** The pieces a message is written to the response in: the stall clock sees each one go out. */
+const WRITE_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The HTTP side of a stream's pacing (see StreamOutlet). A message is written to the
+ * response body, which pipes it to the response: the stream is drained when neither is over
+ * its buffer (16 KiB each, then the socket's), so what the client has not read is at most the
+ * last message and those buffers. When the stream stays backed up for the drain timeout with
+ * nothing of it written to the socket meanwhile, the response is cut: a client on a slow link
+ * that reads a large snapshot for minutes is not.
+ */
+export class ResponseOutlet implements StreamOutlet {
+  private body: PassThrough | undefined;
+  private response: Writable | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  /** What the stream held unwritten when the stall clock last started. */
+  private pendingAtClockStart = 0;
+
+  constructor(
+    private readonly options: {
+      drainTimeoutMs: number;
+      /** Ends the response at once, whatever it holds (destroys its socket). */
+      cut: () => void;
+      onStalled?: () => void;
+    },
+  ) {}
+
+  /** The body the stream's messages are written to, once the response (its headers sent) pipes it. */
+  attach(body: PassThrough, response: Writable): void {
+    this.body = body;
+    this.response = response;
+    body.on("drain", this.check);
+    response.on("drain", this.check);
+    response.once("close", () => clearTimeout(this.stallTimer));
+  }
+
+  /** Writes to the body at once; the handler waits for it to drain before it sends more. */
+  write(text: string): void {
+    const body = this.body;
+    if (text === "" || !body || body.destroyed) return;
+    if (text.length <= WRITE_CHUNK_BYTES / 4) {
+      body.write(text);
+    } else {
+      // In bytes: a string cut between the two halves of a surrogate pair would not survive.
+      const bytes = Buffer.from(text);
+      for (let start = 0; start < bytes.length; start += WRITE_CHUNK_BYTES) body.write(bytes.subarray(start, start + WRITE_CHUNK_BYTES));
+    }
+    this.check();
+  }
+
+  async drained(signal: AbortSignal): Promise<void> {
+    for (let waiting = this.backedUp(); waiting && !signal.aborted; waiting = this.backedUp()) {
+      // A response that closes first (the client left, or it was cut) aborts the call's signal.
+      await once(waiting, "drain", { signal }).catch(() => {});
+    }
+  }
+
+  /** Whichever of the body and the response is over its buffer (the one to wait on). */
+  private backedUp(): Writable | undefined {
+    const { body, response } = this;
+    if (!body || !response || body.destroyed || response.destroyed) return undefined;
+    return body.writableNeedDrain ? body : response.writableNeedDrain ? response : undefined;
+  }
+
+  /** Bytes written to the stream that its socket has not yet taken. */
+  private pending(): number {
+    return (this.body?.writableLength ?? 0) + (this.response?.writableLength ?? 0);
+  }
+
+  /** The clock runs while the stream is backed up. */
+  private readonly check = () => {
+    if (!this.backedUp()) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+      return;
+    }
+    if (this.stallTimer) return;
+    this.pendingAtClockStart = this.pending();
+    this.stallTimer = setTimeout(this.stalled, this.options.drainTimeoutMs);
+  };
+
+  private readonly stalled = () => {
+    this.stallTimer = undefined;
+    if (!this.backedUp()) return;
+    if (this.pending() < this.pendingAtClockStart) {
+      // Slow, not stalled: some of it went out.
+      this.check();
+      return;
+    }
+    // A body already ended had told its client how the stream ended; cutting it only frees it.
+    if (!this.body!.writableEnded) this.options.onStalled?.();
+    this.options.cut();
+  };
+}
+
 export interface StreamOptions {
   format: StreamFormat;
+  /** The stream's outlet: what its handler waits on, and what writes to the response. */
+  outlet: ResponseOutlet;
   /** The call's signal: aborted when the client goes away or the HTTP API closes. */
   signal: AbortSignal;
   /** Aborted when the HTTP API closes. */
@@ -91,6 +193,7 @@ export async function sendStream(
     .header("cache-control", "no-cache")
     .header("x-accel-buffering", "no")
     .send(body);
+  options.outlet.attach(body, reply.raw);
   void pump(body, first, batches, options);
   return reply;
 }
@@ -101,21 +204,21 @@ async function pump(
   batches: AsyncIterator<StreamItem[] | string, void>,
   options: StreamOptions,
 ) {
-  const { format, signal } = options;
+  const { format, signal, outlet } = options;
   let lastId: number | undefined;
-  const write = async (text: string) => {
-    if (text === "" || body.destroyed || signal.aborted) return;
-    if (!body.write(text)) await once(body, "drain", { signal });
+  // Never waits: the handler waits for the body to drain before it sends more (see ResponseOutlet).
+  const write = (text: string) => {
+    if (!signal.aborted) outlet.write(text);
   };
-  const heartbeat = format === "sse" ? setInterval(() => void write(": keep-alive\n\n").catch(() => {}), HEARTBEAT_MS) : undefined;
+  const heartbeat = format === "sse" ? setInterval(() => write(": keep-alive\n\n"), HEARTBEAT_MS) : undefined;
   try {
     for (let next = await first; !next.done; next = await batches.next()) {
       if (typeof next.value === "string") {
-        await write(next.value);
+        write(next.value);
         continue;
       }
       for (const item of next.value) {
-        await write(encode(item, format));
+        write(encode(item, format));
         lastId = item.id;
       }
     }
@@ -124,7 +227,7 @@ async function pump(
       const resume = lastId === undefined ? "" : `: resume after sequence ${lastId}`;
       writeFinal(body, encodeError(apiError(Status.UNAVAILABLE, `the server is shutting down${resume}`), format));
     } else if (format === "sse") {
-      await write("event: end\ndata: {}\n\n");
+      write("event: end\ndata: {}\n\n");
     }
   } catch (error) {
     if (!signal.aborted || options.closing.aborted) writeFinal(body, encodeError(options.describeError(error), format));

@@ -48,7 +48,8 @@ export class Metrics {
   });
   private readonly droppedWatchers = new Counter({
     name: "drover_watchers_dropped_total",
-    help: "Watch streams ended because the watcher fell too far behind.",
+    help: "Streams ended because their client did not keep up: it fell more events behind than --watcher-buffer, or furthest behind when all together held --watcher-buffer-total (behind); or it did not read for --watcher-drain-timeout (stalled).",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   private readonly retentionDeleted = new Counter({
@@ -62,6 +63,13 @@ export class Metrics {
     help: "How long the longest step (one transaction) of the last retention run held the event loop.",
     registers: [this.registry],
   });
+  private readonly closedConnections = new Counter({
+    name: "drover_connections_closed_total",
+    help: "Connections the server closed on a port (grpc, http): over --max-connections (limit), or no handshake within --handshake-timeout (handshake).",
+    labelNames: ["port", "reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly openConnections = new Map<string, () => number>();
   private readonly attemptStarted = new Map<string, number>();
   private readonly graphStarted = new Map<string, number>();
 
@@ -74,6 +82,16 @@ export class Metrics {
       async collect() {
         this.reset();
         for (const row of await store.countNodes()) this.set({ group: row.group, state: row.state, version: String(row.version) }, row.count);
+      },
+    });
+    const openConnections = this.openConnections;
+    new Gauge({
+      name: "drover_connections",
+      help: "Open connections by port (grpc, http).",
+      labelNames: ["port"] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [port, count] of openConnections) this.set({ port }, count());
       },
     });
     new Gauge({
@@ -89,8 +107,17 @@ export class Metrics {
     });
   }
 
-  watcherDropped(): void {
-    this.droppedWatchers.inc();
+  watcherDropped(reason: "behind" | "stalled"): void {
+    this.droppedWatchers.inc({ reason });
+  }
+
+  connectionClosed(port: "grpc" | "http", reason: "limit" | "handshake"): void {
+    this.closedConnections.inc({ port, reason });
+  }
+
+  /** Reports `count()` as the port's open connections. */
+  countConnections(port: "grpc" | "http", count: () => number): void {
+    this.openConnections.set(port, count);
   }
 
   /** Retention ran: counts what it deleted. */

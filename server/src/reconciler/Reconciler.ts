@@ -499,12 +499,14 @@ export class Reconciler {
     const graphs = await store.unsettledGraphs();
     // Only a group's newest graph, at its current revision, is resumed: any other was left
     // behind by a newer graph or revision stored before the server stopped.
+    // (A heal that finished after the rollout it ran beside does not replace the rollout.)
+    const newestUnsettled = new Map<string, GraphWithTasks>();
+    for (const graph of graphs) newestUnsettled.set(graph.group, graph);
     const resumable = new Map<string, GraphWithTasks>();
-    for (const graph of graphs) {
-      if (resumable.has(graph.group)) continue;
-      const [newest, current] = await Promise.all([store.latestGraphId(graph.group), store.getGroupSpec(graph.group)]);
-      const keep = graphs.find((candidate) => candidate.group === graph.group && candidate.id === newest && candidate.revision === current?.revision);
-      if (keep) resumable.set(graph.group, keep);
+    for (const [group, graph] of newestUnsettled) {
+      const [current, rollout] = await Promise.all([store.getGroupSpec(group), store.latestRolloutGraph(group)]);
+      const isRollout = graph.reason === "update" || graph.reason === "repair";
+      if (graph.revision === current?.revision && (!isRollout || rollout?.id === graph.id)) resumable.set(group, graph);
     }
     for (const graph of graphs) {
       if (resumable.get(graph.group) === graph) continue;
