@@ -29,6 +29,7 @@ import {
   TaskState,
   taskStateName,
   type VersionCount,
+  formatBytes,
 } from "@drover/shared";
 import Table from "cli-table3";
 import type { GraphTracker, TaskTally, TrackedTask } from "./tracker.js";
@@ -403,16 +404,7 @@ export function cpuPercentText(percent: number): string {
 }
 
 /** `45.2 MiB`: a size in bytes in the largest binary unit under 1024 of it. */
-export function bytesText(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+export const bytesText = formatBytes;
 
 /** Whether the node has been health-checked at all: until its first check, healthy=false means nothing. */
 const checked = (stats: NodeStats) => stats.lastCheckAt !== undefined || stats.lastCheck !== "";
