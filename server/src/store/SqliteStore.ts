@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, statfsSync, statSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import DatabaseConstructor, { type Database } from "better-sqlite3";
 import type {
@@ -24,6 +24,8 @@ import { formatBytes } from "@drover/shared";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import {
   assertIntact,
+  assertWritableDataDir,
+  createDataDir,
   assertWritable,
   corruptError,
   createPrivately,
@@ -321,22 +323,8 @@ export interface OpenOptions {
  * after checking that it can be written, is intact and is Drover's (see databaseFile.ts).
  */
 export function openSqliteStore(dataDir: string, migrationsDir: string, options: OpenOptions = {}): SqliteStore {
-  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
-    throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
-  }
-  try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  } catch (cause) {
-    throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
-  }
-  try {
-    accessSync(dataDir, constants.W_OK | constants.R_OK);
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === "EROFS") {
-      throw new StorageError(`data dir ${dataDir} is on a read-only file system: remount it read-write, or choose another --data-dir`, { cause });
-    }
-    throw new StorageError(`data dir ${dataDir} is not writable: fix its permissions or choose another --data-dir`, { cause });
-  }
+  createDataDir(dataDir);
+  assertWritableDataDir(dataDir);
   const path = join(dataDir, DATABASE_FILE);
   const earlierUse = options.earlierUse ?? [];
   if (isBlank(path)) {

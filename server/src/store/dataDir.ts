@@ -1,9 +1,9 @@
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Logger } from "pino";
 import { TOKEN_FILE } from "../auth/tokens.js";
 import { StorageError } from "../errors.js";
-import { companionFiles } from "./databaseFile.js";
+import { assertWritableDataDir, companionFiles, createDataDir } from "./databaseFile.js";
 import { DataDirLock } from "./DataDirLock.js";
 import { DATABASE_FILE } from "./SqliteStore.js";
 
@@ -33,23 +33,9 @@ const NODES_DIR = "nodes";
 const GROUPS_DIR = "groups";
 
 export function prepareDataDir(dataDir: string, logger: Pick<Logger, "warn">): PreparedDataDir {
-  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
-    throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
-  }
-  try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  } catch (cause) {
-    throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
-  }
+  createDataDir(dataDir);
   assertPrivate(dataDir, "data dir", logger);
-  try {
-    accessSync(dataDir, constants.W_OK);
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === "EROFS") {
-      throw new StorageError(`data dir ${dataDir} is on a read-only file system: remount it read-write, or choose another --data-dir`, { cause });
-    }
-    throw new StorageError(`data dir ${dataDir} is not writable by this server's user (uid ${process.getuid!()}): run chmod 700 ${dataDir}`, { cause });
-  }
+  assertWritableDataDir(dataDir);
   const lock = DataDirLock.acquire(dataDir);
   try {
     const database = join(dataDir, DATABASE_FILE);

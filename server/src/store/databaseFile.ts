@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, existsSync, openSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import type { Database } from "better-sqlite3";
 import { StorageError } from "../errors.js";
@@ -118,4 +118,28 @@ export function foreignDatabaseError(path: string, reason: string, cause?: unkno
   return new StorageError(`database ${path} is not Drover's: ${reason}; point --data-dir at Drover's data dir (Drover never migrates another program's database)`, {
     cause,
   });
+}
+
+/** Makes the data dir (0700) unless it exists; refuses a path that is not a directory. */
+export function createDataDir(dataDir: string): void {
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
+    throw new StorageError(`data dir ${dataDir} is not a directory: point --data-dir at a directory`);
+  }
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (cause) {
+    throw new StorageError(`data dir ${dataDir} cannot be created: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Refuses a data dir this server's user cannot read and write, or one on a read-only mount. */
+export function assertWritableDataDir(dataDir: string): void {
+  try {
+    accessSync(dataDir, constants.W_OK | constants.R_OK);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "EROFS") {
+      throw new StorageError(`data dir ${dataDir} is on a read-only file system: remount it read-write, or choose another --data-dir`, { cause });
+    }
+    throw new StorageError(`data dir ${dataDir} is not writable by this server's user (uid ${process.getuid!()}): run chmod 700 ${dataDir}`, { cause });
+  }
 }
