@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   const nodeUser = flags.nodeUser === undefined ? undefined : lookUpNodeUser(flags.nodeUser);
   const seed = flags.seed ?? Date.now() % 2 ** 32;
   const tls = readTls();
-  const { earlierUse } = prepareDataDir(flags.dataDir, logger);
+  const { earlierUse } = prepareDataDir(flags.dataDir, logger, nodeUser?.gid);
   if (flags.skipIntegrityCheck) logger.warn("skipping the database's integrity check (--skip-integrity-check)");
   const store = openSqliteStore(flags.dataDir, MIGRATIONS_DIR, {
     integrityCheck: !flags.skipIntegrityCheck,

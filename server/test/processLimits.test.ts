@@ -532,6 +532,15 @@ describe("--node-user", { timeout: 120_000 }, () => {
     assert.equal(mode(log), "600");
     assert.equal(mode(server.dataDir), "710", "nodes pass through the data dir, and list nothing");
 
+    // A second server on the same data dir is refused before it touches anything: it once
+    // tightened the dir to 0700 on its way to the lock, and the running server's nodes lost it.
+    const second = startServer(["--driver", "process", "--data-dir", server.dataDir, "--listen", `127.0.0.1:${await freePort()}`, "--node-user", "nobody"]);
+    const refused = await second.exited;
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /data dir .* is in use by pid \d+/);
+    assert.equal(mode(server.dataDir), "710", "the refused server left the data dir's mode alone");
+    assert.equal(statSync(server.dataDir).gid, 65534, "and its group");
+
     const { graph } = await server.client.setSpec({ group: "confined", count: 0, version: 1 });
     await drain(server.client.watchGraph({ graphId: graph!.id }));
     await eventually(async () => (readdirSync(join(server.dataDir, "nodes")).some((entry) => entry.startsWith(nodeId!)) ? undefined : true), "the node's dir is removed with it");

@@ -10,8 +10,12 @@ import { DATABASE_FILE } from "./SqliteStore.js";
 /**
  * What the server checks of its data dir before it opens the database, in this order:
  *
- * 1. the dir is this user's and no one else can write it (0700; looser read bits are tightened);
- * 2. no other server uses it (DataDirLock);
+ * 1. no other server uses it (DataDirLock). The lock comes before any change to the dir: a
+ *    server that is refused must not touch a running one's files (it once tightened the
+ *    data dir of a running `--node-user` server, and its nodes lost their peers file);
+ * 2. the dir is this user's and no one else can write it (0700; looser read bits are
+ *    tightened, except the 0710 that `--node-user` gives the nodes' group so they can reach
+ *    their own dirs without listing the data dir);
  * 3. the token and the database (with its WAL and SHM files) are this user's and no one else
  *    can write them (0600; looser read bits are tightened), and the process driver's node
  *    records are made private too;
@@ -32,12 +36,17 @@ export interface PreparedDataDir {
 const NODES_DIR = "nodes";
 const GROUPS_DIR = "groups";
 
-export function prepareDataDir(dataDir: string, logger: Pick<Logger, "warn">): PreparedDataDir {
+/**
+ * `nodeGroup`: the gid of `--node-user`, whose nodes pass through the data dir; a dir of that
+ * group with mode 0710 is then kept as it is.
+ */
+export function prepareDataDir(dataDir: string, logger: Pick<Logger, "warn">, nodeGroup?: number): PreparedDataDir {
   createDataDir(dataDir);
-  assertPrivate(dataDir, "data dir", logger);
   assertWritableDataDir(dataDir);
+  assertPrivate(dataDir, "data dir", logger, { tighten: false, keepGroupSearch: true });
   const lock = DataDirLock.acquire(dataDir);
   try {
+    assertPrivate(dataDir, "data dir", logger, { keepGroupSearch: nodeGroup !== undefined && statSync(dataDir).gid === nodeGroup });
     const database = join(dataDir, DATABASE_FILE);
     const files: [string, Kind][] = [[join(dataDir, TOKEN_FILE), "token file"], ...[database, ...companionFiles(database)].map((file): [string, Kind] => [file, "database"])];
     for (const [file, kind] of files) {
@@ -79,9 +88,10 @@ function writableFix(kind: Kind, file: string): string {
 
 /**
  * Refuses a file another user owns or that group or others can write; takes away the read
- * and execute bits group and others have, logging it.
+ * and execute bits group and others have (but group search with `keepGroupSearch`), logging
+ * it, unless `tighten` is false (a check before the lock, which must change nothing).
  */
-function assertPrivate(file: string, kind: Kind, logger: Pick<Logger, "warn">): void {
+function assertPrivate(file: string, kind: Kind, logger: Pick<Logger, "warn">, { tighten: tightening = true, keepGroupSearch = false } = {}): void {
   const stat = statSync(file);
   const uid = process.getuid!();
   if (stat.uid !== uid) {
@@ -92,7 +102,8 @@ function assertPrivate(file: string, kind: Kind, logger: Pick<Logger, "warn">): 
     const who = (mode & 0o020) !== 0 && (mode & 0o002) !== 0 ? "group and others" : (mode & 0o020) !== 0 ? "group" : "others";
     throw new StorageError(`${kind} ${file} is writable by ${who} (mode ${octal(mode)}): ${writableFix(kind, file)}`);
   }
-  if ((mode & 0o077) !== 0) tighten(file, mode, logger);
+  const kept = keepGroupSearch ? 0o010 : 0;
+  if (tightening && (mode & 0o077 & ~kept) !== 0) tighten(file, mode, logger, kept);
 }
 
 /** The process driver's node records (pid, port, health check) are the server's alone, like the database. */
@@ -106,8 +117,9 @@ function tightenNodeRecords(nodesDir: string, logger: Pick<Logger, "warn">): voi
   }
 }
 
-function tighten(file: string, mode: number, logger: Pick<Logger, "warn">): void {
-  const tightened = mode & ~0o077;
+/** Takes away group's and others' bits except `kept` (the data dir's group search bit). */
+function tighten(file: string, mode: number, logger: Pick<Logger, "warn">, kept = 0): void {
+  const tightened = mode & ~(0o077 & ~kept);
   try {
     chmodSync(file, tightened);
   } catch (cause) {
