@@ -18,17 +18,9 @@ import { limitArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
-import {
-  cancelledLine,
-  dotGraph,
-  graphHeader,
-  graphsTable,
-  mermaidGraph,
-  pausedLine,
-  promotedLine,
-  summaryLines,
-  taskTable,
-} from "./render.js";
+import { cancelledLine, graphHeader, graphsTable, pausedLine, promotedLine, summaryLines } from "./render.js";
+import { dotGraph, mermaidGraph } from "./render/graphText.js";
+import { taskTable } from "./render/plan.js";
 import { graphIdArgument } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
 

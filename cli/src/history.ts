@@ -2,7 +2,8 @@ import { type ListRevisionsRequest, ListRevisionsResponse, Revision } from "@dro
 import { limitArgument, revisionArgument } from "./arguments.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
-import { fieldsTable, historyTable, revisionChanges, revisionRows } from "./render.js";
+import { fieldsTable } from "./render.js";
+import { historyTable, revisionChanges, revisionRows } from "./render/history.js";
 
 /** The most revisions the server lists at once. */
 export const MAX_REVISION_LIST_LIMIT = 1000;

@@ -1,7 +1,8 @@
 import { Event, Graph, GraphState, graphIdProblem } from "@drover/shared";
 import { type CommandContext, followingNotice, groupFlag, onInterruptNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
-import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines, taskTable } from "./render.js";
+import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines } from "./render.js";
+import { taskTable } from "./render/plan.js";
 import { watchGraph } from "./stream.js";
 import { GraphTracker } from "./tracker.js";
 

@@ -20,7 +20,8 @@ import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, onInterruptNotice, unansweredNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
 import { type TemplateArguments, templateArgument, templateFlagsGiven } from "./group.js";
-import { planTable, previewLine, specTemplateLine, updateHeader } from "./render.js";
+import { previewLine, specTemplateLine, updateHeader } from "./render.js";
+import { planTable } from "./render/plan.js";
 import { followGraph } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
 

@@ -29,24 +29,21 @@ import {
   bytesText,
   crashLoopLine,
   eventLine,
-  historyTable,
   lastStateText,
   nodeDescribeLines,
   nodesTable,
-  planTable,
   previewLine,
   progressText,
-  revisionChanges,
-  revisionRows,
   rollbackHeader,
   rolledBackLine,
   shellWord,
   specTemplateLine,
   summaryLines,
-  taskTable,
   templateRows,
   updateHeader,
 } from "../src/render.js";
+import { historyTable, revisionChanges, revisionRows } from "../src/render/history.js";
+import { planTable, taskTable } from "../src/render/plan.js";
 import { rollbackRequest } from "../src/rollback.js";
 import { graphIdArgument } from "../src/tasks.js";
 import { GraphTracker } from "../src/tracker.js";
