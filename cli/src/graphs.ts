@@ -20,7 +20,7 @@ import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
 import { cancelledLine, graphHeader, graphsTable, pausedLine, promotedLine, summaryLines } from "./render.js";
 import { dotGraph, mermaidGraph } from "./render/graphText.js";
-import { taskTable } from "./render/plan.js";
+import { taskTableLines } from "./render/plan.js";
 import { graphIdArgument } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
 
@@ -90,7 +90,7 @@ export async function graphsShow(context: CommandContext, id: string, args: Grap
   } else {
     out.line(graphHeader(style, graph));
     out.line();
-    out.line(taskTable(style, graph, { shortIds: false, errors: true }));
+    out.lines(taskTableLines(style, graph, { shortIds: false, errors: true }));
     if (graph.settled) {
       out.line();
       for (const line of summaryLines(style, graph)) out.line(line);

@@ -31,7 +31,7 @@ import {
   type VersionCount,
 } from "@drover/shared";
 import Table from "cli-table3";
-import { alignedColumns } from "./render/columns.js";
+import { alignedLines, type Rows } from "./render/columns.js";
 import type { GraphTracker, TaskTally, TrackedTask } from "./tracker.js";
 
 /** How output looks: colour only on a terminal that wants it (not with NO_COLOR or TERM=dumb). */
@@ -78,9 +78,22 @@ const CLI_TABLE_MAX_ROWS = 200;
  * spaces apart, no borders, no trailing spaces.
  */
 export function table(style: Style, head: string[], rows: string[][]): string {
-  if (rows.length > CLI_TABLE_MAX_ROWS) return alignedColumns(head.map((title) => bold(style, title)), rows);
+  return [...tableLines(style, head, { count: rows.length, row: (index) => rows[index]! })].join("\n");
+}
+
+/**
+ * `table` as lines, its rows made on demand: a table of more than CLI_TABLE_MAX_ROWS rows is
+ * laid out one row at a time and never held whole, for tables as long as a plan.
+ */
+export function tableLines(style: Style, head: string[], rows: Rows): Iterable<string> {
+  const boldHead = head.map((title) => bold(style, title));
+  if (rows.count > CLI_TABLE_MAX_ROWS) return alignedLines(boldHead, rows);
+  return [cliTable(boldHead, Array.from({ length: rows.count }, (_, index) => [...rows.row(index)]))].filter((text) => text !== "");
+}
+
+function cliTable(head: string[], rows: string[][]): string {
   const rendered = new Table({
-    head: head.map((title) => bold(style, title)),
+    head,
     chars: NO_BORDERS,
     style: { head: [], border: [], "padding-left": 0, "padding-right": 0, compact: true },
   });
@@ -740,6 +753,19 @@ export class Output {
     this.clearProgress();
     this.stream.write(`${text}\n`);
     this.redrawProgress();
+  }
+
+  /** Writes many lines, a chunk of about 64 KiB at a time: a write each would cost a system call each. */
+  lines(lines: Iterable<string>): void {
+    let chunk = "";
+    for (const text of lines) {
+      chunk += `${text}\n`;
+      if (chunk.length >= 65_536) {
+        this.write(chunk);
+        chunk = "";
+      }
+    }
+    if (chunk !== "") this.write(chunk);
   }
 
   /** Writes a line to stderr, keeping the progress line intact. */

@@ -23,33 +23,54 @@ function padded(line: string, width: number): string {
   return room > 0 ? line + " ".repeat(room) : line;
 }
 
+/** A table whose rows are made on demand, so that a long one need not be held whole. */
+export interface Rows {
+  readonly count: number;
+  /** Row `index`, from 0; asked for twice (once to measure, once to write), so it must give the same cells. */
+  row(index: number): readonly string[];
+}
+
 /**
- * The rows (the head first, unless it is empty) as lines of aligned columns, each line
- * without trailing spaces and no line empty, joined by newlines. Linear in the size of the
- * cells.
+ * The rows (the head first, unless it is empty) as lines of aligned columns, each without
+ * trailing spaces, leaving out lines that would be empty. Two passes over the rows, one to
+ * measure the columns and one to lay them out, so that only one row is held at a time: a
+ * 200,000-task plan is written without a copy of it as a table. Linear in the size of the cells.
  */
-export function alignedColumns(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const all = head.length > 0 ? [head, ...rows] : rows;
+export function* alignedLines(head: readonly string[], rows: Rows): Generator<string, void> {
   const widths: number[] = [];
-  for (const row of all) {
+  const measure = (row: readonly string[]) => {
     for (let column = 0; column < row.length; column++) {
       const cell = row[column]!;
       const width = cell.includes("\n") ? Math.max(...cell.split("\n").map(visibleWidth)) : visibleWidth(cell);
       // cli-table3 gives even a column of empty cells one character.
       widths[column] = Math.max(widths[column] ?? 1, width);
     }
+  };
+  if (head.length > 0) measure(head);
+  for (let index = 0; index < rows.count; index++) measure(rows.row(index));
+  if (head.length > 0) yield* rowLines(head, widths);
+  for (let index = 0; index < rows.count; index++) yield* rowLines(rows.row(index), widths);
+}
+
+/** The lines of one row: one, or as many as its tallest cell has. */
+function* rowLines(row: readonly string[], widths: readonly number[]): Generator<string, void> {
+  if (!row.some((cell) => cell.includes("\n"))) {
+    const line = row.map((cell, column) => padded(cell, widths[column]!)).join(GAP).trimEnd();
+    if (line !== "") yield line;
+    return;
   }
-  const lines: string[] = [];
-  for (const row of all) {
-    const cells = row.map((cell) => cell.split("\n"));
-    const height = Math.max(1, ...cells.map((cell) => cell.length));
-    for (let index = 0; index < height; index++) {
-      const line = cells
-        .map((cell, column) => padded(cell[index] ?? "", widths[column]!))
-        .join(GAP)
-        .trimEnd();
-      if (line !== "") lines.push(line);
-    }
+  const cells = row.map((cell) => cell.split("\n"));
+  const height = Math.max(...cells.map((cell) => cell.length));
+  for (let index = 0; index < height; index++) {
+    const line = cells
+      .map((cell, column) => padded(cell[index] ?? "", widths[column]!))
+      .join(GAP)
+      .trimEnd();
+    if (line !== "") yield line;
   }
-  return lines.join("\n");
+}
+
+/** `alignedLines` of rows held in a list, joined by newlines. */
+export function alignedColumns(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [...alignedLines(head, { count: rows.length, row: (index) => rows[index]! })].join("\n");
 }

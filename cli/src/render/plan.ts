@@ -2,9 +2,23 @@
  * The plan and the tasks of a graph as tables: what `update` prints before it follows a
  * graph, and what `tasks watch` and `graphs show` print of each task.
  */
-import { actionText, stateColor, type Style, table, taskStateWord, waitingReason } from "../render.js";
-import type { GraphTracker } from "../tracker.js";
+import type { Spec } from "@drover/shared";
+import { actionText, stateColor, type Style, tableLines, taskStateWord, waitingReason } from "../render.js";
+import type { TrackedTask } from "../tracker.js";
 import { idRangesCell } from "./ranges.js";
+
+/** What these tables read of a task. */
+export type TaskView = Pick<TrackedTask, "id" | "prerequisites" | "action" | "version" | "nodeId" | "state" | "waiting" | "attempts" | "error">;
+
+/**
+ * What these tables read of a graph: a GraphTracker, or a graph as the server sent it (a plan
+ * of 200,000 tasks is shown without copying them first).
+ */
+export interface GraphView {
+  id: string;
+  spec: Spec | undefined;
+  tasks: readonly TaskView[];
+}
 
 /**
  * The widest PREREQS cell: one long cell pads its whole column, so a join that waited for every
@@ -18,30 +32,49 @@ export function prerequisitesText(prerequisites: readonly number[]): string {
 }
 
 /** The plan as the update shows it: ID, PREREQS, ACTION. */
-export function planTable(style: Style, graph: GraphTracker): string {
-  return table(
-    style,
-    ["ID", "PREREQS", "ACTION"],
-    graph.tasks.map((task) => [String(task.id), prerequisitesText(task.prerequisites), actionText(task, { shortIds: true, graph })]),
-  );
+export function planTable(style: Style, graph: GraphView): string {
+  return [...planTableLines(style, graph)].join("\n");
+}
+
+/** `planTable` as lines, made a row at a time. */
+export function planTableLines(style: Style, graph: GraphView): Iterable<string> {
+  return tableLines(style, ["ID", "PREREQS", "ACTION"], {
+    count: graph.tasks.length,
+    row: (index) => {
+      const task = graph.tasks[index]!;
+      return [String(task.id), prerequisitesText(task.prerequisites), actionText(task, { shortIds: true, graph })];
+    },
+  });
+}
+
+export interface TaskTableOptions {
+  shortIds: boolean;
+  errors: boolean;
 }
 
 /**
  * Tasks with their progress: ID, PREREQS, ACTION, STATE, ATTEMPTS, and when asked DETAIL: the
  * error of a task that failed, or what a waiting task waits for.
  */
-export function taskTable(style: Style, graph: GraphTracker, options: { shortIds: boolean; errors: boolean }): string {
+export function taskTable(style: Style, graph: GraphView, options: TaskTableOptions): string {
+  return [...taskTableLines(style, graph, options)].join("\n");
+}
+
+/** `taskTable` as lines, made a row at a time. */
+export function taskTableLines(style: Style, graph: GraphView, options: TaskTableOptions): Iterable<string> {
   const head = ["ID", "PREREQS", "ACTION", "STATE", "ATTEMPTS", ...(options.errors ? ["DETAIL"] : [])];
-  return table(
-    style,
-    head,
-    graph.tasks.map((task) => [
-      String(task.id),
-      prerequisitesText(task.prerequisites),
-      actionText(task, { shortIds: options.shortIds, graph }),
-      stateColor(style, taskStateWord(task)),
-      String(task.attempts),
-      ...(options.errors ? [task.error || waitingReason(task.waiting) || "-"] : []),
-    ]),
-  );
+  return tableLines(style, head, {
+    count: graph.tasks.length,
+    row: (index) => {
+      const task = graph.tasks[index]!;
+      return [
+        String(task.id),
+        prerequisitesText(task.prerequisites),
+        actionText(task, { shortIds: options.shortIds, graph }),
+        stateColor(style, taskStateWord(task)),
+        String(task.attempts),
+        ...(options.errors ? [task.error || waitingReason(task.waiting) || "-"] : []),
+      ];
+    },
+  });
 }

@@ -1,0 +1,107 @@
+/**
+ * The summary that stands for a plan too large to list: its steps, each a line or a few
+ * (`100,000 × start_node v2, in parallel`, then `do_nothing (a join)`), with `--full` to
+ * list every task instead.
+ */
+import { TaskAction, taskActionName, TaskState, taskStateName } from "@drover/shared";
+import { actionText, type Style, table } from "../render.js";
+import type { GraphView, TaskView } from "./plan.js";
+import { type LaneGroup, planSteps, type TaskShape } from "./planSteps.js";
+import { idRangesCell, idRangesText } from "./ranges.js";
+
+/**
+ * Plans of more tasks than this are summarised unless `--full` is given: 200 rows already
+ * fill several screens, and a 100-node rolling update (200 tasks) is still listed whole.
+ */
+export const SUMMARY_ABOVE_TASKS = 200;
+
+/** The most rows the summary shows; a graph of more steps (no plan of the planner's has so many) says how many are left out. */
+const MAX_SUMMARY_ROWS = 24;
+const IDS_WIDTH = 24;
+
+/** Whether a graph of this many tasks is shown as a summary rather than task by task. */
+export function summarised(tasks: number, full: boolean): boolean {
+  return !full && tasks > SUMMARY_ABOVE_TASKS;
+}
+
+const number = (value: number) => value.toLocaleString("en-US");
+
+/**
+ * The summary's lines: a title saying how many tasks in how many steps and how to list them,
+ * then a table of the steps (STEP, IDS, AFTER: the steps it waits for, TASKS), one row for
+ * each group of lanes; with `states`, how many of each group's tasks are in which state.
+ */
+export function planSummaryLines(style: Style, graph: GraphView, options: { title: string; states: boolean }): string[] {
+  const steps = planSteps(graph.tasks);
+  const rows: string[][] = [];
+  let shownSteps = 0;
+  for (const step of steps) {
+    if (rows.length + step.groups.length > MAX_SUMMARY_ROWS && rows.length > 0) break;
+    step.groups.forEach((group, index) => {
+      const first = index === 0;
+      rows.push([
+        first ? String(step.number) : "",
+        first ? idRangesCell(step.ids, IDS_WIDTH) : "",
+        first ? idRangesText(step.after) : "",
+        groupText(group, graph),
+        ...(options.states ? [statesText(group.states)] : []),
+      ]);
+    });
+    shownSteps++;
+  }
+  const stepsText = `${number(steps.length)} ${steps.length === 1 ? "step" : "steps"}`;
+  const lines = [
+    `${options.title}: ${number(graph.tasks.length)} tasks in ${stepsText} (--full lists every task)`,
+    table(style, ["STEP", "IDS", "AFTER", "TASKS", ...(options.states ? ["STATE"] : [])], rows),
+  ];
+  if (shownSteps < steps.length) {
+    const left = steps.slice(shownSteps);
+    const tasks = left.reduce((sum, step) => sum + step.ids.length, 0);
+    lines.push(`… and ${number(left.length)} more steps of ${number(tasks)} tasks`);
+  }
+  return lines;
+}
+
+/** `start_node v2`, `shut_down_node`: a task shape in a word. */
+function shapeText(shape: TaskShape): string {
+  return shape.action === TaskAction.TASK_ACTION_START_NODE ? `start_node v${shape.version}` : taskActionName(shape.action);
+}
+
+/**
+ * What a group of lanes does: `start_node version=2 01JDX3…8JNE` for a lone task (as the full
+ * table would say it), `100,000 × start_node v2, in parallel` for lone tasks alike, and for
+ * lanes `100 lanes, each 500 × (start_node v2, then shut_down_node)`.
+ */
+function groupText(group: LaneGroup<TaskView>, graph: GraphView): string {
+  const words = group.unit.map(shapeText);
+  if (group.unit.length === 1 && group.mostRepeats === 1) {
+    if (group.lanes > 1) return `${number(group.lanes)} × ${words[0]}, in parallel`;
+    const task = group.firstTask;
+    const join = task.action === TaskAction.TASK_ACTION_DO_NOTHING && task.prerequisites.length > 1 ? " (a join)" : "";
+    return `${actionText(task, { shortIds: true, graph })}${join}`;
+  }
+  const unit = words.length === 1 ? words[0]! : `(${words.slice(0, -1).join(", ")}, then ${words.at(-1)})`;
+  const repeats =
+    group.fewestRepeats === group.mostRepeats
+      ? group.mostRepeats === 1
+        ? ""
+        : `${number(group.mostRepeats)} × `
+      : `${number(group.fewestRepeats)}-${number(group.mostRepeats)} × `;
+  return group.lanes === 1 ? `1 lane: ${repeats}${unit}` : `${number(group.lanes)} lanes, each ${repeats}${unit}`;
+}
+
+const STATE_ORDER = [
+  TaskState.TASK_STATE_SUCCEEDED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_SKIPPED,
+  TaskState.TASK_STATE_CANCELLED,
+  TaskState.TASK_STATE_RUNNING,
+  TaskState.TASK_STATE_PENDING,
+];
+
+/** `300 succeeded, 2 running, 99,698 pending`: a group's tasks by state, leaving out the states none is in. */
+function statesText(states: ReadonlyMap<TaskState, number>): string {
+  return STATE_ORDER.filter((state) => (states.get(state) ?? 0) > 0)
+    .map((state) => `${number(states.get(state)!)} ${taskStateName(state)}`)
+    .join(", ");
+}
