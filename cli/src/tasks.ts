@@ -114,7 +114,8 @@ async function followOneGraph(
   let streaming = false;
 
   const showProgress = () => {
-    if (!graph || json) return;
+    // Off a terminal there is no progress line: nothing to work out after each event.
+    if (!graph || json || !out.interactive) return;
     const since = graph.startedAt?.getTime() ?? watchStart;
     out.setProgress(progressText(graph.tally(), Date.now() - since, graph.state === GraphState.GRAPH_STATE_PAUSED, graph.waitingCount()));
   };
