@@ -301,7 +301,9 @@ export function actionText(
     case TaskAction.TASK_ACTION_AWAIT_PROMOTION: {
       if (!options.graph) return taskActionName(task.action);
       const auto = options.graph.spec?.autoPromoteAfterMs ? `auto after ${durationText(options.graph.spec.autoPromoteAfterMs)}, or ` : "";
-      return `await_promotion (${auto}client graphs promote ${options.graph.id})`;
+      // A dry run's graph has no id yet: without one, promote takes the group's latest rollout.
+      const id = options.graph.id ? ` ${options.graph.id}` : "";
+      return `await_promotion (${auto}client graphs promote${id})`;
     }
     default:
       return taskActionName(task.action);

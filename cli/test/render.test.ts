@@ -6,6 +6,7 @@ import { type Event, EventType, Graph, GraphState, Task, TaskAction, TaskState }
 import fc from "fast-check";
 import { eventLine, progressText, table } from "../src/render.js";
 import { alignedColumns } from "../src/render/columns.js";
+import { planSummaryLines } from "../src/render/planSummary.js";
 import { idRangesCell, idRangesText } from "../src/render/ranges.js";
 import { GraphTracker } from "../src/tracker.js";
 
@@ -133,5 +134,103 @@ describe("following a large graph", () => {
         assert.equal(tracker.waitingCount(), tracker.tasks.filter((task) => task.state === TaskState.TASK_STATE_PENDING && task.waiting !== "").length);
       }),
     );
+  });
+});
+
+describe("the summary of a large plan", () => {
+  const START = TaskAction.TASK_ACTION_START_NODE;
+  const SHUT = TaskAction.TASK_ACTION_SHUT_DOWN_NODE;
+  const JOIN = TaskAction.TASK_ACTION_DO_NOTHING;
+  const GATE = TaskAction.TASK_ACTION_AWAIT_PROMOTION;
+
+  /** A graph of tasks given as [prerequisites, action], numbered from `firstId`; starts are of version 2. */
+  function graphOf(tasks: [number[], TaskAction][], firstId = 0): Graph {
+    return Graph.fromPartial({
+      id: "01JDX4ZQ8M6V1Y2K3N4P5Q6R7S",
+      tasks: tasks.map(([prerequisites, action], index) =>
+        Task.fromPartial({ id: firstId + index, prerequisites: prerequisites.map((id) => id + firstId), action, version: action === START ? 2 : 0, nodeId: action === SHUT ? `NODE${index}` : "", state: TaskState.TASK_STATE_PENDING }),
+      ),
+    });
+  }
+
+  /**
+   * The planner's rolling replacement of `nodes` in `lanes` lanes (the first `surge` of them
+   * start first), each lane's first task after `after`, appended to `tasks`; returns the lanes' last tasks.
+   */
+  function rolling(tasks: [number[], TaskAction][], nodes: number, lanes: number, surge: number, after: number[]): number[] {
+    const ends = new Array<number>(lanes).fill(-1);
+    for (let i = 0; i < nodes; i++) {
+      const lane = i % lanes;
+      const first = i < lanes ? after : [ends[lane]!];
+      const [a, b] = lane < surge ? [START, SHUT] : [SHUT, START];
+      tasks.push([first, a]);
+      tasks.push([[tasks.length - 1], b]);
+      ends[lane] = tasks.length - 1;
+    }
+    return ends;
+  }
+
+  const summary = (graph: Graph) => planSummaryLines({ color: false }, { ...graph, spec: undefined }, { title: "PLAN", states: false });
+
+  const cases: { name: string; graph: () => Graph; expected: string[] }[] = [
+    {
+      name: "lanes that repeat their unit a different number of times are one group",
+      graph: () => {
+        const tasks: [number[], TaskAction][] = [];
+        tasks.push([rolling(tasks, 203, 2, 0, []), JOIN]);
+        return graphOf(tasks);
+      },
+      expected: [
+        "PLAN: 407 tasks in 2 steps (--full lists every task)",
+        "STEP   IDS     AFTER   TASKS",
+        "1      0-405   -       2 lanes, each 101-102 × (shut_down_node → start_node v2)",
+        "2      406     1       do_nothing (a join)",
+      ],
+    },
+    {
+      name: "one lane through a canary's promote gate is told segment by segment",
+      graph: () => {
+        const tasks: [number[], TaskAction][] = [];
+        const [canaryEnd] = rolling(tasks, 2, 1, 0, []);
+        tasks.push([[canaryEnd!], GATE]);
+        rolling(tasks, 150, 1, 0, [tasks.length - 1]);
+        return graphOf(tasks);
+      },
+      expected: [
+        "PLAN: 305 tasks in 1 step (--full lists every task)",
+        "STEP   IDS     AFTER   TASKS",
+        "1      0-304   -       1 lane: 2 × (shut_down_node → start_node v2) → await_promotion (client graphs promote 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S) → 150 × (shut_down_node → start_node v2)",
+      ],
+    },
+    {
+      name: "a scale-down, a join, then lanes: each step after the one before, whatever the tasks' ids",
+      graph: () => {
+        const tasks: [number[], TaskAction][] = Array.from({ length: 100 }, () => [[], SHUT]);
+        tasks.push([Array.from({ length: 100 }, (_, id) => id), JOIN]);
+        tasks.push([rolling(tasks, 60, 3, 1, [100]), JOIN]);
+        return graphOf(tasks, 1_000);
+      },
+      expected: [
+        "PLAN: 222 tasks in 4 steps (--full lists every task)",
+        "STEP   IDS         AFTER   TASKS",
+        "1      1000-1099   -       100 × shut_down_node, in parallel",
+        "2      1100        1       do_nothing (a join)",
+        "3      1101-1220   2       1 lane: 20 × (start_node v2 → shut_down_node)",
+        "                           2 lanes, each 20 × (shut_down_node → start_node v2)",
+        "4      1221        3       do_nothing (a join)",
+      ],
+    },
+  ];
+  for (const { name, graph, expected } of cases) {
+    test(name, () => assert.deepEqual(summary(graph()).flatMap((text) => text.split("\n")), expected));
+  }
+
+  test("a graph of more steps than fit says how many are left out", () => {
+    // A chain of joins, each after the one before and a start of its own: 150 steps of 2 kinds.
+    const tasks: [number[], TaskAction][] = [[[], START]];
+    for (let i = 0; i < 150; i++) tasks.push([[tasks.length - 1], START], [[tasks.length - 1, tasks.length], JOIN]);
+    const lines = summary(graphOf(tasks)).flatMap((text) => text.split("\n"));
+    assert.equal(lines.length, 2 + 24 + 1, lines.join("\n"));
+    assert.match(lines.at(-1)!, /^… and [\d,]+ more steps of [\d,]+ tasks$/);
   });
 });

@@ -5,10 +5,12 @@
  *
  * A *lane* is a chain of tasks that run one after another: a task joins its prerequisite's
  * lane when it has that one prerequisite and is its only dependent. A lone task is a lane
- * of one. A lane's *unit* is the shortest run of task shapes (action and version) that it
- * repeats: a surge lane of a rolling update repeats (start_node v2, shut_down_node). Lanes
- * whose first tasks wait for the same prerequisites form a *step*; within a step, lanes
- * with the same unit form a *group*.
+ * of one. A lane is written as *segments*, each a short unit of task shapes (action and
+ * version) and how many times it repeats: a surge lane of a rolling update is one segment,
+ * 500 × (start_node v2, shut_down_node); a single lane with a canary is 2 × (shut_down_node,
+ * start_node v2), await_promotion, 99,998 × (shut_down_node, start_node v2). Lanes whose
+ * first tasks wait for the same prerequisites form a *step*; within a step, lanes of the
+ * same segments (however many times each repeats) form a *group*.
  *
  * Worked example: 5 nodes v1 → v2, max surge 1, max unavailable 1 (the planner's lanes):
  *
@@ -31,13 +33,17 @@ export interface TaskShape {
   version: number;
 }
 
-/** Lanes of one step that repeat the same unit. */
-export interface LaneGroup<T extends StepTask = StepTask> {
-  lanes: number;
+/** A unit of task shapes a lane repeats, and how many times the lanes of a group repeat it. */
+export interface Segment {
   unit: readonly TaskShape[];
-  /** The fewest and the most times a lane of the group repeats its unit. */
   fewestRepeats: number;
   mostRepeats: number;
+}
+
+/** Lanes of one step made of the same segments. */
+export interface LaneGroup<T extends StepTask = StepTask> {
+  lanes: number;
+  segments: Segment[];
   tasks: number;
   /** The group's first task, which says all of a group of one task. */
   firstTask: T;
@@ -89,7 +95,6 @@ export function planSteps<T extends StepTask>(tasks: readonly T[]): PlanStep<T>[
 
   const shapes = new TaskShapes();
   const sequence = new Int32Array(count);
-  const prefix = new Int32Array(count);
   const stepByAfter = new Map<string, { step: PlanStep<T>; groups: Map<string, LaneGroup<T>> }>();
   const steps: PlanStep<T>[] = [];
   const stepOfLane = new Int32Array(laneHead.length);
@@ -106,27 +111,27 @@ export function planSteps<T extends StepTask>(tasks: readonly T[]): PlanStep<T>[
 
     let length = 0;
     for (let position = laneHead[lane]!; position !== -1; position = next[position]!) sequence[length++] = shapes.indexOf(tasks[position]!);
-    const unitLength = shortestPeriod(sequence, length, prefix);
-    const unitKey = Array.from(sequence.subarray(0, unitLength)).join(",");
-    let group = entry.groups.get(unitKey);
+    const segments = laneSegments(sequence, length);
+    const segmentsKey = segments.map((segment) => segment.unit.join(" ")).join(",");
+    let group = entry.groups.get(segmentsKey);
     if (!group) {
       group = {
         lanes: 0,
-        unit: Array.from(sequence.subarray(0, unitLength), (index) => shapes.shape(index)),
-        fewestRepeats: Infinity,
-        mostRepeats: 0,
+        segments: segments.map((segment) => ({ unit: segment.unit.map((index) => shapes.shape(index)), fewestRepeats: Infinity, mostRepeats: 0 })),
         tasks: 0,
         firstTask: head,
         states: new Map(),
       };
-      entry.groups.set(unitKey, group);
+      entry.groups.set(segmentsKey, group);
       entry.step.groups.push(group);
     }
-    const repeats = length / unitLength;
     group.lanes++;
     group.tasks += length;
-    group.fewestRepeats = Math.min(group.fewestRepeats, repeats);
-    group.mostRepeats = Math.max(group.mostRepeats, repeats);
+    segments.forEach((segment, index) => {
+      const counted = group.segments[index]!;
+      counted.fewestRepeats = Math.min(counted.fewestRepeats, segment.repeats);
+      counted.mostRepeats = Math.max(counted.mostRepeats, segment.repeats);
+    });
     for (let position = laneHead[lane]!; position !== -1; position = next[position]!) {
       const state = tasks[position]!.state;
       group.states.set(state, (group.states.get(state) ?? 0) + 1);
@@ -177,22 +182,40 @@ class TaskShapes {
   }
 }
 
+/** The longest unit a segment repeats: a rolling lane's is 2; longer ones would be read, not seen. */
+const MAX_UNIT = 4;
+
 /**
- * The length of the shortest unit the first `length` items repeat whole (the length itself
- * when none does), from the prefix function (Knuth–Morris–Pratt) in linear time: with p the
- * length of the longest proper prefix that is also a suffix, the sequence repeats its first
- * length − p items if that divides the length. [a b a b a b]: p = 4, unit 2; [a b a]: p = 1,
- * 3 − 1 = 2 does not divide 3, unit 3.
+ * A lane's sequence of shape numbers as segments, left to right: at each point, the unit of up
+ * to MAX_UNIT shapes that repeats over the longest stretch (at least twice), or else the one
+ * shape there. Linear: each unit length's scan stops within one unit of where the longest one
+ * stops, and the next segment starts there.
+ *
+ * Worked example: [s t s t a s t s t s t] (s shut_down_node, t start_node, a await_promotion):
+ * at 0, (s t) repeats twice, 4 shapes; at 4, nothing repeats: a alone; at 5, (s t) three times.
  */
-function shortestPeriod(sequence: Int32Array, length: number, prefix: Int32Array): number {
-  if (length <= 1) return length;
-  prefix[0] = 0;
-  for (let i = 1; i < length; i++) {
-    let matched = prefix[i - 1]!;
-    while (matched > 0 && sequence[i] !== sequence[matched]) matched = prefix[matched - 1]!;
-    if (sequence[i] === sequence[matched]) matched++;
-    prefix[i] = matched;
+function laneSegments(sequence: Int32Array, length: number): { unit: number[]; repeats: number }[] {
+  const segments: { unit: number[]; repeats: number }[] = [];
+  let start = 0;
+  while (start < length) {
+    let unitLength = 1;
+    let repeats = 1;
+    for (let candidate = 1; candidate <= MAX_UNIT && start + 2 * candidate <= length; candidate++) {
+      let times = 1;
+      while (start + (times + 1) * candidate <= length && repeatsAt(sequence, start, start + times * candidate, candidate)) times++;
+      if (times >= 2 && times * candidate > repeats * unitLength) {
+        unitLength = candidate;
+        repeats = times;
+      }
+    }
+    segments.push({ unit: Array.from(sequence.subarray(start, start + unitLength)), repeats });
+    start += unitLength * repeats;
   }
-  const period = length - prefix[length - 1]!;
-  return length % period === 0 ? period : length;
+  return segments;
+}
+
+/** Whether the `unitLength` shapes at `at` are the same as those at `start`. */
+function repeatsAt(sequence: Int32Array, start: number, at: number, unitLength: number): boolean {
+  for (let offset = 0; offset < unitLength; offset++) if (sequence[start + offset] !== sequence[at + offset]) return false;
+  return true;
 }

@@ -6,7 +6,7 @@
 import { TaskAction, taskActionName, TaskState, taskStateName } from "@drover/shared";
 import { actionText, type Style, table } from "../render.js";
 import type { GraphView, TaskView } from "./plan.js";
-import { type LaneGroup, planSteps, type TaskShape } from "./planSteps.js";
+import { type LaneGroup, planSteps, type Segment, type TaskShape } from "./planSteps.js";
 import { idRangesCell, idRangesText } from "./ranges.js";
 
 /**
@@ -62,32 +62,46 @@ export function planSummaryLines(style: Style, graph: GraphView, options: { titl
   return lines;
 }
 
-/** `start_node v2`, `shut_down_node`: a task shape in a word. */
-function shapeText(shape: TaskShape): string {
-  return shape.action === TaskAction.TASK_ACTION_START_NODE ? `start_node v${shape.version}` : taskActionName(shape.action);
+/** The most segments a lane's text shows; the rest are counted. */
+const MAX_SEGMENTS = 6;
+
+/**
+ * `start_node v2`, `shut_down_node`: a task shape in a word; for a promote gate, how to
+ * open it (`await_promotion (client graphs promote 01JDX4…)`).
+ */
+function shapeText(shape: TaskShape, graph: GraphView): string {
+  if (shape.action === TaskAction.TASK_ACTION_START_NODE) return `start_node v${shape.version}`;
+  if (shape.action === TaskAction.TASK_ACTION_AWAIT_PROMOTION) return actionText({ ...shape, nodeId: "" }, { shortIds: true, graph });
+  return taskActionName(shape.action);
+}
+
+/** `75 × (start_node v2 → shut_down_node)`, `5-6 × shut_down_node`, `await_promotion`. */
+function segmentText(segment: Segment, graph: GraphView): string {
+  const words = segment.unit.map((shape) => shapeText(shape, graph));
+  const unit = words.length === 1 ? words[0]! : `(${words.join(" → ")})`;
+  const { fewestRepeats: fewest, mostRepeats: most } = segment;
+  if (most === 1) return unit;
+  return fewest === most ? `${number(most)} × ${unit}` : `${number(fewest)}-${number(most)} × ${unit}`;
 }
 
 /**
  * What a group of lanes does: `start_node version=2 01JDX3…8JNE` for a lone task (as the full
  * table would say it), `100,000 × start_node v2, in parallel` for lone tasks alike, and for
- * lanes `100 lanes, each 500 × (start_node v2, then shut_down_node)`.
+ * lanes `100 lanes, each 500 × (start_node v2 → shut_down_node)` or `1 lane: 2 × (…) →
+ * await_promotion (…) → 99,998 × (…)`.
  */
 function groupText(group: LaneGroup<TaskView>, graph: GraphView): string {
-  const words = group.unit.map(shapeText);
-  if (group.unit.length === 1 && group.mostRepeats === 1) {
-    if (group.lanes > 1) return `${number(group.lanes)} × ${words[0]}, in parallel`;
+  const [first, ...others] = group.segments;
+  if (others.length === 0 && first!.unit.length === 1 && first!.mostRepeats === 1) {
+    if (group.lanes > 1) return `${number(group.lanes)} × ${shapeText(first!.unit[0]!, graph)}, in parallel`;
     const task = group.firstTask;
     const join = task.action === TaskAction.TASK_ACTION_DO_NOTHING && task.prerequisites.length > 1 ? " (a join)" : "";
     return `${actionText(task, { shortIds: true, graph })}${join}`;
   }
-  const unit = words.length === 1 ? words[0]! : `(${words.slice(0, -1).join(", ")}, then ${words.at(-1)})`;
-  const repeats =
-    group.fewestRepeats === group.mostRepeats
-      ? group.mostRepeats === 1
-        ? ""
-        : `${number(group.mostRepeats)} × `
-      : `${number(group.fewestRepeats)}-${number(group.mostRepeats)} × `;
-  return group.lanes === 1 ? `1 lane: ${repeats}${unit}` : `${number(group.lanes)} lanes, each ${repeats}${unit}`;
+  const shown = group.segments.slice(0, MAX_SEGMENTS).map((segment) => segmentText(segment, graph));
+  if (group.segments.length > MAX_SEGMENTS) shown.push(`… (${number(group.segments.length - MAX_SEGMENTS)} more)`);
+  const lane = shown.join(" → ");
+  return group.lanes === 1 ? `1 lane: ${lane}` : `${number(group.lanes)} lanes, each ${lane}`;
 }
 
 const STATE_ORDER = [
