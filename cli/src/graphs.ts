@@ -19,7 +19,7 @@ import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
 import { cancelledLine, graphHeader, graphsTable, pausedLine, promotedLine, summaryLines } from "./render.js";
-import { dotGraph, mermaidGraph } from "./render/graphText.js";
+import { dotLines, mermaidLines } from "./render/graphText.js";
 import { taskTableLines } from "./render/plan.js";
 import { graphIdArgument } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
@@ -84,9 +84,9 @@ export async function graphsShow(context: CommandContext, id: string, args: Grap
   }
   const graph = new GraphTracker(response.graph ?? missingGraph(request.graphId));
   if (format === "dot") {
-    out.line(dotGraph(graph));
+    out.lines(dotLines(graph));
   } else if (format === "mermaid") {
-    out.line(mermaidGraph(graph));
+    out.lines(mermaidLines(graph));
   } else {
     out.line(graphHeader(style, graph));
     out.line();
