@@ -11,6 +11,7 @@ export const MAX_REVISION_LIST_LIMIT = 1000;
 export interface HistoryArguments {
   limit?: string;
   revision?: string;
+  wide?: boolean;
 }
 
 /**
@@ -46,7 +47,7 @@ export async function history(context: CommandContext, args: HistoryArguments): 
   } else if (response.revisions.length === 0) {
     out.note(`no revisions in group ${globals.group}: make one with 'client update <count> <version>'`);
   } else {
-    out.line(historyTable(style, response.revisions, Date.now()));
+    out.line(historyTable(style, response.revisions, Date.now(), { wide: Boolean(args.wide) }));
   }
   return ExitCode.ok;
 }

@@ -210,6 +210,7 @@ A refused --expect-revision exits 1 and names both revisions: look at 'client hi
     )
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
     .option("--revision <n>", "show this revision whole, with a diff against the revision before it")
+    .option("--wide", "every column: count and version apart, the strategy, the whole graph id, the template's command")
     .addHelpText(
       "after",
       `${example("client history", "client --group web history --limit 5 -o json", "client history --revision 4")}

@@ -152,7 +152,7 @@ describe("node operations against a server with the mock driver", () => {
       const result = await server.client([...group, "update", "1", "1", "--cpu", "0.01", "--memory", "16Mi"]);
       assertExit(result, 0);
       assert.equal(lines(result.stdout)[0], "group reserve: revision 1, 0 nodes → 1 × v1 (max surge 0, max unavailable 1, cpu 10m, memory 16Mi)");
-      const history = table((await server.client([...group, "history"])).stdout);
+      const history = table((await server.client([...group, "history", "--wide"])).stdout);
       assert.equal(history[1]![3], "surge 0, unavailable 1, on failure stop, cpu 10m, memory 16Mi");
     });
 

@@ -12,6 +12,8 @@ import {
   revisionReasonText,
   shellWord,
   shortCommandText,
+  shortId,
+  specText,
   stateColor,
   strategyText,
   type Style,
@@ -19,26 +21,49 @@ import {
   templateRows,
 } from "../render.js";
 
+/** A column of the history: its title, and its cell for a revision. */
+interface HistoryColumn {
+  title: string;
+  cell(revision: Revision, style: Style, now: number): string;
+}
+
+const column = (title: string, cell: HistoryColumn["cell"]): HistoryColumn => ({ title, cell });
+
+const REVISION = column("REVISION", (revision) => String(revision.revision));
+const COUNT = column("COUNT", (revision) => (revision.spec ? String(revision.spec.count) : "-"));
+const VERSION = column("VERSION", (revision) => (revision.spec ? String(revision.spec.version) : "-"));
+const SPEC = column("SPEC", (revision) => specText(revision.spec));
+const STRATEGY = column("STRATEGY", (revision) => strategyText(revision.spec));
+const REASON = column("REASON", (revision) => revisionReasonText(revision));
+const AGE = column("AGE", (revision, _style, now) => (revision.createdAt ? formatAge(now - revision.createdAt.getTime()) : "-"));
+const GRAPH = column("GRAPH", (revision) => revision.graphId || "-");
+const SHORT_GRAPH = column("GRAPH", (revision) => (revision.graphId ? shortId(revision.graphId) : "-"));
+const OUTCOME = column("OUTCOME", (revision, style) => (revision.graphId ? stateColor(style, graphStateName(revision.graphState)) : "nothing to do"));
+const TEMPLATE = column("TEMPLATE", (revision) => shortCommandText(revision.spec?.template));
+
+/**
+ * What `history` shows by default, to fit an 80-column terminal: the spec as `3 × v2`, the
+ * graph's id shortened as the task stream shortens node ids. The widest line of a history
+ * whose specs reach `9999 × v99`, with `auto-rollback to 99`, an age of 4 characters and
+ * `nothing to do`, is 8 + 3 + 10 + 3 + 19 + 3 + 4 + 3 + 11 + 3 + 13 = 80 characters. Strategy
+ * and template are left to --wide and to `history --revision N`, which shows one revision whole.
+ */
+const NARROW = [REVISION, SPEC, REASON, AGE, SHORT_GRAPH, OUTCOME];
+/** Every column, as `history --wide` shows them (and as `history` did before it had to fit). */
+const WIDE = [REVISION, COUNT, VERSION, STRATEGY, REASON, AGE, GRAPH, OUTCOME, TEMPLATE];
+
 /**
  * The group's revisions, newest first: what each asked for, why it was made, the graph it
- * made with that graph's outcome (`nothing to do` when the group already matched), and the
- * start of its template's command line (`default`: the server's).
+ * made with that graph's outcome (`nothing to do` when the group already matched); with
+ * `wide`, also how it rolls out and the start of its template's command line (`default`:
+ * the server's), and the graph's whole id.
  */
-export function historyTable(style: Style, revisions: readonly Revision[], now: number): string {
+export function historyTable(style: Style, revisions: readonly Revision[], now: number, options: { wide: boolean } = { wide: false }): string {
+  const columns = options.wide ? WIDE : NARROW;
   return table(
     style,
-    ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"],
-    revisions.map((revision) => [
-      String(revision.revision),
-      revision.spec ? String(revision.spec.count) : "-",
-      revision.spec ? String(revision.spec.version) : "-",
-      strategyText(revision.spec),
-      revisionReasonText(revision),
-      revision.createdAt ? formatAge(now - revision.createdAt.getTime()) : "-",
-      revision.graphId || "-",
-      revision.graphId ? stateColor(style, graphStateName(revision.graphState)) : "nothing to do",
-      shortCommandText(revision.spec?.template),
-    ]),
+    columns.map((each) => each.title),
+    revisions.map((revision) => columns.map((each) => each.cell(revision, style, now))),
   );
 }
 
