@@ -158,7 +158,7 @@ describe("node operations against a server with the mock driver", () => {
 
     test("update 3 1 --cpu 64 --memory 1Ti, far beyond the host, exits 1 with one line naming what is short", async () => {
       const result = await server.client(["--group", "huge", "update", "3", "1", "--cpu", "64", "--memory", "1Ti"]);
-      assertOneLineError(result, 1, "does not fit on this host", "memory: 3 nodes × 1048576MiB");
+      assertOneLineError(result, 1, "does not fit on this host", "cpu: 3 nodes × 64 cores = 192 cores", "memory: 3 nodes × 1.0 TiB = 3.0 TiB");
       assert.deepEqual((await json(server, ["--group", "huge", "history"])).revisions ?? [], [], "no revision was stored");
     });
 
