@@ -67,7 +67,7 @@ const NO_BORDERS = {
 };
 
 /**
- * The most rows a table hands to cli-table3; longer ones are laid out by `alignedColumns`,
+ * The most rows a table hands to cli-table3; longer ones are laid out by `alignedLines`,
  * whose time grows with the rows and not faster (cli-table3 takes about 0.2 s for 1,000 rows
  * and 5 s for 10,000 here).
  */

@@ -226,11 +226,12 @@ describe("the summary of a large plan", () => {
   }
 
   test("a graph of more steps than fit says how many are left out", () => {
-    // A chain of joins, each after the one before and a start of its own: 150 steps of 2 kinds.
+    // A chain of joins, each after the one before and a start of its own, so no two tasks start together.
     const tasks: [number[], TaskAction][] = [[[], START]];
     for (let i = 0; i < 150; i++) tasks.push([[tasks.length - 1], START], [[tasks.length - 1, tasks.length], JOIN]);
     const lines = summary(graphOf(tasks)).flatMap((text) => text.split("\n"));
     assert.equal(lines.length, 2 + 24 + 1, lines.join("\n"));
-    assert.match(lines.at(-1)!, /^… and [\d,]+ more steps of [\d,]+ tasks$/);
+    // 301 steps of one task each, 24 of them shown.
+    assert.equal(lines.at(-1), "… and 277 more lines of 277 tasks");
   });
 });

@@ -15,7 +15,7 @@ import { idRangesCell, idRangesText } from "./ranges.js";
  */
 export const SUMMARY_ABOVE_TASKS = 200;
 
-/** The most rows the summary shows; a graph of more steps (no plan of the planner's has so many) says how many are left out. */
+/** The most rows the summary shows; a graph that needs more (no plan of the planner's does) says how much is left out. */
 const MAX_SUMMARY_ROWS = 24;
 const IDS_WIDTH = 24;
 
@@ -34,10 +34,13 @@ const number = (value: number) => value.toLocaleString("en-US");
 export function planSummaryLines(style: Style, graph: GraphView, options: { title: string; states: boolean }): string[] {
   const steps = planSteps(graph.tasks);
   const rows: string[][] = [];
-  let shownSteps = 0;
+  let leftOut = { lines: 0, tasks: 0 };
   for (const step of steps) {
-    if (rows.length + step.groups.length > MAX_SUMMARY_ROWS && rows.length > 0) break;
     step.groups.forEach((group, index) => {
+      if (rows.length >= MAX_SUMMARY_ROWS) {
+        leftOut = { lines: leftOut.lines + 1, tasks: leftOut.tasks + group.tasks };
+        return;
+      }
       const first = index === 0;
       rows.push([
         first ? String(step.number) : "",
@@ -47,18 +50,13 @@ export function planSummaryLines(style: Style, graph: GraphView, options: { titl
         ...(options.states ? [statesText(group.states)] : []),
       ]);
     });
-    shownSteps++;
   }
   const stepsText = `${number(steps.length)} ${steps.length === 1 ? "step" : "steps"}`;
   const lines = [
     `${options.title}: ${number(graph.tasks.length)} tasks in ${stepsText} (--full lists every task)`,
     table(style, ["STEP", "IDS", "AFTER", "TASKS", ...(options.states ? ["STATE"] : [])], rows),
   ];
-  if (shownSteps < steps.length) {
-    const left = steps.slice(shownSteps);
-    const tasks = left.reduce((sum, step) => sum + step.ids.length, 0);
-    lines.push(`… and ${number(left.length)} more steps of ${number(tasks)} tasks`);
-  }
+  if (leftOut.lines > 0) lines.push(`… and ${number(leftOut.lines)} more lines of ${number(leftOut.tasks)} tasks`);
   return lines;
 }
 
