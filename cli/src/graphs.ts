@@ -18,17 +18,9 @@ import { limitArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
-import {
-  cancelledLine,
-  dotGraph,
-  graphHeader,
-  graphsTable,
-  mermaidGraph,
-  pausedLine,
-  promotedLine,
-  summaryLines,
-  taskTable,
-} from "./render.js";
+import { cancelledLine, graphHeader, graphsTable, pausedLine, promotedLine, summaryLines } from "./render.js";
+import { dotLines, mermaidLines } from "./render/graphText.js";
+import { taskTableLines } from "./render/plan.js";
 import { graphIdArgument } from "./tasks.js";
 import { GraphTracker } from "./tracker.js";
 
@@ -92,13 +84,13 @@ export async function graphsShow(context: CommandContext, id: string, args: Grap
   }
   const graph = new GraphTracker(response.graph ?? missingGraph(request.graphId));
   if (format === "dot") {
-    out.line(dotGraph(graph));
+    out.lines(dotLines(graph));
   } else if (format === "mermaid") {
-    out.line(mermaidGraph(graph));
+    out.lines(mermaidLines(graph));
   } else {
     out.line(graphHeader(style, graph));
     out.line();
-    out.line(taskTable(style, graph, { shortIds: false, errors: true }));
+    out.lines(taskTableLines(style, graph, { shortIds: false, errors: true }));
     if (graph.settled) {
       out.line();
       for (const line of summaryLines(style, graph)) out.line(line);

@@ -52,6 +52,7 @@ export function templateFlagsGiven(args: TemplateArguments): string[] {
 export interface SetTemplateArguments extends TemplateArguments {
   command: string;
   detach?: boolean;
+  full?: boolean;
 }
 
 /** Adds a repeated option's value to the ones before it, in order. */
@@ -160,8 +161,9 @@ export async function groupSetTemplate(context: CommandContext, args: SetTemplat
     return showUpdate(context, response.update, {
       dryRun: false,
       detach: Boolean(args.detach),
+      full: Boolean(args.full),
       followRollback: true,
-      document: SetTemplateResponse.toJSON(response),
+      document: () => SetTemplateResponse.toJSON(response),
     });
   }
   if (globals.output === "json") {

@@ -2,7 +2,8 @@ import { type ListRevisionsRequest, ListRevisionsResponse, Revision } from "@dro
 import { limitArgument, revisionArgument } from "./arguments.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
-import { fieldsTable, historyTable, revisionChanges, revisionRows } from "./render.js";
+import { fieldsTable } from "./render.js";
+import { historyTable, revisionChanges, revisionRows } from "./render/history.js";
 
 /** The most revisions the server lists at once. */
 export const MAX_REVISION_LIST_LIMIT = 1000;
@@ -10,6 +11,7 @@ export const MAX_REVISION_LIST_LIMIT = 1000;
 export interface HistoryArguments {
   limit?: string;
   revision?: string;
+  wide?: boolean;
 }
 
 /**
@@ -45,7 +47,7 @@ export async function history(context: CommandContext, args: HistoryArguments): 
   } else if (response.revisions.length === 0) {
     out.note(`no revisions in group ${globals.group}: make one with 'client update <count> <version>'`);
   } else {
-    out.line(historyTable(style, response.revisions, Date.now()));
+    out.line(historyTable(style, response.revisions, Date.now(), { wide: Boolean(args.wide) }));
   }
   return ExitCode.ok;
 }

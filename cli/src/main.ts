@@ -162,7 +162,8 @@ unavailable; 4 not allowed; 5 not found.
     .option("--memory <size>", "memory reserved per node: 256Mi, 1.5Gi, 1Ti, or a number of MiB (default: none)")
     .option("--expect-revision <n>", "refuse unless the group is still at revision n (0: it has none yet), so that a plan made from stale information is never applied")
     .option("--dry-run", "print the plan and the revision it is based on, change nothing")
-    .option("--detach", "start the graph and return without following it");
+    .option("--detach", "start the graph and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary");
   withTemplateOptions(
     updateCommand,
     new Option("--command <cmd>", "the program each node runs; with it (and the flags after it) the update sets a whole new template (default: keep the group's current one)"),
@@ -209,6 +210,7 @@ A refused --expect-revision exits 1 and names both revisions: look at 'client hi
     )
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
     .option("--revision <n>", "show this revision whole, with a diff against the revision before it")
+    .option("--wide", "every column: count and version apart, the strategy, the whole graph id, the template's command")
     .addHelpText(
       "after",
       `${example("client history", "client --group web history --limit 5 -o json", "client history --revision 4")}
@@ -228,6 +230,7 @@ With --revision and -o json it prints {"revision": revision, "previous": the rev
     .option("--expect-revision <n>", "refuse unless the group is still at revision n")
     .option("--dry-run", "print the plan, change nothing")
     .option("--detach", "start the graph and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText(
       "after",
       `${example("client rollback", "client rollback 3 --dry-run", "client rollback 3 --with-count", "client --group web rollback 3 --expect-revision 5 --detach")}
@@ -282,6 +285,7 @@ With -o json it prints the DescribeNode response. The server keeps a node's last
     )
     .argument("<id>", "the node's id")
     .option("--detach", "start the graph and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText(
       "after",
       `${example("client nodes restart 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes restart 01JDX3AAAAAAAAAAAAAAAAQ1R7 --detach")}
@@ -298,6 +302,7 @@ starts first. A restart brings the node onto the group's current template.
     )
     .argument("<id>", "the node's id")
     .option("--detach", "start the graph and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText("after", example("client nodes stop 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client --group web nodes stop 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json"))
     .action(run((context, command) => nodesStop(context, command.processedArgs[0] as string, command.opts())));
   nodes
@@ -308,6 +313,7 @@ starts first. A restart brings the node onto the group's current template.
     )
     .argument("<id>", "the node's id (it must run the spec's version)")
     .option("--detach", "start the graph and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText("after", example("client nodes clone 01JDX3AAAAAAAAAAAAAAAAQ1R7"))
     .action(run((context, command) => nodesClone(context, command.processedArgs[0] as string, command.opts())));
   nodes
@@ -378,6 +384,7 @@ With -o json it prints the GetTemplate response.
     );
   withTemplateOptions(setTemplate, new Option("--command <cmd>", "the program each node runs, a path or a name on the server's PATH").makeOptionMandatory())
     .option("--detach", "start the rollout and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText(
       "after",
       `${example(
@@ -405,6 +412,7 @@ followed and the exit is still 1). The same flags on 'client update' change the 
       "show a graph's tasks, then every task event until the graph settles (default: the group's latest graph); exits 0 only if it succeeded",
     )
     .argument("[graph-id]", "the graph to watch")
+    .option("--full", "list every task of a graph over 200 tasks, rather than its summary")
     .addHelpText(
       "after",
       `${example("client tasks watch", "client tasks watch 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S -o json")}
@@ -413,7 +421,7 @@ A broken stream (the server restarted, or cut off a slow watcher) is resumed aft
 seen, for up to 30s; then the client exits 3. Ctrl-C stops watching (exit 130); the graph goes on.
 `,
     )
-    .action(run((context, command) => tasksWatch(context, command.processedArgs[0] as string | undefined)));
+    .action(run((context, command) => tasksWatch(context, command.processedArgs[0] as string | undefined, command.opts())));
 
   const graphs = program
     .command("graphs")

@@ -69,6 +69,7 @@ export async function nodesDescribe(context: CommandContext, id: string): Promis
 
 export interface NodeGraphArguments {
   detach?: boolean;
+  full?: boolean;
 }
 
 /**
@@ -85,7 +86,8 @@ export async function nodesRestart(context: CommandContext, id: string, args: No
   return showPlan(context, graph, {
     dryRun: false,
     detach: Boolean(args.detach),
-    document: RestartNodeResponse.toJSON(response),
+    full: Boolean(args.full),
+    document: () => RestartNodeResponse.toJSON(response),
     header: [
       `group ${graph.group}: revision ${graph.revision}, restarting node ${request.nodeId} of ${specText(graph.spec)}${graph.spec ? ` (${headerStrategyText(graph.spec)})` : ""}`,
     ],
@@ -97,7 +99,7 @@ export async function nodesStop(context: CommandContext, id: string, args: NodeG
   const request = { nodeId: nodeIdArgument(id) };
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.stopNode(request, options), WAITING_DEADLINE_MS);
-  return showNodeUpdate(context, response.update, StopNodeResponse.toJSON(response), args, `stopping node ${request.nodeId}: the count goes down by one`);
+  return showNodeUpdate(context, response.update, () => StopNodeResponse.toJSON(response), args, `stopping node ${request.nodeId}: the count goes down by one`);
 }
 
 /** `nodes clone <id>`: one more node like this one starts and the count goes up by one, as a new revision shown like an update. */
@@ -105,19 +107,19 @@ export async function nodesClone(context: CommandContext, id: string, args: Node
   const request = { nodeId: nodeIdArgument(id) };
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.cloneNode(request, options), WAITING_DEADLINE_MS);
-  return showNodeUpdate(context, response.update, CloneNodeResponse.toJSON(response), args, `cloning node ${request.nodeId}: the count goes up by one`);
+  return showNodeUpdate(context, response.update, () => CloneNodeResponse.toJSON(response), args, `cloning node ${request.nodeId}: the count goes up by one`);
 }
 
 function showNodeUpdate(
   context: CommandContext,
   update: SetSpecResponse | undefined,
-  document: unknown,
+  document: () => unknown,
   args: NodeGraphArguments,
   preface: string,
 ): Promise<ExitCode> {
   const answered = update ?? missing("update", preface);
   if (context.globals.output !== "json") context.out.line(preface);
-  return showUpdate(context, answered, { dryRun: false, detach: Boolean(args.detach), document });
+  return showUpdate(context, answered, { dryRun: false, detach: Boolean(args.detach), full: Boolean(args.full), document });
 }
 
 /** `nodes kill <id>`: the node fails abruptly, as a crash would; the server's reconciler heals the group. */

@@ -12,6 +12,7 @@ export interface RollbackArguments {
   expectRevision?: string;
   dryRun?: boolean;
   detach?: boolean;
+  full?: boolean;
   withCount?: boolean;
 }
 
@@ -51,7 +52,8 @@ export async function rollback(context: CommandContext, args: RollbackArguments)
   return showUpdate(context, update, {
     dryRun: request.dryRun,
     detach: Boolean(args.detach),
-    document: RollbackResponse.toJSON(response),
+    full: Boolean(args.full),
+    document: () => RollbackResponse.toJSON(response),
   });
 }
 

@@ -1,7 +1,9 @@
 import { Event, Graph, GraphState, graphIdProblem } from "@drover/shared";
 import { type CommandContext, followingNotice, groupFlag, onInterruptNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
-import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines, taskTable } from "./render.js";
+import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines } from "./render.js";
+import { taskTableLines } from "./render/plan.js";
+import { planSummaryLines, summarised } from "./render/planSummary.js";
 import { watchGraph } from "./stream.js";
 import { GraphTracker } from "./tracker.js";
 
@@ -26,10 +28,17 @@ export function exitCodeForGraph(state: GraphState): ExitCode {
   return state === GraphState.GRAPH_STATE_SUCCEEDED ? ExitCode.ok : ExitCode.failed;
 }
 
-/** `tasks watch [graph-id]`: the graph's tasks as they are, then every event until it settles. */
-export async function tasksWatch(context: CommandContext, graphId: string | undefined): Promise<ExitCode> {
+export interface TasksWatchArguments {
+  full?: boolean;
+}
+
+/**
+ * `tasks watch [graph-id]`: the graph's tasks as they are (a summary of a large graph's, unless
+ * --full), then every event until it settles.
+ */
+export async function tasksWatch(context: CommandContext, graphId: string | undefined, args: TasksWatchArguments = {}): Promise<ExitCode> {
   const request = watchRequest(graphId, context.globals.group);
-  return followGraph(context, { graphId: request.graphId });
+  return followGraph(context, { graphId: request.graphId, full: Boolean(args.full) });
 }
 
 export interface FollowTarget {
@@ -45,6 +54,8 @@ export interface FollowTarget {
    * follow that graph too, and end with its outcome (what `update` does).
    */
   followRollback?: boolean;
+  /** Show every task of a large graph's snapshot, not a summary. */
+  full?: boolean;
 }
 
 /**
@@ -56,12 +67,13 @@ export interface FollowTarget {
  */
 export async function followGraph(context: CommandContext, target: FollowTarget): Promise<ExitCode> {
   const { out, style, globals } = context;
-  const graph = await followOneGraph(context, target.graphId, target.planned, { followingNext: Boolean(target.followRollback) });
+  const full = Boolean(target.full);
+  const graph = await followOneGraph(context, target.graphId, target.planned, { followingNext: Boolean(target.followRollback), full });
   if (!graph) return ExitCode.failed;
   if (!target.followRollback || graph.state !== GraphState.GRAPH_STATE_FAILED || !graph.nextGraphId) return exitCodeForGraph(graph.state);
 
   if (globals.output !== "json") out.line();
-  const rollback = await followOneGraph(context, graph.nextGraphId, undefined, { followingNext: false });
+  const rollback = await followOneGraph(context, graph.nextGraphId, undefined, { followingNext: false, full });
   if (!rollback) return ExitCode.failed;
   if (globals.output !== "json") out.line(rolledBackLine(style, rollback, await restoredRevision(context, rollback)));
   // The update failed whatever its rollback did: a script must not read a rolled-back update as a success.
@@ -92,7 +104,7 @@ async function followOneGraph(
   context: CommandContext,
   graphId: string,
   planned: Graph | undefined,
-  options: { followingNext: boolean },
+  options: { followingNext: boolean; full: boolean },
 ): Promise<GraphTracker | undefined> {
   const { out, style, globals } = context;
   const json = globals.output === "json";
@@ -102,7 +114,8 @@ async function followOneGraph(
   let streaming = false;
 
   const showProgress = () => {
-    if (!graph || json) return;
+    // Off a terminal there is no progress line: nothing to work out after each event.
+    if (!graph || json || !out.interactive) return;
     const since = graph.startedAt?.getTime() ?? watchStart;
     out.setProgress(progressText(graph.tally(), Date.now() - since, graph.state === GraphState.GRAPH_STATE_PAUSED, graph.waitingCount()));
   };
@@ -139,7 +152,11 @@ async function followOneGraph(
         } else {
           out.line(graphHeader(style, graph));
           out.line();
-          out.line(taskTable(style, graph, { shortIds: true, errors: false }));
+          if (summarised(graph.tasks.length, options.full)) {
+            for (const line of planSummaryLines(style, graph, { title: "TASKS", states: true })) out.line(line);
+          } else {
+            out.lines(taskTableLines(style, graph, { shortIds: true, errors: false }));
+          }
           out.line();
           if (!graph.settled) startStream();
         }

@@ -20,9 +20,10 @@ import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, onInterruptNotice, unansweredNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
 import { type TemplateArguments, templateArgument, templateFlagsGiven } from "./group.js";
-import { planTable, previewLine, specTemplateLine, updateHeader } from "./render.js";
+import { previewLine, specTemplateLine, updateHeader } from "./render.js";
+import { planTableLines } from "./render/plan.js";
+import { planSummaryLines, summarised } from "./render/planSummary.js";
 import { followGraph } from "./tasks.js";
-import { GraphTracker } from "./tracker.js";
 
 /** `update`'s arguments and options, as commander hands them over. */
 export interface UpdateArguments extends TemplateArguments {
@@ -32,6 +33,7 @@ export interface UpdateArguments extends TemplateArguments {
   maxUnavailable?: string;
   dryRun?: boolean;
   detach?: boolean;
+  full?: boolean;
   expectRevision?: string;
   onFailure?: string;
   taskTimeout?: string;
@@ -145,16 +147,22 @@ export async function update(context: CommandContext, args: UpdateArguments): Pr
   return showUpdate(context, response, {
     dryRun: request.dryRun,
     detach: Boolean(args.detach),
+    full: Boolean(args.full),
     followRollback: true,
-    document: SetSpecResponse.toJSON(response),
+    document: () => SetSpecResponse.toJSON(response),
   });
 }
 
 export interface ShowUpdateOptions {
   dryRun: boolean;
   detach: boolean;
-  /** What -o json prints on the first line: the response of the call that made the update. */
-  document: unknown;
+  /** List every task of a large plan (and of the snapshot of a rollback followed after it), not a summary. */
+  full: boolean;
+  /**
+   * What -o json prints on the first line: the response of the call that made the update.
+   * Made only for -o json: for a 200,000-task plan it is a second copy of every task.
+   */
+  document: () => unknown;
   /**
    * When the graph fails and its failure policy starts a rollback, follow that too and exit
    * with its outcome (update and set-template do; a rollback, or a node's stop, does not).
@@ -191,15 +199,19 @@ export async function showPlan(context: CommandContext, graph: Graph | undefined
   const json = globals.output === "json";
 
   if (json) {
-    out.line(JSON.stringify(options.document));
+    out.line(JSON.stringify(options.document()));
   } else {
     for (const line of options.header) out.line(line);
     if (!graph) {
       out.line("nothing to do: the group already matches");
     } else {
       out.line();
-      out.line("TASK GRAPH SPEC");
-      out.line(planTable(style, new GraphTracker(graph, 0)));
+      if (summarised(graph.tasks.length, options.full)) {
+        for (const line of planSummaryLines(style, graph, { title: "TASK GRAPH SPEC", states: false })) out.line(line);
+      } else {
+        out.line("TASK GRAPH SPEC");
+        out.lines(planTableLines(style, graph));
+      }
     }
   }
   if (!graph || options.dryRun) return ExitCode.ok;
@@ -211,5 +223,5 @@ export async function showPlan(context: CommandContext, graph: Graph | undefined
     return ExitCode.ok;
   }
   if (!json) out.line();
-  return followGraph(context, { graphId: graph.id, planned: graph, followRollback: Boolean(options.followRollback) });
+  return followGraph(context, { graphId: graph.id, planned: graph, followRollback: Boolean(options.followRollback), full: options.full });
 }

@@ -29,24 +29,21 @@ import {
   bytesText,
   crashLoopLine,
   eventLine,
-  historyTable,
   lastStateText,
   nodeDescribeLines,
   nodesTable,
-  planTable,
   previewLine,
   progressText,
-  revisionChanges,
-  revisionRows,
   rollbackHeader,
   rolledBackLine,
   shellWord,
   specTemplateLine,
   summaryLines,
-  taskTable,
   templateRows,
   updateHeader,
 } from "../src/render.js";
+import { historyTable, revisionChanges, revisionRows } from "../src/render/history.js";
+import { planTable, taskTable } from "../src/render/plan.js";
 import { rollbackRequest } from "../src/rollback.js";
 import { graphIdArgument } from "../src/tasks.js";
 import { GraphTracker } from "../src/tracker.js";
@@ -424,7 +421,7 @@ describe("rendering decisions and history", () => {
       }),
       Revision.fromPartial({ revision: 1, spec: spec({}), createdAt: new Date(now - 7_000), reason: RevisionReason.REVISION_REASON_ROLLBACK, restores: 4 }),
     ];
-    const rows = historyTable(plain, revisions, now).split("\n").map((line) => line.split(/\s{2,}/));
+    const rows = historyTable(plain, revisions, now, { wide: true }).split("\n").map((line) => line.split(/\s{2,}/));
     assert.deepEqual(rows, [
       ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"],
       ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running", "default"],
@@ -444,7 +441,7 @@ describe("rendering resources, stats and templates", () => {
       "group web: revision 2, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1, cpu 2, memory 1536Mi)",
     );
     const revision = Revision.fromPartial({ revision: 1, spec: Spec.fromPartial({ count: 1, version: 1, maxUnavailable: 1, cpuMillis: 250, memoryMb: 2048 }) });
-    assert.equal(historyTable(plain, [revision], 0).split("\n")[1]!.split(/\s{2,}/)[3], "surge 0, unavailable 1, on failure stop, cpu 250m, memory 2Gi");
+    assert.equal(historyTable(plain, [revision], 0, { wide: true }).split("\n")[1]!.split(/\s{2,}/)[3], "surge 0, unavailable 1, on failure stop, cpu 250m, memory 2Gi");
   });
 
   test("nodes ls --wide shows each node's process, and a dash for every column the server sent nothing for", () => {

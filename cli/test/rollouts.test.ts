@@ -211,7 +211,7 @@ describe("the client's history, rollback and stale-plan guard", () => {
     const second = await server.client([...group, "update", "3", "2"]);
     assertExit(first, 0);
     assertExit(second, 0);
-    const [header, ...rows] = table((await server.client([...group, "history"])).stdout);
+    const [header, ...rows] = table((await server.client([...group, "history", "--wide"])).stdout);
     assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"]);
     assert.deepEqual(
       rows.map((row) => [...row.slice(0, 5), ...row.slice(6)]),
@@ -240,7 +240,7 @@ describe("the client's history, rollback and stale-plan guard", () => {
     assert.match(rolledBack.stdout, new RegExp(`^graph ${rollbackGraph} succeeded in \\S+: 6 tasks, 0 retries$`, "m"));
     assertNodes(await nodes(server, "history"), 3, 1);
 
-    const [newest] = table((await server.client([...group, "history"])).stdout).slice(1);
+    const [newest] = table((await server.client([...group, "history", "--wide"])).stdout).slice(1);
     assert.deepEqual([...newest!.slice(0, 5), ...newest!.slice(6)], ["3", "3", "1", "surge 0, unavailable 1, on failure stop", "rollback to 1", rollbackGraph, "succeeded", "default"]);
     const [stored] = await revisions(server, "history");
     assert.equal(stored!.reason, "REVISION_REASON_ROLLBACK");

@@ -155,7 +155,7 @@ describe("update --on-failure rollback, through the client", () => {
     assert.equal(lines(result.stdout).at(-1), `update failed; rolled back to revision 1 (graph ${rollbackGraph})`);
     assert.equal(result.stdout.split("\nTASKS STREAM\n").length, 3, "two streams: the update's and the rollback's");
     assert.deepEqual(await runningByVersion(server, "follow"), { 1: 2 });
-    const rows = table((await server.client([...group, "history"])).stdout).slice(1);
+    const rows = table((await server.client([...group, "history", "--wide"])).stdout).slice(1);
     assert.deepEqual(
       rows.map((row) => [row[0], row[4], row[6], row[7]]),
       [
@@ -317,7 +317,7 @@ describe("a node's story and a group's templates, through the client", () => {
     const nodes = await liveNodes(server, "templated");
     assert.deepEqual(nodes.map((node) => node.revision), [2, 2]);
 
-    const history = table((await server.client([...group, "history"])).stdout);
+    const history = table((await server.client([...group, "history", "--wide"])).stdout);
     assert.equal(history[0]!.at(-1), "TEMPLATE");
     assert.deepEqual(history.slice(1).map((row) => [row[0], row.at(-1)]), [["2", "node v2.mjs"], ["1", "default"]]);
 

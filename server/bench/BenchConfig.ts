@@ -16,6 +16,8 @@ export interface BenchConfig {
   recovery: { nodes: number; inFlight: number; runs: number };
   /** A week-old past of `graphs` settled graphs of `tasksPerGraph` tasks (4 events a task). */
   retention: { graphs: number; tasksPerGraph: number };
+  /** The client printing a plan of `nodes` + 1 tasks (and a rolling one of 2 × `nodes` + 1); --full also at `smallNodes`. */
+  client: { nodes: number; smallNodes: number; runs: number };
 }
 
 export function benchConfig(smoke: boolean, profileDir?: string): BenchConfig {
@@ -32,6 +34,7 @@ export function benchConfig(smoke: boolean, profileDir?: string): BenchConfig {
       memory: { nodes: 1_000, watchers: 4, holdMs: 200 },
       recovery: { nodes: 1_000, inFlight: 8, runs: 1 },
       retention: { graphs: 4, tasksPerGraph: 100 },
+      client: { nodes: 1_000, smallNodes: 100, runs: 1 },
     };
   }
   return {
@@ -46,5 +49,6 @@ export function benchConfig(smoke: boolean, profileDir?: string): BenchConfig {
     memory: { nodes: 100_000, watchers: 100, holdMs: 5_000 },
     recovery: { nodes: 100_000, inFlight: 200, runs: 3 },
     retention: { graphs: 250, tasksPerGraph: 1_000 },
+    client: { nodes: 100_000, smallNodes: 10_000, runs: 3 },
   };
 }

@@ -9,7 +9,7 @@
  * - DROVER_BENCH_PROFILE=DIR: every server child runs under `node --cpu-prof` into DIR, and
  *   the top frames of each profile are printed after the table.
  * - DROVER_BENCH_ONLY=plan,dispatch,…: run only these figures (plan, persist, dispatch,
- *   efficiency, watchers, api, memory, recovery, retention).
+ *   efficiency, watchers, api, memory, recovery, retention, client).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -19,6 +19,7 @@ import { benchConfig, type BenchConfig } from "./BenchConfig.js";
 import { type Figure, goalMet } from "./Figure.js";
 import { describeCommit, describeMachine, type Machine } from "./machine.js";
 import { measureApi } from "./measureApi.js";
+import { measureClient } from "./measureClient.js";
 import { measureDispatch } from "./measureDispatch.js";
 import { measureEfficiency } from "./measureEfficiency.js";
 import { measureMemory } from "./measureMemory.js";
@@ -31,7 +32,7 @@ import { formatProfile, ProfileLog, type ProfileSummary } from "./profileSummary
 
 const DEFAULT_OUTPUT = fileURLToPath(new URL("../../../bench-results.json", import.meta.url));
 
-export const SECTIONS = ["plan", "persist", "dispatch", "efficiency", "watchers", "api", "memory", "recovery", "retention"] as const;
+export const SECTIONS = ["plan", "persist", "dispatch", "efficiency", "watchers", "api", "memory", "recovery", "retention", "client"] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchResults {
@@ -56,6 +57,7 @@ const measure: Record<Section, (config: BenchConfig, profiles: ProfileLog) => Fi
   memory: measureMemory,
   recovery: measureRecovery,
   retention: (config) => measureRetention(config),
+  client: measureClient,
 };
 
 export async function runBenchmark(config: BenchConfig, sections: readonly Section[] = SECTIONS, progress = (_line: string) => {}): Promise<BenchResults> {

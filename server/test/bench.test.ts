@@ -34,6 +34,15 @@ const FIGURES = [
   "recovery.ms",
   "retention.run_ms",
   "retention.longest_step_ms",
+  "client.summary_ms",
+  "client.summary_peak_mb",
+  "client.full_ms",
+  "client.full_peak_mb",
+  "client.full_ratio",
+  "client.rolling_summary_ms",
+  "client.rolling_summary_peak_mb",
+  "client.rolling_full_ms",
+  "client.rolling_full_peak_mb",
 ];
 
 // Only that the program runs and produces every figure: times are never asserted.

@@ -42,6 +42,16 @@ export function quote(value: string): string {
   return `${JSON.stringify(value.slice(0, QUOTED_LENGTH))}… (${value.length} characters)`;
 }
 
+/**
+ * Formats thousandths of a core as cores, exactly (a reservation is whole millicores): 1 core,
+ * 2.5 cores, 0.25 cores, 0.001 cores.
+ */
+export function formatCores(millicores: number): string {
+  const cores = millicores / 1000;
+  // toFixed(3) then Number: no float noise (0.1 + 0.2), no trailing zeros.
+  return `${Number(cores.toFixed(3))} ${cores === 1 ? "core" : "cores"}`;
+}
+
 /** Formats a size in bytes with binary units: 512 B, 1.5 KiB, 64.0 MiB. */
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

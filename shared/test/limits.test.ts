@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatAge, formatDuration, graphIdProblem, groupNameProblem, MAX_COUNT, specProblems } from "../src/index.js";
+import { formatAge, formatCores, formatDuration, graphIdProblem, groupNameProblem, MAX_COUNT, specProblems } from "../src/index.js";
 
 const spec = { count: 3, version: 2, maxSurge: 0, maxUnavailable: 1 };
 
@@ -43,5 +43,14 @@ describe("formatting", () => {
     assert.equal(formatAge(12 * 60_000), "12m");
     assert.equal(formatAge(3 * 3_600_000), "3h");
     assert.equal(formatAge(5 * 86_400_000), "5d");
+  });
+
+  it("formats millicores as cores, exactly", () => {
+    assert.equal(formatCores(1000), "1 core");
+    assert.equal(formatCores(2500), "2.5 cores");
+    assert.equal(formatCores(250), "0.25 cores");
+    assert.equal(formatCores(1), "0.001 cores");
+    assert.equal(formatCores(300), "0.3 cores");
+    assert.equal(formatCores(0), "0 cores");
   });
 });

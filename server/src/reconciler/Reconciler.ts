@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { formatBytes, formatCores } from "@drover/shared";
 import type { Clock } from "../clock.js";
 import {
   type GraphWithTasks,
@@ -433,15 +434,17 @@ export class Reconciler {
     const peak = spec.count + spec.maxSurge;
     const shortages: string[] = [];
     const cpu = peak * (spec.cpuMillis ?? 0);
+    // In the units a person reads (2.5 cores, 3.0 GiB) rather than the millicores and MiB the spec holds.
     if (cpu + others.cpuMillis > capacity.cpuMillis) {
       shortages.push(
-        `cpu: ${peak} nodes × ${spec.cpuMillis}m = ${cpu}m, with ${others.cpuMillis}m held by other groups, exceeds the host's ${capacity.cpuMillis}m by ${cpu + others.cpuMillis - capacity.cpuMillis}m`,
+        `cpu: ${peak} nodes × ${formatCores(spec.cpuMillis ?? 0)} = ${formatCores(cpu)}, with ${formatCores(others.cpuMillis)} held by other groups, exceeds the host's ${formatCores(capacity.cpuMillis)} by ${formatCores(cpu + others.cpuMillis - capacity.cpuMillis)}`,
       );
     }
     const memory = peak * (spec.memoryMb ?? 0);
     if (memory + others.memoryMb > capacity.memoryMb) {
+      const mebibytes = (amount: number) => formatBytes(amount * 1024 * 1024);
       shortages.push(
-        `memory: ${peak} nodes × ${spec.memoryMb}MiB = ${memory}MiB, with ${others.memoryMb}MiB held by other groups, exceeds the host's ${capacity.memoryMb}MiB by ${memory + others.memoryMb - capacity.memoryMb}MiB`,
+        `memory: ${peak} nodes × ${mebibytes(spec.memoryMb ?? 0)} = ${mebibytes(memory)}, with ${mebibytes(others.memoryMb)} held by other groups, exceeds the host's ${mebibytes(capacity.memoryMb)} by ${mebibytes(memory + others.memoryMb - capacity.memoryMb)}`,
       );
     }
     if (shortages.length > 0) {
