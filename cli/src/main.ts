@@ -60,7 +60,7 @@ function withTemplateOptions(command: Command, commandOption: Option): Command {
 
 const TEMPLATE_HELP = `In the command, the args and the env values, {version}, {port}, {node_id} and {group} are replaced
 by the server for each node; each node also gets PORT, DROVER_NODE_ID, DROVER_VERSION, DROVER_GROUP
-and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 1s or 2m.`;
+and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 90s or 1h30m.`;
 
 /** Levenshtein distance, for "did you mean" on unknown commands. */
 function distance(a: string, b: string): number {

@@ -4,6 +4,7 @@
  */
 import {
   type CrashLoop,
+  durationText,
   type Event,
   EventType,
   FailurePolicy,
@@ -179,13 +180,8 @@ export function rollbackHeader(request: { revision: number; withCount: boolean }
   return `rolling back to revision ${restores}${which}, ${request.withCount ? "with its count" : "keeping the current count"}`;
 }
 
-/** `30s`, `5m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
-export function durationText(milliseconds: number): string {
-  if (milliseconds % 3_600_000 === 0) return `${milliseconds / 3_600_000}h`;
-  if (milliseconds % 60_000 === 0) return `${milliseconds / 60_000}m`;
-  if (milliseconds % 1000 === 0) return `${milliseconds / 1000}s`;
-  return `${milliseconds}ms`;
-}
+/** `30s`, `5m`, `1h30m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
+export { durationText } from "@drover/shared";
 
 /**
  * `on failure rollback`, `task timeout 30s`, `progress deadline 5m`: how the spec handles

@@ -111,7 +111,9 @@ describe("arguments to requests", () => {
     assert.equal(updateRequest({ count: "3", version: "2", onFailure: "stop" }, "web").onFailure, FailurePolicy.FAILURE_POLICY_STOP);
     for (const zero of ["0", "0ms", "0s"]) assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: zero }, "web").taskTimeoutMs, 0);
     assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "24h" }, "web").taskTimeoutMs, 86_400_000);
-    for (const bad of ["30", "1.5ms", "-1s", "1d", "s", " 1s", "25h"]) {
+    assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "1d" }, "web").taskTimeoutMs, 86_400_000, "days, as the server's flags take them");
+    assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "1h30m" }, "web").taskTimeoutMs, 5_400_000, "a compound duration");
+    for (const bad of ["30", "1.5ms", "-1s", "2d", "1d1s", "30m1h", "s", " 1s", "25h"]) {
       assert.throws(() => updateRequest({ count: "3", version: "2", taskTimeout: bad }, "web"), new RegExp(`task timeout ${JSON.stringify(bad)} is invalid`));
     }
     assert.throws(
@@ -198,7 +200,7 @@ describe("arguments to requests", () => {
       { args: { minReady: "1.5m", canary: "2" }, expected: { minReadyMs: 90_000, canary: 2, autoPromoteAfterMs: 0 } },
       { args: { canary: "2", autoPromoteAfter: "5m" }, expected: { minReadyMs: undefined, canary: 2, autoPromoteAfterMs: 300_000 } },
       { args: { canary: "0" }, expected: { minReadyMs: undefined, canary: 0, autoPromoteAfterMs: 0 } },
-      { args: { minReady: "10" }, error: /^UsageError: min ready "10" is invalid: write a duration .*\(0 for no wait\)$/ },
+      { args: { minReady: "10" }, error: /^UsageError: min ready "10" is invalid: a number needs a unit .*\(0 for no wait\)$/ },
       { args: { minReady: "25h" }, error: /min ready "25h" is invalid: it must be at most a day \(24h\), or 0 for no wait/ },
       { args: { canary: "-1" }, error: /canary "-1" is invalid: it must be an integer from 0 to 100000/ },
       { args: { canary: "two" }, error: /canary "two" is invalid/ },
