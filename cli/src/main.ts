@@ -84,16 +84,23 @@ function distance(a: string, b: string): number {
 function groupAction(name: string | undefined) {
   return (...args: unknown[]) => {
     const command = args.at(-1) as Command;
-    const names = command.commands.map((sub) => sub.name());
-    const prefix = name ? `${name} ` : "";
-    const help = `see client ${prefix}--help`;
     const given = command.args[0];
-    if (given === undefined) {
-      throw new UsageError(`${name ? `${name} needs a command` : "no command given"}: use one of ${names.join(", ")} (${help})`);
-    }
-    const near = names.find((candidate) => distance(candidate, given) <= 2);
-    throw new UsageError(`unknown command '${prefix}${given}'${near ? ` (did you mean '${prefix}${near}'?)` : ""}: use one of ${names.join(", ")} (${help})`);
+    // `client` alone is how a new user asks what it can do, as with kubectl.
+    if (given === undefined && !name) command.help();
+    throw unknownCommand(name, command, given);
   };
+}
+
+/** The usage error for a missing (`given` undefined) or unknown subcommand of `command`, whose words are `name`. */
+function unknownCommand(name: string | undefined, command: Command, given: string | undefined): UsageError {
+  const names = command.commands.map((sub) => sub.name());
+  const prefix = name ? `${name} ` : "";
+  const help = `see client ${prefix}--help`;
+  if (given === undefined) {
+    return new UsageError(`${name ? `${name} needs a command` : "no command given"}: use one of ${names.join(", ")} (${help})`);
+  }
+  const near = names.find((candidate) => distance(candidate, given) <= 2);
+  return new UsageError(`unknown command '${prefix}${given}'${near ? ` (did you mean '${prefix}${near}'?)` : ""}: use one of ${names.join(", ")} (${help})`);
 }
 
 function version(): string {
@@ -470,7 +477,50 @@ Refused (exit 1) when the graph has no promote gate waiting, or has settled.
     .addHelpText("after", example("client graphs resume 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
     .action(run((context, command) => graphsResume(context, command.processedArgs[0] as string)));
 
+  program
+    .command("help")
+    .description("show help for a command, as --help does")
+    .argument("[command...]", "the command, like nodes ls")
+    .addHelpText("after", example("client help", "client help nodes ls"))
+    .action((words: string[]) => {
+      let command = program;
+      for (const [index, word] of words.entries()) {
+        const sub = command.commands.find((candidate) => candidate.name() === word);
+        if (!sub) throw unknownCommand(words.slice(0, index).join(" ") || undefined, command, word);
+        command = sub;
+      }
+      command.help();
+    });
+
+  program.hook("preAction", (_program, actionCommand) => refuseExcessArguments(actionCommand));
   return program;
+}
+
+/** `nodes ls`: a command's words after `client`. */
+function commandPath(command: Command): string {
+  const words: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) words.unshift(at.name());
+  return words.join(" ");
+}
+
+/**
+ * Refuses stray arguments to a command that runs something (`update 3 2 extra` once applied the
+ * update). Commands that only group others take any, to name an unknown subcommand themselves
+ * (see groupAction); so every command takes them from commander, and this checks the rest.
+ */
+function refuseExcessArguments(command: Command): void {
+  if (command.commands.length > 0) return;
+  const declared = command.registeredArguments;
+  if (declared.at(-1)?.variadic) return;
+  const extra = command.args.slice(declared.length);
+  if (extra.length === 0) return;
+  const path = commandPath(command);
+  const takes =
+    declared.length === 0
+      ? "takes no arguments"
+      : `takes ${declared.map((argument) => (argument.required ? `<${argument.name()}>` : `[${argument.name()}]`)).join(" ")}`;
+  const more = extra.length > 1 ? ` (and ${extra.length - 1} more)` : "";
+  throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}${more}: ${path} ${takes} (see client ${path} --help)`);
 }
 
 /** Runs the client and returns its exit code. */

@@ -1,0 +1,56 @@
+/**
+ * End-to-end tests of the paper cuts an operator hits in the first hour (issue 12): help and
+ * stray arguments, colours, hints that keep the global options, a --server that is not
+ * Drover's gRPC port, token messages, the age of stopped nodes, and shell completion. The real
+ * client against a real server with the mock driver.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { assertExit, assertOneLineError, FAST_SERVER_FLAGS, json, runClient, startServer, type TestServer } from "./harness.js";
+
+describe("the client's paper cuts, against a server with the mock driver", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer(FAST_SERVER_FLAGS);
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  describe("help and stray arguments", () => {
+    test("client alone and client help print the help on stdout and exit 0, as --help does", async () => {
+      const help = await runClient(["--help"]);
+      assertExit(help, 0);
+      for (const args of [[], ["help"], ["--group", "web"]]) {
+        const result = await runClient(args);
+        assertExit(result, 0);
+        assert.equal(result.stdout, help.stdout, `client ${args.join(" ")}`);
+        assert.equal(result.stderr, "");
+      }
+      const nodesLs = await runClient(["help", "nodes", "ls"]);
+      assertExit(nodesLs, 0);
+      assert.equal(nodesLs.stdout, (await runClient(["nodes", "ls", "--help"])).stdout);
+      assertOneLineError(await runClient(["help", "nodes", "lss"]), 2, "unknown command 'nodes lss'", "did you mean 'nodes ls'");
+    });
+
+    test("a stray argument is a usage error on every command, and update 3 2 extra applies nothing", async () => {
+      const extra = await server.client(["--group", "stray", "update", "3", "2", "extra"]);
+      assertOneLineError(extra, 2, 'unexpected argument "extra"', "update takes <count> <version>", "client update --help");
+      assert.deepEqual((await json(server, ["--group", "stray", "history"])).revisions, [], "nothing was stored");
+      const cases = [
+        ["nodes", "ls", "x"],
+        ["nodes", "logs", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x"],
+        ["tasks", "watch", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x"],
+        ["graphs", "promote", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x"],
+        ["graphs", "cancel", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x", "y"],
+        ["history", "x"],
+        ["rollback", "1", "x"],
+        ["group", "show", "x"],
+      ];
+      for (const args of cases) {
+        const result = await server.client(args);
+        assertOneLineError(result, 2, `unexpected argument "x"`, `client ${args.filter((word) => /^[a-z]/.test(word) && word !== "x" && word !== "y").join(" ")} --help`);
+      }
+    });
+  });
+});
