@@ -1,6 +1,7 @@
 import { DEFAULT_GROUP } from "@drover/shared";
 import { connect, type Connection, type GlobalOptions } from "./connection.js";
-import { Output, type Style, styleFor } from "./render.js";
+import { Output } from "./render.js";
+import { type Style, styleFor } from "./palette.js";
 
 /** What every command gets: the checked global options, where to write, and a connection made on first use. */
 export interface CommandContext {

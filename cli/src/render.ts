@@ -32,32 +32,10 @@ import {
   type VersionCount,
 } from "@drover/shared";
 import Table from "cli-table3";
+import { bold, green, nodeStateColor, red, stateColor, type Style, yellow } from "./palette.js";
 import type { GraphTracker, TaskTally, TrackedTask } from "./tracker.js";
 
-/** How output looks: colour only on a terminal that wants it (not with NO_COLOR or TERM=dumb). */
-export interface Style {
-  color: boolean;
-}
-
-export function styleFor(stream: NodeJS.WriteStream): Style {
-  return { color: Boolean(stream.isTTY) && !("NO_COLOR" in process.env) && process.env.TERM !== "dumb" };
-}
-
-const ansi = (code: string) => (style: Style, text: string) => (style.color ? `\x1b[${code}m${text}\x1b[0m` : text);
-const bold = ansi("1");
-const red = ansi("31");
-const green = ansi("32");
-const yellow = ansi("33");
-const dim = ansi("2");
-
-/** Colours a state word: green for success, red for failure, yellow for work under way. */
-function stateColor(style: Style, word: string): string {
-  if (word === "succeeded") return green(style, word);
-  if (word === "failed" || word === "unhealthy") return red(style, word);
-  if (word === "running" || word === "starting" || word === "stopping" || word === "paused" || word === "waiting") return yellow(style, word);
-  if (word === "skipped" || word === "cancelled" || word === "superseded" || word === "stopped") return dim(style, word);
-  return word;
-}
+export { type Style, styleFor } from "./palette.js";
 
 const NO_BORDERS = {
   top: "", "top-mid": "", "top-left": "", "top-right": "",
@@ -344,7 +322,7 @@ export function nodesTable(
       node.id,
       String(node.version),
       node.revision ? String(node.revision) : "-",
-      stateColor(style, nodeStateName(node.state)),
+      nodeStateColor(style, nodeStateName(node.state)),
       node.createdAt ? formatAge(now - node.createdAt.getTime()) : "-",
       ...(options.wide ? wideCells(style, node.stats) : []),
       ...(options.all ? [cut(lastStateText(node, now) ?? "-", LAST_STATE_WIDTH)] : []),
@@ -425,7 +403,7 @@ export function nodeStatsLines(style: Style, node: Node, now: number): string[] 
   const age = (time: Date | undefined) => (time ? formatAge(now - time.getTime()) : "-");
   const record = [
     ["VERSION", String(node.version)],
-    ["STATE", stateColor(style, nodeStateName(node.state))],
+    ["STATE", nodeStateColor(style, nodeStateName(node.state))],
     ["HOST", node.host || "-"],
   ];
   const error = node.error ? [["ERROR", node.error]] : [];
@@ -482,7 +460,7 @@ export function nodeDescribeLines(style: Style, node: Node, events: readonly Eve
     ["GROUP", node.group],
     ["VERSION", String(node.version)],
     ["REVISION", node.revision ? `${node.revision}${template}` : "-"],
-    ["STATE", stateColor(style, nodeStateName(node.state))],
+    ["STATE", nodeStateColor(style, nodeStateName(node.state))],
     ["HOST", node.host || "-"],
     ["CREATED", created ? `${formatAge(now - created.getTime())} ago (${created.toISOString()})` : "-"],
     ["LAST STATE", lastStateText(node, now) ?? "-"],
@@ -723,8 +701,7 @@ export function eventLine(style: Style, event: Event, graph: GraphTracker, base:
 }
 
 function colourEventWord(style: Style, word: string): string {
-  if (word.startsWith("retrying")) return yellow(style, word);
-  if (word.startsWith("started")) return word;
+  if (word.startsWith("retrying") || word.startsWith("started")) return yellow(style, word);
   return stateColor(style, word);
 }
 

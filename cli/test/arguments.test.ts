@@ -47,6 +47,7 @@ import {
   templateRows,
   updateHeader,
 } from "../src/render.js";
+import { nodeStateColor, stateColor } from "../src/palette.js";
 import { rollbackRequest } from "../src/rollback.js";
 import { graphIdArgument } from "../src/tasks.js";
 import { GraphTracker } from "../src/tracker.js";
@@ -713,5 +714,43 @@ describe("rendering safe rollouts", () => {
       ["+3.0s", "node failed", "-", "exited with code 1: Error: boom"],
     ]);
     assert.equal(nodeDescribeLines(plain, node, [], 0).at(-1), "no events recorded for this node");
+  });
+});
+
+describe("colours", () => {
+  const colour = { color: true };
+  const painted = (text: string) => /^\x1b\[(\d+)m(.*)\x1b\[0m$/.exec(text)?.slice(1, 3) ?? ["plain", text];
+  const COLOURS: Record<string, string> = { "32": "green", "33": "yellow", "31": "red", "2": "grey", plain: "plain" };
+  const colourOf = (text: string) => COLOURS[painted(text)[0]!]!;
+
+  test("a running node is green (healthy), not yellow: yellow is work under way, red failed, grey stopped", () => {
+    const nodes: [string, string][] = [
+      ["running", "green"],
+      ["starting", "yellow"],
+      ["stopping", "yellow"],
+      ["unhealthy", "red"],
+      ["failed", "red"],
+      ["stopped", "grey"],
+    ];
+    for (const [word, expected] of nodes) assert.equal(colourOf(nodeStateColor(colour, word)), expected, `node ${word}`);
+    const node = Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R7", version: 1, state: NodeState.NODE_STATE_RUNNING, createdAt: new Date(0) });
+    assert.ok(nodesTable(colour, [node], 1000).includes("\x1b[32mrunning\x1b[0m"), "nodes ls paints a running node green");
+  });
+
+  test("tasks and graphs: succeeded green, running, waiting and paused yellow, failed red, cancelled, skipped and superseded grey, pending plain", () => {
+    const words: [string, string][] = [
+      ["succeeded", "green"],
+      ["running", "yellow"],
+      ["started", "yellow"],
+      ["waiting", "yellow"],
+      ["paused", "yellow"],
+      ["failed", "red"],
+      ["cancelled", "grey"],
+      ["skipped", "grey"],
+      ["superseded", "grey"],
+      ["pending", "plain"],
+    ];
+    for (const [word, expected] of words) assert.equal(colourOf(stateColor(colour, word)), expected, word);
+    for (const [word] of words) assert.equal(stateColor(plain, word), word, "no colour without a terminal");
   });
 });

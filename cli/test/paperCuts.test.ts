@@ -5,8 +5,34 @@
  * client against a real server with the mock driver.
  */
 import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { assertExit, assertOneLineError, FAST_SERVER_FLAGS, json, runClient, startServer, type TestServer } from "./harness.js";
+import { assertExit, assertOneLineError, CLIENT_BIN, FAST_SERVER_FLAGS, json, runClient, startServer, type TestServer } from "./harness.js";
+
+/** Whether util-linux's script(1), which gives a command a terminal, is here. */
+const hasScript = (() => {
+  try {
+    execFileSync("script", ["-qec", "true", "/dev/null"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Runs the client with a terminal for its stdout (through script(1)), and returns what it wrote there. */
+function clientOnTerminal(server: TestServer, args: string[]): Promise<string> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("DROVER_") && name !== "NO_COLOR"));
+  const command = [CLIENT_BIN, "--server", server.address, ...args].join(" ");
+  return new Promise((resolve, reject) => {
+    execFile(
+      "script",
+      ["-qec", command, "/dev/null"],
+      { env: { ...inherited, TERM: "xterm", XDG_CONFIG_HOME: join(server.dataDir, "config") }, timeout: 60_000 },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    );
+  });
+}
 
 describe("the client's paper cuts, against a server with the mock driver", () => {
   let server: TestServer;
@@ -50,6 +76,21 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
       for (const args of cases) {
         const result = await server.client(args);
         assertOneLineError(result, 2, `unexpected argument "x"`, `client ${args.filter((word) => /^[a-z]/.test(word) && word !== "x" && word !== "y").join(" ")} --help`);
+      }
+    });
+  });
+
+  describe("colour", () => {
+    test("on a terminal a running node is green and a succeeded graph green; through a pipe nothing is coloured", { skip: !hasScript && "needs script(1)" }, async () => {
+      assertExit(await server.client(["--group", "colours", "update", "2", "1"]), 0);
+      const nodes = await clientOnTerminal(server, ["--group", "colours", "nodes", "ls"]);
+      assert.equal(nodes.match(/\x1b\[32mrunning\x1b\[0m/g)?.length, 2, `both running nodes are green: ${JSON.stringify(nodes)}`);
+      assert.ok(!nodes.includes("\x1b[33m"), "nothing is yellow: no work is under way");
+      const graphs = await clientOnTerminal(server, ["--group", "colours", "graphs", "ls"]);
+      assert.match(graphs, /\x1b\[32msucceeded\x1b\[0m/);
+      for (const args of [["nodes", "ls"], ["graphs", "ls"]]) {
+        const piped = await server.client(["--group", "colours", ...args]);
+        assert.ok(!piped.stdout.includes("\x1b["), `no escape codes through a pipe: ${JSON.stringify(piped.stdout)}`);
       }
     });
   });
