@@ -1,5 +1,4 @@
 import { ClientError, Status } from "nice-grpc";
-import { credentialsFile } from "./credentials.js";
 
 /**
  * Exit codes, the same for every command:
@@ -109,12 +108,6 @@ export function describeError(error: unknown, server: string): { exitCode: ExitC
         return { exitCode, message: `server ${server} is unavailable: ${oneLine(error.details)}` };
       }
       return { exitCode, message: unreachableMessage(server, error.details) };
-    }
-    if (error.code === Status.UNAUTHENTICATED) {
-      return {
-        exitCode,
-        message: `${oneLine(error.details)}: pass --token or --token-file (or set DROVER_TOKEN or DROVER_TOKEN_FILE); the token is the file 'token' in the server's data dir, and a server run by you on this machine records it in ${credentialsFile()}`,
-      };
     }
     if (error.code === Status.DEADLINE_EXCEEDED) {
       return { exitCode, message: `server ${server} did not answer in time: ${oneLine(error.details)}` };

@@ -12,6 +12,7 @@ import { Output } from "./render.js";
 import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
 import { tlsMismatch } from "./tlsMismatch.js";
+import { tokenRefused } from "./tokenRefused.js";
 import { update } from "./update.js";
 
 const out = new Output(process.stdout);
@@ -22,7 +23,11 @@ let serverForErrors = process.env.DROVER_SERVER || DEFAULT_SERVER;
 function run(body: (context: CommandContext, command: Command) => Promise<ExitCode>) {
   return async (...args: unknown[]) => {
     const command = args.at(-1) as Command;
-    const raw = command.optsWithGlobals<RawGlobalOptions>();
+    const givenIn = (option: string): "cli" | "env" | undefined => {
+      const source = command.getOptionValueSourceWithGlobals(option);
+      return source === "cli" ? "cli" : source === "env" ? "env" : undefined;
+    };
+    const raw = { ...command.optsWithGlobals<RawGlobalOptions>(), givenIn: { token: givenIn("token"), tokenFile: givenIn("tokenFile") } };
     serverForErrors = raw.server ?? serverForErrors;
     if (command.getOptionValueSourceWithGlobals("token") === "cli") {
       process.stderr.write("client: warning: --token shows in the process list (ps) to every user of this machine: use --token-file or DROVER_TOKEN_FILE instead\n");
@@ -31,7 +36,7 @@ function run(body: (context: CommandContext, command: Command) => Promise<ExitCo
     try {
       process.exitCode = await body(context, command);
     } catch (error) {
-      throw (await tlsMismatch(error, context.globals)) ?? error;
+      throw (await tlsMismatch(error, context.globals)) ?? tokenRefused(error, context.globals) ?? error;
     } finally {
       context.close();
     }

@@ -377,7 +377,7 @@ describe("the client against a fast server", () => {
       const wrong = await server.client(["nodes", "ls"], { DROVER_TOKEN: "not-the-token" });
       assert.equal(wrong.code, 4);
       assert.equal(lines(wrong.stderr).length, 1, wrong.stderr);
-      assert.match(wrong.stderr, /^client: wrong token: .*pass --token or --token-file \(or set DROVER_TOKEN or DROVER_TOKEN_FILE\)/);
+      assert.match(wrong.stderr, /^client: wrong token: server \S+ refused the token from DROVER_TOKEN; its token is the file 'token' in its data dir: pass it with --token-file <data dir>\/token \(or set DROVER_TOKEN_FILE\)$/m);
       const noCredentials = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere") });
       assert.equal(noCredentials.code, 4);
       assert.match(noCredentials.stderr, /^client: missing token/);

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { assertExit, assertOneLineError, CLIENT_BIN, FAST_SERVER_FLAGS, json, runClient, startServer, type TestServer } from "./harness.js";
@@ -92,6 +93,34 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
         const piped = await server.client(["--group", "colours", ...args]);
         assert.ok(!piped.stdout.includes("\x1b["), `no escape codes through a pipe: ${JSON.stringify(piped.stdout)}`);
       }
+    });
+  });
+
+  describe("token messages", () => {
+    const HOW = "its token is the file 'token' in its data dir: pass it with --token-file <data dir>/token (or set DROVER_TOKEN_FILE)";
+
+    test("a wrong token is named by where the client found it, and how to pass the right one is said once", async () => {
+      const elsewhere = join(server.dataDir, "elsewhere");
+      const stale = join(server.dataDir, "stale");
+      mkdirSync(join(stale, "drover"), { recursive: true });
+      writeFileSync(join(stale, "drover", "credentials.json"), JSON.stringify({ servers: { [server.address]: { token: "from-an-earlier-server" } } }));
+      const wrongFile = join(server.dataDir, "wrong-token");
+      writeFileSync(wrongFile, "not-the-token\n");
+      const cases: { args: string[]; env: Record<string, string>; from: string }[] = [
+        { args: [], env: { DROVER_TOKEN: "nope" }, from: "from DROVER_TOKEN" },
+        { args: ["--token-file", wrongFile], env: { XDG_CONFIG_HOME: elsewhere }, from: `in ${wrongFile} (--token-file)` },
+        { args: [], env: { DROVER_TOKEN_FILE: wrongFile, XDG_CONFIG_HOME: elsewhere }, from: `in ${wrongFile} (DROVER_TOKEN_FILE)` },
+        { args: [], env: { XDG_CONFIG_HOME: stale }, from: `recorded for ${server.address} in ${join(stale, "drover", "credentials.json")}` },
+      ];
+      for (const { args, env, from } of cases) {
+        const result = await server.client([...args, "nodes", "ls"], env);
+        assertOneLineError(result, 4, `wrong token: server ${server.address} refused the token ${from}`);
+        assert.equal(result.stderr.split(HOW).length, 2, `says once how to pass it: ${result.stderr}`);
+        assert.ok(!/data dir.*data dir.*data dir/.test(result.stderr), `no repetition: ${result.stderr}`);
+      }
+      const missing = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: elsewhere });
+      assertOneLineError(missing, 4, `missing token: server ${server.address} needs one, and none was given`, join(elsewhere, "drover", "credentials.json"), HOW);
+      assert.ok(!missing.stderr.includes("metadata"), `the server's own words for gRPC programs are not repeated: ${missing.stderr}`);
     });
   });
 });
