@@ -7,6 +7,7 @@ import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
 import { graphsCancel, graphsList, graphsPause, graphsPromote, graphsResume, graphsShow } from "./graphs.js";
 import { collect, groupSetTemplate, groupShow } from "./group.js";
 import { history } from "./history.js";
+import { notDrover } from "./notDrover.js";
 import { nodesClone, nodesDescribe, nodesKill, nodesList, nodesLogs, nodesRestart, nodesStats, nodesStop } from "./nodes.js";
 import { Output } from "./render.js";
 import { rollback } from "./rollback.js";
@@ -36,7 +37,7 @@ function run(body: (context: CommandContext, command: Command) => Promise<ExitCo
     try {
       process.exitCode = await body(context, command);
     } catch (error) {
-      throw (await tlsMismatch(error, context.globals)) ?? tokenRefused(error, context.globals) ?? error;
+      throw (await tlsMismatch(error, context.globals)) ?? (await notDrover(error, context.globals)) ?? tokenRefused(error, context.globals) ?? error;
     } finally {
       context.close();
     }

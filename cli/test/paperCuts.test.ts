@@ -9,7 +9,9 @@ import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { assertExit, assertOneLineError, CLIENT_BIN, FAST_SERVER_FLAGS, json, runClient, startServer, type TestServer } from "./harness.js";
+import { createServer as createHttp2Server } from "node:http2";
+import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
+import { assertExit, assertOneLineError, CLIENT_BIN, FAST_SERVER_FLAGS, freePort, json, runClient, startServer, type TestServer } from "./harness.js";
 
 /** Whether util-linux's script(1), which gives a command a terminal, is here. */
 const hasScript = (() => {
@@ -122,5 +124,44 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
       assertOneLineError(missing, 4, `missing token: server ${server.address} needs one, and none was given`, join(elsewhere, "drover", "credentials.json"), HOW);
       assert.ok(!missing.stderr.includes("metadata"), `the server's own words for gRPC programs are not repeated: ${missing.stderr}`);
     });
+  });
+});
+
+describe("a --server that is not Drover's gRPC port", () => {
+  let server: TestServer;
+  let httpPort: number;
+  const closers: (() => void)[] = [];
+  before(async () => {
+    httpPort = await freePort();
+    server = await startServer([...FAST_SERVER_FLAGS, "--http-listen", `127.0.0.1:${httpPort}`]);
+  });
+  after(async () => {
+    for (const close of closers) close();
+    await server?.close();
+  });
+
+  test("Drover's own HTTP port: the client says it speaks HTTP/1.1, not gRPC, and exits 3", async () => {
+    for (const args of [["nodes", "ls"], ["tasks", "watch"], ["update", "1", "1"]]) {
+      const result = await server.client(["--server", `127.0.0.1:${httpPort}`, ...args]);
+      assertOneLineError(result, 3, `server 127.0.0.1:${httpPort} speaks HTTP/1.1, not gRPC`, "--http-listen", "--listen");
+    }
+  });
+
+  test("an HTTP/2 server that answers 404 and a gRPC server without Drover's service are named as such, exit 3", async () => {
+    const http2Port = await freePort();
+    const plain = createHttp2Server((_request, response) => {
+      response.writeHead(404, { "content-type": "text/html" });
+      response.end("no such page");
+    });
+    await new Promise<void>((resolve) => plain.listen(http2Port, "127.0.0.1", resolve));
+    closers.push(() => plain.close());
+    assertOneLineError(await runClient(["--server", `127.0.0.1:${http2Port}`, "nodes", "ls"]), 3, "answered HTTP status 404, not gRPC");
+
+    const grpc = new GrpcServer();
+    const grpcPort = await new Promise<number>((resolve, reject) =>
+      grpc.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+    );
+    closers.push(() => grpc.forceShutdown());
+    assertOneLineError(await runClient(["--server", `127.0.0.1:${grpcPort}`, "nodes", "ls"]), 3, "does not implement drover.v1.DroverService/ListNodes");
   });
 });
