@@ -9,14 +9,15 @@ import { collect, groupSetTemplate, groupShow } from "./group.js";
 import { history } from "./history.js";
 import { notDrover } from "./notDrover.js";
 import { nodesClone, nodesDescribe, nodesKill, nodesList, nodesLogs, nodesRestart, nodesStats, nodesStop } from "./nodes.js";
-import { Output } from "./render.js";
+import { givenGlobalOptions, repeatInHints, withGivenOptions } from "./hints.js";
+import { HintingOutput } from "./hintingOutput.js";
 import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
 import { tlsMismatch } from "./tlsMismatch.js";
 import { tokenRefused } from "./tokenRefused.js";
 import { update } from "./update.js";
 
-const out = new Output(process.stdout);
+const out = new HintingOutput(process.stdout);
 /** The server named on the command line, for error messages, once known. */
 let serverForErrors = process.env.DROVER_SERVER || DEFAULT_SERVER;
 
@@ -30,6 +31,8 @@ function run(body: (context: CommandContext, command: Command) => Promise<ExitCo
     };
     const raw = { ...command.optsWithGlobals<RawGlobalOptions>(), givenIn: { token: givenIn("token"), tokenFile: givenIn("tokenFile") } };
     serverForErrors = raw.server ?? serverForErrors;
+    repeatInHints(givenGlobalOptions(command));
+    out.rewriteLines = raw.output !== "json";
     if (command.getOptionValueSourceWithGlobals("token") === "cli") {
       process.stderr.write("client: warning: --token shows in the process list (ps) to every user of this machine: use --token-file or DROVER_TOKEN_FILE instead\n");
     }
@@ -548,7 +551,7 @@ export async function main(argv: string[]): Promise<ExitCode> {
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     const { exitCode, message } = describeError(error, serverForErrors);
-    process.stderr.write(`client: ${message}\n`);
+    process.stderr.write(`client: ${withGivenOptions(message)}\n`);
     return exitCode;
   }
 }
@@ -563,7 +566,7 @@ process.on("SIGINT", () => {
   if (interrupt()) return;
   // One line on what goes on without the client, when the command was in the middle of something.
   const notice = interruptNotice();
-  if (notice) process.stderr.write(`${notice}\n`);
+  if (notice) process.stderr.write(`${withGivenOptions(notice)}\n`);
   process.exit(130);
 });
 

@@ -15,6 +15,7 @@ import { integerArgument, nodeIdArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText, onInterrupt } from "./context.js";
 import { CliError, DeadlineError, ExitCode, UsageError } from "./errors.js";
+import { clientCommand } from "./hints.js";
 import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeStatsLines, nodesTable, specText } from "./render.js";
 import { showPlan, showUpdate } from "./update.js";
 
@@ -128,7 +129,7 @@ export async function nodesKill(context: CommandContext, id: string): Promise<Ex
   if (context.globals.output === "json") {
     context.out.line(jsonText(KillNodeResponse.toJSON(response), { compact: false }));
   } else {
-    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: client nodes ls)`);
+    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls")})`);
   }
   return ExitCode.ok;
 }

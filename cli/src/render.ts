@@ -32,6 +32,7 @@ import {
   type VersionCount,
 } from "@drover/shared";
 import Table from "cli-table3";
+import { clientCommand } from "./hints.js";
 import { bold, green, nodeStateColor, red, stateColor, type Style, yellow } from "./palette.js";
 import type { GraphTracker, TaskTally, TrackedTask } from "./tracker.js";
 
@@ -253,7 +254,7 @@ export function actionText(
     case TaskAction.TASK_ACTION_AWAIT_PROMOTION: {
       if (!options.graph) return taskActionName(task.action);
       const auto = options.graph.spec?.autoPromoteAfterMs ? `auto after ${durationText(options.graph.spec.autoPromoteAfterMs)}, or ` : "";
-      return `await_promotion (${auto}client graphs promote ${options.graph.id})`;
+      return `await_promotion (${auto}${clientCommand(`graphs promote ${options.graph.id}`)})`;
     }
     default:
       return taskActionName(task.action);
@@ -625,7 +626,7 @@ const isTemplateField = (name: string) =>
 function specFields(spec: Spec | undefined): [string, string][] {
   if (!spec) return [];
   const serverDefault = (milliseconds: number) => (milliseconds > 0 ? durationText(milliseconds) : "the server's default");
-  const promote = spec.autoPromoteAfterMs > 0 ? `auto after ${durationText(spec.autoPromoteAfterMs)}` : "with 'client graphs promote'";
+  const promote = spec.autoPromoteAfterMs > 0 ? `auto after ${durationText(spec.autoPromoteAfterMs)}` : `with '${clientCommand("graphs promote")}'`;
   const fields: [string, string][] = [
     ["COUNT", String(spec.count)],
     ["VERSION", String(spec.version)],
@@ -758,7 +759,7 @@ export function summaryLines(style: Style, graph: GraphTracker, options: { follo
 function decisionLines(graph: Pick<GraphTracker, "message" | "error" | "nextGraphId">, following: boolean): string[] {
   const message = graph.message && graph.message !== graph.error ? graph.message : "";
   if (!graph.nextGraphId) return message ? [message] : [];
-  const watch = following ? `following graph ${graph.nextGraphId}` : `watch it with: client tasks watch ${graph.nextGraphId}`;
+  const watch = following ? `following graph ${graph.nextGraphId}` : `watch it with: ${clientCommand(`tasks watch ${graph.nextGraphId}`)}`;
   return [message ? `${message}; ${watch}` : `graph ${graph.nextGraphId} follows; ${watch}`];
 }
 
@@ -799,7 +800,7 @@ export function pausedLine(style: Style, graph: Graph, word: "paused" | "resumed
 
 /** What `graphs promote` says: `graph 01JDX4… promoted: the rollout goes on past its canaries`, and where to watch it. */
 export function promotedLine(style: Style, graph: Graph): string {
-  return `graph ${graph.id} ${green(style, "promoted")}: the rollout goes on past its canaries; watch it with: client tasks watch ${graph.id}`;
+  return `graph ${graph.id} ${green(style, "promoted")}: the rollout goes on past its canaries; watch it with: ${clientCommand(`tasks watch ${graph.id}`)}`;
 }
 
 /** The graph in Graphviz's language: one node per task, labelled with its id and action, and an edge from each prerequisite. */

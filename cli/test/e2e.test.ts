@@ -426,7 +426,7 @@ describe("the client against a slow server", () => {
     const detached = await server.client([...group, "update", "4", "2", "--detach"]);
     assertSucceeded(detached);
     const graphId = graphIdIn(lines(detached.stdout).at(-1)!);
-    assert.match(detached.stdout, new RegExp(`graph ${graphId} started; watch it with: client tasks watch ${graphId}`));
+    assert.match(detached.stdout, new RegExp(`graph ${graphId} started; watch it with: client --server ${server.address} --group rejoin tasks watch ${graphId}`));
 
     const [json, table] = await Promise.all([
       server.client([...group, "tasks", "watch", "-o", "json"]),

@@ -97,7 +97,7 @@ describe("node operations against a server with the mock driver", () => {
       const [victim] = await liveIds(server, "ops");
       const result = await server.client([...group, "nodes", "kill", victim!]);
       assertExit(result, 0);
-      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client nodes ls)\n`);
+      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client --server ${server.address} --group ops nodes ls)\n`);
       await eventually("a repair graph", async () => {
         const graphs = table((await server.client([...group, "graphs", "ls"])).stdout);
         return graphs.some((row) => row[2] === "repair" && row[4] === "succeeded") ? true : undefined;
@@ -246,7 +246,7 @@ describe("nodes as real processes (--driver process)", () => {
     assert.equal(shown.get("TEMPLATE"), "the server's default (the group has none of its own)");
     assert.match(shown.get("COMMAND")!, /\S*node\S* \S+\/examples\/chat\/chat\.mjs$/);
     assert.equal(shown.get("HEALTH CHECK"), "http GET /healthz every 1s, timeout 1s, unhealthy after 3 failures, start timeout 10s");
-    assert.equal(shown.get("SPEC"), "none yet: set one with 'client update <count> <version>'");
+    assert.equal(shown.get("SPEC"), `none yet: set one with 'client --server ${server.address} update <count> <version>'`);
     const document = await json(server, ["group", "show"]);
     assert.equal(document.isDefault, true);
     assert.equal(document.template.healthCheck.type, "HEALTH_CHECK_TYPE_HTTP");

@@ -98,6 +98,23 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
     });
   });
 
+  describe("hints", () => {
+    test("the client's own hints and the server's repeat the global options given on the command line, not those from DROVER_* variables", async () => {
+      const at = `client --server ${server.address}`;
+      const detached = await server.client(["--group", "hints", "update", "2", "1", "--detach"]);
+      assertExit(detached, 0);
+      assert.match(detached.stdout, new RegExp(`started; watch it with: ${at} --group hints tasks watch [0-9A-Z]{26}$`, "m"));
+      const missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+      assertOneLineError(await server.client(["--group", "hints", "nodes", "describe", missing]), 5, `list nodes with '${at} --group hints nodes ls --all'`);
+      assertOneLineError(await server.client(["nodes", "describe", missing], { DROVER_GROUP: "hints" }), 5, `list nodes with '${at} nodes ls --all'`);
+      assertOneLineError(await server.client(["--group", "hints", "-o", "json", "history", "--revision", "9"]), 5, `list them with '${at} --group hints -o json history'`);
+      const [node] = (await json(server, ["--group", "hints", "nodes", "ls"])).nodes as { id: string }[];
+      const killed = await server.client(["--group", "hints", "nodes", "kill", node!.id]);
+      assertExit(killed, 0);
+      assert.ok(killed.stdout.includes(`(watch with: ${at} --group hints nodes ls)`), killed.stdout);
+    });
+  });
+
   describe("token messages", () => {
     const HOW = "its token is the file 'token' in its data dir: pass it with --token-file <data dir>/token (or set DROVER_TOKEN_FILE)";
 
