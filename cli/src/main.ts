@@ -266,7 +266,7 @@ With -o json it prints the Rollback response on one line, then one {"event": eve
   nodes
     .command("ls")
     .description("list the group's nodes (live ones; stopped ones too with --all), with the revision each was started from")
-    .option("--all", "include stopped nodes, and each node's LAST STATE: how it ended (exit status or error) and when")
+    .option("--all", "include stopped nodes (their AGE counts from when they stopped), and each node's LAST STATE: how it ended (exit status or error) and when")
     .option("--wide", "add what the OS says of each node's process: PID, PORT, CPU, MEMORY, UPTIME, HEALTH")
     .addHelpText(
       "after",

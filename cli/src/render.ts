@@ -305,7 +305,8 @@ export function taskTable(style: Style, graph: GraphTracker, options: { shortIds
 }
 
 /**
- * The nodes: ID, VERSION, REVISION (whose template it was started from), STATE, AGE; with
+ * The nodes: ID, VERSION, REVISION (whose template it was started from), STATE, AGE (a stopped
+ * node's since it stopped); with
  * `wide`, what the OS says of each too (`-` where it says nothing); with `all`, LAST STATE:
  * how each one that ended did, and when.
  */
@@ -324,11 +325,17 @@ export function nodesTable(
       String(node.version),
       node.revision ? String(node.revision) : "-",
       nodeStateColor(style, nodeStateName(node.state)),
-      node.createdAt ? formatAge(now - node.createdAt.getTime()) : "-",
+      nodeAgeText(node, now),
       ...(options.wide ? wideCells(style, node.stats) : []),
       ...(options.all ? [cut(lastStateText(node, now) ?? "-", LAST_STATE_WIDTH)] : []),
     ]),
   );
+}
+
+/** A node's AGE: since it was created, or for a stopped node since it stopped (as long as it has been gone). */
+function nodeAgeText(node: Pick<Node, "state" | "createdAt" | "updatedAt">, now: number): string {
+  const since = node.state === NodeState.NODE_STATE_STOPPED ? (node.updatedAt ?? node.createdAt) : node.createdAt;
+  return since ? formatAge(now - since.getTime()) : "-";
 }
 
 /** The widest LAST STATE a node list shows; `nodes describe` shows it whole. */

@@ -601,8 +601,8 @@ describe("rendering safe rollouts", () => {
     assert.deepEqual(rows, [
       ["ID", "VERSION", "REVISION", "STATE", "AGE", "LAST STATE"],
       ["01JDX3AAAAAAAAAAAAAAAAQ1R7", "2", "4", "failed", "90s", "exited with code 1, 60s ago: Error: listen EADDRINUSE"],
-      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "3", "stopped", "90s", "killed by SIGTERM, 5s ago"],
-      ["01JDX3AAAAAAAAAAAAAAAAQ1R9", "1", "3", "stopped", "90s", "stopped, 5s ago"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "3", "stopped", "5s", "killed by SIGTERM, 5s ago"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R9", "1", "3", "stopped", "5s", "stopped, 5s ago"],
       ["01JDX3AAAAAAAAAAAAAAAAQ1RA", "1", "3", "running", "90s", "-"],
     ]);
     const long = Node.fromPartial({ ...nodes[0], error: "x".repeat(200) });
@@ -752,5 +752,24 @@ describe("colours", () => {
     ];
     for (const [word, expected] of words) assert.equal(colourOf(stateColor(colour, word)), expected, word);
     for (const [word] of words) assert.equal(stateColor(plain, word), word, "no colour without a terminal");
+  });
+});
+
+describe("node ages", () => {
+  test("nodes ls --all: a stopped node's AGE counts from when it stopped, a live or failed one's from when it was created", () => {
+    const now = Date.parse("2025-01-01T12:00:00Z");
+    const ago = (milliseconds: number) => new Date(now - milliseconds);
+    const nodes = [
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R7", version: 1, state: NodeState.NODE_STATE_RUNNING, createdAt: ago(3_600_000), updatedAt: ago(3_500_000) }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R8", version: 1, state: NodeState.NODE_STATE_STOPPED, createdAt: ago(3 * 86_400_000), updatedAt: ago(90_000) }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R9", version: 1, state: NodeState.NODE_STATE_FAILED, createdAt: ago(600_000), updatedAt: ago(30_000), exitStatus: "exited with code 1" }),
+    ];
+    const rows = nodesTable(plain, nodes, now, { wide: false, all: true }).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(rows.map((row) => [row[3], row[4]]), [
+      ["STATE", "AGE"],
+      ["running", "60m"],
+      ["stopped", "90s"],
+      ["failed", "10m"],
+    ]);
   });
 });
