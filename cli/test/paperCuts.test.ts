@@ -115,6 +115,18 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
     });
   });
 
+  describe("ages", () => {
+    test("a stopped node's updatedAt, which nodes ls --all counts its AGE from, is when it stopped, not when it started", async () => {
+      assertExit(await server.client(["--group", "ages", "update", "1", "1"]), 0);
+      const scaledDown = Date.now();
+      assertExit(await server.client(["--group", "ages", "update", "0", "1"]), 0);
+      const [node] = (await json(server, ["--group", "ages", "nodes", "ls", "--all"])).nodes as { state: string; createdAt: string; updatedAt: string }[];
+      assert.equal(node!.state, "NODE_STATE_STOPPED");
+      assert.ok(Date.parse(node!.createdAt) < scaledDown, "it started before the scale-down");
+      assert.ok(Date.parse(node!.updatedAt) >= scaledDown, `it stopped after the scale-down began: ${node!.updatedAt}`);
+    });
+  });
+
   describe("token messages", () => {
     const HOW = "its token is the file 'token' in its data dir: pass it with --token-file <data dir>/token (or set DROVER_TOKEN_FILE)";
 
