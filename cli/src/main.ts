@@ -363,10 +363,20 @@ simulates its nodes: they have no process, and nodes stats says so.
     )
     .argument("<id>", "the node's id")
     .option("-f, --follow", "keep printing what the node writes until it stops")
-    .option("--tail <bytes>", "start this many bytes before the end of the log (default 65536)")
+    .option("--tail <lines>", "start this many lines before the end; 0: none (with -f, only what comes next); -1: the whole log (default: the last 64 KiB, in whole lines)")
+    .option("--since <duration>", "only the lines the server received in the last duration, like 10m or 1h30m (without --tail: all of them)")
+    .option("--timestamps", "begin each line with when the server received it, RFC 3339 in UTC with milliseconds")
     .addHelpText(
       "after",
-      `${example("client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 -f --tail 1000")}
+      `${example(
+        "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7",
+        "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 -f --tail 100",
+        "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 --since 10m --timestamps",
+      )}
+A line is what the node ended with a newline; the server records when it received each piece
+of output, which --timestamps shows and --since counts back from (by the server's clock). With
+--tail and --since both, a line must be within both. Lines kept by a server older than these
+times have no time: --since leaves them out, and --timestamps prints them as they are.
 With -o json it prints one {"text": piece} per line. A server with the mock driver keeps no logs:
 it refuses, and the client exits 1.
 `,

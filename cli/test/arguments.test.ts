@@ -143,12 +143,18 @@ describe("arguments to requests", () => {
     }
   });
 
-  test("node ids are case-insensitive ULIDs; --tail is a byte count from 1", () => {
-    const request = nodesLogsRequest("01arz3ndektsv4rrffq69g5fav", { follow: true, tail: "100" });
-    assert.deepEqual(request, { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: true, tailBytes: 100 });
-    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}).tailBytes, 0);
+  test("node ids are case-insensitive ULIDs; --tail counts lines (0: none, -1: all), --since is a duration, --timestamps asks for times", () => {
+    const request = nodesLogsRequest("01arz3ndektsv4rrffq69g5fav", { follow: true, tail: "100", since: "1h30m", timestamps: true });
+    assert.deepEqual(request, { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: true, tailBytes: 0, tailLines: 100, sinceMs: 5_400_000, timestamps: true });
+    assert.deepEqual(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}), { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: false, tailBytes: 0, tailLines: undefined, sinceMs: 0, timestamps: false }, "the server's default: its last 64 KiB");
+    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }).tailLines, 0);
+    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "-1" }).tailLines, -1);
     assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: a node id is a 26-character ULID/);
-    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }), /tail "0" is invalid/);
+    for (const bad of ["-2", "ten", "1.5", " 3"]) {
+      assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: bad }), new RegExp(`tail ${JSON.stringify(bad)} is invalid: write a number of lines from 0, or -1 for the whole log`));
+    }
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { since: "10" }), /since "10" is invalid: a number needs a unit/);
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { since: "0s", tail: "x" }), /tail "x" is invalid.*; since "0s" is invalid: it must be more than 0/);
   });
 
   test("set-template keeps args in order, leaves unset fields to the server's defaults, and names every bad flag", () => {
