@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { applyBooleanEnvironment, DEFAULT_GROUP } from "@drover/shared";
 import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
+import { completionScript, shellArgument } from "./completion.js";
 import { type CommandContext, commandContext, interrupt, interruptNotice } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
 import { graphsCancel, graphsList, graphsPause, graphsPromote, graphsResume, graphsShow } from "./graphs.js";
@@ -495,6 +496,22 @@ Refused (exit 1) when the graph has no promote gate waiting, or has settled.
     .argument("<id>", "the graph's id")
     .addHelpText("after", example("client graphs resume 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
     .action(run((context, command) => graphsResume(context, command.processedArgs[0] as string)));
+
+  program
+    .command("completion")
+    .summary("print a shell completion script for bash or zsh")
+    .description("print a script that completes the client's commands, subcommands, options and their values in bash or zsh")
+    .argument("<shell>", "bash or zsh")
+    .addHelpText(
+      "after",
+      `${example("source <(client completion bash)", "client completion bash > ~/.local/share/bash-completion/completions/client", "source <(client completion zsh)")}
+In zsh, load it after compinit (or keep it as _client in a directory of $fpath). It completes no
+node or graph ids: that would ask the server on every Tab.
+`,
+    )
+    .action((shell: string) => {
+      out.write(completionScript(shellArgument(shell), program));
+    });
 
   program
     .command("help")

@@ -6,8 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createServer as createHttp2Server } from "node:http2";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
@@ -194,3 +195,57 @@ describe("a --server that is not Drover's gRPC port", () => {
     assertOneLineError(await runClient(["--server", `127.0.0.1:${grpcPort}`, "nodes", "ls"]), 3, "does not implement drover.v1.DroverService/ListNodes");
   });
 });
+
+describe("shell completion", () => {
+  const has = (shell: string) => {
+    try {
+      execFileSync(shell, ["-c", "true"], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  /** What bash offers for the words of a command line, the last one being written: the script's completion function, run in a subshell. */
+  function bashOffers(script: string, words: string[]): string[] {
+    const line = words.map((word) => `'${word}'`).join(" ");
+    const offered = execFileSync(
+      "bash",
+      ["-c", `source "$1"; COMP_WORDS=(${line}); COMP_CWORD=${words.length - 1}; _client_completion; printf '%s\\n' "\${COMPREPLY[@]}"`, "bash", script],
+      { encoding: "utf8" },
+    );
+    return offered.split("\n").filter((word) => word !== "");
+  }
+
+  test("client completion bash prints a script bash accepts; completing 'client gr' offers graphs and group, and so on down the tree", { skip: !has("bash") && "needs bash" }, async (t) => {
+    const result = await runClient(["completion", "bash"]);
+    assertExit(result, 0);
+    const script = join(mkdtempSync(join(tmpdir(), "drover-completion-")), "client.bash");
+    t.after(() => rmSync(dirname(script), { recursive: true, force: true }));
+    writeFileSync(script, result.stdout);
+    execFileSync("bash", ["-n", script]);
+    assert.match(execFileSync("bash", ["-c", 'source "$1"; complete -p client', "bash", script], { encoding: "utf8" }), /^complete -F _client_completion client$/m);
+    assert.deepEqual(bashOffers(script, ["client", "gr"]), ["group", "graphs"]);
+    assert.deepEqual(bashOffers(script, ["client", "--group", "web", "nodes", "l"]), ["ls", "logs"], "a global option's value is not a command");
+    assert.deepEqual(bashOffers(script, ["client", "nodes", "logs", "--ti"]), ["--timestamps"]);
+    assert.deepEqual(bashOffers(script, ["client", "-o", ""]), ["table", "json"]);
+    assert.deepEqual(bashOffers(script, ["client", "graphs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--format", "m"]), ["mermaid"]);
+    assert.deepEqual(bashOffers(script, ["client", "help", "graphs", "p"]), ["promote", "pause"]);
+    assert.deepEqual(bashOffers(script, ["client", "completion", ""]), ["bash", "zsh"]);
+    assert.ok(bashOffers(script, ["client", "update", "3", "2", "--"]).includes("--max-surge"));
+    assert.ok(bashOffers(script, ["client", "update", "3", "2", "--"]).includes("--server"), "the global options too");
+  });
+
+  test("client completion zsh prints a script zsh accepts, which registers itself for client", { skip: !has("zsh") && "needs zsh" }, async () => {
+    const result = await runClient(["completion", "zsh"]);
+    assertExit(result, 0);
+    assert.match(result.stdout, /^#compdef client\n/);
+    const offered = execFileSync("zsh", ["-c", 'compdef() { print "compdef $*"; }; eval "$1"; _client_walk --group web graphs; _client_candidates p graphs', "zsh", result.stdout], { encoding: "utf8" });
+    assert.deepEqual(offered.trim().split(/\s+/), ["compdef", "_client", "client", "ls", "show", "cancel", "promote", "pause", "resume"]);
+  });
+
+  test("client completion of another shell is a usage error naming the two", async () => {
+    assertOneLineError(await runClient(["completion", "fish"]), 2, 'shell "fish" is invalid: use bash or zsh');
+  });
+});
+
