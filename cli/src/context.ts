@@ -1,7 +1,7 @@
 import { connect, type Connection, type GlobalOptions } from "./connection.js";
 import { clientCommand } from "./hints.js";
-import { Output } from "./render.js";
 import { type Style, styleFor } from "./palette.js";
+import { Output } from "./render.js";
 
 /** What every command gets: the checked global options, where to write, and a connection made on first use. */
 export interface CommandContext {

@@ -16,7 +16,8 @@ import { ClientError, Status } from "nice-grpc";
  *      the wrong protocol (plaintext to TLS, TLS to plaintext, an untrusted certificate: see
  *      tlsMismatch.ts)
  *   3  the server is unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED, no answer
- *      within the deadline, or a broken watch stream that could not be resumed in time)
+ *      within the deadline, or a broken watch stream that could not be resumed in time), or
+ *      what --server names answers but is not Drover's gRPC API (see notDrover.ts)
  *   4  not authenticated or not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
  *   5  not found (NOT_FOUND: no such graph or revision, or a group without graphs or revisions)
  *
