@@ -3,7 +3,7 @@
  * adds a problem naming the value and the rule, so that a command can name every bad
  * value at once.
  */
-import { FailurePolicy, ULID_PATTERN } from "@drover/shared";
+import { FailurePolicy, readDuration, ULID_PATTERN } from "@drover/shared";
 import { UsageError } from "./errors.js";
 
 /** The largest revision number the client sends: revisions are uint64, but JSON numbers are exact only this far. */
@@ -28,29 +28,24 @@ export function revisionArgument(name: string, text: string | undefined, min: 0 
   return text === undefined ? undefined : integerArgument(name, text, min, MAX_REVISION, problems);
 }
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /**
- * Reads a duration like 500ms, 30s, 1.5m or 2h into whole milliseconds, at most a day; "0"
- * (with or without a unit) and an absent value give 0, which `zero` names for the messages:
- * the server's default for most fields, none at all for some (`--min-ready 0`). A bare
- * number other than 0 is refused: "30" could mean seconds as easily as milliseconds.
+ * Reads a duration in the grammar the server's flags share (see @drover/shared's duration.ts:
+ * 500ms, 90s, 1h30m, 7d) into milliseconds, at most a day; "0" and an absent value give 0,
+ * which `zero` names for the messages: the server's default for most fields, none at all for
+ * some (`--min-ready 0`).
  */
 export function durationArgument(name: string, text: string | undefined, problems: string[], zero = "the server's default"): number {
-  if (text === undefined || /^0+$/.test(text)) return 0;
-  const match = DURATION.exec(text);
-  const exact = match ? Number(match[1]) * UNIT_MS[match[2]!]! : Number.NaN;
-  const milliseconds = Math.round(exact);
-  if (!match || Math.abs(exact - milliseconds) > 1e-6) {
-    problems.push(`${name} ${JSON.stringify(text)} is invalid: write a duration in whole milliseconds like 500ms, 30s or 5m (0 for ${zero})`);
+  if (text === undefined) return 0;
+  const reading = readDuration(text);
+  if (reading.problem !== undefined) {
+    problems.push(`${name} ${JSON.stringify(text)} is invalid: ${reading.problem} (0 for ${zero})`);
     return Number.NaN;
   }
-  if (milliseconds > MAX_DEADLINE_MS) {
+  if (reading.milliseconds > MAX_DEADLINE_MS) {
     problems.push(`${name} ${JSON.stringify(text)} is invalid: it must be at most a day (24h), or 0 for ${zero}`);
     return Number.NaN;
   }
-  return milliseconds;
+  return reading.milliseconds;
 }
 
 /** The failure policies by the word the command line uses for them. */

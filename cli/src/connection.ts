@@ -2,7 +2,7 @@ import { DEFAULT_GROUP, DroverServiceDefinition, type DroverServiceClient, group
 import { readFileSync } from "node:fs";
 import { ChannelCredentials } from "@grpc/grpc-js";
 import { type Channel, createChannel, createClient, Metadata } from "nice-grpc";
-import { isLoopbackServer, resolveToken } from "./credentials.js";
+import { isLoopbackServer, resolveToken, type TokenSources } from "./credentials.js";
 import { DeadlineError, UsageError } from "./errors.js";
 
 export const DEFAULT_SERVER = "127.0.0.1:8888";
@@ -27,6 +27,8 @@ export interface RawGlobalOptions {
   tokenFile?: string;
   tls?: boolean;
   tlsCa?: string;
+  /** Where --token and --token-file were given, for messages about the token (see resolveToken). */
+  givenIn?: TokenSources["givenIn"];
 }
 
 export interface GlobalOptions {
@@ -35,6 +37,8 @@ export interface GlobalOptions {
   output: OutputFormat;
   /** The bearer token to send, if any. */
   token?: string;
+  /** Where the token came from, in the user's words, to follow "the token" (`from DROVER_TOKEN`; see ResolvedToken). */
+  tokenFrom?: string;
   /** Connect with TLS: `ca` is the PEM to trust, or undefined for the system's roots. */
   tls?: { ca?: Buffer };
 }
@@ -65,13 +69,13 @@ export function resolveGlobalOptions(raw: RawGlobalOptions): GlobalOptions {
   } else if (raw.tls) {
     tls = {};
   }
-  const token = resolveToken(server, { token: raw.token, tokenFile: raw.tokenFile });
-  if (token !== undefined && !tls && !isLoopbackServer(server)) {
+  const resolved = resolveToken(server, { token: raw.token, tokenFile: raw.tokenFile, givenIn: raw.givenIn });
+  if (resolved !== undefined && !tls && !isLoopbackServer(server)) {
     throw new UsageError(
       `refusing to send the token in plaintext to ${server}: use --tls (or --tls-ca FILE), or reach the server on a loopback address`,
     );
   }
-  return { server, group, output, token, tls };
+  return { server, group, output, token: resolved?.token, tokenFrom: resolved?.from, tls };
 }
 
 /** A client of one server; close it when done so that the process can exit. */

@@ -1,6 +1,7 @@
-import { DEFAULT_GROUP } from "@drover/shared";
 import { connect, type Connection, type GlobalOptions } from "./connection.js";
-import { Output, type Style, styleFor } from "./render.js";
+import { clientCommand } from "./hints.js";
+import { type Style, styleFor } from "./palette.js";
+import { Output } from "./render.js";
 
 /** What every command gets: the checked global options, where to write, and a connection made on first use. */
 export interface CommandContext {
@@ -62,17 +63,12 @@ export function interruptNotice(): string | undefined {
   return interruptNotices.at(-1)?.();
 }
 
-/** ` --group web`: what a command line for another command needs to act on the same group (nothing for the default group). */
-export function groupFlag(group: string): string {
-  return group === DEFAULT_GROUP ? "" : ` --group ${group}`;
-}
-
 /** What Ctrl-C says while a call that changes the group (an update, a rollback, a template) has had no answer. */
-export function unansweredNotice(group: string, what: string): string {
-  return `interrupted before the server answered: the ${what} may have been stored and its graph started; look with 'client${groupFlag(group)} history' and 'client${groupFlag(group)} tasks watch'`;
+export function unansweredNotice(what: string): string {
+  return `interrupted before the server answered: the ${what} may have been stored and its graph started; look with '${clientCommand("history")}' and '${clientCommand("tasks watch")}'`;
 }
 
 /** What Ctrl-C says while the client follows a graph: it goes on in the server without the client. */
 export function followingNotice(graphId: string): string {
-  return `interrupted: graph ${graphId} goes on in the server; re-attach with 'client tasks watch ${graphId}', cancel with 'client graphs cancel ${graphId}'`;
+  return `interrupted: graph ${graphId} goes on in the server; re-attach with '${clientCommand(`tasks watch ${graphId}`)}', cancel with '${clientCommand(`graphs cancel ${graphId}`)}'`;
 }

@@ -12,6 +12,14 @@ export function credentialsFile(env: NodeJS.ProcessEnv = process.env): string {
 export interface TokenSources {
   token?: string;
   tokenFile?: string;
+  /** Where each was given: on the command line, or in the environment (DROVER_TOKEN, DROVER_TOKEN_FILE). */
+  givenIn?: { token?: "cli" | "env"; tokenFile?: "cli" | "env" };
+}
+
+/** A token to send, and where it came from in the user's words, to follow "the token": `from DROVER_TOKEN`, `in /srv/drover/token (--token-file)`. */
+export interface ResolvedToken {
+  token: string;
+  from: string;
 }
 
 /**
@@ -19,12 +27,13 @@ export interface TokenSources {
  * --token-file (or DROVER_TOKEN_FILE), else what a server on this machine recorded for
  * that address in the user's credentials file. Undefined when there is none.
  */
-export function resolveToken(server: string, sources: TokenSources, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (sources.token) return sources.token.trim();
+export function resolveToken(server: string, sources: TokenSources, env: NodeJS.ProcessEnv = process.env): ResolvedToken | undefined {
+  if (sources.token) return { token: sources.token.trim(), from: sources.givenIn?.token === "env" ? "from DROVER_TOKEN" : "from --token" };
   if (sources.tokenFile) {
+    const flag = sources.givenIn?.tokenFile === "env" ? "DROVER_TOKEN_FILE" : "--token-file";
     try {
       const token = readFileSync(sources.tokenFile, "utf8").trim();
-      if (token) return token;
+      if (token) return { token, from: `in ${sources.tokenFile} (${flag})` };
     } catch (error) {
       throw new UsageError(`token file ${sources.tokenFile} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): check --token-file or DROVER_TOKEN_FILE`);
     }
@@ -32,7 +41,8 @@ export function resolveToken(server: string, sources: TokenSources, env: NodeJS.
   }
   try {
     const recorded = JSON.parse(readFileSync(credentialsFile(env), "utf8")) as { servers?: Record<string, { token?: string }> };
-    return recorded.servers?.[server]?.token;
+    const token = recorded.servers?.[server]?.token;
+    return token ? { token, from: `recorded for ${server} in ${credentialsFile(env)} (by a server that ran on this address)` } : undefined;
   } catch {
     return undefined;
   }

@@ -1,5 +1,4 @@
 import { ClientError, Status } from "nice-grpc";
-import { credentialsFile } from "./credentials.js";
 
 /**
  * Exit codes, the same for every command:
@@ -17,7 +16,8 @@ import { credentialsFile } from "./credentials.js";
  *      the wrong protocol (plaintext to TLS, TLS to plaintext, an untrusted certificate: see
  *      tlsMismatch.ts)
  *   3  the server is unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED, no answer
- *      within the deadline, or a broken watch stream that could not be resumed in time)
+ *      within the deadline, or a broken watch stream that could not be resumed in time), or
+ *      what --server names answers but is not Drover's gRPC API (see notDrover.ts)
  *   4  not authenticated or not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
  *   5  not found (NOT_FOUND: no such graph or revision, or a group without graphs or revisions)
  *
@@ -109,12 +109,6 @@ export function describeError(error: unknown, server: string): { exitCode: ExitC
         return { exitCode, message: `server ${server} is unavailable: ${oneLine(error.details)}` };
       }
       return { exitCode, message: unreachableMessage(server, error.details) };
-    }
-    if (error.code === Status.UNAUTHENTICATED) {
-      return {
-        exitCode,
-        message: `${oneLine(error.details)}: pass --token or --token-file (or set DROVER_TOKEN or DROVER_TOKEN_FILE); the token is the file 'token' in the server's data dir, and a server run by you on this machine records it in ${credentialsFile()}`,
-      };
     }
     if (error.code === Status.DEADLINE_EXCEEDED) {
       return { exitCode, message: `server ${server} did not answer in time: ${oneLine(error.details)}` };

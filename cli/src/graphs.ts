@@ -18,6 +18,7 @@ import { limitArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
+import { clientCommand } from "./hints.js";
 import { cancelledLine, graphHeader, graphsTable, pausedLine, promotedLine, summaryLines } from "./render.js";
 import { dotLines, mermaidLines } from "./render/graphText.js";
 import { taskTableLines } from "./render/plan.js";
@@ -179,7 +180,7 @@ async function latestRollout(context: CommandContext): Promise<string> {
   const response = await connection.call((options) => connection.client.listGraphs({ group, limit: MAX_GRAPH_LIST_LIMIT }, options));
   const rollout = response.graphs.find((graph) => graph.reason === GraphReason.GRAPH_REASON_UPDATE);
   if (!rollout) {
-    throw new CliError(ExitCode.notFound, `group ${group} has no rollout to promote: make one with 'client update <count> <version> --canary N'`);
+    throw new CliError(ExitCode.notFound, `group ${group} has no rollout to promote: make one with '${clientCommand("update <count> <version> --canary N")}'`);
   }
   return rollout.id;
 }

@@ -7,8 +7,9 @@ import {
 } from "@drover/shared";
 import { durationArgument, integerArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
-import { type CommandContext, groupFlag, jsonText, onInterruptNotice, unansweredNotice } from "./context.js";
+import { type CommandContext, jsonText, onInterruptNotice, unansweredNotice } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
+import { clientCommand } from "./hints.js";
 import { durationText, fieldsTable, specText, strategyText, templateRows } from "./render.js";
 import { showUpdate } from "./update.js";
 
@@ -148,7 +149,7 @@ export async function groupSetTemplate(context: CommandContext, args: SetTemplat
   const { globals, out, style } = context;
   const request = setTemplateRequest(args, globals.group);
   const connection = context.connection();
-  const stopNotice = onInterruptNotice(() => unansweredNotice(globals.group, "template"));
+  const stopNotice = onInterruptNotice(() => unansweredNotice("template"));
   let response: SetTemplateResponse;
   try {
     // Like an update's, the call stores a revision, and may supersede a graph that runs.
@@ -172,7 +173,7 @@ export async function groupSetTemplate(context: CommandContext, args: SetTemplat
   }
   const template = response.template ?? missingTemplate(globals.group);
   out.line(`group ${globals.group}: template set`);
-  out.line(`the group has no spec yet: the template applies to its first update ('client${groupFlag(globals.group)} update <count> <version>')`);
+  out.line(`the group has no spec yet: the template applies to its first update ('${clientCommand("update <count> <version>")}')`);
   out.line();
   out.line(fieldsTable(style, templateRows(template)));
   return ExitCode.ok;
@@ -195,7 +196,7 @@ export async function groupShow(context: CommandContext): Promise<ExitCode> {
   const template = response.template ?? missingTemplate(group);
   const spec =
     nodes.revision === 0 || !nodes.spec
-      ? "none yet: set one with 'client update <count> <version>'"
+      ? `none yet: set one with '${clientCommand("update <count> <version>")}'`
       : `revision ${nodes.revision}: ${specText(nodes.spec)} (${strategyText(nodes.spec)})`;
   out.line(
     fieldsTable(style, [
@@ -203,7 +204,7 @@ export async function groupShow(context: CommandContext): Promise<ExitCode> {
       ["TEMPLATE", response.isDefault ? "the server's default (the group has none of its own)" : "the group's own"],
       ...templateRows(template),
       ["SPEC", spec],
-      ["NODES", `${nodes.nodes.length} live (list them with: client nodes ls)`],
+      ["NODES", `${nodes.nodes.length} live (list them with: ${clientCommand("nodes ls")})`],
     ]),
   );
   return ExitCode.ok;

@@ -2,6 +2,7 @@ import { type ListRevisionsRequest, ListRevisionsResponse, Revision } from "@dro
 import { limitArgument, revisionArgument } from "./arguments.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
+import { clientCommand } from "./hints.js";
 import { fieldsTable } from "./render.js";
 import { historyTable, revisionChanges, revisionRows } from "./render/history.js";
 
@@ -45,7 +46,7 @@ export async function history(context: CommandContext, args: HistoryArguments): 
     // Proto JSON leaves out empty lists; a program reading `revisions` should always find one.
     out.line(jsonText({ revisions: [], ...(ListRevisionsResponse.toJSON(response) as object) }, { compact: false }));
   } else if (response.revisions.length === 0) {
-    out.note(`no revisions in group ${globals.group}: make one with 'client update <count> <version>'`);
+    out.note(`no revisions in group ${globals.group}: make one with '${clientCommand("update <count> <version>")}'`);
   } else {
     out.line(historyTable(style, response.revisions, Date.now(), { wide: Boolean(args.wide) }));
   }
@@ -60,8 +61,8 @@ function showRevision(context: CommandContext, revisions: readonly Revision[], n
     throw new CliError(
       ExitCode.notFound,
       newest === undefined
-        ? `group ${globals.group} has no revisions: make one with 'client update <count> <version>'`
-        : `group ${globals.group} has no revision ${number}${newest > number ? ` among its ${revisions.length} newest` : ""} (its newest is ${newest}): list them with 'client history'`,
+        ? `group ${globals.group} has no revisions: make one with '${clientCommand("update <count> <version>")}'`
+        : `group ${globals.group} has no revision ${number}${newest > number ? ` among its ${revisions.length} newest` : ""} (its newest is ${newest}): list them with '${clientCommand("history")}'`,
     );
   }
   const previous = revisions.find((each) => each.revision === number - 1);

@@ -1,20 +1,24 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { applyBooleanEnvironment, DEFAULT_GROUP } from "@drover/shared";
+import { completionScript, shellArgument } from "./completion.js";
 import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./connection.js";
 import { type CommandContext, commandContext, interrupt, interruptNotice } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
 import { graphsCancel, graphsList, graphsPause, graphsPromote, graphsResume, graphsShow } from "./graphs.js";
 import { collect, groupSetTemplate, groupShow } from "./group.js";
+import { HintingOutput } from "./hintingOutput.js";
+import { givenGlobalOptions, repeatInHints, withGivenOptions } from "./hints.js";
 import { history } from "./history.js";
 import { nodesClone, nodesDescribe, nodesKill, nodesList, nodesLogs, nodesRestart, nodesStats, nodesStop } from "./nodes.js";
-import { Output } from "./render.js";
+import { notDrover } from "./notDrover.js";
 import { rollback } from "./rollback.js";
 import { tasksWatch } from "./tasks.js";
 import { tlsMismatch } from "./tlsMismatch.js";
+import { tokenRefused } from "./tokenRefused.js";
 import { update } from "./update.js";
 
-const out = new Output(process.stdout);
+const out = new HintingOutput(process.stdout);
 /** The server named on the command line, for error messages, once known. */
 let serverForErrors = process.env.DROVER_SERVER || DEFAULT_SERVER;
 
@@ -22,8 +26,14 @@ let serverForErrors = process.env.DROVER_SERVER || DEFAULT_SERVER;
 function run(body: (context: CommandContext, command: Command) => Promise<ExitCode>) {
   return async (...args: unknown[]) => {
     const command = args.at(-1) as Command;
-    const raw = command.optsWithGlobals<RawGlobalOptions>();
+    const givenIn = (option: string): "cli" | "env" | undefined => {
+      const source = command.getOptionValueSourceWithGlobals(option);
+      return source === "cli" ? "cli" : source === "env" ? "env" : undefined;
+    };
+    const raw = { ...command.optsWithGlobals<RawGlobalOptions>(), givenIn: { token: givenIn("token"), tokenFile: givenIn("tokenFile") } };
     serverForErrors = raw.server ?? serverForErrors;
+    repeatInHints(givenGlobalOptions(command));
+    out.rewriteLines = raw.output !== "json";
     if (command.getOptionValueSourceWithGlobals("token") === "cli") {
       process.stderr.write("client: warning: --token shows in the process list (ps) to every user of this machine: use --token-file or DROVER_TOKEN_FILE instead\n");
     }
@@ -31,7 +41,7 @@ function run(body: (context: CommandContext, command: Command) => Promise<ExitCo
     try {
       process.exitCode = await body(context, command);
     } catch (error) {
-      throw (await tlsMismatch(error, context.globals)) ?? error;
+      throw (await tlsMismatch(error, context.globals)) ?? (await notDrover(error, context.globals)) ?? tokenRefused(error, context.globals) ?? error;
     } finally {
       context.close();
     }
@@ -60,7 +70,7 @@ function withTemplateOptions(command: Command, commandOption: Option): Command {
 
 const TEMPLATE_HELP = `In the command, the args and the env values, {version}, {port}, {node_id} and {group} are replaced
 by the server for each node; each node also gets PORT, DROVER_NODE_ID, DROVER_VERSION, DROVER_GROUP
-and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 1s or 2m.`;
+and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 90s or 1h30m.`;
 
 /** Levenshtein distance, for "did you mean" on unknown commands. */
 function distance(a: string, b: string): number {
@@ -84,16 +94,23 @@ function distance(a: string, b: string): number {
 function groupAction(name: string | undefined) {
   return (...args: unknown[]) => {
     const command = args.at(-1) as Command;
-    const names = command.commands.map((sub) => sub.name());
-    const prefix = name ? `${name} ` : "";
-    const help = `see client ${prefix}--help`;
     const given = command.args[0];
-    if (given === undefined) {
-      throw new UsageError(`${name ? `${name} needs a command` : "no command given"}: use one of ${names.join(", ")} (${help})`);
-    }
-    const near = names.find((candidate) => distance(candidate, given) <= 2);
-    throw new UsageError(`unknown command '${prefix}${given}'${near ? ` (did you mean '${prefix}${near}'?)` : ""}: use one of ${names.join(", ")} (${help})`);
+    // `client` alone is how a new user asks what it can do, as with kubectl.
+    if (given === undefined && !name) command.help();
+    throw unknownCommand(name, command, given);
   };
+}
+
+/** The usage error for a missing (`given` undefined) or unknown subcommand of `command`, whose words are `name`. */
+function unknownCommand(name: string | undefined, command: Command, given: string | undefined): UsageError {
+  const names = command.commands.map((sub) => sub.name());
+  const prefix = name ? `${name} ` : "";
+  const help = `see client ${prefix}--help`;
+  if (given === undefined) {
+    return new UsageError(`${name ? `${name} needs a command` : "no command given"}: use one of ${names.join(", ")} (${help})`);
+  }
+  const near = names.find((candidate) => distance(candidate, given) <= 2);
+  return new UsageError(`unknown command '${prefix}${given}'${near ? ` (did you mean '${prefix}${near}'?)` : ""}: use one of ${names.join(", ")} (${help})`);
 }
 
 function version(): string {
@@ -253,7 +270,7 @@ With -o json it prints the Rollback response on one line, then one {"event": eve
   nodes
     .command("ls")
     .description("list the group's nodes (live ones; stopped ones too with --all), with the revision each was started from")
-    .option("--all", "include stopped nodes, and each node's LAST STATE: how it ended (exit status or error) and when")
+    .option("--all", "include stopped nodes (their AGE counts from when they stopped), and each node's LAST STATE: how it ended (exit status or error) and when")
     .option("--wide", "add what the OS says of each node's process: PID, PORT, CPU, MEMORY, UPTIME, HEALTH")
     .addHelpText(
       "after",
@@ -353,10 +370,20 @@ simulates its nodes: they have no process, and nodes stats says so.
     )
     .argument("<id>", "the node's id")
     .option("-f, --follow", "keep printing what the node writes until it stops")
-    .option("--tail <bytes>", "start this many bytes before the end of the log (default 65536)")
+    .option("--tail <lines>", "start this many lines before the end; 0: none (with -f, only what comes next); -1: the whole log (default: the last 64 KiB, in whole lines)")
+    .option("--since <duration>", "only the lines the server received in the last duration, like 10m or 1h30m (without --tail: all of them)")
+    .option("--timestamps", "begin each line with when the server received it, RFC 3339 in UTC with milliseconds")
     .addHelpText(
       "after",
-      `${example("client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 -f --tail 1000")}
+      `${example(
+        "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7",
+        "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 -f --tail 100",
+        "client nodes logs 01JDX3AAAAAAAAAAAAAAAAQ1R7 --since 10m --timestamps",
+      )}
+A line is what the node ended with a newline; the server records when it received each piece
+of output, which --timestamps shows and --since counts back from (by the server's clock). With
+--tail and --since both, a line must be within both. Lines kept by a server older than these
+times have no time: --since leaves them out, and --timestamps prints them as they are.
 With -o json it prints one {"text": piece} per line. A server with the mock driver keeps no logs:
 it refuses, and the client exits 1.
 `,
@@ -478,7 +505,66 @@ Refused (exit 1) when the graph has no promote gate waiting, or has settled.
     .addHelpText("after", example("client graphs resume 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
     .action(run((context, command) => graphsResume(context, command.processedArgs[0] as string)));
 
+  program
+    .command("completion")
+    .summary("print a shell completion script for bash or zsh")
+    .description("print a script that completes the client's commands, subcommands, options and their values in bash or zsh")
+    .argument("<shell>", "bash or zsh")
+    .addHelpText(
+      "after",
+      `${example("source <(client completion bash)", "client completion bash > ~/.local/share/bash-completion/completions/client", "source <(client completion zsh)")}
+In zsh, load it after compinit (or keep it as _client in a directory of $fpath). It completes no
+node or graph ids: that would ask the server on every Tab.
+`,
+    )
+    .action((shell: string) => {
+      out.write(completionScript(shellArgument(shell), program));
+    });
+
+  program
+    .command("help")
+    .description("show help for a command, as --help does")
+    .argument("[command...]", "the command, like nodes ls")
+    .addHelpText("after", example("client help", "client help nodes ls"))
+    .action((words: string[]) => {
+      let command = program;
+      for (const [index, word] of words.entries()) {
+        const sub = command.commands.find((candidate) => candidate.name() === word);
+        if (!sub) throw unknownCommand(words.slice(0, index).join(" ") || undefined, command, word);
+        command = sub;
+      }
+      command.help();
+    });
+
+  program.hook("preAction", (_program, actionCommand) => refuseExcessArguments(actionCommand));
   return program;
+}
+
+/** `nodes ls`: a command's words after `client`. */
+function commandPath(command: Command): string {
+  const words: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) words.unshift(at.name());
+  return words.join(" ");
+}
+
+/**
+ * Refuses stray arguments to a command that runs something (`update 3 2 extra` once applied the
+ * update). Commands that only group others take any, to name an unknown subcommand themselves
+ * (see groupAction); so every command takes them from commander, and this checks the rest.
+ */
+function refuseExcessArguments(command: Command): void {
+  if (command.commands.length > 0) return;
+  const declared = command.registeredArguments;
+  if (declared.at(-1)?.variadic) return;
+  const extra = command.args.slice(declared.length);
+  if (extra.length === 0) return;
+  const path = commandPath(command);
+  const takes =
+    declared.length === 0
+      ? "takes no arguments"
+      : `takes ${declared.map((argument) => (argument.required ? `<${argument.name()}>` : `[${argument.name()}]`)).join(" ")}`;
+  const more = extra.length > 1 ? ` (and ${extra.length - 1} more)` : "";
+  throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}${more}: ${path} ${takes} (see client ${path} --help)`);
 }
 
 /** Runs the client and returns its exit code. */
@@ -500,7 +586,7 @@ export async function main(argv: string[]): Promise<ExitCode> {
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     const { exitCode, message } = describeError(error, serverForErrors);
-    process.stderr.write(`client: ${message}\n`);
+    process.stderr.write(`client: ${withGivenOptions(message)}\n`);
     return exitCode;
   }
 }
@@ -515,7 +601,7 @@ process.on("SIGINT", () => {
   if (interrupt()) return;
   // One line on what goes on without the client, when the command was in the middle of something.
   const notice = interruptNotice();
-  if (notice) process.stderr.write(`${notice}\n`);
+  if (notice) process.stderr.write(`${withGivenOptions(notice)}\n`);
   process.exit(130);
 });
 

@@ -7,14 +7,16 @@ import {
   ListNodesResponse,
   type NodeLogsRequest,
   NodeLogsResponse,
+  readDuration,
   RestartNodeResponse,
   type SetSpecResponse,
   StopNodeResponse,
 } from "@drover/shared";
-import { integerArgument, nodeIdArgument } from "./arguments.js";
+import { nodeIdArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText, onInterrupt } from "./context.js";
 import { CliError, DeadlineError, ExitCode, UsageError } from "./errors.js";
+import { clientCommand } from "./hints.js";
 import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeStatsLines, nodesTable, specText } from "./render.js";
 import { showPlan, showUpdate } from "./update.js";
 
@@ -130,7 +132,7 @@ export async function nodesKill(context: CommandContext, id: string): Promise<Ex
   if (context.globals.output === "json") {
     context.out.line(jsonText(KillNodeResponse.toJSON(response), { compact: false }));
   } else {
-    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: client nodes ls)`);
+    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls")})`);
   }
   return ExitCode.ok;
 }
@@ -149,24 +151,38 @@ export async function nodesStats(context: CommandContext, id: string): Promise<E
   return ExitCode.ok;
 }
 
-/** The most a log may be read back from its end: more than any terminal wants, less than the field holds. */
-export const MAX_TAIL_BYTES = 1_073_741_824;
-
 export interface NodesLogsArguments {
   follow?: boolean;
   tail?: string;
-}
-
-export function nodesLogsRequest(id: string, args: NodesLogsArguments): NodeLogsRequest {
-  const problems: string[] = [];
-  // 0 would mean the server's default (64 KiB); on the command line that is said by leaving --tail out.
-  const tailBytes = args.tail === undefined ? 0 : integerArgument("tail", args.tail, 1, MAX_TAIL_BYTES, problems);
-  if (problems.length > 0) throw new UsageError(problems.join("; "));
-  return { nodeId: nodeIdArgument(id), follow: Boolean(args.follow), tailBytes };
+  since?: string;
+  timestamps?: boolean;
 }
 
 /**
- * `nodes logs <id> [-f] [--tail BYTES]`: the node's output as it was written. With -f it
+ * `nodes logs` as kubectl takes it: `--tail N` lines (0: none, -1: the whole log), `--since D`
+ * (only what the server received in the last D), `--timestamps`. Without --tail or --since the
+ * server sends the last 64 KiB, in whole lines.
+ */
+export function nodesLogsRequest(id: string, args: NodesLogsArguments): NodeLogsRequest {
+  const problems: string[] = [];
+  let tailLines: number | undefined;
+  if (args.tail !== undefined) {
+    tailLines = /^(?:\d+|-1)$/.test(args.tail) ? Number(args.tail) : Number.NaN;
+    if (!Number.isSafeInteger(tailLines)) problems.push(`tail ${JSON.stringify(args.tail)} is invalid: write a number of lines from 0, or -1 for the whole log`);
+  }
+  let sinceMs = 0;
+  if (args.since !== undefined) {
+    const reading = readDuration(args.since);
+    if (reading.problem !== undefined) problems.push(`since ${JSON.stringify(args.since)} is invalid: ${reading.problem}`);
+    else if (reading.milliseconds === 0) problems.push(`since ${JSON.stringify(args.since)} is invalid: it must be more than 0, like 10m`);
+    else sinceMs = reading.milliseconds;
+  }
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
+  return { nodeId: nodeIdArgument(id), follow: Boolean(args.follow), tailBytes: 0, tailLines, sinceMs, timestamps: Boolean(args.timestamps) };
+}
+
+/**
+ * `nodes logs <id> [-f] [--tail N] [--since D] [--timestamps]`: the node's output as it was written. With -f it
  * keeps following until the node stops, or until Ctrl-C, which ends it quietly with 0:
  * stopping to read is what following asks for.
  */

@@ -4,6 +4,7 @@
  */
 import {
   type CrashLoop,
+  durationText,
   type Event,
   EventType,
   FailurePolicy,
@@ -33,32 +34,11 @@ import {
 } from "@drover/shared";
 import Table from "cli-table3";
 import { alignedLines, type Rows } from "./render/columns.js";
+import { clientCommand } from "./hints.js";
+import { bold, green, nodeStateColor, red, stateColor, type Style, yellow } from "./palette.js";
 import type { GraphTracker, TaskTally, TrackedTask } from "./tracker.js";
 
-/** How output looks: colour only on a terminal that wants it (not with NO_COLOR or TERM=dumb). */
-export interface Style {
-  color: boolean;
-}
-
-export function styleFor(stream: NodeJS.WriteStream): Style {
-  return { color: Boolean(stream.isTTY) && !("NO_COLOR" in process.env) && process.env.TERM !== "dumb" };
-}
-
-const ansi = (code: string) => (style: Style, text: string) => (style.color ? `\x1b[${code}m${text}\x1b[0m` : text);
-const bold = ansi("1");
-const red = ansi("31");
-const green = ansi("32");
-const yellow = ansi("33");
-const dim = ansi("2");
-
-/** Colours a state word: green for success, red for failure, yellow for work under way. */
-export function stateColor(style: Style, word: string): string {
-  if (word === "succeeded") return green(style, word);
-  if (word === "failed" || word === "unhealthy") return red(style, word);
-  if (word === "running" || word === "starting" || word === "stopping" || word === "paused" || word === "waiting") return yellow(style, word);
-  if (word === "skipped" || word === "cancelled" || word === "superseded" || word === "stopped") return dim(style, word);
-  return word;
-}
+export { type Style, styleFor } from "./palette.js";
 
 const NO_BORDERS = {
   top: "", "top-mid": "", "top-left": "", "top-right": "",
@@ -202,13 +182,8 @@ export function rollbackHeader(request: { revision: number; withCount: boolean }
   return `rolling back to revision ${restores}${which}, ${request.withCount ? "with its count" : "keeping the current count"}`;
 }
 
-/** `30s`, `5m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
-export function durationText(milliseconds: number): string {
-  if (milliseconds % 3_600_000 === 0) return `${milliseconds / 3_600_000}h`;
-  if (milliseconds % 60_000 === 0) return `${milliseconds / 60_000}m`;
-  if (milliseconds % 1000 === 0) return `${milliseconds / 1000}s`;
-  return `${milliseconds}ms`;
-}
+/** `30s`, `5m`, `1h30m`, `1500ms`: a duration the way `--task-timeout` takes it, so that it can be pasted back. */
+export { durationText } from "@drover/shared";
 
 /**
  * `on failure rollback`, `task timeout 30s`, `progress deadline 5m`: how the spec handles
@@ -304,7 +279,7 @@ export function actionText(
       const auto = options.graph.spec?.autoPromoteAfterMs ? `auto after ${durationText(options.graph.spec.autoPromoteAfterMs)}, or ` : "";
       // A dry run's graph has no id yet: without one, promote takes the group's latest rollout.
       const id = options.graph.id ? ` ${options.graph.id}` : "";
-      return `await_promotion (${auto}client graphs promote${id})`;
+      return `await_promotion (${auto}${clientCommand(`graphs promote${id}`)})`;
     }
     default:
       return taskActionName(task.action);
@@ -322,7 +297,8 @@ export function taskStateWord(task: Pick<TrackedTask, "state" | "waiting">): str
 }
 
 /**
- * The nodes: ID, VERSION, REVISION (whose template it was started from), STATE, AGE; with
+ * The nodes: ID, VERSION, REVISION (whose template it was started from), STATE, AGE (a stopped
+ * node's since it stopped); with
  * `wide`, what the OS says of each too (`-` where it says nothing); with `all`, LAST STATE:
  * how each one that ended did, and when.
  */
@@ -340,12 +316,18 @@ export function nodesTable(
       node.id,
       String(node.version),
       node.revision ? String(node.revision) : "-",
-      stateColor(style, nodeStateName(node.state)),
-      node.createdAt ? formatAge(now - node.createdAt.getTime()) : "-",
+      nodeStateColor(style, nodeStateName(node.state)),
+      nodeAgeText(node, now),
       ...(options.wide ? wideCells(style, node.stats) : []),
       ...(options.all ? [cut(lastStateText(node, now) ?? "-", LAST_STATE_WIDTH)] : []),
     ]),
   );
+}
+
+/** A node's AGE: since it was created, or for a stopped node since it stopped (as long as it has been gone). */
+function nodeAgeText(node: Pick<Node, "state" | "createdAt" | "updatedAt">, now: number): string {
+  const since = node.state === NodeState.NODE_STATE_STOPPED ? (node.updatedAt ?? node.createdAt) : node.createdAt;
+  return since ? formatAge(now - since.getTime()) : "-";
 }
 
 /** The widest LAST STATE a node list shows; `nodes describe` shows it whole. */
@@ -412,7 +394,7 @@ export function nodeStatsLines(style: Style, node: Node, now: number): string[] 
   const age = (time: Date | undefined) => (time ? formatAge(now - time.getTime()) : "-");
   const record = [
     ["VERSION", String(node.version)],
-    ["STATE", stateColor(style, nodeStateName(node.state))],
+    ["STATE", nodeStateColor(style, nodeStateName(node.state))],
     ["HOST", node.host || "-"],
   ];
   const error = node.error ? [["ERROR", node.error]] : [];
@@ -469,7 +451,7 @@ export function nodeDescribeLines(style: Style, node: Node, events: readonly Eve
     ["GROUP", node.group],
     ["VERSION", String(node.version)],
     ["REVISION", node.revision ? `${node.revision}${template}` : "-"],
-    ["STATE", stateColor(style, nodeStateName(node.state))],
+    ["STATE", nodeStateColor(style, nodeStateName(node.state))],
     ["HOST", node.host || "-"],
     ["CREATED", created ? `${formatAge(now - created.getTime())} ago (${created.toISOString()})` : "-"],
     ["LAST STATE", lastStateText(node, now) ?? "-"],
@@ -622,8 +604,7 @@ export function eventLine(style: Style, event: Event, graph: GraphTracker, base:
 }
 
 function colourEventWord(style: Style, word: string): string {
-  if (word.startsWith("retrying")) return yellow(style, word);
-  if (word.startsWith("started")) return word;
+  if (word.startsWith("retrying") || word.startsWith("started")) return yellow(style, word);
   return stateColor(style, word);
 }
 
@@ -680,7 +661,7 @@ export function summaryLines(style: Style, graph: GraphTracker, options: { follo
 function decisionLines(graph: Pick<GraphTracker, "message" | "error" | "nextGraphId">, following: boolean): string[] {
   const message = graph.message && graph.message !== graph.error ? graph.message : "";
   if (!graph.nextGraphId) return message ? [message] : [];
-  const watch = following ? `following graph ${graph.nextGraphId}` : `watch it with: client tasks watch ${graph.nextGraphId}`;
+  const watch = following ? `following graph ${graph.nextGraphId}` : `watch it with: ${clientCommand(`tasks watch ${graph.nextGraphId}`)}`;
   return [message ? `${message}; ${watch}` : `graph ${graph.nextGraphId} follows; ${watch}`];
 }
 
@@ -721,7 +702,7 @@ export function pausedLine(style: Style, graph: Graph, word: "paused" | "resumed
 
 /** What `graphs promote` says: `graph 01JDX4… promoted: the rollout goes on past its canaries`, and where to watch it. */
 export function promotedLine(style: Style, graph: Graph): string {
-  return `graph ${graph.id} ${green(style, "promoted")}: the rollout goes on past its canaries; watch it with: client tasks watch ${graph.id}`;
+  return `graph ${graph.id} ${green(style, "promoted")}: the rollout goes on past its canaries; watch it with: ${clientCommand(`tasks watch ${graph.id}`)}`;
 }
 
 /**

@@ -36,7 +36,7 @@ export async function rollback(context: CommandContext, args: RollbackArguments)
   const request = rollbackRequest(args, context.globals.group);
   const connection = context.connection();
   const stopNotice = onInterruptNotice(() =>
-    request.dryRun ? "interrupted: a dry run changes nothing" : unansweredNotice(request.group, "rollback"),
+    request.dryRun ? "interrupted: a dry run changes nothing" : unansweredNotice("rollback"),
   );
   let response: RollbackResponse;
   try {

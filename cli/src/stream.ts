@@ -2,6 +2,7 @@ import { type Event, EventType, type Graph, isSettled, SnapshotAssembler } from 
 import { ClientError, Status } from "nice-grpc";
 import type { Connection } from "./connection.js";
 import { CliError, DeadlineError, ExitCode, isResumable, oneLine } from "./errors.js";
+import { clientCommand } from "./hints.js";
 
 /** How long a broken watch stream is retried before the client gives up. */
 export const RESUME_WINDOW_MS = 30_000;
@@ -128,7 +129,7 @@ export async function* watchGraph(options: WatchGraphOptions): AsyncGenerator<Wa
       if (now - brokenSince >= window) {
         throw new CliError(
           ExitCode.unavailable,
-          `lost the watch stream of graph ${graphId} from server ${connection.server} and could not resume it within ${Math.round(window / 1000)}s (${breakReason(error)}): resume with 'client tasks watch ${graphId}'`,
+          `lost the watch stream of graph ${graphId} from server ${connection.server} and could not resume it within ${Math.round(window / 1000)}s (${breakReason(error)}): resume with '${clientCommand(`tasks watch ${graphId}`)}'`,
           { cause: error },
         );
       }

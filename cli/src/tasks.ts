@@ -1,6 +1,7 @@
 import { Event, Graph, GraphState, graphIdProblem } from "@drover/shared";
-import { type CommandContext, followingNotice, groupFlag, onInterruptNotice } from "./context.js";
+import { type CommandContext, followingNotice, onInterruptNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
+import { clientCommand } from "./hints.js";
 import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines } from "./render.js";
 import { taskTableLines } from "./render/plan.js";
 import { planSummaryLines, summarised } from "./render/planSummary.js";
@@ -131,7 +132,7 @@ async function followOneGraph(
   };
   const stopNotice = onInterruptNotice(() => {
     const id = graph?.id || graphId;
-    return id ? followingNotice(id) : `interrupted: nothing was changed; re-attach with 'client${groupFlag(globals.group)} tasks watch'`;
+    return id ? followingNotice(id) : `interrupted: nothing was changed; re-attach with '${clientCommand("tasks watch")}'`;
   });
 
   try {

@@ -20,6 +20,7 @@ import { UNARY_DEADLINE_MS, WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, onInterruptNotice, unansweredNotice } from "./context.js";
 import { ExitCode, UsageError } from "./errors.js";
 import { type TemplateArguments, templateArgument, templateFlagsGiven } from "./group.js";
+import { clientCommand } from "./hints.js";
 import { previewLine, specTemplateLine, updateHeader } from "./render.js";
 import { planTableLines } from "./render/plan.js";
 import { planSummaryLines, summarised } from "./render/planSummary.js";
@@ -133,7 +134,7 @@ export async function update(context: CommandContext, args: UpdateArguments): Pr
   const request = updateRequest(args, context.globals.group);
   const connection = context.connection();
   const stopNotice = onInterruptNotice(() =>
-    request.dryRun ? "interrupted: a dry run changes nothing" : unansweredNotice(request.group, "update"),
+    request.dryRun ? "interrupted: a dry run changes nothing" : unansweredNotice("update"),
   );
   let response: SetSpecResponse;
   try {
@@ -218,7 +219,7 @@ export async function showPlan(context: CommandContext, graph: Graph | undefined
   if (options.detach) {
     if (!json) {
       out.line();
-      out.line(`graph ${graph.id} started; watch it with: client tasks watch ${graph.id}`);
+      out.line(`graph ${graph.id} started; watch it with: ${clientCommand(`tasks watch ${graph.id}`)}`);
     }
     return ExitCode.ok;
   }

@@ -42,6 +42,7 @@ import {
   templateRows,
   updateHeader,
 } from "../src/render.js";
+import { nodeStateColor, stateColor } from "../src/palette.js";
 import { historyTable, revisionChanges, revisionRows } from "../src/render/history.js";
 import { planTable, taskTable } from "../src/render/plan.js";
 import { rollbackRequest } from "../src/rollback.js";
@@ -108,7 +109,9 @@ describe("arguments to requests", () => {
     assert.equal(updateRequest({ count: "3", version: "2", onFailure: "stop" }, "web").onFailure, FailurePolicy.FAILURE_POLICY_STOP);
     for (const zero of ["0", "0ms", "0s"]) assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: zero }, "web").taskTimeoutMs, 0);
     assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "24h" }, "web").taskTimeoutMs, 86_400_000);
-    for (const bad of ["30", "1.5ms", "-1s", "1d", "s", " 1s", "25h"]) {
+    assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "1d" }, "web").taskTimeoutMs, 86_400_000, "days, as the server's flags take them");
+    assert.equal(updateRequest({ count: "3", version: "2", taskTimeout: "1h30m" }, "web").taskTimeoutMs, 5_400_000, "a compound duration");
+    for (const bad of ["30", "1.5ms", "-1s", "2d", "1d1s", "30m1h", "s", " 1s", "25h"]) {
       assert.throws(() => updateRequest({ count: "3", version: "2", taskTimeout: bad }, "web"), new RegExp(`task timeout ${JSON.stringify(bad)} is invalid`));
     }
     assert.throws(
@@ -137,12 +140,18 @@ describe("arguments to requests", () => {
     }
   });
 
-  test("node ids are case-insensitive ULIDs; --tail is a byte count from 1", () => {
-    const request = nodesLogsRequest("01arz3ndektsv4rrffq69g5fav", { follow: true, tail: "100" });
-    assert.deepEqual(request, { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: true, tailBytes: 100 });
-    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}).tailBytes, 0);
+  test("node ids are case-insensitive ULIDs; --tail counts lines (0: none, -1: all), --since is a duration, --timestamps asks for times", () => {
+    const request = nodesLogsRequest("01arz3ndektsv4rrffq69g5fav", { follow: true, tail: "100", since: "1h30m", timestamps: true });
+    assert.deepEqual(request, { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: true, tailBytes: 0, tailLines: 100, sinceMs: 5_400_000, timestamps: true });
+    assert.deepEqual(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}), { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: false, tailBytes: 0, tailLines: undefined, sinceMs: 0, timestamps: false }, "the server's default: its last 64 KiB");
+    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }).tailLines, 0);
+    assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "-1" }).tailLines, -1);
     assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: a node id is a 26-character ULID/);
-    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }), /tail "0" is invalid/);
+    for (const bad of ["-2", "ten", "1.5", " 3"]) {
+      assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: bad }), new RegExp(`tail ${JSON.stringify(bad)} is invalid: write a number of lines from 0, or -1 for the whole log`));
+    }
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { since: "10" }), /since "10" is invalid: a number needs a unit/);
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { since: "0s", tail: "x" }), /tail "x" is invalid.*; since "0s" is invalid: it must be more than 0/);
   });
 
   test("set-template keeps args in order, leaves unset fields to the server's defaults, and names every bad flag", () => {
@@ -195,7 +204,7 @@ describe("arguments to requests", () => {
       { args: { minReady: "1.5m", canary: "2" }, expected: { minReadyMs: 90_000, canary: 2, autoPromoteAfterMs: 0 } },
       { args: { canary: "2", autoPromoteAfter: "5m" }, expected: { minReadyMs: undefined, canary: 2, autoPromoteAfterMs: 300_000 } },
       { args: { canary: "0" }, expected: { minReadyMs: undefined, canary: 0, autoPromoteAfterMs: 0 } },
-      { args: { minReady: "10" }, error: /^UsageError: min ready "10" is invalid: write a duration .*\(0 for no wait\)$/ },
+      { args: { minReady: "10" }, error: /^UsageError: min ready "10" is invalid: a number needs a unit .*\(0 for no wait\)$/ },
       { args: { minReady: "25h" }, error: /min ready "25h" is invalid: it must be at most a day \(24h\), or 0 for no wait/ },
       { args: { canary: "-1" }, error: /canary "-1" is invalid: it must be an integer from 0 to 100000/ },
       { args: { canary: "two" }, error: /canary "two" is invalid/ },
@@ -595,8 +604,8 @@ describe("rendering safe rollouts", () => {
     assert.deepEqual(rows, [
       ["ID", "VERSION", "REVISION", "STATE", "AGE", "LAST STATE"],
       ["01JDX3AAAAAAAAAAAAAAAAQ1R7", "2", "4", "failed", "90s", "exited with code 1, 60s ago: Error: listen EADDRINUSE"],
-      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "3", "stopped", "90s", "killed by SIGTERM, 5s ago"],
-      ["01JDX3AAAAAAAAAAAAAAAAQ1R9", "1", "3", "stopped", "90s", "stopped, 5s ago"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R8", "1", "3", "stopped", "5s", "killed by SIGTERM, 5s ago"],
+      ["01JDX3AAAAAAAAAAAAAAAAQ1R9", "1", "3", "stopped", "5s", "stopped, 5s ago"],
       ["01JDX3AAAAAAAAAAAAAAAAQ1RA", "1", "3", "running", "90s", "-"],
     ]);
     const long = Node.fromPartial({ ...nodes[0], error: "x".repeat(200) });
@@ -708,5 +717,62 @@ describe("rendering safe rollouts", () => {
       ["+3.0s", "node failed", "-", "exited with code 1: Error: boom"],
     ]);
     assert.equal(nodeDescribeLines(plain, node, [], 0).at(-1), "no events recorded for this node");
+  });
+});
+
+describe("colours", () => {
+  const colour = { color: true };
+  const painted = (text: string) => /^\x1b\[(\d+)m(.*)\x1b\[0m$/.exec(text)?.slice(1, 3) ?? ["plain", text];
+  const COLOURS: Record<string, string> = { "32": "green", "33": "yellow", "31": "red", "2": "grey", plain: "plain" };
+  const colourOf = (text: string) => COLOURS[painted(text)[0]!]!;
+
+  test("a running node is green (healthy), not yellow: yellow is work under way, red failed, grey stopped", () => {
+    const nodes: [string, string][] = [
+      ["running", "green"],
+      ["starting", "yellow"],
+      ["stopping", "yellow"],
+      ["unhealthy", "red"],
+      ["failed", "red"],
+      ["stopped", "grey"],
+    ];
+    for (const [word, expected] of nodes) assert.equal(colourOf(nodeStateColor(colour, word)), expected, `node ${word}`);
+    const node = Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R7", version: 1, state: NodeState.NODE_STATE_RUNNING, createdAt: new Date(0) });
+    assert.ok(nodesTable(colour, [node], 1000).includes("\x1b[32mrunning\x1b[0m"), "nodes ls paints a running node green");
+  });
+
+  test("tasks and graphs: succeeded green, running, waiting and paused yellow, failed red, cancelled, skipped and superseded grey, pending plain", () => {
+    const words: [string, string][] = [
+      ["succeeded", "green"],
+      ["running", "yellow"],
+      ["started", "yellow"],
+      ["waiting", "yellow"],
+      ["paused", "yellow"],
+      ["failed", "red"],
+      ["cancelled", "grey"],
+      ["skipped", "grey"],
+      ["superseded", "grey"],
+      ["pending", "plain"],
+    ];
+    for (const [word, expected] of words) assert.equal(colourOf(stateColor(colour, word)), expected, word);
+    for (const [word] of words) assert.equal(stateColor(plain, word), word, "no colour without a terminal");
+  });
+});
+
+describe("node ages", () => {
+  test("nodes ls --all: a stopped node's AGE counts from when it stopped, a live or failed one's from when it was created", () => {
+    const now = Date.parse("2025-01-01T12:00:00Z");
+    const ago = (milliseconds: number) => new Date(now - milliseconds);
+    const nodes = [
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R7", version: 1, state: NodeState.NODE_STATE_RUNNING, createdAt: ago(3_600_000), updatedAt: ago(3_500_000) }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R8", version: 1, state: NodeState.NODE_STATE_STOPPED, createdAt: ago(3 * 86_400_000), updatedAt: ago(90_000) }),
+      Node.fromPartial({ id: "01JDX3AAAAAAAAAAAAAAAAQ1R9", version: 1, state: NodeState.NODE_STATE_FAILED, createdAt: ago(600_000), updatedAt: ago(30_000), exitStatus: "exited with code 1" }),
+    ];
+    const rows = nodesTable(plain, nodes, now, { wide: false, all: true }).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(rows.map((row) => [row[3], row[4]]), [
+      ["STATE", "AGE"],
+      ["running", "60m"],
+      ["stopped", "90s"],
+      ["failed", "10m"],
+    ]);
   });
 });

@@ -378,7 +378,7 @@ describe("the client against a fast server", () => {
       const wrong = await server.client(["nodes", "ls"], { DROVER_TOKEN: "not-the-token" });
       assert.equal(wrong.code, 4);
       assert.equal(lines(wrong.stderr).length, 1, wrong.stderr);
-      assert.match(wrong.stderr, /^client: wrong token: .*pass --token or --token-file \(or set DROVER_TOKEN or DROVER_TOKEN_FILE\)/);
+      assert.match(wrong.stderr, /^client: wrong token: server \S+ refused the token from DROVER_TOKEN; its token is the file 'token' in its data dir: pass it with --token-file <data dir>\/token \(or set DROVER_TOKEN_FILE\)$/m);
       const noCredentials = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere") });
       assert.equal(noCredentials.code, 4);
       assert.match(noCredentials.stderr, /^client: missing token/);
@@ -427,7 +427,7 @@ describe("the client against a slow server", () => {
     const detached = await server.client([...group, "update", "4", "2", "--detach"]);
     assertSucceeded(detached);
     const graphId = graphIdIn(lines(detached.stdout).at(-1)!);
-    assert.match(detached.stdout, new RegExp(`graph ${graphId} started; watch it with: client tasks watch ${graphId}`));
+    assert.match(detached.stdout, new RegExp(`graph ${graphId} started; watch it with: client --server ${server.address} --group rejoin tasks watch ${graphId}`));
 
     const [json, table] = await Promise.all([
       server.client([...group, "tasks", "watch", "-o", "json"]),

@@ -97,7 +97,7 @@ describe("node operations against a server with the mock driver", () => {
       const [victim] = await liveIds(server, "ops");
       const result = await server.client([...group, "nodes", "kill", victim!]);
       assertExit(result, 0);
-      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client nodes ls)\n`);
+      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client --server ${server.address} --group ops nodes ls)\n`);
       await eventually("a repair graph", async () => {
         const graphs = table((await server.client([...group, "graphs", "ls"])).stdout);
         return graphs.some((row) => row[2] === "repair" && row[4] === "succeeded") ? true : undefined;
@@ -246,7 +246,7 @@ describe("nodes as real processes (--driver process)", () => {
     assert.equal(shown.get("TEMPLATE"), "the server's default (the group has none of its own)");
     assert.match(shown.get("COMMAND")!, /\S*node\S* \S+\/examples\/chat\/chat\.mjs$/);
     assert.equal(shown.get("HEALTH CHECK"), "http GET /healthz every 1s, timeout 1s, unhealthy after 3 failures, start timeout 10s");
-    assert.equal(shown.get("SPEC"), "none yet: set one with 'client update <count> <version>'");
+    assert.equal(shown.get("SPEC"), `none yet: set one with 'client --server ${server.address} update <count> <version>'`);
     const document = await json(server, ["group", "show"]);
     assert.equal(document.isDefault, true);
     assert.equal(document.template.healthCheck.type, "HEALTH_CHECK_TYPE_HTTP");
@@ -308,6 +308,42 @@ describe("nodes as real processes (--driver process)", () => {
     assertExit(result, 0);
     assert.match(result.stdout, /received SIGTERM, shutting down/);
     assert.deepEqual(await liveIds(server, "default"), [other]);
+  });
+
+  test("nodes logs --tail counts lines, --timestamps puts before each line when the server received it, --since keeps what came within a duration", async () => {
+    groups.add("logs");
+    const group = ["--group", "logs"];
+    // Five lines at once, then one that arrives in two pieces, then nothing more.
+    const script = [
+      `for (let i = 1; i <= 5; i++) console.log("line " + i);`,
+      `setTimeout(() => process.stdout.write("piece"), 300);`,
+      `setTimeout(() => process.stdout.write("s joined\\n"), 600);`,
+      `setInterval(() => {}, 1000);`,
+    ].join(" ");
+    assertExit(await server.client([...group, "update", "1", "1", "--command", process.execPath, "--arg", "-e", "--arg", script, "--health", "none"]), 0);
+    const [id] = await liveIds(server, "logs");
+    const whole = await eventually("the node's last line", async () => {
+      const result = await server.client([...group, "nodes", "logs", id!]);
+      return result.stdout.includes("pieces joined\n") ? result.stdout : undefined;
+    });
+    assert.equal(whole, "line 1\nline 2\nline 3\nline 4\nline 5\npieces joined\n");
+
+    const tail = await server.client([...group, "nodes", "logs", id!, "--tail", "2"]);
+    assertExit(tail, 0);
+    assert.equal(tail.stdout, "line 5\npieces joined\n", "two lines, not two bytes");
+    assert.equal((await server.client([...group, "nodes", "logs", id!, "--tail", "0"])).stdout, "");
+    assert.equal((await server.client([...group, "nodes", "logs", id!, "--tail", "-1"])).stdout, whole);
+
+    const stamped = await server.client([...group, "nodes", "logs", id!, "--timestamps", "--tail", "3"]);
+    assertExit(stamped, 0);
+    const stampedLines = lines(stamped.stdout);
+    assert.deepEqual(stampedLines.map((line) => line.replace(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /, "")), ["line 4", "line 5", "pieces joined"]);
+    const times = stampedLines.map((line) => Date.parse(line.slice(0, 24)));
+    assert.ok(times.every((time, index) => index === 0 || time >= times[index - 1]!), `times in order: ${stampedLines.join(" | ")}`);
+
+    assert.equal((await server.client([...group, "nodes", "logs", id!, "--since", "1h"])).stdout, whole, "everything came within the hour");
+    assert.equal((await server.client([...group, "nodes", "logs", id!, "--since", "1h", "--tail", "1"])).stdout, "pieces joined\n");
+    assertOneLineError(await server.client([...group, "nodes", "logs", id!, "--since", "10"]), 2, 'since "10"', "a number needs a unit");
   });
 
   test("group set-template refuses a bad health path, locally with exit 2", async () => {

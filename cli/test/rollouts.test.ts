@@ -32,7 +32,7 @@ function summaryGraphId(stdout: string): string {
 /** The graph a detached update started. */
 function detachedGraphId(result: ClientResult): string {
   assertExit(result, 0);
-  const match = /^graph ([0-9A-Z]{26}) started; watch it with: client tasks watch \1$/m.exec(result.stdout);
+  const match = /^graph ([0-9A-Z]{26}) started; watch it with: client --server \S+(?: --group \S+)? tasks watch \1$/m.exec(result.stdout);
   assert.ok(match, `no detach line in:\n${result.stdout}`);
   return match[1]!;
 }

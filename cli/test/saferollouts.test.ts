@@ -61,10 +61,10 @@ describe("canary and promote, through the client", () => {
     const group = ["--group", "canary"];
     assertExit(await server.client([...group, "update", "10", "1"]), 0);
     const updating = server.start([...group, "update", "10", "2", "--canary", "2"]);
-    const plan = await printed(updating, new RegExp(`^\\d+ +[\\d,]+ +await_promotion \\(client graphs promote (${ULID})\\)$`, "m"), "the gate in the plan");
+    const plan = await printed(updating, new RegExp(`^\\d+ +[\\d,]+ +await_promotion \\(client --server \\S+ --group canary graphs promote (${ULID})\\)$`, "m"), "the gate in the plan");
     const graphId = plan[1]!;
     assert.match(lines(updating.stdout())[0]!, /^group canary: revision 2, 10 × v1 → 10 × v2 \(max surge 0, max unavailable 1, canary 2\)$/);
-    await printed(updating, /^ *\+\d+\.\d\ds +\d+ +waiting +await_promotion \(client graphs promote [0-9A-Z]{26}\): \S.*$/m, "the gate's waiting line");
+    await printed(updating, /^ *\+\d+\.\d\ds +\d+ +waiting +await_promotion \(client --server \S+ --group canary graphs promote [0-9A-Z]{26}\): \S.*$/m, "the gate's waiting line");
 
     // The gate holds: two canaries at v2, the other eight untouched.
     assert.deepEqual(await runningByVersion(server, "canary"), { 1: 8, 2: 2 });
@@ -75,7 +75,7 @@ describe("canary and promote, through the client", () => {
 
     const promoted = await server.client([...group, "graphs", "promote"]);
     assertExit(promoted, 0);
-    assert.equal(promoted.stdout, `graph ${graphId} promoted: the rollout goes on past its canaries; watch it with: client tasks watch ${graphId}\n`);
+    assert.equal(promoted.stdout, `graph ${graphId} promoted: the rollout goes on past its canaries; watch it with: client --server ${server.address} --group canary tasks watch ${graphId}\n`);
     const result = await updating.exited;
     assertExit(result, 0);
     assert.match(result.stdout, /^ *\+\d+\.\d\ds +\d+ +succeeded +await_promotion /m);
@@ -206,7 +206,7 @@ describe("Ctrl-C while the client follows a graph", () => {
     const result = await client.exited;
     assertExit(result, 130);
     const line = new RegExp(
-      `^interrupted: graph (${ULID}) goes on in the server; re-attach with 'client tasks watch \\1', cancel with 'client graphs cancel \\1'\n$`,
+      `^interrupted: graph (${ULID}) goes on in the server; re-attach with 'client --server \\S+ --group \\S+ tasks watch \\1', cancel with 'client --server \\S+ --group \\S+ graphs cancel \\1'\n$`,
     ).exec(result.stderr);
     assert.ok(line, `one line on stderr: ${JSON.stringify(result.stderr)}`);
     const graphId = line[1]!;
@@ -348,7 +348,7 @@ describe("a node's story and a group's templates, through the client", () => {
     assertExit(waiting, 0);
     assert.deepEqual(lines(waiting.stdout).slice(0, 2), [
       "group set: template set",
-      "the group has no spec yet: the template applies to its first update ('client --group set update <count> <version>')",
+      `the group has no spec yet: the template applies to its first update ('client --server ${server.address} --group set update <count> <version>')`,
     ]);
     const first = await server.client([...group, "update", "2", "1"]);
     assertExit(first, 0);
@@ -365,7 +365,7 @@ describe("a node's story and a group's templates, through the client", () => {
     const detached = await server.client([...group, "group", "set-template", "--command", "node", "--arg", "c.mjs", "--detach"]);
     assertExit(detached, 0);
     const graphId = graphIdIn(lines(detached.stdout).at(-1)!);
-    assert.equal(lines(detached.stdout).at(-1), `graph ${graphId} started; watch it with: client tasks watch ${graphId}`);
+    assert.equal(lines(detached.stdout).at(-1), `graph ${graphId} started; watch it with: client --server ${server.address} --group set tasks watch ${graphId}`);
     assertExit(await server.client(["tasks", "watch", graphId]), 0);
   });
 });

@@ -31,7 +31,7 @@ export async function measureMemory(config: BenchConfig, profiles: ProfileLog): 
   await store.close();
   const server = await ServerProcess.start({
     dataDir,
-    args: ["--parallelism", "256", "--mock-latency", "500..2000"],
+    args: ["--parallelism", "256", "--mock-latency", "500ms..2s"],
     profileDir: config.profileDir,
   });
   const stopWatching = new AbortController();

@@ -54,7 +54,7 @@ export async function measureRecovery(config: BenchConfig, profiles: ProfileLog)
       const dataDir = mkdtempSync(join(tmpdir(), "drover-bench-recovered-"));
       copyFileSync(join(prepared.dataDir, DATABASE_FILE), join(dataDir, DATABASE_FILE));
       const server = await ServerProcess.start(
-        { dataDir, args: ["--parallelism", "256", "--mock-latency", "500..2000"], profileDir: config.profileDir },
+        { dataDir, args: ["--parallelism", "256", "--mock-latency", "500ms..2s"], profileDir: config.profileDir },
         false,
       );
       try {

@@ -22,7 +22,7 @@ export async function measureWatchers(config: BenchConfig, profiles: ProfileLog)
   const dataDir = mkdtempSync(join(tmpdir(), "drover-bench-watchers-"));
   const server = await ServerProcess.start({
     dataDir,
-    args: ["--parallelism", String(parallelism), "--mock-latency", `${latency.min}..${latency.max}`],
+    args: ["--parallelism", String(parallelism), "--mock-latency", `${latency.min}ms..${latency.max}ms`],
     profileDir: config.profileDir,
   });
   try {

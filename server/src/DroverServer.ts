@@ -237,6 +237,7 @@ export class DroverServer {
       watcherCapacity: options.watcherCapacity,
       defaultTemplate: options.defaultTemplate ?? DEFAULT_TEMPLATE,
       driver,
+      clock,
       shutdownSignal: this.shutdownController.signal,
       storage: this.storage,
       onWatcherDropped: () => this.metrics.watcherDropped("behind"),

@@ -1,22 +1,15 @@
 import { InvalidArgumentError } from "commander";
+import { durationText, readDuration } from "@drover/shared";
 import { CommandPolicy } from "./drivers/CommandPolicy.js";
 
-/** Milliseconds in each unit a duration may be written in. */
-const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** Parses a duration: `250ms`, `2s`, `1.5s`, `1m`, `168h`, `7d`, or a bare number of milliseconds. */
+/**
+ * Reads a duration flag in the grammar the client shares (see @drover/shared's duration.ts):
+ * `500ms`, `90s`, `1h30m`, `7d`.
+ */
 export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a duration: write it like 500ms, 2s, 1m, 168h or 7d`);
-  return Math.round(Number(match[1]) * DURATION_UNITS[(match[2] ?? "ms") as keyof typeof DURATION_UNITS]);
-}
-
-/** A duration in the largest unit that writes it whole: 604800000 → `7d`, 90000 → `90s`. */
-export function formatDuration(milliseconds: number): string {
-  for (const unit of ["d", "h", "m", "s"] as const) {
-    if (milliseconds !== 0 && milliseconds % DURATION_UNITS[unit] === 0) return `${milliseconds / DURATION_UNITS[unit]}${unit}`;
-  }
-  return `${milliseconds}ms`;
+  const reading = readDuration(text);
+  if (reading.problem !== undefined) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a duration: ${reading.problem}`);
+  return reading.milliseconds;
 }
 
 /** Parses a latency range `MIN..MAX` (each a duration), or a single duration for a fixed latency. */
@@ -91,7 +84,7 @@ export function durationIn(min: number, max: number) {
   return (text: string): number => {
     const value = parseDuration(text);
     if (value < min || value > max) {
-      throw new InvalidArgumentError(`${JSON.stringify(text)} must be a duration from ${formatDuration(min)} to ${formatDuration(max)}`);
+      throw new InvalidArgumentError(`${JSON.stringify(text)} must be a duration from ${durationText(min)} to ${durationText(max)}`);
     }
     return value;
   };

@@ -20,7 +20,7 @@ import {
 } from "@drover/shared";
 import { Status } from "nice-grpc";
 import { CHAT_EXAMPLE } from "../src/templates.js";
-import { type Exited, freePort, freePortWindow, startServer, waitUntilServing } from "./processes.js";
+import { type Exited, freePort, freePortWindow, readNodeLog, startServer, waitUntilServing } from "./processes.js";
 import { drain, eventually, expectStatus } from "./support.js";
 
 /**
@@ -670,7 +670,7 @@ describe("the process driver", { timeout: 120_000 }, () => {
       assertFailed(graph, /after 2 attempts: node (\S+) exited with code 3 as it started \(its log says: quitting at once\): see 'client nodes logs \1'/);
       await assertConsistent(server, group);
       const [node] = await liveNodes(server.client, group);
-      assert.match(readFileSync(join(server.dataDir, "logs", `${node!.id}.log`), "utf8"), /quitting at once/);
+      assert.match(readNodeLog(join(server.dataDir, "logs", `${node!.id}.log`)), /quitting at once/);
     });
 
     it("refuses an invalid template with INVALID_ARGUMENT and keeps the one it had", async () => {

@@ -20,7 +20,7 @@ import { resolveCommand } from "../src/drivers/resolveCommand.js";
 import { RotatingLog } from "../src/drivers/RotatingLog.js";
 import { templateDifferences } from "../src/reconciler/templateChanges.js";
 import { DEFAULT_TEMPLATE } from "../src/templates.js";
-import { freePort, freePortWindow, startServer, waitUntilServing, type Exited } from "./processes.js";
+import { freePort, freePortWindow, readNodeLog, startServer, waitUntilServing, type Exited } from "./processes.js";
 import { drain, eventually, expectStatus, temporaryDataDir } from "./support.js";
 
 // ---------------------------------------------------------------- helpers
@@ -250,7 +250,7 @@ describe("the process driver's pieces", () => {
     const path = join(dir, "node.log");
     const log = new RotatingLog(path, { maxBytes: 64, maxFiles: 2 }, (error) => assert.fail(error));
     for (let i = 0; i < 5; i++) log.append(Buffer.from(`line ${i} xxxxx\n`));
-    const tail = await drain(readLog(path, { tailBytes: 64, follow: false, signal: new AbortController().signal, ended: async () => true }));
+    const tail = await drain(readLog(path, { start: { bytes: 64 }, follow: false, timestamps: false, signal: new AbortController().signal, ended: async () => true }));
     assertConsecutive(lineNumbers(tail.join("")), "the tail");
     assert.equal(lineNumbers(tail.join("")).at(-1), 4);
     assert.ok(lineNumbers(tail.join("")).length >= 4, "the tail reaches back into node.log.1");
@@ -259,7 +259,7 @@ describe("the process driver's pieces", () => {
     const seen: string[] = [];
     let writing = true;
     const follower = (async () => {
-      for await (const text of readLog(path, { tailBytes: 0, follow: true, signal: following.signal, ended: async () => !writing })) seen.push(text);
+      for await (const text of readLog(path, { start: { lines: 0 }, follow: true, timestamps: false, signal: following.signal, ended: async () => !writing })) seen.push(text);
     })();
     // A rotation every 4 lines × 100 ms, slower than the follower's polls (250 ms): none is missed.
     for (let i = 5; i < 25; i++) {
@@ -303,7 +303,7 @@ describe("node logs with a size cap", { timeout: 120_000 }, () => {
     // About 600 KB a second: ten times the cap.
     const [nodeId] = await startGroup(server.client, "chatty", counter(100, 50));
     const current = join(server.dataDir, "logs", `${nodeId}.log`);
-    const newest = () => lineNumbers(readFileSync(current, "utf8")).at(-1) ?? -1;
+    const newest = () => lineNumbers(readNodeLog(current)).at(-1) ?? -1;
     await eventually(async () => (newest() > 20_000 ? true : undefined), "the node has written some 1.2 MB", 30_000);
     assert.deepEqual(server.logFiles(nodeId!), [`${nodeId}.log`, `${nodeId}.log.1`]);
     for (const file of server.logFiles(nodeId!)) {
@@ -344,13 +344,15 @@ describe("node logs with a size cap", { timeout: 120_000 }, () => {
       "the log has rotated twice",
       30_000,
     );
-    const lastWritten = lineNumbers(readFileSync(current, "utf8")).at(-1)!;
+    const lastWritten = lineNumbers(readNodeLog(current)).at(-1)!;
     await eventually(async () => ((lineNumbers(seen.join("")).at(-1) ?? -1) >= lastWritten ? true : undefined), "the follower has caught up", 10_000);
     following.abort();
     await follower;
     const numbers = lineNumbers(seen.join("")).slice(1);
     assertConsecutive(numbers, "what 'nodes logs -f' printed");
-    assert.ok(numbers.length > 1500, `it printed ${numbers.length} lines, more than two files hold`);
+    // A rotated file is full: what one file holds, each line with the time it arrived.
+    const oneFile = lineNumbers(readNodeLog(`${current}.1`)).length;
+    assert.ok(numbers.length > oneFile, `it printed ${numbers.length} lines, more than one file holds (${oneFile})`);
   });
 
   it("keeps logging after a server restart: what the node wrote while no server ran is in its log, and the cap still holds", async () => {
@@ -360,22 +362,22 @@ describe("node logs with a size cap", { timeout: 120_000 }, () => {
     const slowLog = join(server.dataDir, "logs", `${slow}.log`);
     const chattyLog = join(server.dataDir, "logs", `${chatty}.log`);
     const pids = new Map(nodeProcessesUnder(server.dataDir).map(({ nodeId, pid }) => [nodeId, pid]));
-    await eventually(async () => ((lineNumbers(readFileSync(slowLog, "utf8")).at(-1) ?? 0) > 50 ? true : undefined), "the slow node has written");
+    await eventually(async () => ((lineNumbers(readNodeLog(slowLog)).at(-1) ?? 0) > 50 ? true : undefined), "the slow node has written");
     await server.kill();
-    const lastBeforeRestart = lineNumbers(readFileSync(slowLog, "utf8")).at(-1)!;
+    const lastBeforeRestart = lineNumbers(readNodeLog(slowLog)).at(-1)!;
     await sleep(1500);
     await server.start();
     await eventually(
-      async () => ((lineNumbers(readFileSync(slowLog, "utf8")).at(-1) ?? 0) > lastBeforeRestart + 200 ? true : undefined),
+      async () => ((lineNumbers(readNodeLog(slowLog)).at(-1) ?? 0) > lastBeforeRestart + 200 ? true : undefined),
       "the slow node's log goes on after the restart",
       20_000,
     );
-    const numbers = lineNumbers(readFileSync(slowLog, "utf8"));
+    const numbers = lineNumbers(readNodeLog(slowLog));
     assert.equal(numbers[0], 0);
     assertConsecutive(numbers, "the slow node's log across the restart");
     // The chatty node, blocked while no server read its pipe, goes on, and its log is still capped.
-    const chattyBefore = lineNumbers(readFileSync(chattyLog, "utf8")).at(-1)!;
-    await eventually(async () => ((lineNumbers(readFileSync(chattyLog, "utf8")).at(-1) ?? 0) > chattyBefore + 5000 ? true : undefined), "the chatty node writes on", 20_000);
+    const chattyBefore = lineNumbers(readNodeLog(chattyLog)).at(-1)!;
+    await eventually(async () => ((lineNumbers(readNodeLog(chattyLog)).at(-1) ?? 0) > chattyBefore + 5000 ? true : undefined), "the chatty node writes on", 20_000);
     for (const file of server.logFiles(chatty!)) assert.ok(statSync(join(server.dataDir, "logs", file)).size <= 65_536, file);
     assert.deepEqual(
       new Map(nodeProcessesUnder(server.dataDir).map(({ nodeId, pid }) => [nodeId, pid])),
@@ -431,14 +433,14 @@ describe("each node in its own dir, and --allow-commands", { timeout: 120_000 },
     assert.equal(mode(join(server.dataDir, "nodes")), "700");
     assert.equal(mode(join(server.dataDir, "nodes", `${nodeId}.json`)), "600");
     const log = join(server.dataDir, "logs", `${nodeId}.log`);
-    await eventually(async () => (readFileSync(log, "utf8").includes("token=") ? true : undefined), "the node has said where it runs");
-    assert.match(readFileSync(log, "utf8"), new RegExp(`^cwd=${nodeDir} token=ENOENT$`, "m"));
+    await eventually(async () => (readNodeLog(log).includes("token=") ? true : undefined), "the node has said where it runs");
+    assert.match(readNodeLog(log), new RegExp(`^cwd=${nodeDir} token=ENOENT$`, "m"));
     assert.equal(mode(log), "600");
 
     const { graph } = await server.client.setSpec({ group: "where", count: 0, version: 1 });
     await drain(server.client.watchGraph({ graphId: graph!.id }));
     await eventually(async () => (readdirSync(join(server.dataDir, "nodes")).some((entry) => entry.startsWith(nodeId!)) ? undefined : true), "the node's dir is removed with it");
-    assert.match(readFileSync(log, "utf8"), /token=ENOENT/, "its log stays");
+    assert.match(readNodeLog(log), /token=ENOENT/, "its log stays");
   });
 
   it("refuses a template whose command --allow-commands does not allow, naming the command and the flag", async () => {
@@ -520,8 +522,8 @@ describe("--node-user", { timeout: 120_000 }, () => {
     const [found] = nodeProcessesUnder(server.dataDir).filter((node) => node.nodeId === nodeId);
     assert.match(readFileSync(`/proc/${found!.pid}/status`, "utf8"), /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
     const log = join(server.dataDir, "logs", `${nodeId}.log`);
-    await eventually(async () => (readFileSync(log, "utf8").includes("peers=") ? true : undefined), "the node has looked for its peers", 10_000);
-    const said = readFileSync(log, "utf8");
+    await eventually(async () => (readNodeLog(log).includes("peers=") ? true : undefined), "the node has looked for its peers", 10_000);
+    const said = readNodeLog(log);
     assert.match(said, /^uid=65534 gid=65534 home=\S+ token=EACCES db=EACCES$/m);
     assert.match(said, /^peers=read$/m);
     const nodeDir = join(server.dataDir, "nodes", nodeId!);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DroverServiceDefinition } from "@drover/shared";
 import { createChannel, createClient, Metadata } from "nice-grpc";
+import { outputText } from "../src/drivers/logRecords.js";
 
 /** Helpers for tests that run the real server program as a child process. */
 
@@ -104,3 +105,8 @@ export async function freePortWindow(size: number): Promise<{ first: number; las
   throw new Error(`found no ${size} consecutive free ports in 21000..31999`);
 }
 
+
+/** A node's output as its log file keeps it, without the time of each record (see logRecords.ts). */
+export function readNodeLog(path: string): string {
+  return outputText(readFileSync(path));
+}

@@ -1,4 +1,8 @@
-/** Formats a duration in milliseconds the way a person reads it: 850ms, 9.8s, 3m12s, 2h05m, 4d3h. */
+/**
+ * Formats a duration in milliseconds the way a person reads it, rounded to what matters: 850ms,
+ * 9.8s, 3m12s, 2h05m, 4d3h (for how long something took). A setting, which must read back
+ * exactly, is written by durationText (duration.ts).
+ */
 export function formatDuration(milliseconds: number): string {
   const ms = Math.max(0, Math.round(milliseconds));
   if (ms < 1000) return `${ms}ms`;
@@ -10,12 +14,6 @@ export function formatDuration(milliseconds: number): string {
   const hours = Math.floor(minutes / 60);
   if (hours < 24) return `${hours}h${String(minutes % 60).padStart(2, "0")}m`;
   return `${Math.floor(hours / 24)}d${hours % 24}h`;
-}
-
-/** Formats a setting's duration as it would be written: 400ms, 1500ms, 10s, 2m (whole seconds and minutes only). */
-export function formatSetting(milliseconds: number): string {
-  if (milliseconds >= 60_000 && milliseconds % 60_000 === 0) return `${milliseconds / 60_000}m`;
-  return milliseconds % 1000 === 0 ? `${milliseconds / 1000}s` : `${milliseconds}ms`;
 }
 
 /** Formats an age the way kubectl does: 45s, 12m, 3h, 5d. */

@@ -3,6 +3,7 @@ export * from "./gen/drover/v1/drover.js";
 export * from "./alwaysInJson.js";
 export * from "./limits.js";
 export * from "./format.js";
+export * from "./duration.js";
 export * from "./names.js";
 export { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 export * from "./snapshots.js";

@@ -14,12 +14,12 @@ import {
   shortCommandText,
   shortId,
   specText,
-  stateColor,
   strategyText,
-  type Style,
   table,
   templateRows,
 } from "../render.js";
+import { clientCommand } from "../hints.js";
+import { stateColor, type Style } from "../palette.js";
 
 /** A column of the history: its title, and its cell for a revision. */
 interface HistoryColumn {
@@ -105,7 +105,7 @@ const isTemplateField = (name: string) =>
 function specFields(spec: Spec | undefined): [string, string][] {
   if (!spec) return [];
   const serverDefault = (milliseconds: number) => (milliseconds > 0 ? durationText(milliseconds) : "the server's default");
-  const promote = spec.autoPromoteAfterMs > 0 ? `auto after ${durationText(spec.autoPromoteAfterMs)}` : "with 'client graphs promote'";
+  const promote = spec.autoPromoteAfterMs > 0 ? `auto after ${durationText(spec.autoPromoteAfterMs)}` : `with '${clientCommand("graphs promote")}'`;
   const fields: [string, string][] = [
     ["COUNT", String(spec.count)],
     ["VERSION", String(spec.version)],

@@ -3,7 +3,8 @@
  * graph, and what `tasks watch` and `graphs show` print of each task.
  */
 import type { Spec } from "@drover/shared";
-import { actionText, stateColor, type Style, tableLines, taskStateWord, waitingReason } from "../render.js";
+import { stateColor, type Style } from "../palette.js";
+import { actionText, tableLines, taskStateWord, waitingReason } from "../render.js";
 import type { TrackedTask } from "../tracker.js";
 import { idRangesCell } from "./ranges.js";
 

@@ -50,6 +50,7 @@ import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
 import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, NodeNotFoundError, NotFoundError } from "../errors.js";
+import type { Clock } from "../clock.js";
 import type { Driver } from "../drivers/Driver.js";
 import { readLog } from "./readLog.js";
 import { GraphSnapshots } from "./GraphSnapshots.js";
@@ -60,7 +61,17 @@ import type { Reconciler } from "../reconciler/Reconciler.js";
 import type { Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
 import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
-import { optionalRevision, requireAllowedCommand, requireGraphId, requireGroup, requireListLimit, requireNodeId, requireSpec, requireTemplate } from "./validate.js";
+import {
+  optionalRevision,
+  requireAllowedCommand,
+  requireGraphId,
+  requireGroup,
+  requireListLimit,
+  requireLogStart,
+  requireNodeId,
+  requireSpec,
+  requireTemplate,
+} from "./validate.js";
 
 function toApiCrashLoop(loop: CrashLoopStatus | undefined): CrashLoop | undefined {
   return loop && { restarts: loop.restarts, nextAttemptAt: new Date(loop.nextAttemptAt), lastFailure: loop.lastFailure };
@@ -92,6 +103,8 @@ export interface DroverServiceOptions {
   /** The template of a group that has none of its own. */
   defaultTemplate: NodeTemplate;
   driver: Driver;
+  /** The server's clock: `nodes logs --since` counts back from its now, on the timeline of the log's times. */
+  clock: Clock;
   /** Told when a watcher is cut off for falling too far behind. */
   onWatcherDropped?: () => void;
   /** Ends every watch stream; aborted when the server shuts down. */
@@ -236,14 +249,16 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
     async *nodeLogs(request: NodeLogsRequest, context: Context): AsyncGenerator<DeepPartial<NodeLogsResponse>> {
       const nodeId = requireNodeId(request.nodeId);
+      const start = requireLogStart(request, options.clock.now());
       const node = await store.getNode(nodeId);
       if (!node) throw new NodeNotFoundError(nodeId);
       const file = options.driver.logFile(node);
       if (!file) throw new FailedPreconditionError(`node ${nodeId} has no log: the ${options.driver.name} driver keeps none`);
       const signal = streamSignal(context);
       for await (const text of readLog(file, {
-        tailBytes: request.tailBytes || 65_536,
+        start,
         follow: request.follow,
+        timestamps: request.timestamps,
         signal,
         // Following ends once the node is gone for good (stopped, or failed with no process
         // left to write) and its last words are read.

@@ -8,12 +8,13 @@ import {
   specProblems,
   ULID_PATTERN,
 } from "@drover/shared";
-import type { NodeTemplate as ApiTemplate, SetSpecRequest } from "@drover/shared";
+import type { NodeTemplate as ApiTemplate, NodeLogsRequest, SetSpecRequest } from "@drover/shared";
 import type { NodeTemplate, Spec } from "../domain.js";
 import { templateProblems, withDefaults } from "../templates.js";
 import { fromApiFailurePolicy, fromApiTemplate } from "./convert.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
 import type { Driver } from "../drivers/Driver.js";
+import type { LogStart } from "./readLog.js";
 
 /** The group a request names, or the default group; refuses a malformed name. */
 export function requireGroup(group: string): string {
@@ -27,6 +28,23 @@ export function requireNodeId(nodeId: string): string {
   if (!ULID_PATTERN.test(nodeId)) throw new InvalidArgumentError(`node id ${quote(nodeId)} is invalid: a node id is a 26-character ULID`);
   return nodeId;
 }
+
+/** How much of a log a request asks for, by the server's clock `now`; none of it: the last 64 KiB. */
+export function requireLogStart(request: Pick<NodeLogsRequest, "tailLines" | "tailBytes" | "sinceMs">, now: number): LogStart {
+  const { tailLines, tailBytes, sinceMs } = request;
+  if (tailLines !== undefined && (!Number.isSafeInteger(tailLines) || tailLines < -1)) {
+    throw new InvalidArgumentError(`tail lines ${tailLines} is invalid: it must be a number of lines from 0, or -1 for the whole log`);
+  }
+  if (tailLines === undefined && tailBytes === 0 && sinceMs === 0) return { bytes: DEFAULT_LOG_TAIL_BYTES };
+  return {
+    lines: tailLines === undefined || tailLines === -1 ? undefined : tailLines,
+    bytes: tailBytes > 0 ? tailBytes : undefined,
+    since: sinceMs > 0 ? now - sinceMs : undefined,
+  };
+}
+
+/** What a read of a node's log that asks for no particular part of it gets: its last 64 KiB, in whole lines. */
+export const DEFAULT_LOG_TAIL_BYTES = 65_536;
 
 export function requireGraphId(graphId: string): string {
   const problem = graphIdProblem(graphId);

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, constants, fstatSync, openSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
 import type { Logger } from "pino";
+import { encodeOutput, MAX_RECORD_TEXT, RECORD_PREFIX_BYTES } from "./logRecords.js";
 import { type LogLimits, RotatingLog } from "./RotatingLog.js";
 
 /**
@@ -14,15 +15,23 @@ import { type LogLimits, RotatingLog } from "./RotatingLog.js";
  * a server's exit and the next one's start — its output waits in the pipe (64 KiB on Linux),
  * and a node that writes more than that blocks until a server reads again; it never gets
  * SIGPIPE. A server reads the FIFO of every node it starts or re-adopts and writes what comes
- * to the node's log; reading ends when every holder of the write end has exited.
+ * to the node's log, in records that keep the time it received each piece (see logRecords.ts);
+ * reading ends when every holder of the write end has exited.
  */
 export class NodeOutputs {
   private readonly readers = new Map<string, { socket: Socket; log: RotatingLog; ended: Promise<void> }>();
 
+  /** The most output one record of a log carries: a record must fit in a log file whole. */
+  private readonly maxRecordText: number;
+
   constructor(
     private readonly limits: LogLimits,
     private readonly logger: Logger,
-  ) {}
+    /** When a piece of output is received, for its record. */
+    private readonly now: () => number,
+  ) {
+    this.maxRecordText = Math.max(1, Math.min(MAX_RECORD_TEXT, limits.maxBytes - RECORD_PREFIX_BYTES - 1));
+  }
 
   /**
    * Makes the node's FIFO, reads it into `logFile`, and returns the descriptor the node's
@@ -83,8 +92,12 @@ export class NodeOutputs {
   }
 
   private read(nodeId: string, fd: number, logFile: string): void {
-    const log = new RotatingLog(logFile, this.limits, (error) =>
-      this.logger.warn({ err: error, nodeId, logFile }, "cannot write the node's log: its output is dropped until writing works again"),
+    const frame = (output: Buffer) => encodeOutput(output, this.now(), this.maxRecordText);
+    const log = new RotatingLog(
+      logFile,
+      this.limits,
+      (error) => this.logger.warn({ err: error, nodeId, logFile }, "cannot write the node's log: its output is dropped until writing works again"),
+      frame,
     );
     const socket = new Socket({ fd, readable: true, writable: false });
     const ended = new Promise<void>((resolve) => {
@@ -94,7 +107,7 @@ export class NodeOutputs {
         resolve();
       });
     });
-    socket.on("data", (chunk: Buffer) => log.append(chunk));
+    socket.on("data", (chunk: Buffer) => log.append(frame(chunk)));
     socket.on("error", (error) => this.logger.warn({ err: error, nodeId }, "reading the node's output pipe failed"));
     // A reader must not keep the server's process alive on its own.
     socket.unref();

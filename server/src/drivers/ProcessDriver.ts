@@ -91,7 +91,8 @@ const OUTPUT_DRAIN_MS = 1000;
  *     <data dir>/nodes/<id>.out    the FIFO its stdout and stderr go to (0600; see NodeOutputs)
  *     <data dir>/nodes/<id>/       its working directory (0700, owned by the node's user),
  *                                  removed with its process
- *     <log dir>/<id>.log, .log.1   its output, capped (0600; see RotatingLog)
+ *     <log dir>/<id>.log, .log.1   its output with the time of each line, capped (0600; see
+ *                                  logRecords and RotatingLog)
  *     <data dir>/groups/<group>/peers.json   its group's running nodes
  *
  * With `--node-user` the data dir, `nodes/` and `groups/` become 0710 and the peers files
@@ -137,7 +138,7 @@ export class ProcessDriver implements Driver {
     this.dataDir = resolve(options.dataDir);
     this.nodesDir = join(this.dataDir, "nodes");
     this.logDir = resolve(options.logDir ?? join(this.dataDir, "logs"));
-    this.outputs = new NodeOutputs(options.logLimits ?? DEFAULT_LOG_LIMITS, options.logger);
+    this.outputs = new NodeOutputs(options.logLimits ?? DEFAULT_LOG_LIMITS, options.logger, () => options.clock.now());
     this.setpriv = options.nodeUser ? resolveCommand("setpriv", "/", process.env.PATH) : undefined;
     mkdirSync(this.nodesDir, { recursive: true });
     mkdirSync(join(this.dataDir, "groups"), { recursive: true });

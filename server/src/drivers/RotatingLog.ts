@@ -18,6 +18,9 @@ export interface LogLimits {
  * single line longer than the cap is split. When the disk is full the log rotates at once, its
  * oldest file making room for the newest output; a write that still fails is dropped, so that
  * the node is never held up, and once writing works again a line in the log says how much was lost.
+ *
+ * It keeps bytes as they come; a node's log is written in records with times (see logRecords.ts),
+ * each a line shorter than the cap, so that none is ever split.
  */
 export class RotatingLog {
   private fd: number | undefined;
@@ -29,6 +32,8 @@ export class RotatingLog {
     private readonly limits: LogLimits,
     /** Told of the first failed write after a good one (a full disk), to log it once per episode. */
     private readonly onWriteError: (error: Error) => void,
+    /** Makes the log's own line (how much was lost) into what the file holds: a record, for a node's log. */
+    private readonly frameNote: (line: Buffer) => Buffer = (line) => line,
   ) {}
 
   append(chunk: Buffer): void {
@@ -61,7 +66,7 @@ export class RotatingLog {
   private writeWithNote(chunk: Buffer): void {
     this.open();
     if (this.lost.bytes > 0) {
-      this.write(Buffer.from(`[drover: ${this.lost.bytes} bytes of this node's output were lost: ${this.lost.reason}]\n`));
+      this.write(this.frameNote(Buffer.from(`[drover: ${this.lost.bytes} bytes of this node's output were lost: ${this.lost.reason}]\n`)));
       this.lost = { bytes: 0, reason: "" };
     }
     this.write(chunk);

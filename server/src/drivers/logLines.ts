@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
+import { outputText } from "./logRecords.js";
 
-/** The last `bytes` of a file, as text. */
+/** The node's output in the last `bytes` of its log file, without the times its records keep. */
 export function readTail(path: string, bytes: number): string {
-  const text = readFileSync(path);
-  return text.subarray(Math.max(0, text.length - bytes)).toString("utf8");
+  const log = readFileSync(path);
+  return outputText(log.subarray(Math.max(0, log.length - bytes)));
 }
 
 /**

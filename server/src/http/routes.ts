@@ -29,7 +29,7 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | POST | /v1/graphs/{id}:cancel, :pause, :resume, :promote | CancelGraph, PauseGraph, ResumeGraph, PromoteGraph |
  * | GET  | /v1/nodes/{id} | GetNodeStats |
  * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
- * | GET  | /v1/nodes/{id}/logs?follow=&tailBytes= | NodeLogs (text stream) |
+ * | GET  | /v1/nodes/{id}/logs?follow=&tailLines=&sinceMs=&timestamps=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
  *
  * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
@@ -43,6 +43,9 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * the shared package): a spec always carries its count, version, max surge, max unavailable
  * and min-ready.
  */
+
+/** NodeLogs' tail_lines: a number of lines, or -1 for the whole log. */
+const lineCount: JsonSchema = { type: "integer", minimum: -1, maximum: Number.MAX_SAFE_INTEGER, description: "a number of lines, or -1 for all" };
 
 export interface RouteSupport {
   caller: ServiceCaller;
@@ -193,7 +196,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     ],
   });
   stream("/v1/nodes/:id/logs", "nodeLogs", {
-    query: message({ follow: boolean, tailBytes: uint32 }),
+    query: message({ follow: boolean, tailBytes: uint32, tailLines: lineCount, sinceMs: uint64, timestamps: boolean }),
     format: () => "text",
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,

@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { formatSetting } from "@drover/shared";
+import { durationText } from "@drover/shared";
 import { isAbortError } from "abort-controller-x";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -482,7 +482,7 @@ export class GraphRun {
     const auto = this.graph.spec.autoPromoteAfterMs ?? 0;
     const how = `'client graphs promote ${this.graph.id}'`;
     const why =
-      auto > 0 ? `canaries are up: promoting by itself in ${formatSetting(auto)}, or now with ${how}` : `canaries are up: waiting for ${how}`;
+      auto > 0 ? `canaries are up: promoting by itself in ${durationText(auto)}, or now with ${how}` : `canaries are up: waiting for ${how}`;
     task.waiting = why;
     await this.record([{ ...this.taskTransition(task, TaskState.pending), waiting: why, message: why }]);
     const promoted = await new Promise<boolean>((resolve) => {

@@ -1,4 +1,4 @@
-import { formatSetting } from "@drover/shared";
+import { durationText } from "@drover/shared";
 import type { Clock } from "../clock.js";
 import type { Node } from "../domain.js";
 import { DriverError, type Driver, type NodeFailure, type NodeHandle } from "../drivers/Driver.js";
@@ -41,7 +41,7 @@ export class MinReadyHold {
         done();
         node.exitStatus = failure.exitStatus ?? node.exitStatus;
         const how = failure.state === "failed" ? "failed" : "turned unhealthy";
-        const error = new DriverError(`node ${node.id} ${how} within its min-ready of ${formatSetting(minReadyMs)}: ${failure.reason}`);
+        const error = new DriverError(`node ${node.id} ${how} within its min-ready of ${durationText(minReadyMs)}: ${failure.reason}`);
         if (failure.state === "failed") return reject(error);
         // Still there but unhealthy: stopped, so the retry starts it afresh.
         const fail = () => reject(error);
