@@ -1,3 +1,4 @@
+import { resolveRolloutBounds } from "@drover/shared";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import {
@@ -337,7 +338,7 @@ export class Reconciler {
       const { store, clock, newId, logger, bus } = this.options;
       this.options.storage?.refuseNewWork();
       const superseded = this.haltRunsOf(node.group);
-      const surgeFirst = current.spec.maxSurge > 0;
+      const surgeFirst = resolveRolloutBounds(current.spec).maxSurge > 0;
       // The replacement runs what the node ran: its own revision's template.
       const replacement: PlannedTask = { id: 0, prerequisites: [], action: "start_node", version: node.version };
       if (node.revision !== undefined) replacement.revision = node.revision;
@@ -430,7 +431,7 @@ export class Reconciler {
     const capacity = this.options.capacity;
     if (!capacity || (!spec.cpuMillis && !spec.memoryMb)) return;
     const others = await this.options.store.reservedByOtherGroups(group);
-    const peak = spec.count + spec.maxSurge;
+    const peak = spec.count + resolveRolloutBounds(spec).maxSurge;
     const shortages: string[] = [];
     const cpu = peak * (spec.cpuMillis ?? 0);
     if (cpu + others.cpuMillis > capacity.cpuMillis) {
