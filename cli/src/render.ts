@@ -31,6 +31,7 @@ import {
   type VersionCount,
 } from "@drover/shared";
 import Table from "cli-table3";
+import { boundText } from "./boundText.js";
 import type { GraphTracker, TaskTally, TrackedTask } from "./tracker.js";
 
 /** How output looks: colour only on a terminal that wants it (not with NO_COLOR or TERM=dumb). */
@@ -115,8 +116,8 @@ export function updateHeader(response: SetSpecResponse, dryRun: boolean): string
 /** `max surge 0, max unavailable 1`, then what is not the default: how a header says a spec rolls out. */
 export function headerStrategyText(spec: Spec): string {
   return [
-    `max surge ${spec.maxSurge}`,
-    `max unavailable ${spec.maxUnavailable}`,
+    `max surge ${boundText(spec.maxSurge, spec.maxSurgePercent)}`,
+    `max unavailable ${boundText(spec.maxUnavailable, spec.maxUnavailablePercent)}`,
     ...rolloutWords(spec),
     ...policyWords(spec, { always: false }),
     ...resourceWords(spec),
@@ -228,8 +229,8 @@ function resourceWords(spec: Spec): string[] {
 export function strategyText(spec: Spec | undefined): string {
   if (!spec) return "-";
   return [
-    `surge ${spec.maxSurge}`,
-    `unavailable ${spec.maxUnavailable}`,
+    `surge ${boundText(spec.maxSurge, spec.maxSurgePercent, false)}`,
+    `unavailable ${boundText(spec.maxUnavailable, spec.maxUnavailablePercent, false)}`,
     ...rolloutWords(spec),
     ...policyWords(spec, { always: true }),
     ...resourceWords(spec),
@@ -655,8 +656,8 @@ function specFields(spec: Spec | undefined): [string, string][] {
   const fields: [string, string][] = [
     ["COUNT", String(spec.count)],
     ["VERSION", String(spec.version)],
-    ["MAX SURGE", String(spec.maxSurge)],
-    ["MAX UNAVAILABLE", String(spec.maxUnavailable)],
+    ["MAX SURGE", boundText(spec.maxSurge, spec.maxSurgePercent)],
+    ["MAX UNAVAILABLE", boundText(spec.maxUnavailable, spec.maxUnavailablePercent)],
     ["MIN READY", spec.minReadyMs > 0 ? durationText(spec.minReadyMs) : "0 (available once healthy)"],
     ["CANARY", spec.canary > 0 ? `${spec.canary}, then promote ${promote}` : "none"],
     ["ON FAILURE", spec.onFailure === FailurePolicy.FAILURE_POLICY_ROLLBACK ? "rollback" : "stop"],
