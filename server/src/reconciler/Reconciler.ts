@@ -31,6 +31,7 @@ import { plan } from "../planner/plan.js";
 import type { GraphRun, SettleTransition } from "../scheduler/GraphRun.js";
 import { sameTemplate, templateHash } from "../templates.js";
 import { logTemplateChange } from "./templateChanges.js";
+import { requirePorts } from "./portAdmission.js";
 import type { NodeTemplate } from "../domain.js";
 import { CrashLoopBackoff, type CrashLoopOptions, type CrashLoopStatus } from "./CrashLoopBackoff.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
@@ -187,6 +188,7 @@ export class Reconciler {
     if (!options.dryRun) this.options.storage?.refuseNewWork();
     const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
     await this.requireCapacity(group, spec);
+    requirePorts(group, spec, this.options.driver);
     // Superseded runs are not waited for: their starts under way are abandoned (their nodes
     // stopped), their stops finish in the background, and the new graph's first tasks wait for them.
     const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group);
