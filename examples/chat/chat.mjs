@@ -356,24 +356,42 @@ function parsePeers(text) {
 // The driver replaces the file atomically (write temp + rename). fs.watch
 // loses track of a file across renames, so poll its identity and mtime instead.
 let peersFileSignature = null;
+let peersFileProblem = null; // what the log last said is wrong with the file, said once
 function pollPeersFile() {
   let signature;
   try {
     const st = fs.statSync(PEERS_FILE);
     signature = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    signature = 'missing';
+  } catch (err) {
+    signature = err.code === 'ENOENT' ? 'missing' : `stat failed: ${err.code || err.message}`;
   }
   if (signature === peersFileSignature) return;
   peersFileSignature = signature;
-  if (signature === 'missing') return syncPeers([]); // no file: no peers (yet)
-  try {
-    syncPeers(parsePeers(fs.readFileSync(PEERS_FILE, 'utf8')));
-  } catch (err) {
-    // Half-written or broken: keep what we have (nothing, at start) and wait
-    // for the next version of the file rather than drop every connection.
-    log(`peers file ${PEERS_FILE} unreadable, keeping current peers: ${err.message}`);
+  if (signature === 'missing') {
+    // The first node of a group starts before the file is written; a wrong path never sees it.
+    peersFileTrouble('does not exist (yet): no peers until it does');
+    return syncPeers([]);
   }
+  if (signature.startsWith('stat failed')) {
+    peersFileTrouble(`cannot be read (${signature.slice('stat failed: '.length)}): no peers until it can`);
+    return syncPeers([]);
+  }
+  try {
+    const peers = parsePeers(fs.readFileSync(PEERS_FILE, 'utf8'));
+    syncPeers(peers);
+    if (peersFileProblem !== null) log(`peers file ${PEERS_FILE} read: ${peers.filter((p) => p.id !== NODE_ID).length} peers listed`);
+    peersFileProblem = null;
+  } catch (err) {
+    // Unreadable, half-written or broken: keep what we have (nothing, at start)
+    // and wait for the next version of the file rather than drop every connection.
+    peersFileTrouble(`${err.code ? `cannot be read (${err.code})` : `does not parse (${err.message})`}: keeping current peers`);
+  }
+}
+
+// Says what is wrong with the peers file, once for each new problem.
+function peersFileTrouble(problem) {
+  if (problem !== peersFileProblem) log(`peers file ${PEERS_FILE} ${problem}`);
+  peersFileProblem = problem;
 }
 
 // ---------------------------------------------------------------- start and stop

@@ -260,6 +260,26 @@ describe('three chat nodes sharing a peers file', { timeout: 20_000 }, () => {
   });
 });
 
+test('a node whose peers file cannot be read says so in its log, once, and when it can again', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chat-peers-'));
+  try {
+    const peersFile = path.join(dir, 'peers.json');
+    const port = await freePort();
+    const proc = startNode({ PORT: String(port), DROVER_NODE_ID: 'lonely', DROVER_VERSION: '1', DROVER_PEERS_FILE: peersFile });
+    await waitFor('the missing file in its log', () => proc.stdoutText.includes(`[lonely] peers file ${peersFile} does not exist (yet): no peers until it does`));
+    fs.writeFileSync(peersFile, '{"peers":');
+    await waitFor('the broken file in its log', () => /\[lonely\] peers file .* does not parse \(.*\): keeping current peers/.test(proc.stdoutText));
+    writePeers(peersFile, [{ id: 'lonely', port }, { id: 'other', port: await freePort() }]);
+    await waitFor('the file read in its log', () => proc.stdoutText.includes(`[lonely] peers file ${peersFile} read: 1 peers listed`));
+    await sleep(1200); // a few polls: nothing is said twice
+    assert.equal(proc.stdoutText.match(/does not exist/g).length, 1, proc.stdoutText);
+    proc.kill('SIGTERM');
+    await proc.closed;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // ---------------------------------------------------------------- start-up errors
 
 test('a missing required variable exits 2 with one line on stderr', async () => {
