@@ -33,6 +33,7 @@ import {
   formatBytes,
 } from "@drover/shared";
 import Table from "cli-table3";
+import { boundText } from "./boundText.js";
 import { alignedLines, type Rows } from "./render/columns.js";
 import { clientCommand } from "./hints.js";
 import { bold, green, nodeStateColor, red, stateColor, type Style, yellow } from "./palette.js";
@@ -118,8 +119,8 @@ export function updateHeader(response: SetSpecResponse, dryRun: boolean): string
 /** `max surge 0, max unavailable 1`, then what is not the default: how a header says a spec rolls out. */
 export function headerStrategyText(spec: Spec): string {
   return [
-    `max surge ${spec.maxSurge}`,
-    `max unavailable ${spec.maxUnavailable}`,
+    `max surge ${boundText(spec.maxSurge, spec.maxSurgePercent)}`,
+    `max unavailable ${boundText(spec.maxUnavailable, spec.maxUnavailablePercent)}`,
     ...rolloutWords(spec),
     ...policyWords(spec, { always: false }),
     ...resourceWords(spec),
@@ -226,8 +227,8 @@ function resourceWords(spec: Spec): string[] {
 export function strategyText(spec: Spec | undefined): string {
   if (!spec) return "-";
   return [
-    `surge ${spec.maxSurge}`,
-    `unavailable ${spec.maxUnavailable}`,
+    `surge ${boundText(spec.maxSurge, spec.maxSurgePercent, false)}`,
+    `unavailable ${boundText(spec.maxUnavailable, spec.maxUnavailablePercent, false)}`,
     ...rolloutWords(spec),
     ...policyWords(spec, { always: true }),
     ...resourceWords(spec),

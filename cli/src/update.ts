@@ -1,9 +1,13 @@
 import {
+  boundProblem,
   DEFAULT_MAX_SURGE,
   DEFAULT_MAX_UNAVAILABLE,
   type Graph,
+  type IntOrPercent,
   MAX_COUNT,
   MAX_VERSION,
+  parseIntOrPercent,
+  percentOf,
   type SetSpecRequest,
   SetSpecResponse,
   specProblems,
@@ -54,6 +58,8 @@ export type UpdateRequest = Pick<
   | "version"
   | "maxSurge"
   | "maxUnavailable"
+  | "maxSurgePercent"
+  | "maxUnavailablePercent"
   | "dryRun"
   | "expectRevision"
   | "onFailure"
@@ -72,12 +78,8 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
   const problems: string[] = [];
   const count = integerArgument("count", args.count, 0, MAX_COUNT, problems);
   const version = integerArgument("version", args.version, 1, MAX_VERSION, problems);
-  const maxSurge =
-    args.maxSurge === undefined ? undefined : integerArgument("max surge", args.maxSurge, 0, MAX_COUNT, problems);
-  const maxUnavailable =
-    args.maxUnavailable === undefined
-      ? undefined
-      : integerArgument("max unavailable", args.maxUnavailable, 0, MAX_COUNT, problems);
+  const maxSurge = boundArgument("max surge", args.maxSurge, problems);
+  const maxUnavailable = boundArgument("max unavailable", args.maxUnavailable, problems);
   const expectRevision = revisionArgument("expect revision", args.expectRevision, 0, problems);
   const onFailure = failurePolicyArgument(args.onFailure, problems);
   const taskTimeoutMs = durationArgument("task timeout", args.taskTimeout, problems);
@@ -109,8 +111,11 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
     group,
     count,
     version,
-    maxSurge,
-    maxUnavailable,
+    // A percent goes in its own field, which the server resolves against count (and stores as given).
+    maxSurge: nodesOf(maxSurge),
+    maxSurgePercent: maybePercentOf(maxSurge),
+    maxUnavailable: nodesOf(maxUnavailable),
+    maxUnavailablePercent: maybePercentOf(maxUnavailable),
     dryRun: Boolean(args.dryRun),
     expectRevision,
     onFailure,
@@ -124,6 +129,21 @@ export function updateRequest(args: UpdateArguments, group: string): UpdateReque
     autoPromoteAfterMs,
   };
 }
+
+/** `--max-surge` or `--max-unavailable`: a number of nodes, or a percent of count (`25%`); absent: the server's default. */
+function boundArgument(name: string, text: string | undefined, problems: string[]): IntOrPercent | undefined {
+  if (text === undefined) return undefined;
+  const value = parseIntOrPercent(text);
+  const problem = boundProblem(name, value, MAX_COUNT);
+  if (problem) problems.push(problem.replace(`${name} ${value}`, `${name} ${JSON.stringify(text)}`));
+  return value;
+}
+
+/** A bound given as a number of nodes, for SetSpec's `maxSurge` or `maxUnavailable`; undefined for a percent or none. */
+const nodesOf = (value: IntOrPercent | undefined): number | undefined => (typeof value === "number" ? value : undefined);
+
+/** A bound given as a percent, for SetSpec's `maxSurgePercent` or `maxUnavailablePercent`: 25 for 25%. */
+const maybePercentOf = (value: IntOrPercent | undefined): number | undefined => (value === undefined ? undefined : percentOf(value));
 
 /**
  * `update <count> <version>`: stores the spec, prints the plan, and (unless --dry-run or

@@ -79,7 +79,9 @@ describe("arguments to requests", () => {
       count: 3,
       version: 2,
       maxSurge: undefined,
+      maxSurgePercent: undefined,
       maxUnavailable: undefined,
+      maxUnavailablePercent: undefined,
       dryRun: false,
       expectRevision: undefined,
       onFailure: FailurePolicy.FAILURE_POLICY_UNSPECIFIED,
@@ -95,6 +97,10 @@ describe("arguments to requests", () => {
     assert.throws(() => updateRequest({ count: "x", version: "y" }, "web"), /count "x" is invalid.*; version "y" is invalid/);
     assert.throws(() => updateRequest({ count: "3", version: "2", maxUnavailable: "0" }, "web"), /both 0/);
     assert.doesNotThrow(() => updateRequest({ count: "3", version: "2", maxSurge: "1", maxUnavailable: "0" }, "web"));
+    // A percent goes in its own field; the server resolves it against the count.
+    const percent = updateRequest({ count: "10", version: "2", maxSurge: "25%", maxUnavailable: "1" }, "web");
+    assert.deepEqual([percent.maxSurge, percent.maxSurgePercent, percent.maxUnavailable, percent.maxUnavailablePercent], [undefined, 25, 1, undefined]);
+    assert.throws(() => updateRequest({ count: "3", version: "2", maxSurge: "0%", maxUnavailable: "0%" }, "web"), /both 0/);
   });
 
   test("update reads the failure policy, durations with a unit, and the revision it expects, naming every bad one", () => {

@@ -69,6 +69,8 @@ describe('the chat example and web pages of other sites', () => {
           const events = buffer.split('\n\n');
           buffer = events.pop();
           for (const event of events) {
+            // Messages only, not whom the stream reaches (`event: node`).
+            if (event.split('\n').includes('event: node')) continue;
             for (const data of event.split('\n').filter((l) => l.startsWith('data: '))) delivered.push(JSON.parse(data.slice(6)));
           }
         });

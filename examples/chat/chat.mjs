@@ -7,6 +7,13 @@
 // carries only the messages that originated on that node. Relaying therefore
 // never loops: a message travels at most one hop, origin -> each peer.
 //
+// Each node also keeps the last BACKLOG_LIMIT messages it has seen, whatever
+// their origin: a browser that opens /events gets them first, and so does a
+// node that opens /peer-stream, so the room's recent history outlives the
+// nodes of a rolling update. A backlog only ever moves to a node's own
+// browsers and to a peer that asked, never on to further peers, and every
+// message is kept once by id, so it cannot loop either.
+//
 // Node 20, no dependencies: only node: built-ins. See README.md for the
 // environment and endpoint contract.
 
@@ -23,6 +30,7 @@ const POLL_MS = 500; // peers file polling period
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
 const SEEN_LIMIT = 10_000; // message ids remembered for de-duplication
+const BACKLOG_LIMIT = 50; // recent messages a new browser or peer is sent first
 
 // ---------------------------------------------------------------- config
 
@@ -59,16 +67,36 @@ const log = (line) => console.log(`[${NODE_ID}] ${line}`);
 const clients = new Set(); // SSE responses of browsers (GET /events)
 const peerSubscribers = new Set(); // SSE responses of other nodes (GET /peer-stream)
 const seen = new Set(); // recent message ids; a Set iterates in insertion order
+let backlog = []; // the last BACKLOG_LIMIT messages seen, oldest first by time
+
+const messageFrame = (msg) => `id: ${msg.id}\ndata: ${JSON.stringify(msg)}\n\n`;
 
 // Hand a message to everyone who should see it, at most once per id.
 function broadcast(msg) {
   if (seen.has(msg.id)) return;
   seen.add(msg.id);
   if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value); // drop the oldest
-  const frame = `id: ${msg.id}\ndata: ${JSON.stringify(msg)}\n\n`;
+  // A peer's backlog may bring an older message after newer ones: keep the newest by time.
+  backlog.push(msg);
+  backlog.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  if (backlog.length > BACKLOG_LIMIT) backlog = backlog.slice(-BACKLOG_LIMIT);
+  const frame = messageFrame(msg);
   for (const res of clients) res.write(frame);
   // Peers only get what was posted here; they hear other nodes directly.
   if (msg.origin === NODE_ID) for (const res of peerSubscribers) res.write(frame);
+}
+
+// Who a browser is talking to: this node, its version and its connected peers.
+// Sent first on every /events stream (a reconnect after a rolling update may
+// reach another node on the same port), and again whenever the peer count changes.
+function identity() {
+  const peers = [...peerConns.values()].filter((c) => c.connected).length;
+  return { node: NODE_ID, version: VERSION, group: GROUP, peers };
+}
+const identityFrame = () => `event: node\ndata: ${JSON.stringify(identity())}\n\n`;
+function announceIdentity() {
+  const frame = identityFrame();
+  for (const res of clients) res.write(frame);
 }
 
 function isMessage(m) {
@@ -177,8 +205,7 @@ function handle(req, res) {
 }
 
 function healthz(req, res) {
-  const peers = [...peerConns.values()].filter((c) => c.connected).length;
-  sendJson(res, 200, { status: 'ok', node: NODE_ID, version: VERSION, group: GROUP, peers, clients: clients.size });
+  sendJson(res, 200, { status: 'ok', ...identity(), clients: clients.size });
 }
 
 function openStream(req, res, set) {
@@ -193,6 +220,9 @@ function openStream(req, res, set) {
     'x-drover-node': NODE_ID, // lets a peer check it reached the node it meant to
   });
   res.write(': connected\n\n'); // get the headers and a first byte out now
+  // A browser learns whom it talks to; a browser or a peer gets the recent messages first.
+  if (set === clients) res.write(identityFrame());
+  for (const msg of backlog) res.write(messageFrame(msg));
   set.add(res);
   res.on('close', () => set.delete(res));
 }
@@ -284,6 +314,7 @@ function connectPeer(conn) {
     if (conn.connected) {
       conn.connected = false;
       log(`peer ${conn.id} disconnected (${why})`);
+      announceIdentity();
     }
     if (conn.stopped) return;
     conn.timer = setTimeout(() => connectPeer(conn), conn.backoff);
@@ -307,6 +338,7 @@ function connectPeer(conn) {
     conn.problem = null;
     conn.backoff = BACKOFF_MIN_MS;
     log(`peer ${conn.id} connected (${conn.host}:${conn.port})`);
+    announceIdentity();
     readSse(res, (data) => {
       let msg;
       try {
@@ -322,8 +354,12 @@ function connectPeer(conn) {
 function stopPeer(conn, why) {
   conn.stopped = why;
   clearTimeout(conn.timer);
-  if (conn.connected) log(`peer ${conn.id} disconnected (${why})`);
+  const wasConnected = conn.connected;
   conn.connected = false;
+  if (wasConnected) {
+    log(`peer ${conn.id} disconnected (${why})`);
+    announceIdentity();
+  }
   conn.req?.destroy(); // gone() then sees it stopped and does not retry
 }
 
@@ -356,24 +392,42 @@ function parsePeers(text) {
 // The driver replaces the file atomically (write temp + rename). fs.watch
 // loses track of a file across renames, so poll its identity and mtime instead.
 let peersFileSignature = null;
+let peersFileProblem = null; // what the log last said is wrong with the file, said once
 function pollPeersFile() {
   let signature;
   try {
     const st = fs.statSync(PEERS_FILE);
     signature = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    signature = 'missing';
+  } catch (err) {
+    signature = err.code === 'ENOENT' ? 'missing' : `stat failed: ${err.code || err.message}`;
   }
   if (signature === peersFileSignature) return;
   peersFileSignature = signature;
-  if (signature === 'missing') return syncPeers([]); // no file: no peers (yet)
-  try {
-    syncPeers(parsePeers(fs.readFileSync(PEERS_FILE, 'utf8')));
-  } catch (err) {
-    // Half-written or broken: keep what we have (nothing, at start) and wait
-    // for the next version of the file rather than drop every connection.
-    log(`peers file ${PEERS_FILE} unreadable, keeping current peers: ${err.message}`);
+  if (signature === 'missing') {
+    // The first node of a group starts before the file is written; a wrong path never sees it.
+    peersFileTrouble('does not exist (yet): no peers until it does');
+    return syncPeers([]);
   }
+  if (signature.startsWith('stat failed')) {
+    peersFileTrouble(`cannot be read (${signature.slice('stat failed: '.length)}): no peers until it can`);
+    return syncPeers([]);
+  }
+  try {
+    const peers = parsePeers(fs.readFileSync(PEERS_FILE, 'utf8'));
+    syncPeers(peers);
+    if (peersFileProblem !== null) log(`peers file ${PEERS_FILE} read: ${peers.filter((p) => p.id !== NODE_ID).length} peers listed`);
+    peersFileProblem = null;
+  } catch (err) {
+    // Unreadable, half-written or broken: keep what we have (nothing, at start)
+    // and wait for the next version of the file rather than drop every connection.
+    peersFileTrouble(`${err.code ? `cannot be read (${err.code})` : `does not parse (${err.message})`}: keeping current peers`);
+  }
+}
+
+// Says what is wrong with the peers file, once for each new problem.
+function peersFileTrouble(problem) {
+  if (problem !== peersFileProblem) log(`peers file ${PEERS_FILE} ${problem}`);
+  peersFileProblem = problem;
 }
 
 // ---------------------------------------------------------------- start and stop
@@ -449,7 +503,7 @@ function page(req, res) {
 </style>
 </head>
 <body>
-<header><span id="status">connecting…</span><b>chat</b> <small>node ${escapeHtml(NODE_ID)} · version ${escapeHtml(VERSION)}${GROUP ? ` · group ${escapeHtml(GROUP)}` : ''}</small></header>
+<header><span id="status">connecting…</span><b>chat</b> <small>node <span id="node">${escapeHtml(NODE_ID)}</span> · version <span id="version">${escapeHtml(VERSION)}</span>${GROUP ? ` · group ${escapeHtml(GROUP)}` : ''} · <span id="peers">…</span></small></header>
 <ol id="list"></ol>
 <div id="error"></div>
 <form id="form">
@@ -459,14 +513,28 @@ function page(req, res) {
 </form>
 <script>
   const $ = (id) => document.getElementById(id);
-  const here = ${JSON.stringify(NODE_ID).replace(/</g, '\\u003c')};
+  // The node behind this port may change (a rolling update replaces it): each
+  // (re)connected stream says first whom it reaches, and again when its peers change.
+  let here = ${JSON.stringify(NODE_ID).replace(/</g, '\\u003c')};
+  const shown = new Set(); // message ids on the page: a reconnect sends the backlog again
   $('author').value = localStorage.getItem('chat-author') || '';
   const events = new EventSource('/events');
   events.onopen = () => { $('status').textContent = 'live'; };
   events.onerror = () => { $('status').textContent = 'reconnecting…'; };
+  events.addEventListener('node', (e) => {
+    const who = JSON.parse(e.data);
+    here = who.node;
+    $('node').textContent = who.node;
+    $('version').textContent = who.version;
+    $('peers').textContent = who.peers === 1 ? '1 peer' : who.peers + ' peers';
+    document.title = 'chat · ' + who.node + ' · v' + who.version;
+  });
   events.onmessage = (e) => {
     const m = JSON.parse(e.data);
+    if (shown.has(m.id)) return;
+    shown.add(m.id);
     const li = document.createElement('li');
+    li.dataset.time = m.time;
     const meta = document.createElement('span');
     meta.className = 'meta';
     const via = m.origin === here ? '' : ' via ' + m.origin.slice(-6);
@@ -474,8 +542,10 @@ function page(req, res) {
     const who = document.createElement('b');
     who.textContent = m.author + ': ';
     li.append(meta, who, m.text); // text nodes: nothing a user types becomes HTML
-    $('list').append(li);
-    li.scrollIntoView();
+    // In time order: a peer's backlog may bring an older message after newer ones.
+    const later = [...$('list').children].find((other) => other.dataset.time > m.time);
+    $('list').insertBefore(li, later || null);
+    if (!later) li.scrollIntoView();
   };
   $('form').onsubmit = async (e) => {
     e.preventDefault();

@@ -109,13 +109,14 @@ function logs() {
   return [...children].map((c) => `--- pid ${c.pid}\n${c.stdoutText}${c.stderrText}`).join('\n');
 }
 
-// Open GET /events and collect every `data:` payload, parsed.
+// Open GET /events and collect every message, parsed, and apart from them every
+// `event: node` (whom the stream reaches).
 function subscribe(port) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/events', agent: false }, (res) => {
       assert.equal(res.statusCode, 200);
       assert.match(res.headers['content-type'], /^text\/event-stream/);
-      const client = { messages: [], ended: new Promise((r) => res.on('close', r)), destroy: () => req.destroy() };
+      const client = { messages: [], identities: [], ended: new Promise((r) => res.on('close', r)), destroy: () => req.destroy() };
       streams.add(client);
       let buffer = '';
       res.setEncoding('utf8');
@@ -124,8 +125,10 @@ function subscribe(port) {
         const events = buffer.split('\n\n');
         buffer = events.pop();
         for (const event of events) {
-          const data = event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
-          if (data.length > 0) client.messages.push(JSON.parse(data.join('\n')));
+          const lines = event.split('\n');
+          const data = lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+          if (data.length === 0) continue;
+          (lines.includes('event: node') ? client.identities : client.messages).push(JSON.parse(data.join('\n')));
         }
       });
       res.on('error', () => {});
@@ -258,6 +261,90 @@ describe('three chat nodes sharing a peers file', { timeout: 20_000 }, () => {
     // node 2 still lists node 1, but can no longer reach it.
     await waitFor('node 2 to report 0 peers', async () => (await health(nodes[1].port))?.peers === 0, 5_000);
   });
+});
+
+// ---------------------------------------------------------------- what a stream sends first
+
+describe('what a stream sends first: the node it reaches, and the recent messages', { timeout: 20_000 }, () => {
+  let dir;
+  let peersFile;
+  const nodes = [];
+  const node = (id) => nodes.find((n) => n.id === id);
+  const start = (n) => {
+    n.proc = startNode({ PORT: String(n.port), DROVER_NODE_ID: n.id, DROVER_VERSION: VERSION, DROVER_GROUP: 'room', DROVER_PEERS_FILE: peersFile });
+  };
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chat-first-'));
+    peersFile = path.join(dir, 'peers.json');
+    for (const id of ['a', 'b', 'c']) nodes.push({ id, port: await freePort() });
+    writePeers(peersFile, nodes.slice(0, 2));
+    for (const n of nodes.slice(0, 2)) start(n);
+    for (const n of nodes.slice(0, 2)) await waitFor(`${n.id} to report 1 peer`, async () => (await health(n.port))?.peers === 1);
+  });
+
+  after(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a browser stream starts with the node, its version and its peers, and says again when the peer count changes', async () => {
+    const client = await subscribe(node('a').port);
+    await waitFor('the first event', () => client.identities.length > 0);
+    assert.deepEqual(client.identities[0], { node: 'a', version: VERSION, group: 'room', peers: 1 });
+    writePeers(peersFile, [node('a')]);
+    await waitFor('a to say it has no peer', () => client.identities.at(-1).peers === 0);
+    writePeers(peersFile, nodes.slice(0, 2));
+    await waitFor('a to say it has its peer again', () => client.identities.at(-1).peers === 1);
+    assert.equal(client.messages.length, 0, 'no message was posted');
+    client.destroy();
+  });
+
+  test('a browser that opens a stream gets the last 50 messages first, oldest first, on every node', async () => {
+    const texts = Array.from({ length: 55 }, (_, i) => `message ${i}`);
+    for (const text of texts) assert.equal((await postJson(node('a').port, { author: 'ann', text })).status, 202);
+    for (const id of ['a', 'b']) {
+      const client = await subscribe(node(id).port);
+      await waitFor(`${id}'s backlog`, () => client.messages.length >= 50);
+      await sleep(200); // room for more than the backlog to show up
+      assert.deepEqual(client.messages.map((m) => m.text), texts.slice(5), `${id}'s stream`);
+      client.destroy();
+    }
+  });
+
+  test('a node that joins gets the backlog from its peers, so the recent messages outlive the nodes of a rolling update', async () => {
+    writePeers(peersFile, nodes);
+    start(node('c'));
+    await waitFor('c to report 2 peers', async () => (await health(node('c').port))?.peers === 2);
+    // The nodes that had the messages go, as a rolling update replaces them.
+    for (const id of ['a', 'b']) node(id).proc.kill('SIGTERM');
+    await Promise.all(['a', 'b'].map((id) => node(id).proc.closed));
+    const client = await subscribe(node('c').port);
+    await waitFor("c's backlog", () => client.messages.length >= 50);
+    await sleep(200);
+    assert.deepEqual(client.messages.map((m) => m.text), Array.from({ length: 50 }, (_, i) => `message ${i + 5}`));
+    assert.equal(new Set(client.messages.map((m) => m.id)).size, 50, 'each message once');
+    client.destroy();
+  });
+});
+
+test('a node whose peers file cannot be read says so in its log, once, and when it can again', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chat-peers-'));
+  try {
+    const peersFile = path.join(dir, 'peers.json');
+    const port = await freePort();
+    const proc = startNode({ PORT: String(port), DROVER_NODE_ID: 'lonely', DROVER_VERSION: '1', DROVER_PEERS_FILE: peersFile });
+    await waitFor('the missing file in its log', () => proc.stdoutText.includes(`[lonely] peers file ${peersFile} does not exist (yet): no peers until it does`));
+    fs.writeFileSync(peersFile, '{"peers":');
+    await waitFor('the broken file in its log', () => /\[lonely\] peers file .* does not parse \(.*\): keeping current peers/.test(proc.stdoutText));
+    writePeers(peersFile, [{ id: 'lonely', port }, { id: 'other', port: await freePort() }]);
+    await waitFor('the file read in its log', () => proc.stdoutText.includes(`[lonely] peers file ${peersFile} read: 1 peers listed`));
+    await sleep(1200); // a few polls: nothing is said twice
+    assert.equal(proc.stdoutText.match(/does not exist/g).length, 1, proc.stdoutText);
+    proc.kill('SIGTERM');
+    await proc.closed;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------- start-up errors

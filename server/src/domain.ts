@@ -19,12 +19,18 @@
  *   alive: a node whose process may be up (starting, running, unhealthy, stopping).
  * - canary: the first nodes a rollout moves to the new spec, before a promote gate.
  */
+import type { IntOrPercent } from "@drover/shared";
 
 export interface Spec {
   count: number;
   version: number;
-  maxSurge: number;
-  maxUnavailable: number;
+  /**
+   * Nodes above count (or a percent of count, "25%") a rollout may run, as given: read it
+   * resolved to nodes with `resolveRolloutBounds`.
+   */
+  maxSurge: IntOrPercent;
+  /** Nodes below count (or a percent of count) a rollout may leave unavailable, as given: read it resolved. */
+  maxUnavailable: IntOrPercent;
   /** What to do when the spec's graph fails; default stop. */
   onFailure?: FailurePolicy;
   /** How long one attempt of a task may take; 0 or absent: the server's default. */

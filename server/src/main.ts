@@ -1,6 +1,7 @@
 import type { NodeTemplate } from "./domain.js";
 import type { Store } from "./store/Store.js";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { applyBooleanEnvironment } from "@drover/shared";
@@ -126,6 +127,11 @@ const flags = program.opts<{
   forceNewDatabase?: boolean;
   eventRetention: number;
 }>();
+// Absolute from here on: the server hands these paths out (a node's peers file, its log, its
+// command found from the data dir, the token file in hints), and each node runs in its own dir,
+// where a path relative to the server's working directory would name nothing.
+flags.dataDir = resolve(flags.dataDir);
+if (flags.logDir !== undefined) flags.logDir = resolve(flags.logDir);
 
 // JSON lines for machines; the same lines made readable when a person watches a terminal.
 const logger = pino(

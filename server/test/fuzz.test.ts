@@ -112,6 +112,8 @@ interface SetSpecSeen {
   version: number;
   maxSurge?: number;
   maxUnavailable?: number;
+  maxSurgePercent?: number;
+  maxUnavailablePercent?: number;
   dryRun: boolean;
   expectRevision?: number;
   onFailure: number;
@@ -130,10 +132,12 @@ function specProblems(r: SetSpecSeen): string[] {
   if (!isGroupName(groupOf(r.group))) problems.push("group");
   if (r.count > MAX_COUNT) problems.push("count");
   if (r.version < 1 || r.version > MAX_VERSION) problems.push("version");
-  const surge = r.maxSurge ?? 0;
-  const unavailable = r.maxUnavailable ?? 1;
-  if (surge > MAX_COUNT || unavailable > MAX_COUNT) problems.push("surge/unavailable");
-  if (surge === 0 && unavailable === 0) problems.push("both 0");
+  // A percent, when given, is the bound; the number beside it is ignored.
+  const surge = r.maxSurgePercent === undefined ? (r.maxSurge ?? 0) : undefined;
+  const unavailable = r.maxUnavailablePercent === undefined ? (r.maxUnavailable ?? 1) : undefined;
+  if ((surge ?? 0) > MAX_COUNT || (unavailable ?? 0) > MAX_COUNT) problems.push("surge/unavailable");
+  if ((r.maxSurgePercent ?? 0) > 100 || (r.maxUnavailablePercent ?? 0) > 100) problems.push("percent above 100");
+  if ((surge ?? r.maxSurgePercent) === 0 && (unavailable ?? r.maxUnavailablePercent) === 0) problems.push("both 0");
   if (![0, 1, 2].includes(r.onFailure)) problems.push("on_failure");
   if (r.taskTimeoutMs > MAX_DEADLINE_MS || r.progressDeadlineMs > MAX_DEADLINE_MS) problems.push("deadline");
   if (r.cpuMillis > MAX_CPU_MILLIS || r.memoryMb > MAX_MEMORY_MB) problems.push("reservation");
@@ -155,8 +159,7 @@ function expectedSpec(r: SetSpecSeen): ApiSpec {
   return {
     count: r.count,
     version: r.version,
-    maxSurge: r.maxSurge ?? 0,
-    maxUnavailable: r.maxUnavailable ?? 1,
+    ...boundsAt(r.count, { maxSurge: r.maxSurge ?? 0, maxUnavailable: r.maxUnavailable ?? 1, maxSurgePercent: r.maxSurgePercent, maxUnavailablePercent: r.maxUnavailablePercent }),
     onFailure: r.onFailure === FailurePolicy.FAILURE_POLICY_ROLLBACK ? FailurePolicy.FAILURE_POLICY_ROLLBACK : FailurePolicy.FAILURE_POLICY_STOP,
     taskTimeoutMs: r.taskTimeoutMs,
     progressDeadlineMs: r.progressDeadlineMs,
@@ -170,6 +173,20 @@ function expectedSpec(r: SetSpecSeen): ApiSpec {
     templateHash: "",
   };
 }
+
+/**
+ * A spec's bounds at `count`: a percent resolved by Kubernetes' rounding (surge up,
+ * unavailability down, never both 0), a number of nodes as it is.
+ */
+function boundsAt(count: number, bounds: Pick<ApiSpec, "maxSurge" | "maxUnavailable" | "maxSurgePercent" | "maxUnavailablePercent">) {
+  const { maxSurgePercent, maxUnavailablePercent } = bounds;
+  const maxSurge = maxSurgePercent === undefined ? bounds.maxSurge : Math.ceil((count * maxSurgePercent) / 100);
+  const maxUnavailable = maxUnavailablePercent === undefined ? bounds.maxUnavailable : Math.floor((count * maxUnavailablePercent) / 100);
+  return { maxSurge, maxUnavailable: maxSurge === 0 && maxUnavailable === 0 ? 1 : maxUnavailable, maxSurgePercent, maxUnavailablePercent };
+}
+
+/** A spec at another count: its percents resolved again against it. */
+const atCount = (spec: ApiSpec, count: number): ApiSpec => ({ ...spec, count, ...boundsAt(count, spec) });
 
 /** The spec's fields that are the request's own (not the template nor its hash). */
 function ownFields(spec: ApiSpec | undefined): Omit<ApiSpec, "template" | "templateHash"> | undefined {
@@ -486,8 +503,10 @@ const specCorruptions: ((body: Record<string, unknown>) => Record<string, unknow
   (body) => ({ ...body, count: 2 ** 32 - 1 }),
   (body) => ({ ...body, version: 0 }),
   (body) => ({ ...body, version: 2 ** 31 }),
-  (body) => ({ ...body, maxSurge: 0, maxUnavailable: 0 }),
-  (body) => ({ ...body, maxSurge: MAX_COUNT + 1 }),
+  (body) => ({ ...body, maxSurge: 0, maxUnavailable: 0, maxSurgePercent: undefined, maxUnavailablePercent: undefined }),
+  (body) => ({ ...body, maxSurgePercent: 0, maxUnavailablePercent: 0 }),
+  (body) => ({ ...body, maxUnavailablePercent: 101 }),
+  (body) => ({ ...body, maxSurge: MAX_COUNT + 1, maxSurgePercent: undefined }),
   (body) => ({ ...body, onFailure: 7 }),
   (body) => ({ ...body, onFailure: -1 }),
   (body) => ({ ...body, taskTimeoutMs: MAX_DEADLINE_MS + 1 }),
@@ -629,6 +648,12 @@ const canaryFields = fc.oneof(
     arbitrary: fc.record({ canary: fc.constantFrom(0, 7, MAX_COUNT + 1, 2 ** 32 - 1), autoPromoteAfterMs: fc.constantFrom(0, 1, MAX_DEADLINE_MS + 1, 2 ** 32 - 1) }),
   },
 );
+/** Mostly absent; else a percent, 0% and 100% included, or one above 100%. */
+const percent = fc.oneof(
+  { weight: 12, arbitrary: fc.constant(undefined) },
+  { weight: 4, arbitrary: fc.integer({ min: 0, max: 100 }) },
+  { weight: 1, arbitrary: fc.constantFrom(0, 100, 101, 2 ** 32 - 1) },
+);
 const setSpecBody = fc
   .record({
     count: fc.oneof(
@@ -639,6 +664,8 @@ const setSpecBody = fc
     version: fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 3, arbitrary: fc.constantFrom(0, MAX_VERSION, 2 ** 31, 2 ** 32 - 1) }),
     maxSurge: fc.option(surge, { nil: undefined }),
     maxUnavailable: fc.option(surge, { nil: undefined }),
+    maxSurgePercent: percent,
+    maxUnavailablePercent: percent,
     dryRun: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     expectRevision: revRef,
     onFailure: fc.oneof({ weight: 10, arbitrary: fc.constantFrom(0, 1, 2) }, { weight: 2, arbitrary: fc.constantFrom(3, 42, 99, -1, 2 ** 31 - 1, -(2 ** 31)) }),
@@ -1263,14 +1290,14 @@ function specsFor(model: Model, report: Report, base: number, byNumber: Map<numb
       const target = byNumber.get(report.restores ?? 0)?.spec;
       if (!target || !current) return `no revision ${report.restores} or ${base} to roll back from and to`;
       // The target's spec exactly, template and hash included; its count only when asked for.
-      return [{ ...target, count: report.seen.withCount ? target.count : current.count }];
+      return [atCount(target, report.seen.withCount ? target.count : current.count)];
     }
     case "stopNode":
       if (!current) return "StopNode answered an update of a group that had no spec";
-      return [{ ...current, count: Math.max(0, current.count - 1) }];
+      return [atCount(current, Math.max(0, current.count - 1))];
     case "cloneNode":
       if (!current) return "CloneNode answered an update of a group that had no spec";
-      return [{ ...current, count: current.count + 1 }];
+      return [atCount(current, current.count + 1)];
   }
 }
 
@@ -1739,7 +1766,7 @@ describe("fuzzing the gRPC API of a real server", () => {
           // The target's spec, keeping the count the group had unless asked to restore it.
           const counts = [restored?.spec?.count, previous?.spec?.count];
           check(
-            revision.restores >= 1 && revision.restores < revision.revision && counts.some((count) => same({ ...restored?.spec, count }, revision.spec)),
+            revision.restores >= 1 && revision.restores < revision.revision && counts.some((count) => restored?.spec !== undefined && count !== undefined && same(atCount(restored.spec, count), revision.spec)),
             `${group}: rollback revision ${revision.revision} does not restore revision ${revision.restores}'s spec`,
           );
         }
@@ -1751,7 +1778,10 @@ describe("fuzzing the gRPC API of a real server", () => {
           const created = revision.createdAt!.getTime();
           const candidates = lastSucceededCandidates(revision.revision - 1, byNumber, graphById, created, created);
           check(
-            candidates.includes(revision.restores) && same({ ...restored?.spec, count: previous?.spec?.count }, revision.spec),
+            candidates.includes(revision.restores) &&
+              restored?.spec !== undefined &&
+              previous?.spec !== undefined &&
+              same(atCount(restored.spec, previous.spec.count), revision.spec),
             `${group}: automatic rollback ${revision.revision} restores revision ${revision.restores} as ${show(revision.spec)}; expected revision ${candidates.join(" or ") || "none"}'s spec with revision ${previous?.revision}'s count`,
           );
         }

@@ -357,6 +357,27 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     assert.match(spec.templateHash, /^[0-9a-f]{16}$/);
   });
 
+  it("takes max surge and max unavailable as percents, written as Kubernetes does or in the proto's fields, and a spec read back writes back", async () => {
+    const response = await call("/v1/groups/percent/spec", { body: { count: 10, version: 1, maxSurge: "25%", max_unavailable: "25%" } });
+    assert.equal(response.status, 200, await response.clone().text());
+    const { spec } = (await response.json()) as Json;
+    // Resolved for readers that know only nodes, and kept as given.
+    assert.deepEqual(
+      [spec.maxSurge, spec.maxUnavailable, spec.maxSurgePercent, spec.maxUnavailablePercent],
+      [3, 2, 25, 25],
+    );
+    const [revision] = ((await (await call("/v1/groups/percent/revisions")).json()) as Json).revisions as Json[];
+    assert.equal(revision.spec.maxSurgePercent, 25);
+    // The spec as read, with another version: its percent wins over the nodes it resolved to.
+    const again = await call("/v1/groups/percent/spec", { body: { ...revision.spec, count: 20, version: 2, dryRun: true } });
+    assert.equal(again.status, 200, await again.clone().text());
+    const resolved = ((await again.json()) as Json).spec as Json;
+    assert.deepEqual([resolved.maxSurge, resolved.maxUnavailable, resolved.maxSurgePercent], [5, 5, 25]);
+    await expectError(await call("/v1/groups/percent/spec", { body: { count: 4, version: 1, maxSurgePercent: 101 } }), 400, "INVALID_ARGUMENT", /^max surge 101% is invalid: a percent must be a whole number from 0% to 100%$/);
+    await expectError(await call("/v1/groups/percent/spec", { body: { count: 4, version: 1, maxSurge: "lots" } }), 400, "INVALID_ARGUMENT", /^maxSurge "lots" is invalid: .*a percent of count like "25%"$/);
+    await expectError(await call("/v1/groups/percent/spec", { body: { count: 4, version: 1, maxSurge: "0%", maxUnavailable: "0%" } }), 400, "INVALID_ARGUMENT", /both 0/);
+  });
+
   it("promotes a graph waiting at its canary's gate, and refuses one that is not", async () => {
     await update("canary", { count: 3, version: 1 });
     const { graph } = (await (await call("/v1/groups/canary/spec", { body: { count: 3, version: 2, maxSurge: 1, maxUnavailable: 0, canary: 1 } })).json()) as Json;

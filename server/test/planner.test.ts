@@ -70,6 +70,32 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "Percents resolve against count as Kubernetes does: 25% of 3 surges ⌈0.75⌉ = 1 and leaves ⌊0.75⌋ = 0 unavailable, like surge 1, unavailable 0.",
+    nodes: [node("a", 1, "running", 1), node("b", 1, "running", 2), node("c", 1, "running", 3)],
+    spec: { ...spec(3, 2), maxSurge: "25%", maxUnavailable: "25%" },
+    tasks: [
+      { id: 0, prerequisites: [], action: "start_node", version: 2 },
+      { id: 1, prerequisites: [0], action: "shut_down_node", nodeId: "a" },
+      { id: 2, prerequisites: [1], action: "start_node", version: 2 },
+      { id: 3, prerequisites: [2], action: "shut_down_node", nodeId: "b" },
+      { id: 4, prerequisites: [3], action: "start_node", version: 2 },
+      { id: 5, prerequisites: [4], action: "shut_down_node", nodeId: "c" },
+    ],
+  },
+  {
+    name: "Percents that both round to 0 (0% surge, 25% of 3 unavailable) leave 1 unavailable, like the default strategy.",
+    nodes: [node("a", 1, "running", 1), node("b", 1, "running", 2), node("c", 1, "running", 3)],
+    spec: { ...spec(3, 2), maxSurge: "0%", maxUnavailable: "25%" },
+    tasks: [
+      { id: 0, prerequisites: [], action: "shut_down_node", nodeId: "a" },
+      { id: 1, prerequisites: [0], action: "start_node", version: 2 },
+      { id: 2, prerequisites: [1], action: "shut_down_node", nodeId: "b" },
+      { id: 3, prerequisites: [2], action: "start_node", version: 2 },
+      { id: 4, prerequisites: [3], action: "shut_down_node", nodeId: "c" },
+      { id: 5, prerequisites: [4], action: "start_node", version: 2 },
+    ],
+  },
+  {
     name: "A version change with surge 2 and unavailable 1 rolls in two surge lanes and one unavailability lane, then joins.",
     nodes: [
       node("d", 1, "running", 4),
@@ -292,6 +318,19 @@ describe("plan, on worked examples", () => {
 
 const isLive = (state: NodeState) => state === "starting" || state === "running" || state === "unhealthy";
 
+/**
+ * The spec's bounds in nodes, worked out here from Kubernetes' rule rather than with the
+ * planner's function: a surge percent rounds up, an unavailability percent down, and when
+ * both come to 0 max unavailable is 1.
+ */
+function boundsInNodes(s: Spec): { maxSurge: number; maxUnavailable: number } {
+  const inNodes = (bound: Spec["maxSurge"], round: (x: number) => number) =>
+    typeof bound === "number" ? bound : round((s.count * Number(bound.replace("%", ""))) / 100);
+  const maxSurge = inNodes(s.maxSurge, Math.ceil);
+  const maxUnavailable = inNodes(s.maxUnavailable, Math.floor);
+  return { maxSurge, maxUnavailable: maxSurge === 0 && maxUnavailable === 0 ? 1 : maxUnavailable };
+}
+
 /** What the spec says about a group, worked out independently of the planner. */
 function expectations(nodes: readonly Node[], s: Spec) {
   let initialLive = 0;
@@ -306,8 +345,9 @@ function expectations(nodes: readonly Node[], s: Spec) {
     else outdated++;
   }
   const toReplace = good >= s.count ? 0 : Math.min(outdated, s.count - good);
-  const lanes = Math.min(toReplace, s.maxSurge + s.maxUnavailable);
-  const surgeLanes = Math.min(s.maxSurge, lanes);
+  const { maxSurge, maxUnavailable } = boundsInNodes(s);
+  const lanes = Math.min(toReplace, maxSurge + maxUnavailable);
+  const surgeLanes = Math.min(maxSurge, lanes);
   return {
     initialLive,
     starts: Math.max(0, s.count - good),
@@ -423,14 +463,21 @@ const nodesArb: fc.Arbitrary<Node[]> = fc.uniqueArray(
   { maxLength: 40, selector: (n) => n.id },
 ).map((rs) => rs.map((r) => node(r.id, r.version, r.state, r.createdAt)));
 
+/** A bound in nodes, or as a percent of count (one in three). */
+const boundArb: fc.Arbitrary<Spec["maxSurge"]> = fc.oneof(
+  { weight: 2, arbitrary: fc.integer({ min: 0, max: 5 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 100 }).map((percent): `${number}%` => `${percent}%`) },
+);
+const isZero = (bound: Spec["maxSurge"]) => bound === 0 || bound === "0%";
+
 const specArb: fc.Arbitrary<Spec> = fc
   .record({
     count: fc.integer({ min: 0, max: 30 }),
     version: fc.integer({ min: 1, max: 4 }),
-    maxSurge: fc.integer({ min: 0, max: 5 }),
-    maxUnavailable: fc.integer({ min: 0, max: 5 }),
+    maxSurge: boundArb,
+    maxUnavailable: boundArb,
   })
-  .filter((s) => s.maxSurge + s.maxUnavailable >= 1);
+  .filter((s) => !(isZero(s.maxSurge) && isZero(s.maxUnavailable)));
 
 const scheduleArb: fc.Arbitrary<Schedule> = fc.record({
   seed: fc.integer(),
@@ -539,7 +586,8 @@ describe("plan, on any group and spec", () => {
         const want = expectations(nodes, s);
         const low = s.count - want.unavailabilityLanes;
         const high = s.count + want.surgeLanes;
-        assert.ok(want.surgeLanes <= s.maxSurge && want.unavailabilityLanes <= s.maxUnavailable);
+        const { maxSurge, maxUnavailable } = boundsInNodes(s);
+        assert.ok(want.surgeLanes <= maxSurge && want.unavailabilityLanes <= maxUnavailable);
         for (const schedule of schedules) {
           const { live } = simulate(nodes, graph, schedule);
           assert.equal(live[0], want.initialLive);
@@ -558,8 +606,8 @@ describe("plan, on any group and spec", () => {
               else assert.ok(n <= live[i - 1], `grew back above the band: ${at}`);
             }
             // The spec-level bounds, as the user states them.
-            assert.ok(n <= Math.max(want.initialLive, s.count + s.maxSurge), `over the surge: ${at}`);
-            if (reachedCount) assert.ok(n >= s.count - s.maxUnavailable, `under the availability: ${at}`);
+            assert.ok(n <= Math.max(want.initialLive, s.count + maxSurge), `over the surge: ${at}`);
+            if (reachedCount) assert.ok(n >= s.count - maxUnavailable, `under the availability: ${at}`);
             if (n >= s.count) reachedCount = true;
           }
           assert.equal(live[live.length - 1], s.count);

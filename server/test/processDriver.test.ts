@@ -702,24 +702,38 @@ describe("the process driver", { timeout: 120_000 }, () => {
       await server?.cleanup();
     });
 
-    it("fails the graph with no free port, and keeps the nodes it could start", async () => {
-      const group = "crowded";
-      const graph = await update(server.client, { group, count: 3, version: 1 });
+    it("refuses a group whose nodes cannot each get a port of the range before it starts any (RESOURCE_EXHAUSTED)", async () => {
       const { first, last } = server.ports;
-      assertFailed(graph, new RegExp(`no free port in ${first}\\.\\.${last}: all 2 are in use;`));
-      const nodes = await liveNodes(server.client, group);
-      assert.deepEqual(
-        nodes.map((node) => NodeState[node.state]).sort(),
-        [NodeState[NodeState.NODE_STATE_FAILED], NodeState[NodeState.NODE_STATE_RUNNING], NodeState[NodeState.NODE_STATE_RUNNING]].sort(),
+      await expectStatus(
+        server.client.setSpec({ group: "crowded", count: 3, version: 1 }),
+        Status.RESOURCE_EXHAUSTED,
+        new RegExp(`ports: 3 nodes \\(count 3 \\+ max surge 0\\) need a port each, and --port-range ${first}\\.\\.${last} has 2: 1 short`),
       );
-      await assertConsistent(server, group);
-      const ports = nodes.filter((node) => node.state === NodeState.NODE_STATE_RUNNING).map((node) => readRecord(server.dataDir, node.id).port);
-      assert.deepEqual(ports.sort(), [first, last]);
+      assert.deepEqual(await liveNodes(server.client, "crowded"), []);
+    });
+
+    it("fails the graph with no free port when another program holds one, and keeps the nodes it could start", async () => {
+      const group = "crowded";
+      const { first, last } = server.ports;
+      // Admission counts only nodes' ports: a port another program holds is found by a start.
+      const squatter = createServer().listen(first, "127.0.0.1");
+      await once(squatter, "listening");
+      try {
+        const graph = await update(server.client, { group, count: 2, version: 1 });
+        assertFailed(graph, new RegExp(`no free port in ${first}\\.\\.${last}: all 2 are in use \\(1 of them by other programs\\);`));
+        const nodes = await liveNodes(server.client, group);
+        assert.deepEqual(nodes.map((node) => NodeState[node.state]).sort(), [NodeState[NodeState.NODE_STATE_FAILED], NodeState[NodeState.NODE_STATE_RUNNING]].sort());
+        await assertConsistent(server, group);
+        const ports = nodes.filter((node) => node.state === NodeState.NODE_STATE_RUNNING).map((node) => readRecord(server.dataDir, node.id).port);
+        assert.deepEqual(ports, [last]);
+      } finally {
+        squatter.close();
+      }
+      await update(server.client, { group, count: 0, version: 1 });
     });
 
     it("skips a port of the range that another program holds", async () => {
       const group = "squatted";
-      await update(server.client, { group: "crowded", count: 0, version: 1 });
       const squatter = createServer().listen(server.ports.first, "127.0.0.1");
       await once(squatter, "listening");
       try {

@@ -40,8 +40,10 @@ function testConfigHome(): string {
   return configHome;
 }
 
-export function startServer(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; exited: Promise<Exited> } {
+/** Starts bin/server with these flags (in `options.cwd`, relative paths among them relative to it). */
+export function startServer(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): { child: ChildProcess; exited: Promise<Exited> } {
   const child = spawn(SERVER_BIN, args, {
+    cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, XDG_CONFIG_HOME: testConfigHome(), ...env },
   });

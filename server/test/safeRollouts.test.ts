@@ -131,6 +131,26 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
     assert.equal((await store.getNode("01ARZ3NDEKTSV4RRFFQ69G5FAA"))!.state, "stopped");
   });
 
+  it("holds a rolling step at a percent bound resolved against the spec's count, as stored, naming the percent", async (t) => {
+    const store = openTestStore(t);
+    const { scheduler, journal } = testScheduler(store, new RecordingDriver(1));
+    const node = (id: string, state: "running" | "failed") => ({ type: "node" as const, nodeId: id, group: "g", state, version: 1, host: "h" });
+    // Count 3, max unavailable 50%: ⌊1.5⌋ = 1, so with c dead shutting a down would leave 1 < 2.
+    const spec = { count: 3, version: 2, maxSurge: "0%", maxUnavailable: "50%" } as const;
+    await journal.record([node("01ARZ3NDEKTSV4RRFFQ69G5FAA", "running"), node("01ARZ3NDEKTSV4RRFFQ69G5FAB", "running"), node("01ARZ3NDEKTSV4RRFFQ69G5FAC", "failed")]);
+    const tasks: PlannedTask[] = [{ id: 0, prerequisites: [], action: "shut_down_node", nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAA", gated: true }];
+    const graph = (await store.storeRevision({ group: "g", spec, graph: { id: "01ARZ3NDEKTSV4RRFFQ69G5FG1", tasks }, now: Date.now(), liveGraphs: [] })).graph!;
+    assert.deepEqual([graph.spec.maxSurge, graph.spec.maxUnavailable], ["0%", "50%"], "stored as given");
+    const run = scheduler.run(graph, new Map((await store.listNodes("g", { all: false })).map((n) => [n.id, n])));
+    const waiting = await eventually(async () => {
+      const events = await store.graphEvents(graph.id, 0, 100);
+      return events.find((event) => event.type === "task" && event.state === "pending" && event.message?.startsWith("waiting: "));
+    }, "the step waiting");
+    assert.equal(waiting.message, "waiting: shutting down 01ARZ3NDEKTSV4RRFFQ69G5FAA would leave 1 available, below 2 (count 3 − max unavailable 50% = 1)");
+    await journal.record([node("01ARZ3NDEKTSV4RRFFQ69G5FAD", "running")]);
+    assert.equal(await run.settled, "succeeded");
+  });
+
   it("replaces at once a node a lane names that had failed before the run began (a restart, a failure as the graph was stored)", async (t) => {
     const store = openTestStore(t);
     const { scheduler, journal } = testScheduler(store, new RecordingDriver(1));

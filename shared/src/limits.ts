@@ -5,6 +5,7 @@
  */
 
 import { quote } from "./format.js";
+import { boundProblem, type IntOrPercent, isZeroBound } from "./rolloutBounds.js";
 
 export const DEFAULT_GROUP = "default";
 /** The most nodes one group may ask for. */
@@ -21,8 +22,8 @@ export const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 export interface SpecInput {
   count: number;
   version: number;
-  maxSurge: number;
-  maxUnavailable: number;
+  maxSurge: IntOrPercent;
+  maxUnavailable: IntOrPercent;
 }
 
 /** Returns why the group name is invalid, or undefined when it is valid. */
@@ -47,9 +48,12 @@ export function specProblems(spec: SpecInput): string[] {
   };
   integerIn("count", spec.count, 0, MAX_COUNT);
   integerIn("version", spec.version, 1, MAX_VERSION);
-  integerIn("max surge", spec.maxSurge, 0, MAX_COUNT);
-  integerIn("max unavailable", spec.maxUnavailable, 0, MAX_COUNT);
-  if (spec.maxSurge === 0 && spec.maxUnavailable === 0) {
+  for (const [name, value] of [["max surge", spec.maxSurge], ["max unavailable", spec.maxUnavailable]] as const) {
+    const problem = boundProblem(name, value, MAX_COUNT);
+    if (problem) problems.push(problem);
+  }
+  // As Kubernetes refuses it: a percent that rounds to 0 is let through (see resolveRolloutBounds).
+  if (isZeroBound(spec.maxSurge) && isZeroBound(spec.maxUnavailable)) {
     problems.push("max surge and max unavailable are both 0: at least one must be positive, or a rolling update could never make progress");
   }
   return problems;

@@ -18,6 +18,7 @@ import {
   table,
   templateRows,
 } from "../render.js";
+import { boundText } from "../boundText.js";
 import { clientCommand } from "../hints.js";
 import { stateColor, type Style } from "../palette.js";
 
@@ -109,8 +110,8 @@ function specFields(spec: Spec | undefined): [string, string][] {
   const fields: [string, string][] = [
     ["COUNT", String(spec.count)],
     ["VERSION", String(spec.version)],
-    ["MAX SURGE", String(spec.maxSurge)],
-    ["MAX UNAVAILABLE", String(spec.maxUnavailable)],
+    ["MAX SURGE", boundText(spec.maxSurge, spec.maxSurgePercent)],
+    ["MAX UNAVAILABLE", boundText(spec.maxUnavailable, spec.maxUnavailablePercent)],
     ["MIN READY", spec.minReadyMs > 0 ? durationText(spec.minReadyMs) : "0 (available once healthy)"],
     ["CANARY", spec.canary > 0 ? `${spec.canary}, then promote ${promote}` : "none"],
     ["ON FAILURE", spec.onFailure === FailurePolicy.FAILURE_POLICY_ROLLBACK ? "rollback" : "stop"],

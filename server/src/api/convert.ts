@@ -86,12 +86,16 @@ export function fromApiFailurePolicy(policy: api.FailurePolicy): FailurePolicy |
 
 const dateOf = (time: number | undefined) => (time === undefined ? undefined : new Date(time));
 
+/** The API's spec: bounds in nodes, and as the percents they were given as, if they were. */
 export function toApiSpec(spec: Spec): api.Spec {
+  const { maxSurge, maxUnavailable } = api.resolveRolloutBounds(spec);
   return {
     count: spec.count,
     version: spec.version,
-    maxSurge: spec.maxSurge,
-    maxUnavailable: spec.maxUnavailable,
+    maxSurge,
+    maxUnavailable,
+    maxSurgePercent: api.percentOf(spec.maxSurge),
+    maxUnavailablePercent: api.percentOf(spec.maxUnavailable),
     onFailure: failurePolicies[spec.onFailure ?? "stop"],
     taskTimeoutMs: spec.taskTimeoutMs ?? 0,
     progressDeadlineMs: spec.progressDeadlineMs ?? 0,

@@ -1,4 +1,5 @@
 import {
+  asPercent,
   DEFAULT_GROUP,
   DEFAULT_MAX_SURGE,
   DEFAULT_MAX_UNAVAILABLE,
@@ -62,8 +63,10 @@ export function requireSpec(input: SetSpecRequest): Spec {
   const spec = {
     count: input.count,
     version: input.version,
-    maxSurge: input.maxSurge ?? DEFAULT_MAX_SURGE,
-    maxUnavailable: input.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE,
+    // A percent, when given, is the bound (and the number beside it is ignored: a spec read back carries both).
+    maxSurge: input.maxSurgePercent !== undefined ? asPercent(input.maxSurgePercent) : (input.maxSurge ?? DEFAULT_MAX_SURGE),
+    maxUnavailable:
+      input.maxUnavailablePercent !== undefined ? asPercent(input.maxUnavailablePercent) : (input.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE),
   };
   const problems = specProblems(spec);
   const onFailure = fromApiFailurePolicy(input.onFailure);

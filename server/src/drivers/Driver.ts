@@ -60,6 +60,18 @@ export interface Driver {
    * it. Absent when the driver runs any command, so that callers need not find the template.
    */
   readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
+  /**
+   * For drivers that give each node a port of its own from a range: the range, and how many
+   * of its ports nodes of groups other than `group` hold now (admission counts ports like cpu).
+   */
+  portUse?(group: string): PortUse;
+}
+
+/** A driver's ports: its range, inclusive, and how many of them other groups' nodes hold. */
+export interface PortUse {
+  first: number;
+  last: number;
+  heldByOtherGroups: number;
 }
 
 /** What a driver still has of a node the store holds no live node for. */

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
 import type { CommandPolicy } from "./CommandPolicy.js";
-import { DriverError, type Driver, type NodeFailureListener, type NodeHandle, type StrayNode } from "./Driver.js";
+import { DriverError, type Driver, type NodeFailureListener, type NodeHandle, type PortUse, type StrayNode } from "./Driver.js";
 import { meaningfulLogLine, readTail } from "./logLines.js";
 import { MemoryLimits } from "./MemoryLimits.js";
 import { NodeOutputs } from "./NodeOutputs.js";
@@ -256,6 +256,16 @@ export class ProcessDriver implements Driver {
 
   onNodeFailure(listener: NodeFailureListener): void {
     this.listeners.push(listener);
+  }
+
+  /** The port range, and how many of its ports other groups' nodes hold: a node holds its port from its start's record until it is stopped or gone. */
+  portUse(group: string): PortUse {
+    const { first, last } = this.options.ports;
+    let heldByOtherGroups = 0;
+    for (const record of this.records.values()) {
+      if (record.group !== group && record.port >= first && record.port <= last) heldByOtherGroups++;
+    }
+    return { first, last, heldByOtherGroups };
   }
 
   /** Records of nodes not in `keep`, and whether each one's process still runs (with its pid). */

@@ -133,7 +133,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   });
   unary("PUT", "/v1/groups/:group/spec", "setSpec", {
     body: setSpecBody,
-    request: ({ params, body }) => ({ ...withoutServerSetFields(body), group: params.group }),
+    request: ({ params, body }) => ({ ...withPercentFields(withoutServerSetFields(body)), group: params.group }),
   });
   unary("GET", "/v1/groups/:group/revisions", "listRevisions", {
     query: message({ limit: uint32 }),
@@ -217,6 +217,28 @@ function withoutServerSetFields(body: Fields): Fields {
   for (const name of SERVER_SET_SPEC_FIELDS) delete rest[name];
   return rest;
 }
+
+/**
+ * A SetSpec body with Kubernetes' way of writing a percent bound (`"maxSurge": "25%"`) turned
+ * into the proto's (`"maxSurgePercent": 25`); refuses a bound given as a percent twice.
+ */
+function withPercentFields(body: Fields): Fields {
+  const rest = { ...body };
+  for (const [bound, percentField] of [["maxSurge", "maxSurgePercent"], ["maxUnavailable", "maxUnavailablePercent"]] as const) {
+    for (const name of [bound, snakeCase(bound)]) {
+      const value = rest[name];
+      if (typeof value !== "string" || !value.endsWith("%")) continue;
+      if (rest[percentField] !== undefined || rest[snakeCase(percentField)] !== undefined) {
+        throw new HttpRequestError(Status.INVALID_ARGUMENT, `${name} ${JSON.stringify(value)} and ${percentField} both give a percent: give one of them`);
+      }
+      delete rest[name];
+      rest[percentField] = Number(value.slice(0, -1));
+    }
+  }
+  return rest;
+}
+
+const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
 const events = (list: Event[]): StreamItem[] => list.map((event) => ({ kind: "event", id: event.sequence, data: Event.toJSON(event) }));
 

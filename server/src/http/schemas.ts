@@ -25,6 +25,15 @@ export const string: JsonSchema = { type: "string", description: "a string" };
 const stringList: JsonSchema = { type: "array", items: string, description: "a list of strings" };
 const stringMap: JsonSchema = { type: "object", additionalProperties: string, description: "an object whose values are strings" };
 
+/**
+ * Max surge or max unavailable: a uint32 number of nodes, or, as Kubernetes writes it, a percent
+ * of count in a string (`"25%"`), which the route turns into the `…Percent` field.
+ */
+const nodesOrPercent: JsonSchema = {
+  anyOf: [uint32, { type: "string", pattern: "^[0-9]{1,9}%$" }],
+  description: `a whole number from 0 to ${UINT32_MAX}, or a percent of count like "25%"`,
+};
+
 /** A protobuf enum: a value's name or its number (UNRECOGNIZED is not one). */
 function enumOf(values: Record<string, string | number>): JsonSchema {
   const names = Object.keys(values).filter((name) => typeof values[name] === "number" && (values[name] as number) >= 0);
@@ -66,14 +75,18 @@ export const templateBody = message({
 /**
  * PUT /v1/groups/{group}/spec: a SetSpecRequest without its group (the path names it). A
  * spec as the API returns it is a valid body: `templateHash`, which the server computes from
- * the template, is accepted and ignored, so that a spec read back can be written back.
+ * the template, is accepted and ignored, so that a spec read back can be written back (and
+ * its `maxSurgePercent`, when set, wins over the `maxSurge` it was resolved to). Max surge
+ * and max unavailable may also be written as Kubernetes writes them: `"maxSurge": "25%"`.
  */
 export const setSpecBody = message(
   {
     count: uint32,
     version: uint32,
-    maxSurge: uint32,
-    maxUnavailable: uint32,
+    maxSurge: nodesOrPercent,
+    maxUnavailable: nodesOrPercent,
+    maxSurgePercent: uint32,
+    maxUnavailablePercent: uint32,
     dryRun: boolean,
     expectRevision: uint64,
     onFailure: enumOf(FailurePolicy),
@@ -113,7 +126,8 @@ interface ValidationError {
  * ("count -1 is invalid: it must be a whole number from 0 to 4294967295").
  */
 export function validationMessage(errors: readonly ValidationError[], part: string): string {
-  const error = errors[0];
+  // Of a value that matches no branch of an anyOf, the anyOf's own error names every form it may take.
+  const error = errors.find((candidate) => candidate.keyword === "anyOf") ?? errors[0];
   if (!error) return `the ${part} is invalid`;
   const inQuery = part === "querystring";
   const field = error.instancePath.slice(1).replaceAll("/", ".");

@@ -41,6 +41,7 @@
  * order ending in the node id, so the plan does not depend on the order of `nodes`.
  * Work is O(n log n) for the sorts and O(nodes + edges) otherwise.
  */
+import { resolveRolloutBounds } from "@drover/shared";
 import type { Node, PlannedTask, Spec, TaskGraphSpec } from "../domain.js";
 
 // Ids are compared by code unit, not localeCompare: the plan must not depend on locale.
@@ -77,7 +78,9 @@ export function isOutdated(node: Node, spec: Spec): boolean {
 }
 
 export function plan(nodes: readonly Node[], spec: Spec, options: PlanOptions = {}): TaskGraphSpec {
-  const { count, maxSurge, maxUnavailable } = spec;
+  const { count } = spec;
+  // A percent is resolved against the spec's count: 25% of 10 is a surge of 3 and an unavailability of 2.
+  const { maxSurge, maxUnavailable } = resolveRolloutBounds(spec);
 
   const failed: Node[] = [];
   const good: Node[] = [];

@@ -1,3 +1,4 @@
+import { resolveRolloutBounds } from "@drover/shared";
 import type { Logger } from "pino";
 import { formatBytes, formatCores } from "@drover/shared";
 import type { Clock } from "../clock.js";
@@ -31,6 +32,7 @@ import { plan } from "../planner/plan.js";
 import type { GraphRun, SettleTransition } from "../scheduler/GraphRun.js";
 import { sameTemplate, templateHash } from "../templates.js";
 import { logTemplateChange } from "./templateChanges.js";
+import { requirePorts } from "./portAdmission.js";
 import type { NodeTemplate } from "../domain.js";
 import { CrashLoopBackoff, type CrashLoopOptions, type CrashLoopStatus } from "./CrashLoopBackoff.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
@@ -187,6 +189,7 @@ export class Reconciler {
     if (!options.dryRun) this.options.storage?.refuseNewWork();
     const spec = await this.resolveSpec(group, requested, current, options.templateResolved ?? false);
     await this.requireCapacity(group, spec);
+    requirePorts(group, spec, this.options.driver);
     // Superseded runs are not waited for: their starts under way are abandoned (their nodes
     // stopped), their stops finish in the background, and the new graph's first tasks wait for them.
     const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group);
@@ -338,7 +341,7 @@ export class Reconciler {
       const { store, clock, newId, logger, bus } = this.options;
       this.options.storage?.refuseNewWork();
       const superseded = this.haltRunsOf(node.group);
-      const surgeFirst = current.spec.maxSurge > 0;
+      const surgeFirst = resolveRolloutBounds(current.spec).maxSurge > 0;
       // The replacement runs what the node ran: its own revision's template.
       const replacement: PlannedTask = { id: 0, prerequisites: [], action: "start_node", version: node.version };
       if (node.revision !== undefined) replacement.revision = node.revision;
@@ -431,7 +434,7 @@ export class Reconciler {
     const capacity = this.options.capacity;
     if (!capacity || (!spec.cpuMillis && !spec.memoryMb)) return;
     const others = await this.options.store.reservedByOtherGroups(group);
-    const peak = spec.count + spec.maxSurge;
+    const peak = spec.count + resolveRolloutBounds(spec).maxSurge;
     const shortages: string[] = [];
     const cpu = peak * (spec.cpuMillis ?? 0);
     // In the units a person reads (2.5 cores, 3.0 GiB) rather than the millicores and MiB the spec holds.

@@ -1,3 +1,4 @@
+import { percentOf, resolveRolloutBounds } from "@drover/shared";
 import { type Spec, type Task, TaskAction } from "../domain.js";
 import type { NodeCensus } from "./NodeCensus.js";
 
@@ -11,12 +12,16 @@ import type { NodeCensus } from "./NodeCensus.js";
  */
 export class RolloutBounds {
   private readonly admitted = new Map<number, "remove" | "add">();
+  /** The spec's bounds in nodes (a percent resolved against its count). */
+  private readonly resolved: { maxSurge: number; maxUnavailable: number };
 
   constructor(
     private readonly census: NodeCensus,
     private readonly group: string,
     private readonly spec: Spec,
-  ) {}
+  ) {
+    this.resolved = resolveRolloutBounds(spec);
+  }
 
   /**
    * Which bound running the task now would break, in words, or undefined. Worked example:
@@ -25,7 +30,8 @@ export class RolloutBounds {
    * node's replacement is available.
    */
   broken(task: Task): string | undefined {
-    const { count, maxSurge, maxUnavailable } = this.spec;
+    const { count } = this.spec;
+    const { maxSurge, maxUnavailable } = this.resolved;
     const { available, alive } = this.census.headcount(this.group);
     let removals = 0;
     let additions = 0;
@@ -36,13 +42,13 @@ export class RolloutBounds {
       const floor = count - maxUnavailable;
       const left = available - removals - 1;
       if (left < floor) {
-        return `shutting down ${task.nodeId} would leave ${left} available, below ${floor} (count ${count} − max unavailable ${maxUnavailable})`;
+        return `shutting down ${task.nodeId} would leave ${left} available, below ${floor} (count ${count} − max unavailable ${given(this.spec.maxUnavailable, maxUnavailable)})`;
       }
       return undefined;
     }
     const ceiling = count + maxSurge;
     const made = alive + additions + 1;
-    if (made > ceiling) return `starting a node would make ${made} alive, above ${ceiling} (count ${count} + max surge ${maxSurge})`;
+    if (made > ceiling) return `starting a node would make ${made} alive, above ${ceiling} (count ${count} + max surge ${given(this.spec.maxSurge, maxSurge)})`;
     return undefined;
   }
 
@@ -55,4 +61,9 @@ export class RolloutBounds {
   release(taskId: number): void {
     this.admitted.delete(taskId);
   }
+}
+
+/** A bound as the spec gave it, with what it resolved to when that was a percent: `25% = 3`, `1`. */
+function given(value: Spec["maxSurge"], resolved: number): string {
+  return percentOf(value) === undefined ? String(resolved) : `${value} = ${resolved}`;
 }

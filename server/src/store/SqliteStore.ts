@@ -20,7 +20,7 @@ import type {
   TaskState,
 } from "../domain.js";
 import { pendingTask } from "../domain.js";
-import { formatBytes } from "@drover/shared";
+import { asPercent, formatBytes, percentOf, resolveRolloutBounds } from "@drover/shared";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import {
   assertIntact,
@@ -82,6 +82,9 @@ interface SpecColumns {
   version: number;
   max_surge: number;
   max_unavailable: number;
+  /** The bound as given, when it was a percent; max_surge then holds it resolved. */
+  max_surge_percent: number | null;
+  max_unavailable_percent: number | null;
   on_failure: FailurePolicy;
   task_timeout_ms: number;
   progress_deadline_ms: number;
@@ -163,7 +166,7 @@ type EventRowValues = [
 const LIVE_NODE_STATES = "('starting', 'running', 'unhealthy', 'stopping', 'failed')";
 const SPEC_COLUMNS =
   `r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb,
-  r.template, r.template_hash, r.min_ready_ms, r.canary, r.auto_promote_after_ms`;
+  r.template, r.template_hash, r.min_ready_ms, r.canary, r.auto_promote_after_ms, r.max_surge_percent, r.max_unavailable_percent`;
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
   g.finished_at, g.error, g.retries, g.message, g.next_graph_id, ${SPEC_COLUMNS}`;
 const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
@@ -252,8 +255,8 @@ function toSpec(row: SpecColumns): Spec {
   const spec: Spec = {
     count: row.count,
     version: row.version,
-    maxSurge: row.max_surge,
-    maxUnavailable: row.max_unavailable,
+    maxSurge: row.max_surge_percent === null ? row.max_surge : asPercent(row.max_surge_percent),
+    maxUnavailable: row.max_unavailable_percent === null ? row.max_unavailable : asPercent(row.max_unavailable_percent),
     onFailure: row.on_failure,
     taskTimeoutMs: row.task_timeout_ms,
     progressDeadlineMs: row.progress_deadline_ms,
@@ -406,10 +409,10 @@ export class SqliteStore implements Store {
         ON CONFLICT (name) DO UPDATE SET revision = revision + 1 RETURNING revision`).pluck(),
       insertRevision: db.prepare(`INSERT INTO spec_revisions (group_name, revision, count, version, max_surge,
         max_unavailable, on_failure, task_timeout_ms, progress_deadline_ms, cpu_millis, memory_mb, reason, restores, created_at,
-        template, template_hash, min_ready_ms, canary, auto_promote_after_ms)
+        template, template_hash, min_ready_ms, canary, auto_promote_after_ms, max_surge_percent, max_unavailable_percent)
         VALUES (@group, @revision, @count, @version, @maxSurge, @maxUnavailable, @onFailure, @taskTimeoutMs,
         @progressDeadlineMs, @cpuMillis, @memoryMb, @reason, @restores, @now, @template, @templateHash, @minReadyMs, @canary,
-        @autoPromoteAfterMs)`),
+        @autoPromoteAfterMs, @maxSurgePercent, @maxUnavailablePercent)`),
       node: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE id = ?`).raw(true),
       countNodes: db.prepare(`SELECT group_name AS "group", state, version, COUNT(*) AS count FROM nodes
         WHERE state <> 'stopped' GROUP BY group_name, state, version`),
@@ -505,13 +508,15 @@ export class SqliteStore implements Store {
       }
       const settled = input.settle ? this.insertEvents(input.settle, now) : [];
       const revision = s.upsertGroup.get(group) as number;
+      const bounds = resolveRolloutBounds(spec);
       s.insertRevision.run({
         group,
         revision,
         count: spec.count,
         version: spec.version,
-        maxSurge: spec.maxSurge,
-        maxUnavailable: spec.maxUnavailable,
+        ...bounds,
+        maxSurgePercent: percentOf(spec.maxSurge) ?? null,
+        maxUnavailablePercent: percentOf(spec.maxUnavailable) ?? null,
         onFailure: spec.onFailure ?? "stop",
         taskTimeoutMs: spec.taskTimeoutMs ?? 0,
         progressDeadlineMs: spec.progressDeadlineMs ?? 0,
