@@ -26,7 +26,7 @@ describe("max surge and max unavailable as percents of count", () => {
     // The plan's own bounds: 10 − 2 available at the least, 10 + 3 alive at the most.
     assert.match(lines(second.stdout)[1]!, /^min available 8, max alive 13\b/);
 
-    const [header, ...rows] = table((await server.client([...group, "history"])).stdout);
+    const [header, ...rows] = table((await server.client([...group, "history", "--wide"])).stdout);
     assert.equal(header![3], "STRATEGY");
     assert.ok(rows.every((row) => row[3]!.startsWith("surge 25%, unavailable 25%")), JSON.stringify(rows));
     const detail = (await server.client([...group, "history", "--revision", "2"])).stdout;

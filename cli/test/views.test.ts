@@ -105,9 +105,9 @@ describe("history on an 80-column terminal", () => {
     assert.deepEqual(
       rows.map((row) => [...row.slice(0, 5), /^[0-9A-Z]{26}$/.test(row[6]!) || row[6], ...row.slice(7)]),
       [
-        ["4", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 90s, cpu 250m, memory 16Mi", "auto-rollback to 2", true, "succeeded", "default"],
+        ["4", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 1m30s, cpu 250m, memory 16Mi", "auto-rollback to 2", true, "succeeded", "default"],
         ["3", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1ms, progress deadline 10m, cpu 250m, memory 16Mi", "update", true, "failed", "default"],
-        ["2", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 90s, cpu 250m, memory 16Mi", "update", "-", "nothing to do", "default"],
+        ["2", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 1m30s, cpu 250m, memory 16Mi", "update", "-", "nothing to do", "default"],
         ["1", "2", "1", "surge 0, unavailable 1, on failure stop, cpu 250m, memory 16Mi", "update", true, "succeeded", "default"],
       ],
     );
