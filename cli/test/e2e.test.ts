@@ -7,6 +7,7 @@ import { ClientError, createChannel, createClient, Metadata, Status } from "nice
 import {
   assertOneLineError,
   type ClientResult,
+  eventually,
   FAST_SERVER_FLAGS,
   graphIdIn,
   jsonLines,
@@ -515,11 +516,13 @@ describe("the client against a server that restarts", () => {
     const detached = await server.client(["update", "8", "1", "--detach"]);
     assertSucceeded(detached);
     const graphId = graphIdIn(lines(detached.stdout).at(-1)!);
-    const watching = server.client(["tasks", "watch", graphId, "-o", "json"]);
-    // Let the watch attach and a task or two finish, then restart the server under it.
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    const watching = server.start(["tasks", "watch", graphId, "-o", "json"]);
+    // Let the watch attach (its snapshot printed: a watch that fails before its snapshot is an
+    // ordinary error) and a task or two finish, then restart the server under it.
+    await eventually("the watch printed its snapshot", async () => (watching.stdout().includes("\n") ? true : undefined), { timeoutMs: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
     await server.restart();
-    const result = await watching;
+    const result = await watching.exited;
     assertSucceeded(result);
     assert.match(result.stderr, /the watch stream broke/);
     const [first, ...rest] = jsonLines(result.stdout);

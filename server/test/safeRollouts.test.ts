@@ -357,20 +357,23 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
     const { client, driver, stop } = await startTestServer({
       server: { reconcileIntervalMs: 50, crashLoop: { initialMs: 300, maxMs: 5000, resetAfterMs: 600_000 } },
     });
-    t.after(stop);
+    // The crasher ends before the server stops: after hooks run in the order they were added,
+    // and a crasher still polling a stopped server failed the run with ECONNREFUSED.
+    let crashing = true;
+    let crasher = Promise.resolve();
+    t.after(async () => {
+      crashing = false;
+      await crasher;
+      await stop();
+    });
     await settle(client, (await client.setSpec({ count: 2, version: 1 })).graph!.id);
     // Every node of the group crashes as soon as it is up, as a crash-looping version does.
-    let crashing = true;
-    const crasher = (async () => {
+    crasher = (async () => {
       while (crashing) {
         for (const node of await running(client)) driver.crash(node.id, "simulated crash");
         await sleep(20);
       }
     })();
-    t.after(async () => {
-      crashing = false;
-      await crasher;
-    });
     const began = Date.now();
     await sleep(2000);
     const elapsed = Date.now() - began;
