@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { EventType, GraphState, NodeState, type DroverServiceClient, type WatchGraphResponse } from "@drover/shared";
+import { EventType, FailurePolicy, GraphState, NodeState, type DroverServiceClient, type WatchGraphResponse } from "@drover/shared";
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
 import { HealthDefinition } from "nice-grpc-server-health";
 import { HealthCheckResponse_ServingStatus as Serving } from "nice-grpc-server-health/lib/proto/grpc/health/v1/health.js";
@@ -173,6 +173,45 @@ describe("storage faults", () => {
           await server.stop();
         }
       });
+    }
+  });
+
+  it("a storage fault that outlasts a rollout's progress deadline does not fail it: the deadline does not count time when nothing could be recorded", { timeout: 60_000 }, async () => {
+    const progressDeadlineMs = 400;
+    let down = false;
+    const server = await startTestServer({
+      wrapStore: (store) => faultyStore(store, () => (down ? "SQLITE_FULL" : undefined)),
+      driver: { latency: { min: 10, max: 20 } },
+      server: { storageProbeIntervalMs: 50 },
+    });
+    try {
+      const { client, driver } = server;
+      const first = await client.setSpec({ group: "g", ...spec(3, 1) });
+      assert.equal((await followGraph(client, first.graph!.id, [])).last, GraphState.GRAPH_STATE_SUCCEEDED);
+      // The disk fills as the rollout's first start is under way: its progress watchdog is running by then.
+      const start = driver.start.bind(driver);
+      driver.start = async (node, signal) => {
+        if (node.version === 2) down = true;
+        return start(node, signal);
+      };
+      const rollout = await client.setSpec({ group: "g", ...spec(3, 2), progressDeadlineMs, onFailure: FailurePolicy.FAILURE_POLICY_ROLLBACK });
+      const breaks: string[] = [];
+      const followed = followGraph(client, rollout.graph!.id, breaks);
+      await eventually(async () => ((await healthOf(server)()) === Serving.NOT_SERVING ? true : undefined), "health says NOT_SERVING");
+      await new Promise((resolve) => setTimeout(resolve, 3 * progressDeadlineMs));
+      driver.start = start;
+      down = false;
+      const outcome = await followed;
+      assert.equal(outcome.last, GraphState.GRAPH_STATE_SUCCEEDED, "the rollout succeeded once writes worked again");
+      const graph = (await client.getGraph({ graphId: rollout.graph!.id })).graph!;
+      assert.equal(graph.error, "");
+      const nodes = (await client.listNodes({ group: "g" })).nodes;
+      assert.equal(nodes.length, 3);
+      assert.ok(nodes.every((node) => node.state === NodeState.NODE_STATE_RUNNING && node.version === 2), "the group runs version 2 only");
+      const revisions = (await client.listRevisions({ group: "g" })).revisions;
+      assert.deepEqual(revisions.map((revision) => revision.revision), [2, 1], "no rollback was stored");
+    } finally {
+      await server.stop();
     }
   });
 

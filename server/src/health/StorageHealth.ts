@@ -32,12 +32,23 @@ export class StorageHealth {
   private wakeProbe: (() => void) | undefined;
   /** Writers retrying a write that met a fault (the journal): only their own success ends the fault. */
   private retriers = 0;
+  /** When the last retryable fault cleared (0: none has held). */
+  private clearedAt = 0;
 
   constructor(private readonly options: StorageHealthOptions) {}
 
   /** The fault that holds now, if any. */
   get current(): StorageFault | undefined {
     return this.fault;
+  }
+
+  /**
+   * Since when the database has taken writes: undefined while a fault holds, else when the
+   * last one cleared (0: none has held). Runs do not count the time before it against their
+   * progress deadline: while writes fail, nothing they do can be recorded.
+   */
+  writableSince(): number | undefined {
+    return this.fault ? undefined : this.clearedAt;
   }
 
   /** Aborts when a fault begins (with the StorageFaultError as its reason); a fresh one is made once it clears. */
@@ -77,6 +88,7 @@ export class StorageHealth {
     if (probe && this.retriers > 0) return;
     this.options.logger.warn({ kind: this.fault.kind }, "storage fault cleared: writes work again");
     this.fault = undefined;
+    this.clearedAt = this.options.clock.now();
     this.controller = new AbortController();
     this.options.onChange?.(true);
   }
