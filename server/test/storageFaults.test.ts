@@ -272,12 +272,16 @@ describe("storage faults", () => {
     const next = await store.storeRevision({ group: "g", spec: spec(300, 1), graph: { id: "01JDX6AAAAAAAAAAAAAAAAAAA3", tasks }, now: 4, liveGraphs: [live] });
     const old = (await store.snapshotGraph(stranded))!;
     assert.equal(old.graph.state, "superseded");
+    assert.equal(old.graph.error, "superseded by spec revision 2: no run was working on it", "it names what superseded it");
     assert.equal(old.graph.nextGraphId, "01JDX6AAAAAAAAAAAAAAAAAAA3");
     assert.ok(old.tasks.every((task) => task.state === "cancelled"), "its open tasks are cancelled");
     assert.equal((await store.getGraph(live))!.state, "pending", "the live one is not");
     const ended = next.events.filter((event) => event.graphId === stranded);
     assert.equal(ended.at(-1)?.state, "superseded", "watchers hear of it in the same commit");
     assert.ok(ended.every((event) => event.sequence < next.events.at(-1)!.sequence), "before the new graph's first event");
+    // A heal stored once no run works on `live` supersedes it too, and says that a heal did.
+    await store.storeGraph({ group: "g", revision: 2, reason: "heal", graph: { id: "01JDX6AAAAAAAAAAAAAAAAAAA4", tasks }, now: 5, liveGraphs: [] });
+    assert.equal((await store.getGraph(live))!.error, "superseded by graph 01JDX6AAAAAAAAAAAAAAAAAAA4 (a heal): no run was working on it");
   });
 
   it("a restart resumes only a group's newest graph at its current revision, never a stale one", async (t) => {
@@ -299,6 +303,7 @@ describe("storage faults", () => {
         return found?.state === GraphState.GRAPH_STATE_SUPERSEDED ? found : undefined;
       }, "the stale graph is superseded");
       assert.equal(graph.counts?.succeeded ?? 0, 0, "none of its tasks ran");
+      assert.equal(graph.error, "superseded by spec revision 2", "it names what superseded it");
       assert.equal((await server.client.listNodes({ group: "g" })).nodes.length, 0, "no node was started for it");
     } finally {
       await server.stop();

@@ -19,7 +19,7 @@ import type {
   TaskAction,
   TaskState,
 } from "../domain.js";
-import { pendingTask } from "../domain.js";
+import { graphReasonInWords, pendingTask } from "../domain.js";
 import { formatBytes } from "@drover/shared";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import {
@@ -526,7 +526,7 @@ export class SqliteStore implements Store {
         restores: input.restores ?? null,
         now,
       });
-      const superseded = this.supersedeStranded(group, input.liveGraphs, graph?.id, now);
+      const superseded = this.supersedeStranded(group, input.liveGraphs, graph?.id, `spec revision ${revision}`, now);
       if (!graph) return { revision, events: [...settled, ...superseded] };
       const inserted = this.insertGraph(group, revision, "update", graph, now, undefined);
       return { revision, graph: inserted.graph, events: [...settled, ...superseded, ...inserted.events] };
@@ -535,7 +535,8 @@ export class SqliteStore implements Store {
 
   async storeGraph(input: NewGraph): Promise<StoredRevision> {
     return this.db.transaction((): StoredRevision => {
-      const superseded = this.supersedeStranded(input.group, input.liveGraphs, input.graph.id, input.now);
+      const by = `graph ${input.graph.id} (${graphReasonInWords[input.reason]})`;
+      const superseded = this.supersedeStranded(input.group, input.liveGraphs, input.graph.id, by, input.now);
       const inserted = this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now, input.message);
       return { revision: input.revision, graph: inserted.graph, events: [...superseded, ...inserted.events] };
     })();
@@ -543,9 +544,10 @@ export class SqliteStore implements Store {
 
   /**
    * Supersedes the group's unsettled graphs that no run works on (not in `live`): their open
-   * tasks are cancelled and the graph ends, pointing at `next`. Call inside a transaction.
+   * tasks are cancelled and the graph ends, pointing at `next`, its error naming what
+   * superseded it (`by`: "spec revision 4"). Call inside a transaction.
    */
-  private supersedeStranded(group: string, live: readonly string[], next: string | undefined, now: number): Event[] {
+  private supersedeStranded(group: string, live: readonly string[], next: string | undefined, by: string, now: number): Event[] {
     const stranded = (this.statements.unsettledOfGroup.all(group) as string[]).filter((id) => !live.includes(id));
     if (stranded.length === 0) return [];
     const transitions: Transition[] = [];
@@ -558,7 +560,7 @@ export class SqliteStore implements Store {
         graphId,
         group,
         state: "superseded",
-        error: "superseded by a newer spec revision: no run was working on it",
+        error: `superseded by ${by}: no run was working on it`,
         nextGraphId: next,
       });
     }
