@@ -229,6 +229,8 @@ describe("storage faults", () => {
       setQueryOnly(true);
       await eventually(async () => ((await health()) === Serving.NOT_SERVING ? true : undefined), "health says NOT_SERVING");
       await expectStatus(server.client.setSpec({ group: "g", ...spec(3, 1) }), Status.UNAVAILABLE, /drover\.db cannot be written \(SQLITE_READONLY\): check that the server's user owns the file/);
+      // The refusal does not claim the request will be retried: it was not applied, and the client may send it again.
+      await expectStatus(server.client.setSpec({ group: "g", ...spec(3, 1) }), Status.UNAVAILABLE, /; this request was not applied: retry it once the database can be written again \(health SERVING\)$/);
       setQueryOnly(false);
       await eventually(async () => ((await health()) === Serving.SERVING ? true : undefined), "health says SERVING again");
       assert.equal((await server.client.setSpec({ group: "g", ...spec(3, 1) })).revision, 2);
@@ -254,6 +256,7 @@ describe("storage faults", () => {
       assert.equal(await healthOf(server)(), Serving.NOT_SERVING);
       await expectStatus(client.setSpec({ group: "g", ...spec(4, 1) }), Status.UNAVAILABLE, /drover\.db is corrupt \(SQLITE_CORRUPT\).*restore the database from a backup/);
       await expectStatus(client.setSpec({ group: "other", ...spec(1, 1) }), Status.UNAVAILABLE, /corrupt/);
+      await expectStatus(client.setSpec({ group: "other", ...spec(1, 1) }), Status.UNAVAILABLE, /; this request was not applied: retry it once the database is restored$/);
     } finally {
       await server.stop();
     }

@@ -17,11 +17,18 @@ export interface StorageHealthOptions {
   onChange?: (serving: boolean) => void;
 }
 
+/** A request refused because of `fault`: nothing of it was applied, and the client may send it again. */
+function refusal(fault: StorageFault): StorageFaultError {
+  const when = fault.retryable ? "once the database can be written again (health SERVING)" : "once the database is restored";
+  return new StorageFaultError(fault, { message: `${fault.message}; this request was not applied: retry it ${when}` });
+}
+
 /**
  * Whether the database can be written now, from every write the server makes (the journal,
  * the API's own) and from a probe write every few seconds; and whether its disk keeps the
  * free-space margin. While a fault holds the server is NOT_SERVING, every write is refused
- * UNAVAILABLE with the fault's message, and watch streams end (their `signal` aborts) saying
+ * UNAVAILABLE with the fault's message and that the request was not applied (the server's own
+ * writes, the journal's, are retried instead), and watch streams end (their `signal` aborts) saying
  * where to resume; a retryable fault clears by itself at the first write that succeeds.
  * Corruption does not clear: writes stay stopped until an operator restores the database.
  */
@@ -64,7 +71,8 @@ export class StorageHealth {
     // The newest wording (its free space) is what callers are told; the log says it once per kind.
     this.fault = fault;
     if (sameKind) return;
-    this.options.logger.error({ kind: fault.kind, retryable: fault.retryable }, `storage fault: ${fault.message}`);
+    const retried = fault.retryable ? "; the server retries its own writes until they succeed, and running graphs wait for them" : "";
+    this.options.logger.error({ kind: fault.kind, retryable: fault.retryable }, `storage fault: ${fault.message}${retried}`);
     if (began) {
       this.controller.abort(new StorageFaultError(fault));
       this.options.onChange?.(false);
@@ -93,9 +101,9 @@ export class StorageHealth {
     this.options.onChange?.(true);
   }
 
-  /** Throws the fault (UNAVAILABLE) while one holds: for anything that writes. */
+  /** Throws the fault (UNAVAILABLE) while one holds, before anything is done: for anything that writes. */
   refuseWrites(): void {
-    if (this.fault) throw new StorageFaultError(this.fault);
+    if (this.fault) throw refusal(this.fault);
   }
 
   /** Throws while a fault holds or the disk is below its free-space margin: for new work (a revision, a graph). */

@@ -599,22 +599,21 @@ export class SqliteStore implements Store {
     const path = join(this.dataDir, DATABASE_FILE);
     const free = this.freeSpace();
     const freeText = free ? `${formatBytes(free.bytes)} free in ${free.path}` : `free space in ${this.dataDir} unknown`;
-    const retried = "writes are retried until they succeed";
     if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "SQLITE_IOERR_WRITE" && free !== undefined && free.bytes < LOW_SPACE_BYTES) {
-      return { kind: "full", retryable: true, message: `the database's disk is full (${code}): ${freeText}: free space there; ${retried}` };
+      return { kind: "full", retryable: true, message: `the database's disk is full (${code}): ${freeText}: free space there` };
     }
     if (code.startsWith("SQLITE_IOERR") || code === "EIO") {
-      return { kind: "io", retryable: true, message: `the database's disk failed an operation on ${path} (${code}), ${freeText}: check the disk and the kernel log; ${retried}` };
+      return { kind: "io", retryable: true, message: `the database's disk failed an operation on ${path} (${code}), ${freeText}: check the disk and the kernel log` };
     }
     if (code.startsWith("SQLITE_READONLY") || code === "EROFS") {
       return {
         kind: "read_only",
         retryable: true,
-        message: `the database ${path} cannot be written (${code}): check that the server's user owns the file and its directory and that the mount is writable; ${retried}`,
+        message: `the database ${path} cannot be written (${code}): check that the server's user owns the file and its directory and that the mount is writable`,
       };
     }
     if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
-      return { kind: "busy", retryable: true, message: `the database ${path} is locked by another process (${code}): stop whatever else opened it; ${retried}` };
+      return { kind: "busy", retryable: true, message: `the database ${path} is locked by another process (${code}): stop whatever else opened it` };
     }
     if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
       return {
