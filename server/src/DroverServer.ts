@@ -182,6 +182,8 @@ export class DroverServer {
       retryMaxDelayMs: options.retryMaxDelayMs,
       taskTimeoutMs: options.taskTimeoutMs,
       progressDeadlineMs: options.progressDeadlineMs,
+      // A storage fault stalls every run (its changes wait in the journal): not a lack of progress.
+      storageWritableSince: () => this.storage.writableSince(),
     });
     this.reconciler = new Reconciler({
       store,

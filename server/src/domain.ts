@@ -70,6 +70,14 @@ export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason
 export const GraphReason = { update: "update", repair: "repair", operation: "operation", heal: "heal" } as const;
 export type GraphReason = (typeof GraphReason)[keyof typeof GraphReason];
 
+/** What a graph of each reason does, in words for messages: "superseded by graph 01J… (a heal)". */
+export const graphReasonInWords: Record<GraphReason, string> = {
+  update: "a rollout",
+  repair: "a repair",
+  operation: "a node restart",
+  heal: "a heal",
+};
+
 /** Whether two specs ask for the same thing (absent policies meaning their defaults). */
 export function sameSpec(a: Spec, b: Spec): boolean {
   return (

@@ -77,8 +77,9 @@ export class StorageError extends Error {
  * The database cannot be used right now: a full disk, an I/O error, a read-only file, a
  * lock, corruption. The call is refused UNAVAILABLE with the fault's one-line message.
  */
+/** A storage fault: its message is the fault's, unless `message` words it for where it was met (a refused request). */
 export class StorageFaultError extends UnavailableError {
-  constructor(readonly fault: StorageFault, options?: { cause?: unknown }) {
-    super(fault.message, options);
+  constructor(readonly fault: StorageFault, options?: { cause?: unknown; message?: string }) {
+    super(options?.message ?? fault.message, options);
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { GraphReason, GraphState, HealthCheckType, NodeState } from "@drover/shared";
+import { GraphReason, GraphState, HealthCheckType, NodeState, TaskAction, TaskState } from "@drover/shared";
 import { Status } from "nice-grpc";
 import { drain, eventually, expectStatus, startTestServer } from "./support.js";
 
@@ -22,6 +22,30 @@ describe("operations on one node", { timeout: 60_000 }, () => {
     assert.equal(live(nodes).length, 3);
     assert.equal(nodes.find((node) => node.id === target!.id)!.state, NodeState.NODE_STATE_STOPPED);
     assert.equal((await client.listRevisions({})).revisions.length, 1, "a restart is not a new revision");
+  });
+
+  it("a restart while a rollout runs supersedes the rollout, and the rollout's error names the restart", async (t) => {
+    const { client, driver, stop } = await startTestServer();
+    t.after(stop);
+    await drain(client.watchGraph({ graphId: (await client.setSpec({ count: 3, version: 1 })).graph!.id }));
+    const start = driver.start.bind(driver);
+    driver.start = async (node, signal) => {
+      // Version 2 hangs on start until its attempt is aborted (the restart abandons it).
+      if (node.version === 2) await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
+      return start(node, signal);
+    };
+    const rollout = (await client.setSpec({ count: 3, version: 2 })).graph!;
+    const target = await eventually(async () => {
+      const { graph } = await client.getGraph({ graphId: rollout.id });
+      if (!graph!.tasks.some((task) => task.action === TaskAction.TASK_ACTION_START_NODE && task.state === TaskState.TASK_STATE_RUNNING)) return undefined;
+      return (await client.listNodes({})).nodes.find((node) => node.version === 1 && node.state === NodeState.NODE_STATE_RUNNING);
+    }, "the rollout's start hanging beside a running version 1 node");
+    const restart = (await client.restartNode({ nodeId: target.id })).graph!;
+    await drain(client.watchGraph({ graphId: rollout.id }));
+    const superseded = (await client.getGraph({ graphId: rollout.id })).graph!;
+    assert.equal(superseded.state, GraphState.GRAPH_STATE_SUPERSEDED);
+    assert.equal(superseded.error, `superseded by a restart of node ${target.id}`);
+    await drain(client.watchGraph({ graphId: restart.id }));
   });
 
   it("stops a named node and lowers the count, and clones one and raises it, as new revisions", async (t) => {

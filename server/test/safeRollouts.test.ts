@@ -321,6 +321,7 @@ describe("safe rollouts on simulated nodes", { timeout: 120_000 }, () => {
     assert.equal((await settle(client, next.graph!.id)).state, GraphState.GRAPH_STATE_SUCCEEDED);
     const superseded = (await client.getGraph({ graphId: hung.id })).graph!;
     assert.equal(superseded.state, GraphState.GRAPH_STATE_SUPERSEDED);
+    assert.equal(superseded.error, "superseded by a newer spec revision");
     assert.ok(superseded.tasks.some((task) => /abandoned/.test(task.error)), "the hung start was abandoned");
     await eventually(async () => {
       const all = (await client.listNodes({ all: true })).nodes;

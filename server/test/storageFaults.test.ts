@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { EventType, GraphState, NodeState, type DroverServiceClient, type WatchGraphResponse } from "@drover/shared";
+import { EventType, FailurePolicy, GraphState, NodeState, type DroverServiceClient, type WatchGraphResponse } from "@drover/shared";
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
 import { HealthDefinition } from "nice-grpc-server-health";
 import { HealthCheckResponse_ServingStatus as Serving } from "nice-grpc-server-health/lib/proto/grpc/health/v1/health.js";
@@ -176,6 +176,45 @@ describe("storage faults", () => {
     }
   });
 
+  it("a storage fault that outlasts a rollout's progress deadline does not fail it: the deadline does not count time when nothing could be recorded", { timeout: 60_000 }, async () => {
+    const progressDeadlineMs = 400;
+    let down = false;
+    const server = await startTestServer({
+      wrapStore: (store) => faultyStore(store, () => (down ? "SQLITE_FULL" : undefined)),
+      driver: { latency: { min: 10, max: 20 } },
+      server: { storageProbeIntervalMs: 50 },
+    });
+    try {
+      const { client, driver } = server;
+      const first = await client.setSpec({ group: "g", ...spec(3, 1) });
+      assert.equal((await followGraph(client, first.graph!.id, [])).last, GraphState.GRAPH_STATE_SUCCEEDED);
+      // The disk fills as the rollout's first start is under way: its progress watchdog is running by then.
+      const start = driver.start.bind(driver);
+      driver.start = async (node, signal) => {
+        if (node.version === 2) down = true;
+        return start(node, signal);
+      };
+      const rollout = await client.setSpec({ group: "g", ...spec(3, 2), progressDeadlineMs, onFailure: FailurePolicy.FAILURE_POLICY_ROLLBACK });
+      const breaks: string[] = [];
+      const followed = followGraph(client, rollout.graph!.id, breaks);
+      await eventually(async () => ((await healthOf(server)()) === Serving.NOT_SERVING ? true : undefined), "health says NOT_SERVING");
+      await new Promise((resolve) => setTimeout(resolve, 3 * progressDeadlineMs));
+      driver.start = start;
+      down = false;
+      const outcome = await followed;
+      assert.equal(outcome.last, GraphState.GRAPH_STATE_SUCCEEDED, "the rollout succeeded once writes worked again");
+      const graph = (await client.getGraph({ graphId: rollout.graph!.id })).graph!;
+      assert.equal(graph.error, "");
+      const nodes = (await client.listNodes({ group: "g" })).nodes;
+      assert.equal(nodes.length, 3);
+      assert.ok(nodes.every((node) => node.state === NodeState.NODE_STATE_RUNNING && node.version === 2), "the group runs version 2 only");
+      const revisions = (await client.listRevisions({ group: "g" })).revisions;
+      assert.deepEqual(revisions.map((revision) => revision.revision), [2, 1], "no rollback was stored");
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("a database that turns read-only: writes are refused UNAVAILABLE naming the cause, health is NOT_SERVING, and both recover with it", { timeout: 60_000 }, async () => {
     let sqlite: SqliteStore | undefined;
     const server = await startTestServer({
@@ -190,6 +229,8 @@ describe("storage faults", () => {
       setQueryOnly(true);
       await eventually(async () => ((await health()) === Serving.NOT_SERVING ? true : undefined), "health says NOT_SERVING");
       await expectStatus(server.client.setSpec({ group: "g", ...spec(3, 1) }), Status.UNAVAILABLE, /drover\.db cannot be written \(SQLITE_READONLY\): check that the server's user owns the file/);
+      // The refusal does not claim the request will be retried: it was not applied, and the client may send it again.
+      await expectStatus(server.client.setSpec({ group: "g", ...spec(3, 1) }), Status.UNAVAILABLE, /; this request was not applied: retry it once the database can be written again \(health SERVING\)$/);
       setQueryOnly(false);
       await eventually(async () => ((await health()) === Serving.SERVING ? true : undefined), "health says SERVING again");
       assert.equal((await server.client.setSpec({ group: "g", ...spec(3, 1) })).revision, 2);
@@ -215,6 +256,7 @@ describe("storage faults", () => {
       assert.equal(await healthOf(server)(), Serving.NOT_SERVING);
       await expectStatus(client.setSpec({ group: "g", ...spec(4, 1) }), Status.UNAVAILABLE, /drover\.db is corrupt \(SQLITE_CORRUPT\).*restore the database from a backup/);
       await expectStatus(client.setSpec({ group: "other", ...spec(1, 1) }), Status.UNAVAILABLE, /corrupt/);
+      await expectStatus(client.setSpec({ group: "other", ...spec(1, 1) }), Status.UNAVAILABLE, /; this request was not applied: retry it once the database is restored$/);
     } finally {
       await server.stop();
     }
@@ -233,12 +275,16 @@ describe("storage faults", () => {
     const next = await store.storeRevision({ group: "g", spec: spec(300, 1), graph: { id: "01JDX6AAAAAAAAAAAAAAAAAAA3", tasks }, now: 4, liveGraphs: [live] });
     const old = (await store.snapshotGraph(stranded))!;
     assert.equal(old.graph.state, "superseded");
+    assert.equal(old.graph.error, "superseded by spec revision 2: no run was working on it", "it names what superseded it");
     assert.equal(old.graph.nextGraphId, "01JDX6AAAAAAAAAAAAAAAAAAA3");
     assert.ok(old.tasks.every((task) => task.state === "cancelled"), "its open tasks are cancelled");
     assert.equal((await store.getGraph(live))!.state, "pending", "the live one is not");
     const ended = next.events.filter((event) => event.graphId === stranded);
     assert.equal(ended.at(-1)?.state, "superseded", "watchers hear of it in the same commit");
     assert.ok(ended.every((event) => event.sequence < next.events.at(-1)!.sequence), "before the new graph's first event");
+    // A heal stored once no run works on `live` supersedes it too, and says that a heal did.
+    await store.storeGraph({ group: "g", revision: 2, reason: "heal", graph: { id: "01JDX6AAAAAAAAAAAAAAAAAAA4", tasks }, now: 5, liveGraphs: [] });
+    assert.equal((await store.getGraph(live))!.error, "superseded by graph 01JDX6AAAAAAAAAAAAAAAAAAA4 (a heal): no run was working on it");
   });
 
   it("a restart resumes only a group's newest graph at its current revision, never a stale one", async (t) => {
@@ -260,6 +306,7 @@ describe("storage faults", () => {
         return found?.state === GraphState.GRAPH_STATE_SUPERSEDED ? found : undefined;
       }, "the stale graph is superseded");
       assert.equal(graph.counts?.succeeded ?? 0, 0, "none of its tasks ran");
+      assert.equal(graph.error, "superseded by spec revision 2", "it names what superseded it");
       assert.equal((await server.client.listNodes({ group: "g" })).nodes.length, 0, "no node was started for it");
     } finally {
       await server.stop();

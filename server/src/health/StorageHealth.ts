@@ -17,11 +17,18 @@ export interface StorageHealthOptions {
   onChange?: (serving: boolean) => void;
 }
 
+/** A request refused because of `fault`: nothing of it was applied, and the client may send it again. */
+function refusal(fault: StorageFault): StorageFaultError {
+  const when = fault.retryable ? "once the database can be written again (health SERVING)" : "once the database is restored";
+  return new StorageFaultError(fault, { message: `${fault.message}; this request was not applied: retry it ${when}` });
+}
+
 /**
  * Whether the database can be written now, from every write the server makes (the journal,
  * the API's own) and from a probe write every few seconds; and whether its disk keeps the
  * free-space margin. While a fault holds the server is NOT_SERVING, every write is refused
- * UNAVAILABLE with the fault's message, and watch streams end (their `signal` aborts) saying
+ * UNAVAILABLE with the fault's message and that the request was not applied (the server's own
+ * writes, the journal's, are retried instead), and watch streams end (their `signal` aborts) saying
  * where to resume; a retryable fault clears by itself at the first write that succeeds.
  * Corruption does not clear: writes stay stopped until an operator restores the database.
  */
@@ -32,12 +39,23 @@ export class StorageHealth {
   private wakeProbe: (() => void) | undefined;
   /** Writers retrying a write that met a fault (the journal): only their own success ends the fault. */
   private retriers = 0;
+  /** When the last retryable fault cleared (0: none has held). */
+  private clearedAt = 0;
 
   constructor(private readonly options: StorageHealthOptions) {}
 
   /** The fault that holds now, if any. */
   get current(): StorageFault | undefined {
     return this.fault;
+  }
+
+  /**
+   * Since when the database has taken writes: undefined while a fault holds, else when the
+   * last one cleared (0: none has held). Runs do not count the time before it against their
+   * progress deadline: while writes fail, nothing they do can be recorded.
+   */
+  writableSince(): number | undefined {
+    return this.fault ? undefined : this.clearedAt;
   }
 
   /** Aborts when a fault begins (with the StorageFaultError as its reason); a fresh one is made once it clears. */
@@ -53,7 +71,8 @@ export class StorageHealth {
     // The newest wording (its free space) is what callers are told; the log says it once per kind.
     this.fault = fault;
     if (sameKind) return;
-    this.options.logger.error({ kind: fault.kind, retryable: fault.retryable }, `storage fault: ${fault.message}`);
+    const retried = fault.retryable ? "; the server retries its own writes until they succeed, and running graphs wait for them" : "";
+    this.options.logger.error({ kind: fault.kind, retryable: fault.retryable }, `storage fault: ${fault.message}${retried}`);
     if (began) {
       this.controller.abort(new StorageFaultError(fault));
       this.options.onChange?.(false);
@@ -77,13 +96,14 @@ export class StorageHealth {
     if (probe && this.retriers > 0) return;
     this.options.logger.warn({ kind: this.fault.kind }, "storage fault cleared: writes work again");
     this.fault = undefined;
+    this.clearedAt = this.options.clock.now();
     this.controller = new AbortController();
     this.options.onChange?.(true);
   }
 
-  /** Throws the fault (UNAVAILABLE) while one holds: for anything that writes. */
+  /** Throws the fault (UNAVAILABLE) while one holds, before anything is done: for anything that writes. */
   refuseWrites(): void {
-    if (this.fault) throw new StorageFaultError(this.fault);
+    if (this.fault) throw refusal(this.fault);
   }
 
   /** Throws while a fault holds or the disk is below its free-space margin: for new work (a revision, a graph). */

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { formatBytes, formatCores } from "@drover/shared";
 import type { Clock } from "../clock.js";
 import {
+  graphReasonInWords,
   type GraphWithTasks,
   isFinalGraphState,
   type Node,
@@ -192,7 +193,8 @@ export class Reconciler {
     requirePorts(group, spec, this.options.driver);
     // Superseded runs are not waited for: their starts under way are abandoned (their nodes
     // stopped), their stops finish in the background, and the new graph's first tasks wait for them.
-    const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group);
+    const by = options.reason === "rollback" ? `a rollback to revision ${options.restores}` : "a newer spec revision";
+    const superseded = options.dryRun ? { runs: [], abandoned: new Set<string>() } : this.haltRunsOf(group, by);
     const supersededGraphId = superseded.runs[0]?.id;
     const nodes = await store.listNodes(group, { all: false });
     // A node whose start is being abandoned will not run: the plan replaces it.
@@ -237,14 +239,15 @@ export class Reconciler {
   }
 
   /**
-   * Halts every run of the group as superseded without waiting for it, abandoning its starts
-   * under way; returns the runs (the new graph waits for them) and the abandoned nodes.
+   * Halts every run of the group as superseded by what `by` names ("a node restart of …")
+   * without waiting for it, abandoning its starts under way; returns the runs (the new graph
+   * waits for them) and the abandoned nodes.
    */
-  private haltRunsOf(group: string, except?: string): { runs: GraphRun[]; abandoned: Set<string> } {
+  private haltRunsOf(group: string, by: string, except?: string): { runs: GraphRun[]; abandoned: Set<string> } {
     const runs = this.options.scheduler.runsIn(group).filter((run) => run.id !== except);
     const abandoned = new Set<string>();
     for (const run of runs) {
-      run.halt("superseded", "superseded by a newer spec revision");
+      run.halt("superseded", `superseded by ${by}`);
       for (const nodeId of run.abandonStarts()) abandoned.add(nodeId);
     }
     return { runs, abandoned };
@@ -340,7 +343,7 @@ export class Reconciler {
     return this.withLiveNode(nodeId, async (node, current) => {
       const { store, clock, newId, logger, bus } = this.options;
       this.options.storage?.refuseNewWork();
-      const superseded = this.haltRunsOf(node.group);
+      const superseded = this.haltRunsOf(node.group, `a restart of node ${node.id}`);
       const surgeFirst = resolveRolloutBounds(current.spec).maxSurge > 0;
       // The replacement runs what the node ran: its own revision's template.
       const replacement: PlannedTask = { id: 0, prerequisites: [], action: "start_node", version: node.version };
@@ -509,11 +512,20 @@ export class Reconciler {
     const newestUnsettled = new Map<string, GraphWithTasks>();
     for (const graph of graphs) newestUnsettled.set(graph.group, graph);
     const resumable = new Map<string, GraphWithTasks>();
+    /** What supersedes the group's other unsettled graphs: a newer revision, or its newest graph or rollout. */
+    const successors = new Map<string, { revision: number; newest: Pick<GraphSummary, "id" | "reason">; rollout: GraphSummary | undefined }>();
     for (const [group, graph] of newestUnsettled) {
       const [current, rollout] = await Promise.all([store.getGroupSpec(group), store.latestRolloutGraph(group)]);
+      successors.set(group, { revision: current?.revision ?? 0, newest: graph, rollout });
       const isRollout = graph.reason === "update" || graph.reason === "repair";
       if (graph.revision === current?.revision && (!isRollout || rollout?.id === graph.id)) resumable.set(group, graph);
     }
+    const supersededBy = (graph: GraphWithTasks): string => {
+      const { revision, newest, rollout } = successors.get(graph.group)!;
+      if (graph.revision < revision) return `spec revision ${revision}`;
+      const next = newest.id !== graph.id ? newest : rollout;
+      return next ? `graph ${next.id} (${graphReasonInWords[next.reason]})` : "a newer graph";
+    };
     for (const graph of graphs) {
       if (resumable.get(graph.group) === graph) continue;
       logger.warn({ graphId: graph.id, group: graph.group, revision: graph.revision }, "superseding an unsettled graph that a newer graph or revision replaced");
@@ -528,7 +540,7 @@ export class Reconciler {
             action: task.action,
             state: TaskState.cancelled,
           })),
-        { type: "graph", graphId: graph.id, group: graph.group, state: "superseded", error: "superseded by a newer spec revision" },
+        { type: "graph", graphId: graph.id, group: graph.group, state: "superseded", error: `superseded by ${supersededBy(graph)}` },
       ]);
     }
     for (const graph of resumable.values()) {
@@ -787,7 +799,7 @@ export class Reconciler {
         return;
       }
       // Heals running beside the failed rollout give way to the rollback, as to any new revision.
-      const superseded = this.haltRunsOf(graph.group, graph.id);
+      const superseded = this.haltRunsOf(graph.group, `an automatic rollback to revision ${target.revision} (graph ${graph.id} failed)`, graph.id);
       const listed = await store.listNodes(graph.group, { all: false });
       const nodes = superseded.abandoned.size === 0 ? listed : listed.map((node) => (superseded.abandoned.has(node.id) ? { ...node, state: "failed" as const } : node));
       // The failed spec's count stays: what is rolled back is what runs (version and template), as a user's rollback does.

@@ -16,6 +16,8 @@ import type { Semaphore } from "./Semaphore.js";
 
 /** How often a step held by a rollout bound looks at the group again. */
 const BOUND_RECHECK_MS = 250;
+/** How often the progress watchdog looks again during a wait that does not count (a pause, a promote gate, a storage fault). */
+const UNCOUNTED_WAIT_RECHECK_MS = 1000;
 /** The longest wait between attempts to settle a graph while the database cannot be written. */
 const SETTLE_RETRY_MAX_MS = 2000;
 
@@ -37,6 +39,13 @@ export interface RunDependencies {
   defaultTaskTimeoutMs: number;
   /** How long the graph may go without a task finishing, when its spec does not say. */
   defaultProgressDeadlineMs: number;
+  /**
+   * Since when the run's changes can be recorded: undefined while the storage under the
+   * journal refuses writes (the journal retries them meanwhile), else when it last began taking
+   * them again (0: it never stopped). The progress deadline does not count the time before it.
+   * Absent: always writable.
+   */
+  storageWritableSince?: () => number | undefined;
   /** Commits the transition that settles the graph; the reconciler may add to it (an automatic rollback). */
   settle: (graph: GraphWithTasks, transition: SettleTransition) => Promise<void>;
   /** The group's live nodes, for the rollout bounds of gated steps. */
@@ -77,7 +86,7 @@ export function describeTask(task: Task): string {
  *   waiting with why, while running it would leave fewer than count − max unavailable
  *   nodes available or more than count + max surge alive (Kubernetes' deployment
  *   controller keeps the same two bounds). The progress deadline fails a graph that waits
- *   too long.
+ *   too long (time while storage refuses writes does not count; see watchProgress).
  * - A start succeeds only after its node has been running and healthy for the spec's
  *   min-ready without a break; a node that fails within it fails that attempt.
  * - A node this run started that fails while the run goes on fails the graph, with the
@@ -737,17 +746,28 @@ export class GraphRun {
     return undefined;
   }
 
-  /** Fails the graph when no task has finished for the progress deadline (a paused graph has none). */
+  /**
+   * Fails the graph when no task has finished for the progress deadline. Waits that are not
+   * the graph's own lack of progress do not count: a pause or a promote gate (an operator's
+   * wait), and a storage fault (nothing can be recorded, so no task can start or finish; like
+   * Kubernetes' progressDeadlineSeconds, the deadline measures the workload, not the server's
+   * own storage). When such a wait ends, the deadline starts again in full, whatever of it
+   * had passed before: the graph gets the whole deadline after a pause, after a promotion and
+   * after storage takes writes again (a fault that came and went between two looks counts
+   * too: the deadline starts from when it cleared).
+   */
   private async watchProgress(): Promise<void> {
     const signal = this.haltController.signal;
     while (!signal.aborted) {
-      const wait = this.lastProgressAt + this.progressDeadlineMs - this.deps.clock.now();
-      // A pause or a promote gate is an operator's wait, not a lack of progress.
-      const operatorWait = this.paused || this.promotions.size > 0;
-      if (operatorWait) this.lastProgressAt = this.deps.clock.now();
-      if (wait > 0 || operatorWait) {
+      const now = this.deps.clock.now();
+      const writableSince = this.deps.storageWritableSince ? this.deps.storageWritableSince() : 0;
+      const uncountedWait = this.paused || this.promotions.size > 0 || writableSince === undefined;
+      this.lastProgressAt = Math.max(this.lastProgressAt, writableSince ?? now);
+      if (uncountedWait) this.lastProgressAt = now;
+      const wait = this.lastProgressAt + this.progressDeadlineMs - now;
+      if (wait > 0 || uncountedWait) {
         try {
-          await this.deps.clock.sleep(operatorWait ? 1000 : wait, signal);
+          await this.deps.clock.sleep(uncountedWait ? UNCOUNTED_WAIT_RECHECK_MS : wait, signal);
         } catch {
           return;
         }

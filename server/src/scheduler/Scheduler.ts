@@ -28,6 +28,8 @@ export interface SchedulerOptions {
   progressDeadlineMs: number;
   /** The groups' live nodes, for gated steps' rollout bounds. */
   census: NodeCensus;
+  /** Since when the journal's storage takes writes (see RunDependencies); absent: always. */
+  storageWritableSince?: () => number | undefined;
 }
 
 /**

@@ -19,7 +19,7 @@ import type {
   TaskAction,
   TaskState,
 } from "../domain.js";
-import { pendingTask } from "../domain.js";
+import { graphReasonInWords, pendingTask } from "../domain.js";
 import { asPercent, formatBytes, percentOf, resolveRolloutBounds } from "@drover/shared";
 import { FailedPreconditionError, StorageError } from "../errors.js";
 import {
@@ -531,7 +531,7 @@ export class SqliteStore implements Store {
         restores: input.restores ?? null,
         now,
       });
-      const superseded = this.supersedeStranded(group, input.liveGraphs, graph?.id, now);
+      const superseded = this.supersedeStranded(group, input.liveGraphs, graph?.id, `spec revision ${revision}`, now);
       if (!graph) return { revision, events: [...settled, ...superseded] };
       const inserted = this.insertGraph(group, revision, "update", graph, now, undefined);
       return { revision, graph: inserted.graph, events: [...settled, ...superseded, ...inserted.events] };
@@ -540,7 +540,8 @@ export class SqliteStore implements Store {
 
   async storeGraph(input: NewGraph): Promise<StoredRevision> {
     return this.db.transaction((): StoredRevision => {
-      const superseded = this.supersedeStranded(input.group, input.liveGraphs, input.graph.id, input.now);
+      const by = `graph ${input.graph.id} (${graphReasonInWords[input.reason]})`;
+      const superseded = this.supersedeStranded(input.group, input.liveGraphs, input.graph.id, by, input.now);
       const inserted = this.insertGraph(input.group, input.revision, input.reason, input.graph, input.now, input.message);
       return { revision: input.revision, graph: inserted.graph, events: [...superseded, ...inserted.events] };
     })();
@@ -548,9 +549,10 @@ export class SqliteStore implements Store {
 
   /**
    * Supersedes the group's unsettled graphs that no run works on (not in `live`): their open
-   * tasks are cancelled and the graph ends, pointing at `next`. Call inside a transaction.
+   * tasks are cancelled and the graph ends, pointing at `next`, its error naming what
+   * superseded it (`by`: "spec revision 4"). Call inside a transaction.
    */
-  private supersedeStranded(group: string, live: readonly string[], next: string | undefined, now: number): Event[] {
+  private supersedeStranded(group: string, live: readonly string[], next: string | undefined, by: string, now: number): Event[] {
     const stranded = (this.statements.unsettledOfGroup.all(group) as string[]).filter((id) => !live.includes(id));
     if (stranded.length === 0) return [];
     const transitions: Transition[] = [];
@@ -563,7 +565,7 @@ export class SqliteStore implements Store {
         graphId,
         group,
         state: "superseded",
-        error: "superseded by a newer spec revision: no run was working on it",
+        error: `superseded by ${by}: no run was working on it`,
         nextGraphId: next,
       });
     }
@@ -602,22 +604,21 @@ export class SqliteStore implements Store {
     const path = join(this.dataDir, DATABASE_FILE);
     const free = this.freeSpace();
     const freeText = free ? `${formatBytes(free.bytes)} free in ${free.path}` : `free space in ${this.dataDir} unknown`;
-    const retried = "writes are retried until they succeed";
     if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "SQLITE_IOERR_WRITE" && free !== undefined && free.bytes < LOW_SPACE_BYTES) {
-      return { kind: "full", retryable: true, message: `the database's disk is full (${code}): ${freeText}: free space there; ${retried}` };
+      return { kind: "full", retryable: true, message: `the database's disk is full (${code}): ${freeText}: free space there` };
     }
     if (code.startsWith("SQLITE_IOERR") || code === "EIO") {
-      return { kind: "io", retryable: true, message: `the database's disk failed an operation on ${path} (${code}), ${freeText}: check the disk and the kernel log; ${retried}` };
+      return { kind: "io", retryable: true, message: `the database's disk failed an operation on ${path} (${code}), ${freeText}: check the disk and the kernel log` };
     }
     if (code.startsWith("SQLITE_READONLY") || code === "EROFS") {
       return {
         kind: "read_only",
         retryable: true,
-        message: `the database ${path} cannot be written (${code}): check that the server's user owns the file and its directory and that the mount is writable; ${retried}`,
+        message: `the database ${path} cannot be written (${code}): check that the server's user owns the file and its directory and that the mount is writable`,
       };
     }
     if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
-      return { kind: "busy", retryable: true, message: `the database ${path} is locked by another process (${code}): stop whatever else opened it; ${retried}` };
+      return { kind: "busy", retryable: true, message: `the database ${path} is locked by another process (${code}): stop whatever else opened it` };
     }
     if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
       return {
