@@ -45,7 +45,13 @@ describe("operations on one node", { timeout: 60_000 }, () => {
     const superseded = (await client.getGraph({ graphId: rollout.id })).graph!;
     assert.equal(superseded.state, GraphState.GRAPH_STATE_SUPERSEDED);
     assert.equal(superseded.error, `superseded by a restart of node ${target.id}`);
+    driver.start = start;
     await drain(client.watchGraph({ graphId: restart.id }));
+    // Nobody stopped the rollout: once the restart is done, a pass carries the group on to version 2.
+    await eventually(async () => {
+      const nodes = (await client.listNodes({})).nodes;
+      return nodes.length === 3 && nodes.every((node) => node.version === 2 && node.state === NodeState.NODE_STATE_RUNNING) ? true : undefined;
+    }, "the group converged on version 2", 20_000);
   });
 
   it("stops a named node and lowers the count, and clones one and raises it, as new revisions", async (t) => {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { EventType, FailurePolicy, GraphState, NodeState, type DroverServiceClient, type WatchGraphResponse } from "@drover/shared";
+import { EventType, FailurePolicy, GraphState, NodeState, TaskState, type DroverServiceClient, type WatchGraphResponse } from "@drover/shared";
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
 import { HealthDefinition } from "nice-grpc-server-health";
 import { HealthCheckResponse_ServingStatus as Serving } from "nice-grpc-server-health/lib/proto/grpc/health/v1/health.js";
@@ -28,8 +28,8 @@ function sqliteError(code: string): Error {
 
 const WRITES = new Set(["apply", "storeRevision", "storeGraph", "setTemplate", "probeWrite"]);
 
-/** The real store, whose writes fail (before they touch the database) while `failing` says so. */
-function faultyStore(store: SqliteStore, failing: () => string | undefined): Store {
+/** The real store, whose writes fail (before they touch the database) while `failing` says so for the operation. */
+function faultyStore(store: SqliteStore, failing: (operation: string) => string | undefined): Store {
   return new Proxy(store, {
     get(target, property) {
       const value = Reflect.get(target, property) as unknown;
@@ -37,7 +37,7 @@ function faultyStore(store: SqliteStore, failing: () => string | undefined): Sto
       const operation = (value as (...args: unknown[]) => unknown).bind(target);
       if (!WRITES.has(String(property))) return operation;
       return async (...args: unknown[]) => {
-        const code = failing();
+        const code = failing(String(property));
         if (code) throw sqliteError(code);
         return operation(...args);
       };
@@ -210,6 +210,49 @@ describe("storage faults", () => {
       assert.ok(nodes.every((node) => node.state === NodeState.NODE_STATE_RUNNING && node.version === 2), "the group runs version 2 only");
       const revisions = (await client.listRevisions({ group: "g" })).revisions;
       assert.deepEqual(revisions.map((revision) => revision.revision), [2, 1], "no rollback was stored");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("an update whose revision cannot be stored leaves no rollout stranded: the rollout it superseded is carried on once writes work again", { timeout: 60_000 }, async () => {
+    let failRevision = false;
+    const server = await startTestServer({
+      wrapStore: (store) => faultyStore(store, (operation) => (failRevision && operation === "storeRevision" ? "SQLITE_FULL" : undefined)),
+      driver: { latency: { min: 5, max: 10 } },
+      server: { storageProbeIntervalMs: 50, reconcileIntervalMs: 100 },
+    });
+    try {
+      const { client, driver } = server;
+      const first = await client.setSpec({ group: "g", ...spec(3, 1) });
+      assert.equal((await followGraph(client, first.graph!.id, [])).last, GraphState.GRAPH_STATE_SUCCEEDED);
+      // Version 2's starts wait until the update below has been refused.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const start = driver.start.bind(driver);
+      driver.start = async (node, signal) => {
+        if (node.version === 2) await released;
+        return start(node, signal);
+      };
+      const rollout = await client.setSpec({ group: "g", ...spec(3, 2) });
+      await eventually(async () => ((await client.getGraph({ graphId: rollout.graph!.id })).graph!.tasks.some((task) => task.state === TaskState.TASK_STATE_RUNNING) ? true : undefined), "a start of the rollout under way");
+      // The disk fills just as the next update is stored: health has not seen it yet, so the update gets as far as superseding the rollout.
+      failRevision = true;
+      await expectStatus(client.setSpec({ group: "g", ...spec(3, 3) }), Status.UNAVAILABLE, /disk is full/);
+      failRevision = false;
+      release();
+      driver.start = start;
+      await followGraph(client, rollout.graph!.id, []);
+      await eventually(
+        async () => {
+          const nodes = (await client.listNodes({ group: "g" })).nodes;
+          return nodes.length === 3 && nodes.every((node) => node.state === NodeState.NODE_STATE_RUNNING && node.version === 2) ? true : undefined;
+        },
+        "the group converged on revision 2, the last one stored",
+        20_000,
+      );
+      const revisions = (await client.listRevisions({ group: "g" })).revisions;
+      assert.deepEqual(revisions.map((revision) => revision.revision), [2, 1], "the refused update stored nothing");
     } finally {
       await server.stop();
     }

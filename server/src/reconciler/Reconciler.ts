@@ -103,8 +103,9 @@ export interface ReconcilerOptions {
  *
  * - An update supersedes a graph still running, plans from the nodes as they are, and
  *   stores the revision and its graph together before the scheduler runs it.
- * - A pass over a group repairs drift. When its latest rollout succeeded and nothing runs, it
- *   converges the group on its spec with a repair graph under the same revision. Otherwise
+ * - A pass over a group repairs drift. When its latest rollout succeeded (or was superseded
+ *   with nothing to carry it on) and nothing runs, it converges the group on its spec with a
+ *   repair graph under the same revision. Otherwise
  *   (the rollout failed, was cancelled, is paused or still runs) it only heals: failed nodes
  *   that no run is working on are replaced at their own revision, so the group keeps its
  *   capacity without the rollout moving on. Replacements back off in a crash loop. Passes
@@ -650,7 +651,11 @@ export class Reconciler {
         nodes = await store.listNodes(group, { all: false });
       }
       const rollout = await store.latestRolloutGraph(group);
-      const reached = !rollout || rollout.revision < current.revision || rollout.state === "succeeded";
+      // A rollout superseded at the current revision has no successor that carries it on: what
+      // superseded it was a node's restart, stop or clone, or an update whose revision could not
+      // be stored (a full disk). Nobody chose to stop it, so the pass converges the group on
+      // its spec; a rollout that failed, was cancelled or is paused stays where it is.
+      const reached = !rollout || rollout.revision < current.revision || rollout.state === "succeeded" || rollout.state === "superseded";
       if (reached) {
         planned = plan(nodes, current.spec);
         reason = "repair";
