@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type DroverServiceClient, GraphState, HealthCheckType, NodeState, type NodeTemplate } from "@drover/shared";
+import { type DroverServiceClient, GraphState, NodeState, type NodeTemplate } from "@drover/shared";
 import { Status } from "nice-grpc";
 import { readLog } from "../src/api/readLog.js";
 import { byteSizeIn } from "../src/config.js";
@@ -20,7 +20,7 @@ import { resolveCommand } from "../src/drivers/resolveCommand.js";
 import { RotatingLog } from "../src/drivers/RotatingLog.js";
 import { templateDifferences } from "../src/reconciler/templateChanges.js";
 import { DEFAULT_TEMPLATE } from "../src/templates.js";
-import { freePort, freePortWindow, startServer, waitUntilServing, type Exited } from "./processes.js";
+import { freePort, freePortWindow, nodeScript, startServer, waitUntilServing, type Exited } from "./processes.js";
 import { drain, eventually, expectStatus, temporaryDataDir } from "./support.js";
 
 // ---------------------------------------------------------------- helpers
@@ -112,17 +112,6 @@ class ProcessServer {
   logFiles(nodeId: string): string[] {
     return readdirSync(join(this.dataDir, "logs")).filter((file) => file.startsWith(`${nodeId}.log`)).sort();
   }
-}
-
-/** A node that answers HTTP on its port and runs `body` (Node.js, CommonJS). */
-function nodeScript(body: string, env: Record<string, string> = {}): NodeTemplate {
-  return {
-    command: process.execPath,
-    args: ["-e", `require("node:http").createServer((q, r) => r.end("ok")).listen(Number(process.env.PORT), "127.0.0.1"); ${body}`],
-    env,
-    healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_TCP, path: "", intervalMs: 500, timeoutMs: 500, failureThreshold: 3, startTimeoutMs: 10_000 },
-    stopGraceMs: 1000,
-  };
 }
 
 /** Prints `lines` numbered lines every 10 ms, each padded to about `width` bytes. */
