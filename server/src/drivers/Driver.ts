@@ -68,8 +68,9 @@ export interface Driver {
   logFile(node: NodeHandle): string | undefined;
   /**
    * Why the driver would refuse to run a template's command (one the server's
-   * `--allow-commands` does not allow), for a template being set; undefined when it would run
-   * it. Absent when the driver runs any command, so that callers need not find the template.
+   * `--allow-commands` does not allow, or an env that would make an allowed one load other
+   * code), for a template being set; undefined when it would run it. Absent when the driver
+   * runs any command, so that callers need not find the template.
    */
   readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
 }

@@ -178,8 +178,9 @@ export class ProcessDriver implements Driver {
 
   /**
    * Why the driver would refuse to run the template's command: one that `--allow-commands`
-   * does not allow. Checked when a template is set, with a sample node's placeholders (the
-   * group's, the version given or 1, the first port); the start of each node checks its own.
+   * does not allow, or an env that would make an allowed one load other code. Checked when a
+   * template is set, with a sample node's placeholders (the group's, the version given or 1,
+   * the first port); the start of each node checks its own.
    */
   private disallowedCommand(policy: CommandPolicy, group: string, template: NodeTemplate, version = 1): string | undefined {
     const substitute = placeholders({ id: SAMPLE_NODE_ID, group, version, port: this.options.ports.first });
@@ -189,7 +190,7 @@ export class ProcessDriver implements Driver {
     if (program === undefined) {
       return `template command ${JSON.stringify(command)} is not on the node's PATH, so --allow-commands (${policy.describe()}) cannot allow it: give its absolute path`;
     }
-    if (policy.allows(program)) return undefined;
+    if (policy.allows(program)) return policy.environmentProblem(template.env);
     const resolved = program === command ? "" : ` (${program})`;
     return `template command ${JSON.stringify(command)}${resolved} is not allowed by this server's --allow-commands (${policy.describe()}): use an allowed command, or ask the server's operator to allow it`;
   }
@@ -402,6 +403,8 @@ export class ProcessDriver implements Driver {
     let output: number | undefined;
     try {
       const program = this.runnableProgram(command, env.PATH, record.group);
+      const envProblem = this.options.commands?.environmentProblem(template.env);
+      if (envProblem) throw new DriverError(`group ${record.group}'s ${envProblem}, with 'client group set-template'`, false);
       const cwd = this.makeNodeDir(record);
       output = this.outputs.open(record.id, this.fifoPath(record.id), record.logFile!);
       // With a memory limit the process joins its cgroup before it runs the command: a shell
