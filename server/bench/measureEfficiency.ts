@@ -51,6 +51,12 @@ class TimedDriver implements Driver {
   sweep(nodeIds: readonly string[]) {
     return this.inner.sweep(nodeIds);
   }
+  nodesWithFiles() {
+    return this.inner.nodesWithFiles();
+  }
+  removeNodeFiles(nodeIds: readonly string[]) {
+    return this.inner.removeNodeFiles(nodeIds);
+  }
   close() {
     this.inner.close();
   }

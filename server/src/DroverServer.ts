@@ -264,6 +264,7 @@ export class DroverServer {
       intervalMs: options.retention?.intervalMs,
       batchRows: options.retention?.batchRows,
       onRun: (report) => this.metrics.retentionRan(report),
+      nodeFiles: driver,
     });
   }
 

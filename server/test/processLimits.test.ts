@@ -11,17 +11,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type DroverServiceClient, GraphState, HealthCheckType, NodeState, type NodeTemplate } from "@drover/shared";
+import { type DroverServiceClient, GraphState, NodeState, type NodeTemplate } from "@drover/shared";
 import { Status } from "nice-grpc";
 import { readLog } from "../src/api/readLog.js";
 import { byteSizeIn } from "../src/config.js";
+import { requireTemplate } from "../src/api/validate.js";
+import { systemClock } from "../src/clock.js";
 import { CommandPolicy } from "../src/drivers/CommandPolicy.js";
+import { DriverError } from "../src/drivers/Driver.js";
+import { ProcessDriver } from "../src/drivers/ProcessDriver.js";
 import { resolveCommand } from "../src/drivers/resolveCommand.js";
 import { RotatingLog } from "../src/drivers/RotatingLog.js";
 import { templateDifferences } from "../src/reconciler/templateChanges.js";
 import { DEFAULT_TEMPLATE } from "../src/templates.js";
-import { freePort, freePortWindow, readNodeLog, startServer, waitUntilServing, type Exited } from "./processes.js";
-import { drain, eventually, expectStatus, temporaryDataDir } from "./support.js";
+import { freePort, freePortWindow, nodeScript, readNodeLog, startServer, waitUntilServing, type Exited } from "./processes.js";
+import { drain, eventually, expectStatus, silentLogger, temporaryDataDir } from "./support.js";
 
 // ---------------------------------------------------------------- helpers
 
@@ -114,17 +118,6 @@ class ProcessServer {
   }
 }
 
-/** A node that answers HTTP on its port and runs `body` (Node.js, CommonJS). */
-function nodeScript(body: string, env: Record<string, string> = {}): NodeTemplate {
-  return {
-    command: process.execPath,
-    args: ["-e", `require("node:http").createServer((q, r) => r.end("ok")).listen(Number(process.env.PORT), "127.0.0.1"); ${body}`],
-    env,
-    healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_TCP, path: "", intervalMs: 500, timeoutMs: 500, failureThreshold: 3, startTimeoutMs: 10_000 },
-    stopGraceMs: 1000,
-  };
-}
-
 /** Prints `lines` numbered lines every 10 ms, each padded to about `width` bytes. */
 function counter(lines: number, width: number): NodeTemplate {
   return nodeScript(
@@ -173,6 +166,38 @@ describe("the process driver's pieces", () => {
     assert.deepEqual(table.map(([command]) => [command, policy.allows(command)]), table);
     assert.throws(() => CommandPolicy.parse("python3"), /"python3" is not an absolute path: write it like \/usr\/bin\/python3/);
     assert.throws(() => CommandPolicy.parse(" , "), /names no command/);
+  });
+
+  it("refuses under --allow-commands an env that makes an allowed program load other code, at every start too, and checks no env without the list", async (t) => {
+    const driver = (commands?: CommandPolicy) => {
+      const dataDir = temporaryDataDir(t);
+      const made = new ProcessDriver({ dataDir, ports, commands, templateOf: async () => preloading, clock: systemClock, logger: silentLogger });
+      t.after(() => made.close());
+      return { driver: made, dataDir };
+    };
+    const ports = await freePortWindow(1);
+    const preloading = requireTemplate({ ...nodeScript(""), env: { GREETING: "hi", LD_PRELOAD: "/tmp/drover-test-preload.so" } });
+    assert.equal(driver().driver.commandProblem, undefined, "without --allow-commands any env goes, as any command does");
+
+    const { driver: listed, dataDir } = driver(CommandPolicy.parse(process.execPath));
+    const refusal = new RegExp(
+      `^template env LD_PRELOAD \\(read by the dynamic loader\\) makes an allowed program load code the template chooses, so this server's --allow-commands \\(${process.execPath}\\) refuses it: remove it from the template's env$`,
+    );
+    assert.match(listed.commandProblem!("g", preloading)!, refusal);
+    assert.equal(listed.commandProblem!("g", { ...preloading, env: { GREETING: "hi", PYTHONUNBUFFERED: "1", LD: "x" } }), undefined, "other variables go");
+    const several = listed.commandProblem!("g", { ...preloading, env: { NODE_OPTIONS: "--require /tmp/x.js", BASH_ENV: "/tmp/x.sh", ENV: "/tmp/x.sh", PYTHONSTARTUP: "/tmp/x.py", PERL5OPT: "-Mx", LD_AUDIT: "/tmp/x.so", LD_LIBRARY_PATH: "/tmp" } });
+    assert.match(
+      several!,
+      /^template env BASH_ENV \(read by bash\), ENV \(read by sh\), LD_AUDIT \(read by the dynamic loader\), LD_LIBRARY_PATH \(read by the dynamic loader\), NODE_OPTIONS \(read by Node\.js\), PERL5OPT \(read by Perl\), PYTHONSTARTUP \(read by Python\) make an allowed program load code the template chooses, so .* refuses them: remove them/,
+    );
+    // A template stored before the list was given is refused at its node's start, for good.
+    await assert.rejects(listed.start({ id: "01J0000000000000000000000A", group: "g", version: 1 }, AbortSignal.timeout(10_000)), (error: unknown) => {
+      assert.ok(error instanceof DriverError);
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /^group g's template env LD_PRELOAD \(read by the dynamic loader\) makes .* refuses it: remove it from the template's env, with 'client group set-template'$/);
+      return true;
+    });
+    assert.deepEqual(readdirSync(join(dataDir, "nodes")), [], "nothing of the node is left");
   });
 
   it("resolves a command as exec would from the data dir: a relative path from it, a bare name along PATH", (t) => {
@@ -463,6 +488,23 @@ describe("each node in its own dir, and --allow-commands", { timeout: 120_000 },
     assert.equal((await server.client.getTemplate({ group: "a" })).isDefault, true, "nothing was stored");
     assert.deepEqual(await server.client.listRevisions({ group: "b" }).then((answer) => answer.revisions), []);
     await startGroup(server.client, "c", { ...nodeScript(""), command: process.execPath });
+  });
+
+  it("refuses a template whose env would make an allowed command load other code, naming the variable and the flag", async () => {
+    const allowed = nodeScript("");
+    await expectStatus(
+      server.client.setTemplate({ group: "env", template: { ...allowed, env: { LD_PRELOAD: "/tmp/drover-test-preload.so" } } }),
+      Status.FAILED_PRECONDITION,
+      /^group env: template env LD_PRELOAD \(read by the dynamic loader\) makes an allowed program load code the template chooses, so this server's --allow-commands \(\S+\) refuses it: remove it from the template's env$/,
+    );
+    await expectStatus(
+      server.client.setSpec({ group: "env", count: 1, version: 1, template: { ...allowed, env: { GREETING: "hi", NODE_OPTIONS: "--require /tmp/x.js" } } }),
+      Status.FAILED_PRECONDITION,
+      /^group env: template env NODE_OPTIONS \(read by Node\.js\) makes an allowed program load code/,
+    );
+    assert.equal((await server.client.getTemplate({ group: "env" })).isDefault, true, "nothing was stored");
+    assert.deepEqual(await server.client.listRevisions({ group: "env" }).then((answer) => answer.revisions), []);
+    await server.client.setTemplate({ group: "env", template: { ...allowed, env: { GREETING: "hi", PYTHONUNBUFFERED: "1" } } });
   });
 
   it("refuses to start a node whose command the list no longer allows, after the operator tightens it", async () => {

@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DroverServiceDefinition } from "@drover/shared";
+import { DroverServiceDefinition, HealthCheckType, type NodeTemplate } from "@drover/shared";
 import { createChannel, createClient, Metadata } from "nice-grpc";
 import { outputText } from "../src/drivers/logRecords.js";
 
@@ -72,6 +72,16 @@ export async function waitUntilServing(port: number, dataDir: string) {
   throw new Error(`server on port ${port} never answered`);
 }
 
+/** A node that answers HTTP on its port and runs `body` (Node.js, CommonJS). */
+export function nodeScript(body: string, env: Record<string, string> = {}): NodeTemplate {
+  return {
+    command: process.execPath,
+    args: ["-e", `require("node:http").createServer((q, r) => r.end("ok")).listen(Number(process.env.PORT), "127.0.0.1"); ${body}`],
+    env,
+    healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_TCP, path: "", intervalMs: 500, timeoutMs: 500, failureThreshold: 3, startTimeoutMs: 10_000 },
+    stopGraceMs: 1000,
+  };
+}
 
 const claimedPorts = new Set<number>();
 

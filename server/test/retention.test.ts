@@ -1,16 +1,21 @@
 import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { durationText, type DroverServiceClient, GraphReason, GraphState, NodeState } from "@drover/shared";
 import { Status } from "nice-grpc";
 import { type Clock, systemClock } from "../src/clock.js";
 import { parseDuration } from "../src/config.js";
+import { requireTemplate } from "../src/api/validate.js";
 import type { PlannedTask } from "../src/domain.js";
+import { ProcessDriver } from "../src/drivers/ProcessDriver.js";
 import { Retention } from "../src/store/Retention.js";
 import { DATABASE_FILE } from "../src/store/SqliteStore.js";
 import type { Transition } from "../src/store/Store.js";
-import { freePort, startServer } from "./processes.js";
+import { freePort, freePortWindow, nodeScript, startServer } from "./processes.js";
 import { drain, eventually, expectStatus, openTestStore, silentLogger, startTestServer, temporaryDataDir } from "./support.js";
 
 const HOUR = 3_600_000;
@@ -162,6 +167,98 @@ describe("retention", { timeout: 60_000 }, () => {
       "only the three live nodes: the v1 nodes (stopped a week before) are gone",
     );
     assert.ok(!nodes.some((node) => node.id === restarted.id));
+  });
+});
+
+describe("retention of the process driver's files", { timeout: 90_000 }, () => {
+  /** Each node writes about 4 KiB as it starts; its log rotates at 1 KiB and keeps 3 files. */
+  const chatty = requireTemplate(nodeScript(`for (let n = 0; n < 60; n++) console.log("line " + n + " " + "x".repeat(60));`));
+
+  /**
+   * Real node processes on a data dir of the test's: each server the test starts on it has a
+   * process driver (running `chatty` whatever the group's template) and the movable clock, keeps
+   * things a week and runs retention every 20 ms. Ends every node process and removes the dir.
+   */
+  async function processServers(t: { after: (fn: () => Promise<void>) => void }) {
+    const dataDir = mkdtempSync(join(tmpdir(), "drover-retention-"));
+    const ports = await freePortWindow(4);
+    const clock = movableClock();
+    const drivers: ProcessDriver[] = [];
+    const stops: (() => Promise<void>)[] = [];
+    t.after(async () => {
+      for (const stop of stops) await stop();
+      for (const driver of drivers) await driver.sweep((await driver.strays(new Set())).map((stray) => stray.id));
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    const start = async (retentionMs = WEEK) => {
+      const driver = new ProcessDriver({ dataDir, ports, logLimits: { maxBytes: 1024, maxFiles: 3 }, templateOf: async () => chatty, clock, logger: silentLogger });
+      drivers.push(driver);
+      const server = await startTestServer({ dataDir, server: { driver, clock, retention: { retentionMs, intervalMs: 20 } } });
+      stops.push(server.stop);
+      return server;
+    };
+    /** The node's files: its logs in the log dir, and its record, pipe and dir (or what is left of it) under nodes/. */
+    const filesOf = (nodeId: string) =>
+      [...readdirSync(join(dataDir, "logs")), ...readdirSync(join(dataDir, "nodes"))].filter((name) => name.startsWith(nodeId)).sort();
+    return { dataDir, clock, start, filesOf };
+  }
+
+  /** Three nodes of `chatty`, scaled down to one: two stopped nodes that keep their logs, and a live one. */
+  async function scaledDown(client: DroverServiceClient, filesOf: (nodeId: string) => string[]) {
+    await settle(client, (await client.setSpec({ count: 3, version: 1 })).graph!.id);
+    const started = (await client.listNodes({})).nodes.map((node) => node.id);
+    await eventually(async () => (started.every((id) => filesOf(id).includes(`${id}.log.2`)) ? true : undefined), "every node's log has rotated twice");
+    await settle(client, (await client.setSpec({ count: 1, version: 1 })).graph!.id);
+    const live = (await client.listNodes({})).nodes.map((node) => node.id);
+    assert.equal(live.length, 1);
+    const stopped = started.filter((id) => !live.includes(id));
+    const logs = (id: string) => [`${id}.log`, `${id}.log.1`, `${id}.log.2`];
+    await eventually(async () => (stopped.every((id) => filesOf(id).join() === logs(id).join()) ? true : undefined), "the stopped nodes' dirs went with their processes");
+    return { live: live[0]!, stopped, logs };
+  }
+
+  it("removes a stopped node's logs, rotated ones too, and what is left of its dir once retention deletes it, and nothing of a live node", async (t) => {
+    const { dataDir, clock, start, filesOf } = await processServers(t);
+    const { client } = await start();
+    const { live, stopped, logs } = await scaledDown(client, filesOf);
+    // A dir whose removal a crash cut short (the driver renames a node's dir, then removes it).
+    mkdirSync(join(dataDir, "nodes", `${stopped[0]}.removing-1`));
+    writeFileSync(join(dataDir, "nodes", `${stopped[0]}.removing-1`, "scratch"), "left behind");
+    await sleep(200);
+    assert.deepEqual(stopped.map(filesOf), [[...logs(stopped[0]!), `${stopped[0]}.removing-1`], logs(stopped[1]!)], "within the retention, a stopped node keeps its logs");
+
+    clock.advance(8 * 24 * HOUR);
+    await eventually(async () => (stopped.every((id) => filesOf(id).length === 0) ? true : undefined), "the stopped nodes' files are gone");
+    assert.deepEqual((await client.listNodes({ all: true })).nodes.map((node) => node.id), [live], "their rows went first");
+    await sleep(200);
+    assert.deepEqual(filesOf(live), [live, `${live}.json`, ...logs(live), `${live}.out`].sort(), "the live node keeps its dir, record, pipe and every log");
+    assert.deepEqual((await client.listNodes({})).nodes.map((node) => [node.id, node.state]), [[live, NodeState.NODE_STATE_RUNNING]]);
+  });
+
+  it("removes on its first run after a restart the files of nodes deleted before, and never a known node's or another program's", async (t) => {
+    const { dataDir, start, filesOf } = await processServers(t);
+    const first = await start(0);
+    const { live, stopped, logs } = await scaledDown(first.client, filesOf);
+    await first.stop();
+    // As a version that kept files did: the row of one stopped node deleted, its logs left.
+    const [forgotten, known] = stopped as [string, string];
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    db.prepare("DELETE FROM nodes WHERE id = ?").run(forgotten);
+    db.close();
+    const others = ["other-program.log", `${forgotten}.txt`];
+    for (const name of others) writeFileSync(join(dataDir, "logs", name), "not a node's log");
+
+    const { client } = await start();
+    await eventually(async () => (filesOf(forgotten).filter((name) => !others.includes(name)).length === 0 ? true : undefined), "the forgotten node's logs are gone");
+    await sleep(200);
+    assert.deepEqual(filesOf(known), logs(known), "a stopped node the database knows keeps its logs");
+    assert.deepEqual(filesOf(live), [live, `${live}.json`, ...logs(live), `${live}.out`].sort(), "the live node keeps everything");
+    assert.ok(others.every((name) => existsSync(join(dataDir, "logs", name))), "files not named like a node's log stay");
+    assert.deepEqual(
+      (await client.listNodes({})).nodes.map((node) => [node.id, node.state]),
+      [[live, NodeState.NODE_STATE_RUNNING]],
+      "the restarted server adopted the live node",
+    );
   });
 });
 

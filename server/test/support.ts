@@ -90,6 +90,14 @@ export class RecordingDriver implements Driver {
     return [];
   }
 
+  async nodesWithFiles() {
+    return [];
+  }
+
+  async removeNodeFiles() {
+    return [];
+  }
+
   close() {}
 
   private async call(op: "start" | "stop", node: NodeHandle, signal: AbortSignal) {

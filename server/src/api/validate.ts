@@ -125,8 +125,9 @@ export function requireTemplate(input: ApiTemplate | undefined): NodeTemplate {
 
 /**
  * Refuses a template whose command the driver will not run (the server's `--allow-commands`),
- * with FAILED_PRECONDITION naming the command and the flag: the request is well formed, but
- * this server is configured not to run it.
+ * or whose env would make an allowed command load other code, with FAILED_PRECONDITION naming
+ * the command or the variables, and the flag: the request is well formed, but this server is
+ * configured not to run it.
  */
 export async function requireAllowedCommand(
   driver: Driver,

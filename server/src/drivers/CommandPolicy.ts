@@ -11,6 +11,10 @@ import { isAbsolute } from "node:path";
  * gives. A template cannot dodge the list with `../` or with a PATH of its own. The list
  * restricts the program, not its arguments: allowing a shell or an interpreter allows
  * whatever it can be told to run.
+ *
+ * Nor does it restrict the environment, except for the variables that make an allowed program
+ * load code the template names (CODE_LOADING_ENVIRONMENT): a template that sets one is refused
+ * as one naming a program off the list is. Without a list nothing is refused: any program runs.
  */
 export class CommandPolicy {
   private readonly matchers: RegExp[];
@@ -34,10 +38,53 @@ export class CommandPolicy {
     return this.matchers.some((matcher) => matcher.test(command));
   }
 
+  /**
+   * Why the template's environment would let it run code the list does not allow: the
+   * variables of CODE_LOADING_ENVIRONMENT it sets, each with what reads it; undefined when none.
+   */
+  environmentProblem(env: Readonly<Record<string, string>>): string | undefined {
+    const refused = Object.keys(env)
+      .sort()
+      .flatMap((name) => {
+        const rule = codeLoadingRule(name);
+        return rule ? [`${name} (read by ${rule.readBy})`] : [];
+      });
+    if (refused.length === 0) return undefined;
+    const [them, they] = refused.length === 1 ? ["it", "makes"] : ["them", "make"];
+    return `template env ${refused.join(", ")} ${they} an allowed program load code the template chooses, so this server's --allow-commands (${this.describe()}) refuses ${them}: remove ${them} from the template's env`;
+  }
+
   /** The list as the flag gave it, for messages. */
   describe(): string {
     return this.patterns.join(",");
   }
+}
+
+/**
+ * Environment variables through which a template could make an allowed program run code of its
+ * choosing: the dynamic loader's (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT and every other LD_),
+ * and the start-up hooks and module paths of the common interpreters. Names end in `*` for a
+ * prefix. Refused only under `--allow-commands` (see CommandPolicy); the README lists them.
+ * Not a sandbox: a program that reads code from a file or an argument still does.
+ */
+export const CODE_LOADING_ENVIRONMENT: readonly { readBy: string; names: readonly string[] }[] = [
+  { readBy: "the dynamic loader", names: ["LD_*"] },
+  { readBy: "glibc's iconv", names: ["GCONV_PATH"] },
+  { readBy: "bash", names: ["BASH_ENV", "BASH_FUNC_*", "BASHOPTS", "SHELLOPTS"] },
+  { readBy: "sh", names: ["ENV"] },
+  { readBy: "Node.js", names: ["NODE_OPTIONS", "NODE_PATH"] },
+  { readBy: "Python", names: ["PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME"] },
+  { readBy: "Perl", names: ["PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB"] },
+  { readBy: "Ruby", names: ["RUBYOPT", "RUBYLIB"] },
+  { readBy: "Java", names: ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"] },
+  { readBy: ".NET", names: ["DOTNET_STARTUP_HOOKS"] },
+];
+
+/** The rule of CODE_LOADING_ENVIRONMENT that refuses the variable, if one does (names are case-sensitive, as the programs read them). */
+function codeLoadingRule(name: string): { readBy: string } | undefined {
+  return CODE_LOADING_ENVIRONMENT.find((rule) =>
+    rule.names.some((refused) => (refused.endsWith("*") ? name.startsWith(refused.slice(0, -1)) : name === refused)),
+  );
 }
 
 /** `*` and `?` within a segment, `**` across segments, everything else literal. */

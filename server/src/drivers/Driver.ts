@@ -46,6 +46,18 @@ export interface Driver {
   strays(keep: ReadonlySet<string>): Promise<StrayNode[]>;
   /** Stops whatever the driver still runs for these nodes, and forgets them; returns their ids. */
   sweep(nodeIds: readonly string[]): Promise<string[]>;
+  /**
+   * Ids of the nodes the driver keeps files of (logs, what is left of working dirs) but neither
+   * runs nor starts: stopped nodes, and nodes whose rows retention deleted before their files went.
+   */
+  nodesWithFiles(): Promise<string[]>;
+  /**
+   * Removes what the driver keeps on disk of these nodes, whose rows retention deleted: their
+   * logs, rotated ones included, and what is left of their working dirs. A node the driver runs
+   * or starts keeps everything. Resolves with the ids it removed files of; never rejects (a
+   * file it could not remove is logged, and asked for again on retention's next run).
+   */
+  removeNodeFiles(nodeIds: readonly string[]): Promise<string[]>;
   /** Stops background work (crash simulation, health checks); nodes keep running. */
   close(): void;
   /** Makes a running node fail abruptly, as a crash would; returns whether it was running. */
@@ -56,8 +68,9 @@ export interface Driver {
   logFile(node: NodeHandle): string | undefined;
   /**
    * Why the driver would refuse to run a template's command (one the server's
-   * `--allow-commands` does not allow), for a template being set; undefined when it would run
-   * it. Absent when the driver runs any command, so that callers need not find the template.
+   * `--allow-commands` does not allow, or an env that would make an allowed one load other
+   * code), for a template being set; undefined when it would run it. Absent when the driver
+   * runs any command, so that callers need not find the template.
    */
   readonly commandProblem?: (group: string, template: NodeTemplate, version?: number) => string | undefined;
   /**

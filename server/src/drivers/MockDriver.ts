@@ -64,6 +64,15 @@ export class MockDriver implements Driver {
     return swept;
   }
 
+  /** Simulated nodes keep no files. */
+  async nodesWithFiles(): Promise<string[]> {
+    return [];
+  }
+
+  async removeNodeFiles(_nodeIds: readonly string[]): Promise<string[]> {
+    return [];
+  }
+
   close(): void {
     this.closed.abort();
   }

@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { lstat, readdir, rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
+import { ULID_PATTERN } from "@drover/shared";
 import type { Clock } from "../clock.js";
 import type { HealthCheck, NodeStats, NodeTemplate } from "../domain.js";
 import type { CommandPolicy } from "./CommandPolicy.js";
@@ -92,7 +93,8 @@ const OUTPUT_DRAIN_MS = 1000;
  *     <data dir>/nodes/<id>/       its working directory (0700, owned by the node's user),
  *                                  removed with its process
  *     <log dir>/<id>.log, .log.1   its output with the time of each line, capped (0600; see
- *                                  logRecords and RotatingLog)
+ *                                  logRecords and RotatingLog), kept after the node stops
+ *                                  until retention deletes its row (removeNodeFiles)
  *     <data dir>/groups/<group>/peers.json   its group's running nodes
  *
  * With `--node-user` the data dir, `nodes/` and `groups/` become 0710 and the peers files
@@ -177,8 +179,9 @@ export class ProcessDriver implements Driver {
 
   /**
    * Why the driver would refuse to run the template's command: one that `--allow-commands`
-   * does not allow. Checked when a template is set, with a sample node's placeholders (the
-   * group's, the version given or 1, the first port); the start of each node checks its own.
+   * does not allow, or an env that would make an allowed one load other code. Checked when a
+   * template is set, with a sample node's placeholders (the group's, the version given or 1,
+   * the first port); the start of each node checks its own.
    */
   private disallowedCommand(policy: CommandPolicy, group: string, template: NodeTemplate, version = 1): string | undefined {
     const substitute = placeholders({ id: SAMPLE_NODE_ID, group, version, port: this.options.ports.first });
@@ -188,7 +191,7 @@ export class ProcessDriver implements Driver {
     if (program === undefined) {
       return `template command ${JSON.stringify(command)} is not on the node's PATH, so --allow-commands (${policy.describe()}) cannot allow it: give its absolute path`;
     }
-    if (policy.allows(program)) return undefined;
+    if (policy.allows(program)) return policy.environmentProblem(template.env);
     const resolved = program === command ? "" : ` (${program})`;
     return `template command ${JSON.stringify(command)}${resolved} is not allowed by this server's --allow-commands (${policy.describe()}): use an allowed command, or ask the server's operator to allow it`;
   }
@@ -293,6 +296,32 @@ export class ProcessDriver implements Driver {
     return swept.map((record) => record.id);
   }
 
+  /** Ids named by files in the log dir and the nodes dir (see nodeIdOfFile) that have no record. */
+  async nodesWithFiles(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const { id } of await this.nodeFileEntries()) if (!this.records.has(id)) ids.add(id);
+    return [...ids];
+  }
+
+  /**
+   * Removes the log files (current, rotated, a rotation's leftover `.new`), the FIFO, an earlier
+   * version's log, and the working dir or a dir left mid-removal of each node that has no record:
+   * a node with a record is running or starting, and keeps everything.
+   */
+  async removeNodeFiles(nodeIds: readonly string[]): Promise<string[]> {
+    const wanted = new Set(nodeIds.filter((id) => !this.records.has(id)));
+    if (wanted.size === 0) return [];
+    const removed = new Set<string>();
+    for (const { id, path } of await this.nodeFileEntries()) {
+      // Asked again for each file: a record made while the dirs were read wins.
+      if (!wanted.has(id) || this.records.has(id)) continue;
+      await this.removeNodeEntry(path);
+      removed.add(id);
+    }
+    if (removed.size > 0) this.options.logger.debug({ nodes: removed.size }, "removed the files of nodes retention deleted");
+    return [...removed];
+  }
+
   close(): void {
     this.closed.abort();
     for (const monitor of this.monitors.values()) monitor.abort();
@@ -385,6 +414,8 @@ export class ProcessDriver implements Driver {
     let output: number | undefined;
     try {
       const program = this.runnableProgram(command, env.PATH, record.group);
+      const envProblem = this.options.commands?.environmentProblem(template.env);
+      if (envProblem) throw new DriverError(`group ${record.group}'s ${envProblem}, with 'client group set-template'`, false);
       const cwd = this.makeNodeDir(record);
       output = this.outputs.open(record.id, this.fifoPath(record.id), record.logFile!);
       // With a memory limit the process joins its cgroup before it runs the command: a shell
@@ -486,8 +517,8 @@ export class ProcessDriver implements Driver {
 
   /**
    * Removes a node's dir once its process is gone. It is first renamed, so that a new start
-   * of the same node gets a fresh one; what a node user left in it is deleted as that user,
-   * so that a link it planted cannot turn the server's deletion onto a file of the server's.
+   * of the same node gets a fresh one (`<id>.removing-N`, which removeNodeFiles finds should a
+   * crash interrupt the removal).
    */
   private removeNodeDir(record: NodeRecord): void {
     const dir = this.nodeDir(record.id);
@@ -497,22 +528,69 @@ export class ProcessDriver implements Driver {
     } catch {
       return;
     }
-    const { logger } = this.options;
-    const failed = (error: unknown) => logger.warn({ err: error, dir: doomed }, "could not remove a stopped node's dir");
-    if (record.uid === undefined || record.uid === process.geteuid?.()) {
-      rm(doomed, { recursive: true, force: true }).catch(failed);
-      return;
-    }
+    void this.removeDirAs(doomed, record.uid, record.gid);
+  }
+
+  /**
+   * Removes a dir a node wrote in. What a node user left in it is deleted as that user, so that
+   * a link it planted cannot turn the server's deletion onto a file of the server's. Never
+   * rejects: a failure is logged.
+   */
+  private removeDirAs(dir: string, uid: number | undefined, gid: number | undefined): Promise<void> {
+    const failed = (error: unknown) => this.options.logger.warn({ err: error, dir }, "could not remove a stopped node's dir");
+    if (uid === undefined || uid === process.geteuid?.()) return rm(dir, { recursive: true, force: true }).catch(failed);
     // rm cannot remove the dir itself from the server's nodes dir; the server removes it once empty.
-    const remover = spawn("rm", ["-rf", "--", doomed], { uid: record.uid, gid: record.gid ?? record.uid, cwd: "/", stdio: "ignore" });
-    remover.once("error", failed);
-    remover.once("exit", () => {
-      try {
-        rmdirSync(doomed);
-      } catch (error) {
+    return new Promise((resolve) => {
+      const remover = spawn("rm", ["-rf", "--", dir], { uid, gid: gid ?? uid, cwd: "/", stdio: "ignore" });
+      remover.once("error", (error) => {
         failed(error);
-      }
+        resolve();
+      });
+      remover.once("exit", () => {
+        try {
+          rmdirSync(dir);
+        } catch (error) {
+          failed(error);
+        }
+        resolve();
+      });
     });
+  }
+
+  /** The files and dirs of nodes in the log dir and the nodes dir, each with the node it is of (see nodeIdOfFile). */
+  private async nodeFileEntries(): Promise<{ id: string; path: string }[]> {
+    const entries: { id: string; path: string }[] = [];
+    const seen = new Set<string>();
+    for (const [dir, kinds] of [[this.logDir, LOG_DIR_FILES], [this.nodesDir, NODES_DIR_FILES]] as const) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (error) {
+        this.options.logger.warn({ err: error, dir }, "cannot list stopped nodes' files: they stay until retention's next run");
+        continue;
+      }
+      for (const name of names) {
+        const id = nodeIdOfFile(name, kinds);
+        const path = join(dir, name);
+        // A --log-dir that is the nodes dir lists its files twice.
+        if (id === undefined || seen.has(path)) continue;
+        seen.add(path);
+        entries.push({ id, path });
+      }
+    }
+    return entries;
+  }
+
+  /** Removes one file or dir of a stopped node: a dir as its owner (see removeDirAs), anything else unlinked, never followed. */
+  private async removeNodeEntry(path: string): Promise<void> {
+    try {
+      const stats = await lstat(path);
+      if (stats.isDirectory()) await this.removeDirAs(path, stats.uid, stats.gid);
+      else await rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      this.options.logger.warn({ err: error, path }, "could not remove a stopped node's file: retention tries again on its next run");
+    }
   }
 
   /** Waits until the node passes its health check; fails when its process exits or the start timeout passes. */
@@ -774,6 +852,20 @@ export class ProcessDriver implements Driver {
   private peersFile(group: string): string {
     return join(this.dataDir, "groups", group, "peers.json");
   }
+}
+
+/** What follows a node id in the names of its files in the log dir: `.log`, rotated `.log.N`, a rotation's `.log.new`. */
+const LOG_DIR_FILES = /^\.log(\.\d+|\.new)?$/;
+/** … and in the nodes dir: its working dir, one left mid-removal, its FIFO, an earlier version's log (not its record). */
+const NODES_DIR_FILES = /^(\.removing-\d+|\.out|\.log)?$/;
+
+/**
+ * The node a file is of, when its name is a node id (a ULID) followed by what `kinds` allows;
+ * anything else (another program's file in a shared --log-dir) is no node's.
+ */
+function nodeIdOfFile(name: string, kinds: RegExp): string | undefined {
+  const id = name.slice(0, 26);
+  return ULID_PATTERN.test(id) && kinds.test(name.slice(26)) ? id : undefined;
 }
 
 /** Writes a file so that a reader or a crash sees the old content or the new, never a mix. */

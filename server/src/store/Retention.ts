@@ -27,6 +27,19 @@ export interface RetentionOptions {
   batchRows?: number;
   /** Told what each run deleted (for metrics). */
   onRun?: (report: RetentionReport) => void;
+  /** Where nodes' files are kept (the driver); absent: nodes have none. */
+  nodeFiles?: NodeFiles;
+}
+
+/**
+ * Whoever keeps files of nodes beside their rows: the driver, with logs and working dirs. The
+ * store never touches them; retention says whose rows it deleted once that is committed.
+ */
+export interface NodeFiles {
+  /** Ids of nodes it keeps files of and neither runs nor starts. */
+  nodesWithFiles(): Promise<string[]>;
+  /** Removes the files of these nodes, except any it runs or starts; resolves with whose it removed, never rejects. */
+  removeNodeFiles(nodeIds: readonly string[]): Promise<string[]>;
 }
 
 /** What one run deleted, and how long its longest step held the event loop. */
@@ -35,6 +48,8 @@ export interface RetentionReport {
   tasks: number;
   graphs: number;
   nodes: number;
+  /** Nodes whose files (logs, working dir) were removed: those deleted now, and any deleted before that still had some. */
+  nodeFiles: number;
   /** Free pages given back to the file system (0 for a database without incremental auto-vacuum). */
   releasedPages: number;
   /** Free pages left in the file, which new rows reuse. */
@@ -57,8 +72,11 @@ export interface RetentionReport {
  *   revision, as many as it had updates, while heals, operations and superseded rollouts go.
  * - node events older than the retention are deleted, whoever's they are (Kubernetes'
  *   event TTL); a node's row is its current state.
- * - stopped nodes are deleted once stopped longer ago than the retention. Live nodes, and
- *   anything of an unsettled graph, are never touched.
+ * - stopped nodes are deleted once stopped longer ago than the retention, and then, once that
+ *   is committed, their files (logs, rotated ones included, and what is left of their working
+ *   dirs; see NodeFiles). A crash between the two leaves files the database no longer knows:
+ *   each run also removes those of nodes the driver keeps files of and the store has no row
+ *   of. Live nodes, and anything of an unsettled graph, are never touched.
  *
  * Each run walks the log and the graphs in steps of `batchRows` rows, one short transaction
  * each, and lets the event loop run between steps. After deleting it gives free pages back to
@@ -98,7 +116,7 @@ export class Retention {
     const { store, clock, logger, retentionMs } = this.options;
     const now = clock.now();
     const cutoff = now - retentionMs;
-    const report: RetentionReport = { events: 0, tasks: 0, graphs: 0, nodes: 0, releasedPages: 0, freePages: 0, steps: 0, longestStepMs: 0, tookMs: 0 };
+    const report: RetentionReport = { events: 0, tasks: 0, graphs: 0, nodes: 0, nodeFiles: 0, releasedPages: 0, freePages: 0, steps: 0, longestStepMs: 0, tookMs: 0 };
     const began = performance.now();
     const step = async <T>(work: () => Promise<T>): Promise<T | undefined> => {
       if (signal?.aborted) return undefined;
@@ -130,9 +148,12 @@ export class Retention {
     for (;;) {
       const deleted = await step(() => store.expireStoppedNodes(cutoff, this.batchRows));
       if (deleted === undefined) break;
-      report.nodes += deleted;
-      if (deleted < this.batchRows) break;
+      report.nodes += deleted.length;
+      // The rows are gone (committed): now their files. A crash here leaves only files, found below next time.
+      report.nodeFiles += await this.removeNodeFiles(deleted);
+      if (deleted.length < this.batchRows) break;
     }
+    report.nodeFiles += await this.removeFilesOfForgottenNodes(step);
     const deletedAny = report.events + report.tasks + report.graphs + report.nodes > 0;
     if (deletedAny) {
       for (;;) {
@@ -145,7 +166,7 @@ export class Retention {
     }
     report.tookMs = performance.now() - began;
     const fields = { ...report, longestStepMs: Math.round(report.longestStepMs), tookMs: Math.round(report.tookMs), retentionMs };
-    if (deletedAny) {
+    if (deletedAny || report.nodeFiles > 0) {
       // A database made before incremental auto-vacuum keeps its free pages: the file stops growing but does not shrink.
       const kept = report.releasedPages === 0 && report.freePages > 0;
       logger.info(fields, `retention deleted what settled before the retention period${kept ? "; new rows will reuse the freed pages" : ""}`);
@@ -154,5 +175,31 @@ export class Retention {
     }
     this.options.onRun?.(report);
     return report;
+  }
+
+  /** Has the driver remove the files of nodes whose rows are deleted; returns of how many. */
+  private async removeNodeFiles(nodeIds: readonly string[]): Promise<number> {
+    const { nodeFiles } = this.options;
+    if (!nodeFiles || nodeIds.length === 0) return 0;
+    return (await nodeFiles.removeNodeFiles(nodeIds)).length;
+  }
+
+  /**
+   * Removes the files of nodes the store has no row of: deleted by a run that stopped before it
+   * removed their files (a crash), or by a version that kept them. The store is asked a step's
+   * worth of ids at a time. A node id is a fresh ULID whose row is committed before the driver
+   * makes any file of it, so a file the store does not know is never a starting node's.
+   */
+  private async removeFilesOfForgottenNodes(step: <T>(work: () => Promise<T>) => Promise<T | undefined>): Promise<number> {
+    const { nodeFiles, store } = this.options;
+    if (!nodeFiles) return 0;
+    const withFiles = await nodeFiles.nodesWithFiles();
+    let removed = 0;
+    for (let start = 0; start < withFiles.length; start += this.batchRows) {
+      const unknown = await step(() => store.unknownNodeIds(withFiles.slice(start, start + this.batchRows)));
+      if (unknown === undefined) break;
+      removed += await this.removeNodeFiles(unknown);
+    }
+    return removed;
   }
 }

@@ -58,7 +58,10 @@ export class SqliteRetention {
         WHERE n.updated_at < @cutoff
           AND n.id NOT IN (SELECT t.node_id FROM graphs g JOIN tasks t ON t.graph_id = g.id
             WHERE g.state IN ('pending', 'running') AND t.node_id IS NOT NULL)
-        LIMIT @limit)`),
+        LIMIT @limit)
+        RETURNING id`).pluck(),
+      // Of a JSON array of ids, those no node row has (by the primary key, one look-up each).
+      unknownNodeIds: db.prepare(`SELECT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE id = value)`).pluck(),
       graphEventsCompactedThrough: db.prepare(`SELECT through_sequence FROM compacted_graph_events WHERE graph_id = ?`).pluck(),
       nodeEventsCompactedThrough: db.prepare(`SELECT through_sequence FROM compacted_node_events WHERE group_name = ?`).pluck(),
     };
@@ -126,9 +129,17 @@ export class SqliteRetention {
     })();
   }
 
-  /** Deletes at most `limit` nodes stopped before `cutoff` (none that an unsettled graph names); returns how many. */
-  expireStoppedNodes(cutoff: number, limit: number): number {
-    return this.statements.deleteStoppedNodes.run({ cutoff, limit }).changes;
+  /**
+   * Deletes at most `limit` nodes stopped before `cutoff` (none that an unsettled graph names)
+   * in one statement, committed on return; returns their ids, for the driver to remove their files.
+   */
+  expireStoppedNodes(cutoff: number, limit: number): string[] {
+    return this.statements.deleteStoppedNodes.all({ cutoff, limit }) as string[];
+  }
+
+  /** Of these node ids, those no node row has: nodes retention deleted (or that this database never knew). */
+  unknownNodeIds(nodeIds: readonly string[]): string[] {
+    return this.statements.unknownNodeIds.all(JSON.stringify(nodeIds)) as string[];
   }
 
   /**

@@ -861,8 +861,12 @@ export class SqliteStore implements Store {
     return this.retention.expireGraphs(cutoff, afterGraphId, limit);
   }
 
-  async expireStoppedNodes(cutoff: number, limit: number): Promise<number> {
+  async expireStoppedNodes(cutoff: number, limit: number): Promise<string[]> {
     return this.retention.expireStoppedNodes(cutoff, limit);
+  }
+
+  async unknownNodeIds(nodeIds: readonly string[]): Promise<string[]> {
+    return this.retention.unknownNodeIds(nodeIds);
   }
 
   async releaseFreePages(pages: number): Promise<{ released: number; free: number }> {

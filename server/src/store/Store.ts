@@ -258,8 +258,13 @@ export interface Store {
    * revision's newest rollout graph, with their tasks (at most `limit` task rows).
    */
   expireGraphs(cutoff: number, afterGraphId: string, limit: number): Promise<GraphExpiryStep>;
-  /** Retention: deletes at most `limit` nodes stopped before `cutoff` that no unsettled graph names; returns how many. */
-  expireStoppedNodes(cutoff: number, limit: number): Promise<number>;
+  /**
+   * Retention, one short transaction: deletes at most `limit` nodes stopped before `cutoff` that
+   * no unsettled graph names; resolves, once that is committed, with their ids.
+   */
+  expireStoppedNodes(cutoff: number, limit: number): Promise<string[]>;
+  /** Of these node ids, those the store holds no node of (retention deleted them, or it never knew them). */
+  unknownNodeIds(nodeIds: readonly string[]): Promise<string[]>;
   /** Gives at most `pages` of the database file's free pages back to the file system. */
   releaseFreePages(pages: number): Promise<{ released: number; free: number }>;
   /** The highest sequence number of the graph's events that retention deleted (0: none). */
