@@ -424,8 +424,9 @@ describe("the client against a slow server", () => {
 
   test("tasks watch attached mid-graph shows each remaining task's final event exactly once", async () => {
     const group = ["--group", "rejoin"];
-    assertSucceeded(await server.client([...group, "update", "4", "1"]));
-    const detached = await server.client([...group, "update", "4", "2", "--detach"]);
+    // Six nodes replaced one at a time (12 tasks, 2 to 3 s): long enough that both watches attach mid-graph on a busy machine too.
+    assertSucceeded(await server.client([...group, "update", "6", "1"]));
+    const detached = await server.client([...group, "update", "6", "2", "--detach"]);
     assertSucceeded(detached);
     const graphId = graphIdIn(lines(detached.stdout).at(-1)!);
     assert.match(detached.stdout, new RegExp(`graph ${graphId} started; watch it with: client --server ${server.address} --group rejoin tasks watch ${graphId}`));
@@ -460,21 +461,22 @@ describe("the client against a slow server", () => {
     assert.equal(events.at(-1).graphState, "GRAPH_STATE_SUCCEEDED");
 
     assert.ok(table.stdout.includes("TASKS STREAM"));
-    assert.match(table.stdout, new RegExp(`^graph ${graphId} succeeded in \\S+: 8 tasks, 0 retries$`, "m"));
+    assert.match(table.stdout, new RegExp(`^graph ${graphId} succeeded in \\S+: 12 tasks, 0 retries$`, "m"));
     const stream = streamLines(table.stdout);
-    for (const id of ["0", "1", "2", "3", "4", "5", "6", "7"]) {
+    for (const id of Array.from({ length: 12 }, (_, index) => String(index))) {
       assert.ok(stream.filter(([, task, word]) => task === id && word === "succeeded").length <= 1, `task ${id} succeeded at most once`);
     }
   });
 
   test("graphs cancel stops a running graph: exit 0, and the graph is cancelled", async () => {
     const group = ["--group", "cancel"];
-    const detached = await server.client([...group, "update", "4", "1", "--detach"]);
+    // 12 starts one at a time (2 to 3 s): still running when the cancel comes, on a busy machine too.
+    const detached = await server.client([...group, "update", "12", "1", "--detach"]);
     assertSucceeded(detached);
     const graphId = graphIdIn(lines(detached.stdout).at(-1)!);
     const result = await server.client(["graphs", "cancel", graphId]);
     assertSucceeded(result);
-    assert.match(result.stdout, new RegExp(`^graph ${graphId} cancelled: 5 tasks \\(.*cancelled\\)$`, "m"));
+    assert.match(result.stdout, new RegExp(`^graph ${graphId} cancelled: 13 tasks \\(.*cancelled\\)$`, "m"));
     const graph = await graphJson(server, graphId);
     assert.equal(graph.state, "GRAPH_STATE_CANCELLED");
     assert.ok(graph.tasks.some((task: any) => task.state === "TASK_STATE_CANCELLED"));
