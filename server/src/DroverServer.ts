@@ -43,7 +43,7 @@ import { HttpApi } from "./http/HttpApi.js";
 import type { Clock } from "./clock.js";
 import type { Driver } from "./drivers/Driver.js";
 import type { NodeTemplate } from "./domain.js";
-import { type Failpoint, noFailpoints } from "./failpoints.js";
+import { type DelayPoint, type Failpoint, noFailpoints } from "./failpoints.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
 
 /** This host's cores (in thousandths) and memory (in MiB). */
@@ -81,6 +81,8 @@ export interface DroverServerOptions {
   /** How many unsent events all watchers together may hold before those furthest behind are ended (default 2,000,000). */
   watcherTotalCapacity?: number;
   failpoint?: Failpoint;
+  /** Where tests hold the server up (see failpoints.ts); default nowhere. */
+  delayPoint?: DelayPoint;
   /** The template of a group that has none of its own (default: the chat example). */
   defaultTemplate?: NodeTemplate;
   /** What the host can hold, for specs that reserve cpu or memory (default: detected). */
@@ -193,6 +195,7 @@ export class DroverServer {
       newId,
       logger,
       failpoint,
+      delayPoint: options.delayPoint,
       shutdownSignal: this.shutdownController.signal,
       capacity: options.capacity ?? detectCapacity(),
       defaultMinReadyMs: options.defaultMinReadyMs,

@@ -12,7 +12,7 @@ import { lookUpNodeUser } from "./drivers/NodeUser.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
-import { failpointFromSetting } from "./failpoints.js";
+import { delayPointFromSetting, failpointFromSetting } from "./failpoints.js";
 import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from "./auth/tokens.js";
 import { metricsListenProblem } from "./metrics/metricsEndpoint.js";
 import { DroverServer, detectCapacity } from "./DroverServer.js";
@@ -217,6 +217,7 @@ async function main(): Promise<void> {
     logger.warn({ listen: flags.listen }, "serving without authentication: anyone who can reach the address may change nodes");
   }
   const failpoint = failpointFromSetting(process.env.DROVER_FAILPOINT);
+  const delayPoint = delayPointFromSetting(process.env.DROVER_FAILPOINT, systemClock.sleep);
   const driver: Driver =
     flags.driver === "process"
       ? new ProcessDriver({
@@ -260,6 +261,7 @@ async function main(): Promise<void> {
     maxConnections: flags.maxConnections,
     handshakeTimeoutMs: flags.handshakeTimeout,
     failpoint,
+    delayPoint,
     capacity: {
       cpuMillis: flags.capacityCpu ?? detectCapacity().cpuMillis,
       memoryMb: flags.capacityMemory ?? detectCapacity().memoryMb,

@@ -24,7 +24,7 @@ import {
 } from "../errors.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
-import { type Failpoint, noFailpoints } from "../failpoints.js";
+import { type DelayPoint, type Failpoint, noDelays, noFailpoints } from "../failpoints.js";
 import { planHeal } from "../planner/heal.js";
 import { plan } from "../planner/plan.js";
 import type { GraphRun, SettleTransition } from "../scheduler/GraphRun.js";
@@ -72,6 +72,8 @@ export interface ReconcilerOptions {
   newId: () => string;
   logger: Logger;
   failpoint?: Failpoint;
+  /** Where tests hold recovery up (see failpoints.ts). */
+  delayPoint?: DelayPoint;
   /** Aborted when the server shuts down: no new graph starts after that. */
   shutdownSignal?: AbortSignal;
   /** What the host can hold, for specs that reserve cpu or memory per node. */
@@ -526,6 +528,7 @@ export class Reconciler {
       ]);
     }
     for (const graph of resumable.values()) {
+      await (this.options.delayPoint ?? noDelays)("recovery.before-resume", this.options.shutdownSignal ?? new AbortController().signal);
       const nodes = await store.listNodes(graph.group, { all: true });
       logger.info({ graphId: graph.id, group: graph.group }, "resuming unsettled graph");
       this.launch(graph, nodes);
