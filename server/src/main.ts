@@ -295,6 +295,8 @@ async function main(): Promise<void> {
     await store.close();
     throw error;
   }
+  // Stopped while it recovered: the stop exits (0), as at any other time.
+  if (stopping) return;
   if (token) {
     // Best effort: the server serves whether or not the user's config directory can be written.
     try {

@@ -3,7 +3,8 @@
  * the API serves before recovery has resumed every group, so an update, a cancel or a pause
  * can reach a group whose unsettled graph recovery is about to resume. Each must find the
  * group as recovery leaves it, never the other way round: one graph runs per group, at the
- * newest revision, and a graph that was superseded or cancelled never runs again.
+ * newest revision, and a graph that was superseded or cancelled never runs again. And a
+ * SIGTERM while recovery is held up stops the server as cleanly as at any other time.
  *
  * Recovery is held up for real with the delay point `recovery.before-resume` (see
  * failpoints.ts): the server runs as a child process, on a real SQLite file.
@@ -221,5 +222,34 @@ describe("calls that arrive while the server recovers", () => {
       server.child.kill("SIGKILL");
     }
     expectConsistentLog(dataDir, "pause during recovery");
+  });
+
+  it("SIGTERM while recovery is held up shuts the server down cleanly (exit 0), and the next start finishes the graph", TIMEOUT, async (t) => {
+    const dataDir = temporaryDataDir(t);
+    const { args, graphId } = await leaveGraphUnsettled(dataDir);
+    const held = startServer(args, { DROVER_FAILPOINT: "recovery.before-resume=sleep(600000)" });
+    try {
+      await waitUntilServing(portOf(args), dataDir);
+      const stopping = Date.now();
+      held.child.kill("SIGTERM");
+      const exited = await held.exited;
+      assert.equal(exited.code, 0, `exit 0, as a SIGTERM at any other time (${exited.stderr.trim()})`);
+      assert.equal(exited.stderr, "", "nothing on stderr");
+      assert.ok(Date.now() - stopping < 10_000, "without waiting for recovery's delay");
+    } finally {
+      held.child.kill("SIGKILL");
+    }
+    const next = startServer(args);
+    try {
+      const client = await waitUntilServing(portOf(args), dataDir);
+      await drain(client.watchGraph({ graphId }, { signal: AbortSignal.timeout(60_000) }));
+      assert.equal((await client.getGraph({ graphId })).graph!.state, GraphState.GRAPH_STATE_SUCCEEDED, "the graph resumed and finished");
+      const nodes = (await client.listNodes({})).nodes;
+      assert.equal(nodes.filter((node) => node.state === NodeState.NODE_STATE_RUNNING && node.version === 1).length, 6);
+      await stopCleanly(next, "next server");
+    } finally {
+      next.child.kill("SIGKILL");
+    }
+    expectConsistentLog(dataDir, "SIGTERM during recovery");
   });
 });
