@@ -43,7 +43,7 @@ import { HttpApi } from "./http/HttpApi.js";
 import type { Clock } from "./clock.js";
 import type { Driver } from "./drivers/Driver.js";
 import type { NodeTemplate } from "./domain.js";
-import { type Failpoint, noFailpoints } from "./failpoints.js";
+import { type DelayPoint, type Failpoint, noFailpoints } from "./failpoints.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
 
 /** This host's cores (in thousandths) and memory (in MiB). */
@@ -81,6 +81,8 @@ export interface DroverServerOptions {
   /** How many unsent events all watchers together may hold before those furthest behind are ended (default 2,000,000). */
   watcherTotalCapacity?: number;
   failpoint?: Failpoint;
+  /** Where tests hold the server up (see failpoints.ts); default nowhere. */
+  delayPoint?: DelayPoint;
   /** The template of a group that has none of its own (default: the chat example). */
   defaultTemplate?: NodeTemplate;
   /** What the host can hold, for specs that reserve cpu or memory (default: detected). */
@@ -120,8 +122,10 @@ const STORAGE_PROBE_INTERVAL_MS = 5000;
 const SHUTDOWN_GRACE_MS = 2000;
 
 /**
- * The server's lifecycle: created → started (serving, unsettled graphs resumed) → stopped
- * (watch streams ended, runs interrupted and left stored for the next start, store closed).
+ * The server's lifecycle: created → started (serving; unsettled graphs resumed as soon as
+ * their group is recovered, see Reconciler.recover) → stopped (watch streams ended, runs
+ * interrupted and left stored for the next start, store closed). A stop during recovery
+ * cuts it short, waits for it, and is as clean as any other: start then returns quietly.
  */
 export class DroverServer {
   private state: "created" | "started" | "stopping" | "stopped" = "created";
@@ -138,6 +142,8 @@ export class DroverServer {
   private readonly storage: StorageHealth;
   private readonly store: Store;
   private readonly retention: Retention;
+  /** Recovery, while it runs: a stop waits for it before it closes the store. */
+  private recovery: Promise<number> | undefined;
 
   constructor(private readonly options: DroverServerOptions) {
     const { driver, clock, logger } = options;
@@ -195,6 +201,7 @@ export class DroverServer {
       newId,
       logger,
       failpoint,
+      delayPoint: options.delayPoint,
       shutdownSignal: this.shutdownController.signal,
       capacity: options.capacity ?? detectCapacity(),
       defaultMinReadyMs: options.defaultMinReadyMs,
@@ -300,7 +307,16 @@ export class DroverServer {
     // A fault met before (a full disk at recovery) keeps it NOT_SERVING until a write works.
     this.health.setStatus(this.storage.current ? "unhealthy" : "healthy");
     void this.storage.run(this.shutdownController.signal);
-    const resumed = await this.reconciler.recover();
+    this.recovery = this.reconciler.recover();
+    let resumed: number;
+    try {
+      resumed = await this.recovery;
+    } catch (error) {
+      // A stop cut recovery short (a wait, a commit retried on a full disk): it is no failure to start.
+      if (this.shutdownController.signal.aborted) return;
+      throw error;
+    }
+    if (this.shutdownController.signal.aborted) return;
     void this.reconciler.runPeriodically(this.options.reconcileIntervalMs, this.shutdownController.signal);
     void this.retention.runPeriodically(this.shutdownController.signal);
     this.options.logger.info(
@@ -316,6 +332,8 @@ export class DroverServer {
     this.metricsServer?.close();
     // Watch streams end first, since the gRPC server's shutdown waits for open calls.
     this.shutdownController.abort();
+    // Recovery stops at its next wait: what it launched must be there to interrupt, and it must be done with the store.
+    await this.recovery?.catch(() => undefined);
     // HTTP streams end with an error that says where to resume; the HTTP API closes before gRPC.
     await this.http?.close();
     this.options.driver.close();

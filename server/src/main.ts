@@ -13,7 +13,7 @@ import { lookUpNodeUser } from "./drivers/NodeUser.js";
 import type { Driver } from "./drivers/Driver.js";
 import { ProcessDriver } from "./drivers/ProcessDriver.js";
 import { DEFAULT_TEMPLATE } from "./templates.js";
-import { failpointFromSetting } from "./failpoints.js";
+import { delayPointFromSetting, failpointFromSetting } from "./failpoints.js";
 import { isLoopback, loadOrCreateToken, localAddresses, recordCredentials } from "./auth/tokens.js";
 import { metricsListenProblem } from "./metrics/metricsEndpoint.js";
 import { DroverServer, detectCapacity } from "./DroverServer.js";
@@ -223,6 +223,7 @@ async function main(): Promise<void> {
     logger.warn({ listen: flags.listen }, "serving without authentication: anyone who can reach the address may change nodes");
   }
   const failpoint = failpointFromSetting(process.env.DROVER_FAILPOINT);
+  const delayPoint = delayPointFromSetting(process.env.DROVER_FAILPOINT, systemClock.sleep);
   const driver: Driver =
     flags.driver === "process"
       ? new ProcessDriver({
@@ -266,6 +267,7 @@ async function main(): Promise<void> {
     maxConnections: flags.maxConnections,
     handshakeTimeoutMs: flags.handshakeTimeout,
     failpoint,
+    delayPoint,
     capacity: {
       cpuMillis: flags.capacityCpu ?? detectCapacity().cpuMillis,
       memoryMb: flags.capacityMemory ?? detectCapacity().memoryMb,
@@ -299,6 +301,8 @@ async function main(): Promise<void> {
     await store.close();
     throw error;
   }
+  // Stopped while it recovered: the stop exits (0), as at any other time.
+  if (stopping) return;
   if (token) {
     // Best effort: the server serves whether or not the user's config directory can be written.
     try {

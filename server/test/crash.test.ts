@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import Database from "better-sqlite3";
 import { type DroverServiceClient, GraphState, HealthCheckType, NodeState, isSettled } from "@drover/shared";
 import { FAILPOINTS } from "../src/failpoints.js";
 import { seededRandom } from "../src/clock.js";
 import { findProcessesByEnvironment } from "../src/drivers/procfs.js";
 import { CHAT_EXAMPLE } from "../src/templates.js";
 import { freePort, freePortWindow, startServer, waitUntilServing } from "./processes.js";
-import { drain, eventually, temporaryDataDir } from "./support.js";
+import { drain, eventually, expectConsistentLog, temporaryDataDir } from "./support.js";
 
 /**
  * Crash safety: a server killed at any instant (a named failpoint, or SIGKILL at a random
@@ -172,30 +170,6 @@ async function expectConverged(client: DroverServiceClient, what: string) {
     `${what}: the live nodes are exactly the spec's`,
   );
   assert.equal(new Set(live.map((node) => node.id)).size, live.length, `${what}: no node is listed twice`);
-}
-
-/** Reads the database directly: the event log has no gaps and no repeated task transition; no node was started twice. */
-function expectConsistentLog(dataDir: string, what: string) {
-  const db = new Database(join(dataDir, "drover.db"), { readonly: true });
-  try {
-    const sequences = db.prepare("SELECT sequence FROM events ORDER BY sequence").pluck().all() as number[];
-    assert.deepEqual(sequences, sequences.map((_, i) => i + 1), `${what}: event sequence numbers have no gaps`);
-    const repeated = db
-      .prepare(`SELECT graph_id, task_id, state, attempt, COUNT(*) AS n FROM events WHERE type = 'task'
-        GROUP BY graph_id, task_id, state, attempt HAVING n > 1`)
-      .all();
-    assert.deepEqual(repeated, [], `${what}: no task transition is logged twice`);
-    const sharedNodes = db
-      .prepare(`SELECT node_id, COUNT(*) AS n FROM tasks WHERE action = 'start_node' AND node_id IS NOT NULL GROUP BY node_id HAVING n > 1`)
-      .all();
-    assert.deepEqual(sharedNodes, [], `${what}: no node was made by two start tasks`);
-    const orphans = db.prepare(`SELECT id FROM nodes WHERE id NOT IN (SELECT node_id FROM tasks WHERE action = 'start_node' AND node_id IS NOT NULL)`).all();
-    assert.deepEqual(orphans, [], `${what}: every node was made by a start task that still names it`);
-    const stuck = db.prepare(`SELECT id, state FROM nodes WHERE state IN ('starting', 'stopping')`).all();
-    assert.deepEqual(stuck, [], `${what}: no node is left starting or stopping`);
-  } finally {
-    db.close();
-  }
 }
 
 /** Runs a kind of crash on a server that dies (by `kill` or a failpoint), restarts it, and checks everything. */

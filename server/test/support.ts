@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
 import { pino } from "pino";
 import { monotonicFactory } from "ulid";
 import { DroverServiceDefinition, type DroverServiceClient } from "@drover/shared";
@@ -230,4 +231,28 @@ export async function expectStatus(call: Promise<unknown>, code: Status, message
     if (message) assert.match(error.details, message);
     return true;
   });
+}
+
+/** Reads the database directly: the event log has no gaps and no repeated task transition; no node was started twice. */
+export function expectConsistentLog(dataDir: string, what: string) {
+  const db = new Database(join(dataDir, "drover.db"), { readonly: true });
+  try {
+    const sequences = db.prepare("SELECT sequence FROM events ORDER BY sequence").pluck().all() as number[];
+    assert.deepEqual(sequences, sequences.map((_, i) => i + 1), `${what}: event sequence numbers have no gaps`);
+    const repeated = db
+      .prepare(`SELECT graph_id, task_id, state, attempt, COUNT(*) AS n FROM events WHERE type = 'task'
+        GROUP BY graph_id, task_id, state, attempt HAVING n > 1`)
+      .all();
+    assert.deepEqual(repeated, [], `${what}: no task transition is logged twice`);
+    const sharedNodes = db
+      .prepare(`SELECT node_id, COUNT(*) AS n FROM tasks WHERE action = 'start_node' AND node_id IS NOT NULL GROUP BY node_id HAVING n > 1`)
+      .all();
+    assert.deepEqual(sharedNodes, [], `${what}: no node was made by two start tasks`);
+    const orphans = db.prepare(`SELECT id FROM nodes WHERE id NOT IN (SELECT node_id FROM tasks WHERE action = 'start_node' AND node_id IS NOT NULL)`).all();
+    assert.deepEqual(orphans, [], `${what}: every node was made by a start task that still names it`);
+    const stuck = db.prepare(`SELECT id, state FROM nodes WHERE state IN ('starting', 'stopping')`).all();
+    assert.deepEqual(stuck, [], `${what}: no node is left starting or stopping`);
+  } finally {
+    db.close();
+  }
 }

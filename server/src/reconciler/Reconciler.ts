@@ -27,7 +27,7 @@ import {
 } from "../errors.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Journal } from "../events/Journal.js";
-import { type Failpoint, noFailpoints } from "../failpoints.js";
+import { type DelayPoint, type Failpoint, noDelays, noFailpoints } from "../failpoints.js";
 import { planHeal } from "../planner/heal.js";
 import { plan } from "../planner/plan.js";
 import type { GraphRun, SettleTransition } from "../scheduler/GraphRun.js";
@@ -37,7 +37,7 @@ import { requirePorts } from "./portAdmission.js";
 import type { NodeTemplate } from "../domain.js";
 import { CrashLoopBackoff, type CrashLoopOptions, type CrashLoopStatus } from "./CrashLoopBackoff.js";
 import type { Scheduler } from "../scheduler/Scheduler.js";
-import type { GraphSummary, GroupSpec, Store } from "../store/Store.js";
+import type { GraphSummary, GroupSpec, Store, Transition } from "../store/Store.js";
 import { KeyedMutex } from "./KeyedMutex.js";
 
 export interface SetSpecResult {
@@ -76,6 +76,8 @@ export interface ReconcilerOptions {
   newId: () => string;
   logger: Logger;
   failpoint?: Failpoint;
+  /** Where tests hold recovery up (see failpoints.ts). */
+  delayPoint?: DelayPoint;
   /** Aborted when the server shuts down: no new graph starts after that. */
   shutdownSignal?: AbortSignal;
   /** What the host can hold, for specs that reserve cpu or memory per node. */
@@ -113,16 +115,23 @@ export interface ReconcilerOptions {
  * - A graph that fails under a spec whose failure policy is rollback is settled together
  *   with a new revision restoring the last revision the group reached.
  *
- * Work on one group happens one piece at a time, in arrival order.
+ * Work on one group happens one piece at a time, in arrival order, and none before recovery
+ * has taken the group's lock: the server calls `recover` once, at start (see there).
  */
 export class Reconciler {
   private readonly groupLocks = new KeyedMutex();
+  /** Resolves once recovery has queued its work on every group's lock; work on a group waits for it (see lockGroup). */
+  private readonly recoveryHoldsLocks: Promise<void>;
+  private openLockGate!: () => void;
+  /** Until recovery has recovered every group: a call naming a graph then waits for its group's recovery. */
+  private recovering = true;
   private readonly passQueued = new Set<string>();
   private readonly crashLoop: CrashLoopBackoff;
   /** Passes scheduled for when a group's crash-loop backoff ends. */
   private readonly backoffTimers = new Map<string, () => void>();
 
   constructor(private readonly options: ReconcilerOptions) {
+    this.recoveryHoldsLocks = new Promise((resolve) => (this.openLockGate = resolve));
     this.crashLoop = new CrashLoopBackoff(options.crashLoop);
     options.driver.onNodeFailure((node, failure) => void this.nodeFailed(node, failure));
     options.shutdownSignal?.addEventListener("abort", () => {
@@ -164,8 +173,17 @@ export class Reconciler {
     return this.options.failpoint ?? noFailpoints;
   }
 
+  /**
+   * Runs work under the group's lock, after the work queued before it. Until recovery has
+   * queued its own work on every group's lock, work waits for that, so that nothing changes a
+   * group (an update that arrives as the server starts serving) before recovery has recovered it.
+   */
+  private lockGroup<T>(group: string, work: () => Promise<T>): Promise<T> {
+    return this.recoveryHoldsLocks.then(() => this.groupLocks.run(group, work));
+  }
+
   setSpec(group: string, requested: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
-    return this.groupLocks.run(group, () => this.setSpecLocked(group, async () => ({ spec: requested, options }), options.expectRevision));
+    return this.lockGroup(group, () => this.setSpecLocked(group, async () => ({ spec: requested, options }), options.expectRevision));
   }
 
   /**
@@ -262,7 +280,7 @@ export class Reconciler {
   async rollback(group: string, revision: number, options: { dryRun?: boolean; expectRevision?: number; withCount?: boolean }) {
     const { store } = this.options;
     let restores = 0;
-    const result = await this.groupLocks.run(group, () =>
+    const result = await this.lockGroup(group, () =>
       this.setSpecLocked(
         group,
         async (current) => {
@@ -295,7 +313,7 @@ export class Reconciler {
    * first update.
    */
   async setTemplate(group: string, template: NodeTemplate): Promise<SetSpecResult | undefined> {
-    return this.groupLocks.run(group, async () => {
+    return this.lockGroup(group, async () => {
       // Read under the lock: an update that lands first is kept, and this revision builds on it.
       const current = await this.options.store.getGroupSpec(group);
       if (!current) {
@@ -329,7 +347,7 @@ export class Reconciler {
   /** Lets a graph waiting at its canary's promote gate go on. */
   async promote(graphId: string): Promise<GraphSummary> {
     this.options.storage?.refuseWrites();
-    const graph = await this.requireUnsettled(graphId, "promoted");
+    const graph = await this.unsettledAfterRecovery(graphId, "promoted");
     const run = this.requireRun(graphId);
     if (!run.promote()) {
       const gate = graph.spec.canary ? "its canaries are not all up yet" : "it has no canary";
@@ -401,7 +419,11 @@ export class Reconciler {
   /** Makes one node fail abruptly, as a crash would; the group heals itself. */
   async killNode(nodeId: string): Promise<Node> {
     this.options.storage?.refuseWrites();
-    const { node } = await this.liveNodeAndSpec(nodeId);
+    let { node } = await this.liveNodeAndSpec(nodeId);
+    if (this.recovering) {
+      await this.afterRecoveryOf(node.group);
+      ({ node } = await this.liveNodeAndSpec(nodeId));
+    }
     const killed = await this.options.driver.kill({ id: node.id, group: node.group, version: node.version });
     if (!killed) throw new FailedPreconditionError(`node ${node.id} is ${node.state} and has nothing running to kill`);
     this.options.logger.warn({ group: node.group, nodeId: node.id }, "node killed on request");
@@ -421,7 +443,7 @@ export class Reconciler {
 
   private withLiveNode<T>(nodeId: string, work: (node: Node, current: { revision: number; spec: Spec }) => Promise<T>): Promise<T> {
     return this.liveNodeAndSpec(nodeId).then(({ node }) =>
-      this.groupLocks.run(node.group, async () => {
+      this.lockGroup(node.group, async () => {
         this.refuseIfShuttingDown();
         // Looked up again under the lock: an update may have changed the group meanwhile.
         const { node: fresh, current } = await this.liveNodeAndSpec(nodeId);
@@ -467,7 +489,7 @@ export class Reconciler {
   async cancel(graphId: string): Promise<GraphSummary> {
     const { store, scheduler, journal } = this.options;
     this.options.storage?.refuseWrites();
-    const graph = await this.requireUnsettled(graphId, "cancelled");
+    const graph = await this.unsettledAfterRecovery(graphId, "cancelled");
     const outcome = await scheduler.halt(graphId, "cancelled", "cancelled by a user");
     if (outcome === undefined) {
       // Stored as unsettled but not running here: settle it in the store directly.
@@ -478,14 +500,14 @@ export class Reconciler {
 
   async pause(graphId: string): Promise<GraphSummary> {
     this.options.storage?.refuseWrites();
-    await this.requireUnsettled(graphId, "paused");
+    await this.unsettledAfterRecovery(graphId, "paused");
     await this.requireRun(graphId).pause();
     return (await this.options.store.getGraph(graphId))!;
   }
 
   async resume(graphId: string): Promise<GraphSummary> {
     this.options.storage?.refuseWrites();
-    await this.requireUnsettled(graphId, "resumed");
+    await this.unsettledAfterRecovery(graphId, "resumed");
     await this.requireRun(graphId).resume();
     return (await this.options.store.getGraph(graphId))!;
   }
@@ -500,74 +522,94 @@ export class Reconciler {
   }
 
   /**
-   * Start-up: resumes every graph a previous server left unsettled (older graphs of a group
-   * that has a newer one are superseded), and re-adopts running nodes, marking the ones
-   * the driver no longer has as failed so a pass repairs them.
+   * Start-up: stops stray node processes (see sweepStrays), then recovers every group under its
+   * lock: resumes the graph a previous server left unsettled (older graphs of the group are
+   * superseded), and re-adopts running nodes, marking the ones the driver no longer has as
+   * failed so a pass repairs them. Returns how many graphs were resumed.
+   *
+   * The API serves while this runs. Reads and watches answer at once; a call that changes a
+   * group waits for that group's recovery, then acts on what recovery left: an update or a
+   * rollback supersedes the resumed graph as it would any running graph, and a cancel, pause,
+   * resume or promote finds it running (or superseded). Of the two ways to keep such a call
+   * from racing recovery (refuse it UNAVAILABLE until recovery is done, or hold it), this is
+   * the second, because every change to a group already goes through the group's lock: holding
+   * each lock while its group recovers needs only a gate that keeps other work off the locks
+   * until recovery holds them, the caller gets the answer it asked for instead of a retry, and
+   * a group that recovers quickly is not held up by a slow one.
+   * It cannot deadlock: recovery takes every lock at once, before any other work can queue on
+   * one (see lockGroup), holds none while it waits for another, and waits for nothing that
+   * needs a lock (the runs it launches settle later, under the lock, once it is released).
+   * A shutdown cuts recovery short: it rejects, and the runs it launched are interrupted.
    */
   async recover(): Promise<number> {
+    const { store } = this.options;
+    let groups: string[] = [];
+    let recoveries: Promise<boolean>[] = [];
+    try {
+      groups = await store.listGroups();
+      const live = new Set<string>();
+      for (const group of groups) for (const node of await store.listNodes(group, { all: false })) live.add(node.id);
+      // Before any graph runs, so that no node being started can be taken for a stray.
+      await this.sweepStrays(live);
+      recoveries = groups.map((group) => this.groupLocks.run(group, () => this.recoverGroup(group)));
+    } finally {
+      this.openLockGate();
+    }
+    const outcomes = await Promise.allSettled(recoveries);
+    this.recovering = false;
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) throw failed.reason;
+    return outcomes.filter((outcome) => outcome.status === "fulfilled" && outcome.value).length;
+  }
+
+  /**
+   * Recovers one group, under its lock (see recover). Only the group's newest unsettled graph,
+   * at its current revision, is resumed: any other was left behind by a newer graph or revision
+   * stored before the server stopped. (A heal that finished after the rollout it ran beside
+   * does not replace the rollout.) Returns whether a graph was resumed.
+   */
+  private async recoverGroup(group: string): Promise<boolean> {
     const { store, journal, logger, driver } = this.options;
-    const graphs = await store.unsettledGraphs();
-    // Only a group's newest graph, at its current revision, is resumed: any other was left
-    // behind by a newer graph or revision stored before the server stopped.
-    // (A heal that finished after the rollout it ran beside does not replace the rollout.)
-    const newestUnsettled = new Map<string, GraphWithTasks>();
-    for (const graph of graphs) newestUnsettled.set(graph.group, graph);
-    const resumable = new Map<string, GraphWithTasks>();
-    /** What supersedes the group's other unsettled graphs: a newer revision, or its newest graph or rollout. */
-    const successors = new Map<string, { revision: number; newest: Pick<GraphSummary, "id" | "reason">; rollout: GraphSummary | undefined }>();
-    for (const [group, graph] of newestUnsettled) {
+    const graphs = await store.unsettledGraphs(group);
+    const newest = graphs.at(-1);
+    let resumable: GraphWithTasks | undefined;
+    let supersededBy = (_graph: GraphWithTasks) => "a newer graph";
+    if (newest) {
       const [current, rollout] = await Promise.all([store.getGroupSpec(group), store.latestRolloutGraph(group)]);
-      successors.set(group, { revision: current?.revision ?? 0, newest: graph, rollout });
-      const isRollout = graph.reason === "update" || graph.reason === "repair";
-      if (graph.revision === current?.revision && (!isRollout || rollout?.id === graph.id)) resumable.set(group, graph);
+      const isRollout = newest.reason === "update" || newest.reason === "repair";
+      if (newest.revision === current?.revision && (!isRollout || rollout?.id === newest.id)) resumable = newest;
+      // What supersedes each other unsettled graph: a newer revision, or the newest graph or rollout.
+      const revision = current?.revision ?? 0;
+      supersededBy = (graph) => {
+        if (graph.revision < revision) return `spec revision ${revision}`;
+        const next = newest.id !== graph.id ? newest : rollout;
+        return next ? `graph ${next.id} (${graphReasonInWords[next.reason]})` : "a newer graph";
+      };
     }
-    const supersededBy = (graph: GraphWithTasks): string => {
-      const { revision, newest, rollout } = successors.get(graph.group)!;
-      if (graph.revision < revision) return `spec revision ${revision}`;
-      const next = newest.id !== graph.id ? newest : rollout;
-      return next ? `graph ${next.id} (${graphReasonInWords[next.reason]})` : "a newer graph";
-    };
-    for (const graph of graphs) {
-      if (resumable.get(graph.group) === graph) continue;
-      logger.warn({ graphId: graph.id, group: graph.group, revision: graph.revision }, "superseding an unsettled graph that a newer graph or revision replaced");
-      await journal.record([
-        ...graph.tasks
-          .filter((task) => task.state === TaskState.pending || task.state === TaskState.running)
-          .map((task) => ({
-            type: "task" as const,
-            graphId: graph.id,
-            group: graph.group,
-            taskId: task.id,
-            action: task.action,
-            state: TaskState.cancelled,
-          })),
-        { type: "graph", graphId: graph.id, group: graph.group, state: "superseded", error: `superseded by ${supersededBy(graph)}` },
-      ]);
+    const stale = graphs.filter((graph) => graph !== resumable);
+    for (const graph of stale) {
+      logger.warn({ graphId: graph.id, group, revision: graph.revision }, "superseding an unsettled graph that a newer graph or revision replaced");
     }
-    for (const graph of resumable.values()) {
-      const nodes = await store.listNodes(graph.group, { all: true });
-      logger.info({ graphId: graph.id, group: graph.group }, "resuming unsettled graph");
-      this.launch(graph, nodes);
+    if (stale.length > 0) await journal.record(stale.flatMap((graph) => supersededTransitions(graph, `superseded by ${supersededBy(graph)}`)));
+    if (resumable) {
+      await (this.options.delayPoint ?? noDelays)("recovery.before-resume", this.options.shutdownSignal ?? new AbortController().signal);
+      const nodes = await store.listNodes(group, { all: true });
+      logger.info({ graphId: resumable.id, group }, "resuming unsettled graph");
+      this.launch(resumable, nodes);
     }
     const signal = new AbortController().signal;
-    const live = new Set<string>();
-    for (const group of await store.listGroups()) {
-      for (const node of await store.listNodes(group, { all: false })) live.add(node.id);
+    const lost: Node[] = [];
+    for (const node of await store.listNodes(group, { all: false })) {
+      const adoptable = node.state === "running" || node.state === "unhealthy";
+      if (adoptable && (await driver.inspect(node, signal)) === "stopped") lost.push(node);
     }
-    await this.sweepStrays(live);
-    for (const group of await store.listGroups()) {
-      const lost: Node[] = [];
-      for (const node of await store.listNodes(group, { all: false })) {
-        const adoptable = node.state === "running" || node.state === "unhealthy";
-        if (adoptable && (await driver.inspect(node, signal)) === "stopped") lost.push(node);
-      }
-      if (lost.length > 0) {
-        logger.warn({ group, nodes: lost.map((node) => node.id) }, "running nodes were gone after the restart");
-        await journal.record(lost.map((node) => ({ ...failedNode(node, "gone after the server restarted"), exitStatus: "exited while the server was down" })));
-      }
-      this.queuePass(group);
+    if (lost.length > 0) {
+      logger.warn({ group, nodes: lost.map((node) => node.id) }, "running nodes were gone after the restart");
+      await journal.record(lost.map((node) => ({ ...failedNode(node, "gone after the server restarted"), exitStatus: "exited while the server was down" })));
     }
-    return resumable.size;
+    // Queued behind this recovery, on the lock it holds.
+    this.queuePass(group);
+    return resumable !== undefined;
   }
 
   /**
@@ -615,12 +657,10 @@ export class Reconciler {
   queuePass(group: string): void {
     if (this.passQueued.has(group)) return;
     this.passQueued.add(group);
-    void this.groupLocks
-      .run(group, async () => {
-        this.passQueued.delete(group);
-        await this.pass(group);
-      })
-      .catch((error) => this.options.logger.error({ err: error, group }, "reconcile pass failed"));
+    void this.lockGroup(group, async () => {
+      this.passQueued.delete(group);
+      await this.pass(group);
+    }).catch((error) => this.options.logger.error({ err: error, group }, "reconcile pass failed"));
   }
 
   /**
@@ -752,6 +792,23 @@ export class Reconciler {
     return graph;
   }
 
+  /**
+   * The unsettled graph a call names, once recovery has recovered its group: a call that
+   * arrives during recovery finds the graph as recovery leaves it (resumed, or superseded),
+   * never one that recovery is about to resume behind its back.
+   */
+  private async unsettledAfterRecovery(graphId: string, verb: string): Promise<GraphSummary> {
+    const graph = await this.requireUnsettled(graphId, verb);
+    if (!this.recovering) return graph;
+    await this.afterRecoveryOf(graph.group);
+    return this.requireUnsettled(graphId, verb);
+  }
+
+  /** Resolves once recovery has recovered the group: at once when recovery is over. */
+  private async afterRecoveryOf(group: string): Promise<void> {
+    if (this.recovering) await this.lockGroup(group, async () => undefined);
+  }
+
   /** Hands a stored graph to the scheduler, settling it through the failure policy; it starts once the `after` runs have settled. */
   private launch(graph: GraphWithTasks, nodes: readonly Node[], after: readonly GraphRun[] = []): void {
     // A graph stored as the server stops is resumed by the next start.
@@ -792,7 +849,7 @@ export class Reconciler {
     }
     // Under the group's lock, as every revision is stored: a pass that is planning a heal
     // finishes first, and the rollback halts it (or an update that landed first wins).
-    await this.groupLocks.run(graph.group, async () => {
+    await this.lockGroup(graph.group, async () => {
       // The halt's own transitions (skipped tasks) go through the journal; they must be committed
       // before the final event, which this path commits directly with the new revision.
       await journal.settled();
@@ -839,6 +896,16 @@ export class Reconciler {
 /** ", its template" when a rollback also restores another template. */
 function templateChange(from: Spec, to: Spec): string {
   return (from.templateHash ?? "") === (to.templateHash ?? "") ? "" : ", its template";
+}
+
+/** A stale graph's end at start-up: its unfinished tasks cancelled, and the graph superseded with `error`. */
+function supersededTransitions(graph: GraphWithTasks, error: string): Transition[] {
+  return [
+    ...graph.tasks
+      .filter((task) => task.state === TaskState.pending || task.state === TaskState.running)
+      .map((task) => ({ type: "task" as const, graphId: graph.id, group: graph.group, taskId: task.id, action: task.action, state: TaskState.cancelled })),
+    { type: "graph", graphId: graph.id, group: graph.group, state: "superseded", error },
+  ];
 }
 
 function failedNode(node: Node, reason: string) {

@@ -438,6 +438,8 @@ export class SqliteStore implements Store {
       graph: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.id = ?`),
       graphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.group_name = ? ORDER BY g.id DESC LIMIT ?`),
       unsettledGraphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.state IN ('pending', 'running') ORDER BY g.id`),
+      unsettledGraphsOf: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.state IN ('pending', 'running') AND g.group_name = ?
+        ORDER BY g.id`),
       latestGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? ORDER BY id DESC LIMIT 1`).pluck(),
       latestRolloutGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? AND reason IN ('update', 'repair')
         ORDER BY id DESC LIMIT 1`).pluck(),
@@ -751,9 +753,10 @@ export class SqliteStore implements Store {
     return this.statements.recentTaskDurations.all(group, action, limit) as number[];
   }
 
-  async unsettledGraphs(): Promise<GraphWithTasks[]> {
+  async unsettledGraphs(group?: string): Promise<GraphWithTasks[]> {
+    const rows = () => (group === undefined ? this.statements.unsettledGraphs.all() : this.statements.unsettledGraphsOf.all(group)) as GraphRow[];
     return this.db.transaction(() =>
-      (this.statements.unsettledGraphs.all() as GraphRow[]).map((row) => {
+      rows().map((row) => {
         const tasks = mapRows(this.statements.tasks.iterate(row.id) as IterableIterator<TaskRow>, toTask);
         return { ...toGraph(row, emptyCounts()), tasks };
       }),

@@ -238,8 +238,8 @@ export interface Store {
    */
   recentTaskDurations(group: string, action: TaskAction, limit: number): Promise<number[]>;
   /** The group's template kept for its first update (set before it had a spec). */
-  /** Graphs still pending or running, oldest first, with their tasks. */
-  unsettledGraphs(): Promise<GraphWithTasks[]>;
+  /** Graphs still pending or running (of one group, or of all), oldest first, with their tasks. */
+  unsettledGraphs(group?: string): Promise<GraphWithTasks[]>;
   /** Commits the transitions in one transaction and returns their events, in order. */
   apply(transitions: readonly Transition[], now: number): Promise<Event[]>;
   /** At most `limit` of a graph's events after `afterSequence` (and before `beforeSequence`), in order. */
