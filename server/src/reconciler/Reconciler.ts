@@ -182,7 +182,10 @@ export class Reconciler {
     return this.recoveryHoldsLocks.then(() => this.groupLocks.run(group, work));
   }
 
-  setSpec(group: string, requested: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
+  async setSpec(group: string, requested: Spec, options: SetSpecOptions = {}): Promise<SetSpecResult> {
+    // Refused at once while storage is faulted, not after waiting for the group's lock (which a
+    // recovery retrying its writes on a full disk may hold); checked again under the lock.
+    if (!options.dryRun) this.options.storage?.refuseNewWork();
     return this.lockGroup(group, () => this.setSpecLocked(group, async () => ({ spec: requested, options }), options.expectRevision));
   }
 
