@@ -252,6 +252,7 @@ export class DroverServer {
         gate: this.connectionGate("http"),
         drainTimeoutMs,
         onStreamStalled: () => this.metrics.watcherDropped("stalled"),
+        onAnswered: (answered) => this.metrics.httpRequest(answered),
       });
     }
     this.retention = new Retention({

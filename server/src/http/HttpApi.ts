@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { DroverServiceImplementation } from "@drover/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -8,7 +9,7 @@ import { DEFAULT_DRAIN_TIMEOUT_MS, type StreamContext } from "../api/StreamOutle
 import type { ConnectionGate } from "../net/ConnectionGate.js";
 import { authHook } from "./authHook.js";
 import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError, writeClientError } from "./httpErrors.js";
-import { unknownRoute } from "./methodNotAllowed.js";
+import { METHODS, unknownRoute } from "./methodNotAllowed.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
@@ -28,7 +29,15 @@ export interface HttpApiOptions {
   drainTimeoutMs?: number;
   /** Told when a streamed response is cut for that. */
   onStreamStalled?: () => void;
+  /** Told of every request once its response is done (or its client gone), refusals included: for the metrics. */
+  onAnswered?: (answered: { method: string; route: string; status: number }) => void;
 }
+
+/** The route label of a request that matched none. */
+const NO_ROUTE = "none";
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+/** A route's pattern as its paths read: without its parameters' patterns, a custom method's `::` as `:`. */
+const routeLabel = (url: string) => url.replace(/\([^)]*\)/g, "").replaceAll("::", ":");
 
 /** How long open streams may take to end once the API closes, before their connections are cut. */
 const CLOSE_GRACE_MS = 2000;
@@ -85,6 +94,7 @@ export class HttpApi {
       }
     });
 
+    if (options.onAnswered) this.reportAnswers(options.onAnswered);
     this.trackConnections(options.tls ? "secureConnection" : "connection");
     if (options.gate) this.gateConnections(options.gate);
     this.app.addHook("onRequest", async () => {
@@ -148,6 +158,25 @@ export class HttpApi {
       clearInterval(idle);
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Reports each request when its response closes: also one that fastify refused before routing
+   * (a bad URL encoding), and a stream whose client went away. Labelled with the route's pattern,
+   * never its URL, and only the methods the API knows, so that no client can grow the series.
+   */
+  private reportAnswers(onAnswered: NonNullable<HttpApiOptions["onAnswered"]>): void {
+    const routes = new WeakMap<IncomingMessage, string>();
+    // The first hook: a request refused by the ones after it (the token, a foreign page) keeps its route.
+    this.app.addHook("onRequest", async (request) => {
+      routes.set(request.raw, request.routeOptions.url === undefined ? NO_ROUTE : routeLabel(request.routeOptions.url));
+    });
+    this.app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      response.once("close", () => {
+        const method = KNOWN_METHODS.has(request.method ?? "") ? request.method! : "other";
+        onAnswered({ method, route: routes.get(request) ?? NO_ROUTE, status: response.statusCode });
+      });
+    });
   }
 
   /** Keeps count of each connection's unanswered requests, so that closing can cut the others at once. */

@@ -3,7 +3,7 @@ import { Status } from "nice-grpc";
 import { apiError, HttpRequestError, sendError } from "./httpErrors.js";
 
 /** The methods a path of the API may be asked with; others (TRACE, PROPFIND…) get the 404 of an unknown route. */
-const METHODS: HTTPMethods[] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+export const METHODS: HTTPMethods[] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
  * Answers every other method on each of the API's paths with 405 and an `Allow` header
