@@ -253,6 +253,7 @@ export class DroverServer {
         drainTimeoutMs,
         onStreamStalled: () => this.metrics.watcherDropped("stalled"),
         onAnswered: (answered) => this.metrics.httpRequest(answered),
+        health: () => this.storage.current?.message,
       });
     }
     this.retention = new Retention({

@@ -8,8 +8,9 @@ import { foreignRequestProblem, listenHost } from "../auth/foreignRequest.js";
 import { DEFAULT_DRAIN_TIMEOUT_MS, type StreamContext } from "../api/StreamOutlet.js";
 import type { ConnectionGate } from "../net/ConnectionGate.js";
 import { authHook } from "./authHook.js";
-import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError, writeClientError } from "./httpErrors.js";
+import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, JSON_TYPE, MERGE_PATCH_TYPE, sendError, writeClientError } from "./httpErrors.js";
 import { METHODS, unknownRoute } from "./methodNotAllowed.js";
+import { registerHealthz } from "./healthz.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
@@ -29,6 +30,8 @@ export interface HttpApiOptions {
   drainTimeoutMs?: number;
   /** Told when a streamed response is cut for that. */
   onStreamStalled?: () => void;
+  /** Why the server cannot serve now (its database cannot be written), or undefined: what `GET /healthz` answers. */
+  health?: () => string | undefined;
   /** Told of every request once its response is done (or its client gone), refusals included: for the metrics. */
   onAnswered?: (answered: { method: string; route: string; status: number }) => void;
 }
@@ -85,7 +88,7 @@ export class HttpApi {
 
     // JSON only, with the parser's own words for what is wrong; an empty body is no body.
     this.app.removeAllContentTypeParsers();
-    this.app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => {
+    this.app.addContentTypeParser([JSON_TYPE, MERGE_PATCH_TYPE], { parseAs: "string" }, (_request, text, done) => {
       if (text === "") return done(null, undefined);
       try {
         done(null, JSON.parse(text as string));
@@ -117,6 +120,7 @@ export class HttpApi {
     this.app.setNotFoundHandler((request, reply) => sendError(reply, apiErrorOf(unknownRoute(request), request, logger)));
 
     const caller = new ServiceCaller(options.service, options.logger);
+    registerHealthz(this.app, () => options.health?.());
     registerRoutes(this.app, {
       caller,
       callContext: (request, reply) => this.callContext(request, reply),
