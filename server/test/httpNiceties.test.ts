@@ -1,12 +1,14 @@
 /**
  * What the HTTP listener serves beside the operations: /healthz for probes, a group's spec as
- * PUT takes it, and a merge patch of a template.
+ * PUT takes it, a merge patch of a template, and the OpenAPI document made from the routes.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { RouteOptions } from "fastify";
+import { HttpApi } from "../src/http/HttpApi.js";
 import type { SqliteStore } from "../src/store/SqliteStore.js";
 import type { Store } from "../src/store/Store.js";
-import { eventually, startTestServer, type TestServer } from "./support.js";
+import { eventually, silentLogger, startTestServer, type TestServer } from "./support.js";
 
 const TOKEN = "http-niceties-token-0123456789abcdef";
 type Json = Record<string, any>;
@@ -161,5 +163,57 @@ describe("the HTTP listener's niceties", { timeout: 60_000 }, () => {
     await refused(await patch('{"command": null}'), 400, /command is empty/);
     await refused(await patch("{}", "text/plain"), 415, /'Content-Type: application\/merge-patch\+json' or 'Content-Type: application\/json'/);
     assert.deepEqual((await json(await call("/v1/groups/fresh/template"))).template.env, { MODE: "test" }, "refused patches changed nothing");
+  });
+});
+
+describe("the OpenAPI document", { timeout: 60_000 }, () => {
+  it("describes every route fastify registers, with its method, from the routes' own schemas", async () => {
+    const api = new HttpApi({ service: {} as never, logger: silentLogger });
+    const routes: RouteOptions[] = [];
+    api.app.addHook("onRoute", (route) => void routes.push(route));
+    await api.listen("127.0.0.1:0");
+    try {
+      const port = (api.app.server.address() as { port: number }).port;
+      const document = (await (await fetch(`http://127.0.0.1:${port}/v1/openapi.json`)).json()) as Json;
+      assert.equal(document.openapi, "3.1.0");
+      // `/v1/graphs/:id(^[^:]+)::cancel` is `/v1/graphs/{id}:cancel`.
+      const openApiPath = (url: string) => url.replace(/::/g, "\0").replace(/:(\w+)(\([^)]*\))?/g, "{$1}").replace(/\0/g, ":");
+      const described = routes.filter((route) => !route.schema?.hide);
+      assert.ok(described.length >= 25, `the API's routes were seen (${described.length})`);
+      for (const route of described) {
+        for (const method of [route.method].flat()) {
+          const operation = document.paths[openApiPath(route.url)]?.[method.toLowerCase()];
+          assert.ok(operation, `${method} ${route.url} is in the document`);
+        }
+      }
+      // A hidden route answers 405 for the methods a path does not take: none of them is an operation.
+      for (const route of routes.filter((candidate) => candidate.schema?.hide)) {
+        for (const method of [route.method].flat()) assert.equal(document.paths[openApiPath(route.url)]?.[method.toLowerCase()], undefined);
+      }
+      const operations = Object.values(document.paths as Json).flatMap((path) => Object.keys(path as Json));
+      assert.equal(operations.length, described.flatMap((route) => [route.method].flat()).length, "nothing in the document that is not a route");
+
+      // The schemas fastify validates with: a PUT of a spec requires count and version, a patch takes null.
+      const setSpec = document.paths["/v1/groups/{group}/spec"].put.requestBody.content["application/json"].schema;
+      assert.deepEqual(setSpec.required, ["count", "version"]);
+      assert.equal(setSpec.additionalProperties, false);
+      assert.ok(!("max_surge" in setSpec.properties), "snake_case twins are left out");
+      const patch = document.paths["/v1/groups/{group}/template"].patch.requestBody.content;
+      assert.deepEqual(Object.keys(patch), ["application/merge-patch+json", "application/json"]);
+      assert.deepEqual(patch["application/json"].schema.properties.command.type, ["string", "null"]);
+      assert.deepEqual(document.paths["/healthz"].get.security, [], "/healthz needs no token");
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("is served with the token, as every path under /v1/", async (t) => {
+    const { server, stop } = await startTestServer({ server: { token: TOKEN, httpListen: "127.0.0.1:0" } });
+    t.after(stop);
+    const call = httpClient(`http://127.0.0.1:${server.httpPort}`);
+    assert.equal((await call("/v1/openapi.json", { token: null })).status, 401);
+    const document = await json(await call("/v1/openapi.json"));
+    assert.deepEqual(document.security, [{ bearer: [] }]);
+    assert.ok(document.paths["/v1/groups/{group}/spec"].get);
   });
 });

@@ -11,6 +11,7 @@ import { authHook } from "./authHook.js";
 import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, JSON_TYPE, MERGE_PATCH_TYPE, sendError, writeClientError } from "./httpErrors.js";
 import { METHODS, unknownRoute } from "./methodNotAllowed.js";
 import { registerHealthz } from "./healthz.js";
+import { describeRoutes, serveOpenApi } from "./openApi.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
@@ -49,7 +50,8 @@ const CLOSE_GRACE_MS = 2000;
  * The HTTP/JSON API beside gRPC, for curl and scripts: the same operations under `/v1/`
  * (see routes.ts), bodies and responses in the proto JSON mapping, the same token, the
  * same validation, and errors as `{"error": {"code": "NOT_FOUND", "message": "…"}}` with
- * the HTTP status of their gRPC code (see httpErrors.ts).
+ * the HTTP status of their gRPC code (see httpErrors.ts). Beside them: `GET /healthz` for
+ * probes (healthz.ts), and the API's OpenAPI document at `/v1/openapi.json` (openApi.ts).
  *
  * Lifecycle: created → listening → closed. Closing refuses new requests (503), ends open
  * streams with an error that says where to resume, and waits for them to finish.
@@ -120,11 +122,16 @@ export class HttpApi {
     this.app.setNotFoundHandler((request, reply) => sendError(reply, apiErrorOf(unknownRoute(request), request, logger)));
 
     const caller = new ServiceCaller(options.service, options.logger);
-    registerHealthz(this.app, () => options.health?.());
-    registerRoutes(this.app, {
-      caller,
-      callContext: (request, reply) => this.callContext(request, reply),
-      streamOptions: (request, format, signal) => this.streamOptions(request, format, signal),
+    // The routes go in a plugin registered after the OpenAPI one, which then sees them all.
+    describeRoutes(this.app);
+    void this.app.register(async (api) => {
+      registerHealthz(api, () => options.health?.());
+      registerRoutes(api, {
+        caller,
+        callContext: (request, reply) => this.callContext(request, reply),
+        streamOptions: (request, format, signal) => this.streamOptions(request, format, signal),
+      });
+      serveOpenApi(api);
     });
   }
 

@@ -10,7 +10,10 @@ import { answerOtherMethods } from "./methodNotAllowed.js";
 export function registerHealthz(app: FastifyInstance, problem: () => string | undefined): void {
   app.get(
     "/healthz",
-    { config: { open: true } },
+    {
+      config: { open: true },
+      schema: { summary: "Health", description: "200 ok, or 503 with the reason the server cannot serve; needs no token", security: [], produces: ["text/plain"] },
+    },
     async (_request, reply) => {
       const reason = problem();
       reply.type("text/plain; charset=utf-8");

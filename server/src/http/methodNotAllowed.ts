@@ -22,6 +22,8 @@ export function answerOtherMethods(app: FastifyInstance, routes: ReadonlyMap<str
       method: others,
       url,
       config,
+      // Not an operation of the API: the OpenAPI document leaves it out.
+      schema: { hide: true },
       handler: async (request, reply) => {
         const path = request.url.split("?")[0]!;
         if (!url.includes("::") && /:[^/]*$/.test(path)) throw unknownRoute(request);

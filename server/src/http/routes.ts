@@ -33,6 +33,7 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
  * | GET  | /v1/nodes/{id}/logs?follow=&tailLines=&sinceMs=&timestamps=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
+ * | GET  | /v1/openapi.json | this table as an OpenAPI document (openApi.ts), with each route's schemas |
  *
  * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
  * only reads (`:describe`, an alternative to the plain GET of the node).
@@ -65,6 +66,9 @@ interface RequestParts {
   body: Fields;
 }
 
+/** What a watch answers: JSON lines, or server-sent events to a client that accepts them. */
+const WATCH_TYPES = ["application/x-ndjson", "text/event-stream"];
+
 /** A path parameter up to the custom method's colon. */
 const ID = "(^[^:]+)";
 
@@ -89,9 +93,11 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     options: {
       query?: JsonSchema;
       body?: JsonSchema;
-      /** The body's media types (default JSON's). */
+      /** The body's media types (default JSON's); the first is the one the API documents first. */
       bodyTypes?: readonly string[];
       request: (parts: RequestParts) => Fields;
+      /** What the OpenAPI document calls the operation (default: the gRPC method's name). */
+      summary?: string;
       /** The response's JSON (default: the whole message's). */
       respond?: (response: ResponseOf<Name>, parts: RequestParts, reply: FastifyReply) => unknown;
     },
@@ -106,7 +112,11 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
       method,
       url,
       ...(method !== "GET" && { onRequest: requireContentType(bodyTypes) }),
-      schema: { querystring: options.query ?? message({}), ...(options.body && { body: options.body }) },
+      schema: {
+        summary: options.summary ?? DroverServiceDefinition.methods[name].name,
+        querystring: options.query ?? message({}),
+        ...(options.body && { body: options.body, consumes: bodyTypes }),
+      },
       handler: async (request, reply) => {
         const requestParts = parts(request);
         const response = await caller.unary(name, requestType.fromJSON(options.request(requestParts)), support.callContext(request, reply));
@@ -120,6 +130,8 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     name: Name,
     options: {
       query: JsonSchema;
+      /** The media types of its formats, for the OpenAPI document. */
+      produces: readonly string[];
       format: (request: FastifyRequest) => StreamFormat;
       request: (parts: RequestParts, request: FastifyRequest) => Fields;
       send: (message: ResponseOf<Name>, index: number, request: RequestOf<Name>) => StreamItem[] | string;
@@ -127,7 +139,8 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   ) {
     const { requestType } = DroverServiceDefinition.methods[name] as unknown as { requestType: MessageFns<RequestOf<Name>> };
     known("GET", url);
-    app.get(url, { schema: { querystring: options.query } }, async (request, reply) => {
+    const schema = { summary: DroverServiceDefinition.methods[name].name, querystring: options.query, produces: options.produces };
+    app.get(url, { schema }, async (request, reply) => {
       const call = requestType.fromJSON(options.request(parts(request), request));
       const context = support.callContext(request, reply);
       const format = options.format(request);
@@ -150,6 +163,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   });
   // The spec as PUT takes it, so that a spec read is a body that writes it back; its revision is the ETag.
   unary("GET", "/v1/groups/:group/spec", "listRevisions", {
+    summary: "GetSpec (the newest revision's spec, by ListRevisions)",
     request: ({ params }) => ({ group: params.group, limit: 1 }),
     respond: (response, { params }, reply) => {
       const current = response.revisions[0];
@@ -204,18 +218,21 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   };
   stream("/v1/graphs/:id/events", "watchGraph", {
     query: watchQuery,
+    produces: WATCH_TYPES,
     format: watchFormat,
     request: ({ params }, request) => ({ graphId: params.id, afterSequence: resumeAfter(request) }),
     send: graphEvents,
   });
   stream("/v1/groups/:group/graphs/latest/events", "watchGraph", {
     query: watchQuery,
+    produces: WATCH_TYPES,
     format: watchFormat,
     request: ({ params }, request) => ({ group: params.group, afterSequence: resumeAfter(request) }),
     send: graphEvents,
   });
   stream("/v1/groups/:group/nodes/events", "watchNodes", {
     query: watchQuery,
+    produces: WATCH_TYPES,
     format: watchFormat,
     request: ({ params }, request) => ({ group: params.group, afterSequence: resumeAfter(request) }),
     // The first message of a watch that does not resume is the snapshot, even of no nodes.
@@ -228,6 +245,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   });
   stream("/v1/nodes/:id/logs", "nodeLogs", {
     query: message({ follow: boolean, tailBytes: uint32, tailLines: lineCount, sinceMs: uint64, timestamps: boolean }),
+    produces: ["text/plain"],
     format: () => "text",
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,
