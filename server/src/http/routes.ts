@@ -17,8 +17,8 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | --- | --- | --- |
  * | GET  | /v1/groups/{group}/nodes?all=&wide= | ListNodes |
  * | GET  | /v1/groups/{group}/nodes/events?after= | WatchNodes (stream) |
- * | PUT  | /v1/groups/{group}/spec | SetSpec (a spec as read back is a valid body) |
  * | GET  | /v1/groups/{group}/spec | the newest revision's spec, by ListRevisions; its revision is the ETag |
+ * | PUT  | /v1/groups/{group}/spec | SetSpec (a spec as read back is a valid body) |
  * | GET  | /v1/groups/{group}/revisions?limit= | ListRevisions |
  * | POST | /v1/groups/{group}:rollback | Rollback |
  * | GET  | /v1/groups/{group}/graphs?limit= | ListGraphs |
@@ -157,10 +157,6 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     query: message({ all: boolean, wide: boolean }),
     request: ({ params, query }) => ({ ...query, group: params.group }),
   });
-  unary("PUT", "/v1/groups/:group/spec", "setSpec", {
-    body: setSpecBody,
-    request: ({ params, body }) => ({ ...withPercentFields(withoutServerSetFields(body)), group: params.group }),
-  });
   // The spec as PUT takes it, so that a spec read is a body that writes it back; its revision is the ETag.
   unary("GET", "/v1/groups/:group/spec", "listRevisions", {
     summary: "GetSpec (the newest revision's spec, by ListRevisions)",
@@ -174,6 +170,10 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
       reply.header("etag", `"${current.revision}"`);
       return Spec.toJSON(current.spec);
     },
+  });
+  unary("PUT", "/v1/groups/:group/spec", "setSpec", {
+    body: setSpecBody,
+    request: ({ params, body }) => ({ ...withPercentFields(withoutServerSetFields(body)), group: params.group }),
   });
   unary("GET", "/v1/groups/:group/revisions", "listRevisions", {
     query: message({ limit: uint32 }),
