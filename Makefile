@@ -3,7 +3,7 @@
 
 NODE_BIN := node_modules/.bin
 GENERATED := shared/src/gen/drover/v1/drover.ts
-PROTOS := $(wildcard proto/drover/v1/*.proto) proto/buf.yaml proto/buf.gen.yaml
+PROTOS := $(wildcard proto/drover/v1/*.proto) $(wildcard proto/grpc/health/v1/*.proto) proto/buf.yaml proto/buf.gen.yaml
 INSTALLED := node_modules/.install-stamp
 
 .PHONY: all build run test crash-test lint clean

@@ -136,7 +136,7 @@ export function setTemplateRequest(args: SetTemplateArguments, group: string): S
   const problems: string[] = [];
   const template = templateArgument(args, problems);
   if (problems.length > 0) throw new UsageError(problems.join("; "));
-  return { group, template };
+  return { group, template, templatePatch: undefined };
 }
 
 /**

@@ -174,6 +174,7 @@ describe("arguments to requests", () => {
         healthCheck: { type: HealthCheckType.HEALTH_CHECK_TYPE_HTTP, path: "/ready", intervalMs: 0, timeoutMs: 0, failureThreshold: 0, startTimeoutMs: 0 },
         stopGraceMs: 2000,
       },
+      templatePatch: undefined,
     });
     assert.equal(setTemplateRequest({ command: "x", health: "none" }, "web").template!.healthCheck!.type, HealthCheckType.HEALTH_CHECK_TYPE_NONE);
     assert.throws(

@@ -7,7 +7,6 @@ import { availableParallelism, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { composeServerMiddleware } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
-import { ServerReflection, ServerReflectionService } from "nice-grpc-server-reflection";
 import { authMiddleware } from "./api/authMiddleware.js";
 import { GrpcOutlets } from "./api/GrpcOutlets.js";
 import { GrpcServer } from "./api/GrpcServer.js";
@@ -18,6 +17,7 @@ import { Metrics } from "./metrics/Metrics.js";
 import { DroverServiceDefinition } from "@drover/shared";
 import { wireDefinition } from "./api/wire.js";
 import { refuseUndecodableRequests } from "./api/requestDecoding.js";
+import { HEALTH_SERVICE, reflectionServices } from "./api/reflection.js";
 
 /** How many of a group's recent start and stop times a plan's estimated duration is the median of. */
 const RECENT_DURATIONS = 200;
@@ -115,7 +115,7 @@ export interface DroverServerOptions {
   maxWatchersPerConnection?: number;
 }
 
-/** The API's file descriptor set, made by `buf build` at build time, for server reflection. */
+/** The API's file descriptor set (ours and grpc.health.v1), made by `buf build` at build time, for server reflection. */
 const DESCRIPTOR_SET = fileURLToPath(new URL("../../../shared/src/gen/drover.binpb", import.meta.url));
 const STORAGE_PROBE_INTERVAL_MS = 5000;
 /** How long open calls may take to finish once the server stops, before they are cut. */
@@ -235,7 +235,9 @@ export class DroverServer {
     });
     this.grpc.add(HealthDefinition, HealthServiceImpl(this.health));
     if (existsSync(DESCRIPTOR_SET)) {
-      this.grpc.add(ServerReflectionService, ServerReflection(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName]));
+      for (const { definition, implementation } of reflectionServices(readFileSync(DESCRIPTOR_SET), [DroverServiceDefinition.fullName, HEALTH_SERVICE])) {
+        this.grpc.add(definition, implementation);
+      }
     } else {
       logger.warn({ path: DESCRIPTOR_SET }, "server reflection is off: the descriptor set was not built (run make)");
     }
@@ -261,6 +263,8 @@ export class DroverServer {
         gate: this.connectionGate("http"),
         drainTimeoutMs,
         onStreamStalled: () => this.metrics.watcherDropped("stalled"),
+        onAnswered: (answered) => this.metrics.httpRequest(answered),
+        health: () => this.storage.current?.message,
       });
     }
     this.retention = new Retention({

@@ -231,9 +231,9 @@ describe("the HTTP API's answers to what fastify and Node refuse themselves", { 
 
   it("answers a wrong method on a known path with 405 and Allow, and an unknown path or custom method with 404", async () => {
     const cases: [string, string, string][] = [
-      ["DELETE", "/v1/groups/web/spec", "PUT"],
-      ["GET", "/v1/groups/web/spec", "PUT"],
-      ["POST", "/v1/groups/web/template", "GET, PUT"],
+      ["DELETE", "/v1/groups/web/spec", "GET, PUT"],
+      ["PATCH", "/v1/groups/web/spec", "GET, PUT"],
+      ["POST", "/v1/groups/web/template", "GET, PUT, PATCH"],
       ["HEAD", "/v1/groups/web/nodes", "GET"],
       ["GET", "/v1/groups/web:rollback", "POST"],
       ["PUT", "/v1/graphs/01ARZ3NDEKTSV4RRFFQ69G5FAV:cancel", "POST"],

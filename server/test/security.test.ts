@@ -85,7 +85,7 @@ describe("security and the API's edges", { timeout: 60_000 }, () => {
     await expectStatus(plaintext.listNodes({}, { ...bearer(token), signal: AbortSignal.timeout(5000) }), Status.UNAVAILABLE);
   });
 
-  it("lists the drover.v1 service and describes its methods through server reflection", async (t) => {
+  it("lists the drover.v1 service and the health service, and describes their methods through server reflection", async (t) => {
     const { server, stop } = await startTestServer();
     t.after(stop);
     const reflection = createClient(ServerReflectionService, createChannel(`127.0.0.1:${server.port}`));
@@ -100,7 +100,7 @@ describe("security and the API's edges", { timeout: 60_000 }, () => {
       .getListServicesResponse()
       .getServiceList()
       .map((service) => service.getName());
-    assert.deepEqual(services, ["drover.v1.DroverService"]);
+    assert.deepEqual(services, ["drover.v1.DroverService", "grpc.health.v1.Health"]);
     const described = [];
     for await (const answer of reflection.serverReflectionInfo(ask((request) => request.setFileContainingSymbol("drover.v1.DroverService")) as never)) {
       described.push(answer);

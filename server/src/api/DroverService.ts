@@ -49,10 +49,11 @@ import type { CrashLoopStatus } from "../reconciler/CrashLoopBackoff.js";
 import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
-import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, NodeNotFoundError, NotFoundError } from "../errors.js";
+import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
 import type { Clock } from "../clock.js";
 import type { Driver } from "../drivers/Driver.js";
 import { readLog } from "./readLog.js";
+import { patchTemplate } from "./templatePatch.js";
 import { GraphSnapshots } from "./GraphSnapshots.js";
 import { liveApiEvent } from "./wire.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
@@ -211,6 +212,19 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
     async setTemplate(request: SetTemplateRequest): Promise<DeepPartial<SetTemplateResponse>> {
       const group = requireGroup(request.group);
+      if (request.templatePatch !== undefined) {
+        if (request.template !== undefined) {
+          throw new InvalidArgumentError("template and template_patch are both given: give the template to replace the group's, or a patch to change it");
+        }
+        const patch = request.templatePatch;
+        let patched: NodeTemplate | undefined;
+        const update = await reconciler.setTemplate(group, async (current) => {
+          patched = requireTemplate(patchTemplate(toApiTemplate(current ?? options.defaultTemplate), patch));
+          await requireAllowedCommand(options.driver, group, patched);
+          return patched;
+        });
+        return { template: toApiTemplate(patched!), update: update && toApiSetSpecResponse(update) };
+      }
       const complete = requireTemplate(request.template);
       await requireAllowedCommand(options.driver, group, complete);
       const update = await reconciler.setTemplate(group, complete);

@@ -23,22 +23,49 @@ const TEMPLATE_FIELDS: Record<string, number> = { "drover.v1.SetSpecRequest": 13
 /** NodeTemplate's `map<string, string> env = 3`; a map entry's key is its field 1. */
 const ENV_FIELD = 3;
 
+/** The length-delimited values of one field of a message's bytes. */
+function fieldsOf(input: Uint8Array, wanted: number): Uint8Array[] {
+  const found: Uint8Array[] = [];
+  const reader = new BinaryReader(input);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === wanted && wireType === WireType.LengthDelimited) found.push(reader.bytes());
+    else reader.skip(wireType);
+  }
+  return found;
+}
+
+const isProtoKey = (key: Uint8Array) => Buffer.from(key).toString("utf8") === "__proto__";
+
+/** SetTemplateRequest's `google.protobuf.Struct template_patch = 3`. */
+const TEMPLATE_PATCH_FIELD = 3;
+
+/**
+ * Whether a google.protobuf.Struct has a key named __proto__ at any depth: its `fields` map
+ * (1) holds entries of a key (1) and a Value (2), whose struct_value (5) is a Struct and whose
+ * list_value (6) holds Values (1).
+ */
+function structHasProtoKey(struct: Uint8Array): boolean {
+  const valueHasProtoKey = (value: Uint8Array): boolean =>
+    fieldsOf(value, 5).some(structHasProtoKey) || fieldsOf(value, 6).some((list) => fieldsOf(list, 1).some(valueHasProtoKey));
+  return fieldsOf(struct, 1).some((entry) => fieldsOf(entry, 1).some(isProtoKey) || fieldsOf(entry, 2).some(valueHasProtoKey));
+}
+
+/** Whether a SetTemplateRequest's template patch has a key named __proto__, which its decoded object would lose. */
+function patchHasProtoKey(bytes: Uint8Array): boolean {
+  try {
+    return fieldsOf(bytes, TEMPLATE_PATCH_FIELD).some(structHasProtoKey);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the template at `templateField` has an env entry whose key is __proto__. */
 function envHasProtoKey(bytes: Uint8Array, templateField: number): boolean {
-  const fieldsOf = (input: Uint8Array, wanted: number): Uint8Array[] => {
-    const found: Uint8Array[] = [];
-    const reader = new BinaryReader(input);
-    while (reader.pos < reader.len) {
-      const [field, wireType] = reader.tag();
-      if (field === wanted && wireType === WireType.LengthDelimited) found.push(reader.bytes());
-      else reader.skip(wireType);
-    }
-    return found;
-  };
   try {
     for (const template of fieldsOf(bytes, templateField)) {
       for (const entry of fieldsOf(template, ENV_FIELD)) {
-        if (fieldsOf(entry, 1).some((key) => Buffer.from(key).toString("utf8") === "__proto__")) return true;
+        if (fieldsOf(entry, 1).some(isProtoKey)) return true;
       }
     }
   } catch {
@@ -67,6 +94,11 @@ export function tolerantDecoder<T>(type: MessageFns<T>, typeName: string): Messa
       if (templateField !== undefined && envHasProtoKey(input, templateField)) {
         return new UndecodableRequest(
           "template env name __proto__ is refused: a JavaScript object cannot hold it as a plain key, so it would be lost; rename the variable",
+        ) as T;
+      }
+      if (typeName === "drover.v1.SetTemplateRequest" && patchHasProtoKey(input)) {
+        return new UndecodableRequest(
+          "template_patch key __proto__ is refused: a JavaScript object cannot hold it as a plain key, so it would be lost; rename the variable",
         ) as T;
       }
       return decoded;

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { DroverServiceImplementation } from "@drover/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -7,8 +8,10 @@ import { foreignRequestProblem, listenHost } from "../auth/foreignRequest.js";
 import { DEFAULT_DRAIN_TIMEOUT_MS, type StreamContext } from "../api/StreamOutlet.js";
 import type { ConnectionGate } from "../net/ConnectionGate.js";
 import { authHook } from "./authHook.js";
-import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, sendError, writeClientError } from "./httpErrors.js";
-import { unknownRoute } from "./methodNotAllowed.js";
+import { apiErrorOf, BODY_LIMIT_BYTES, HttpRequestError, JSON_TYPE, MERGE_PATCH_TYPE, sendError, writeClientError } from "./httpErrors.js";
+import { METHODS, unknownRoute } from "./methodNotAllowed.js";
+import { registerHealthz } from "./healthz.js";
+import { describeRoutes, serveOpenApi } from "./openApi.js";
 import { registerRoutes } from "./routes.js";
 import { validationMessage } from "./schemas.js";
 import { ServiceCaller } from "./ServiceCaller.js";
@@ -28,7 +31,17 @@ export interface HttpApiOptions {
   drainTimeoutMs?: number;
   /** Told when a streamed response is cut for that. */
   onStreamStalled?: () => void;
+  /** Why the server cannot serve now (its database cannot be written), or undefined: what `GET /healthz` answers. */
+  health?: () => string | undefined;
+  /** Told of every request once its response is done (or its client gone), refusals included: for the metrics. */
+  onAnswered?: (answered: { method: string; route: string; status: number }) => void;
 }
+
+/** The route label of a request that matched none. */
+const NO_ROUTE = "none";
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+/** A route's pattern as its paths read: without its parameters' patterns, a custom method's `::` as `:`. */
+const routeLabel = (url: string) => url.replace(/\([^)]*\)/g, "").replaceAll("::", ":");
 
 /** How long open streams may take to end once the API closes, before their connections are cut. */
 const CLOSE_GRACE_MS = 2000;
@@ -37,7 +50,8 @@ const CLOSE_GRACE_MS = 2000;
  * The HTTP/JSON API beside gRPC, for curl and scripts: the same operations under `/v1/`
  * (see routes.ts), bodies and responses in the proto JSON mapping, the same token, the
  * same validation, and errors as `{"error": {"code": "NOT_FOUND", "message": "…"}}` with
- * the HTTP status of their gRPC code (see httpErrors.ts).
+ * the HTTP status of their gRPC code (see httpErrors.ts). Beside them: `GET /healthz` for
+ * probes (healthz.ts), and the API's OpenAPI document at `/v1/openapi.json` (openApi.ts).
  *
  * Lifecycle: created → listening → closed. Closing refuses new requests (503), ends open
  * streams with an error that says where to resume, and waits for them to finish.
@@ -76,7 +90,7 @@ export class HttpApi {
 
     // JSON only, with the parser's own words for what is wrong; an empty body is no body.
     this.app.removeAllContentTypeParsers();
-    this.app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => {
+    this.app.addContentTypeParser([JSON_TYPE, MERGE_PATCH_TYPE], { parseAs: "string" }, (_request, text, done) => {
       if (text === "") return done(null, undefined);
       try {
         done(null, JSON.parse(text as string));
@@ -85,6 +99,7 @@ export class HttpApi {
       }
     });
 
+    if (options.onAnswered) this.reportAnswers(options.onAnswered);
     this.trackConnections(options.tls ? "secureConnection" : "connection");
     if (options.gate) this.gateConnections(options.gate);
     this.app.addHook("onRequest", async () => {
@@ -107,10 +122,16 @@ export class HttpApi {
     this.app.setNotFoundHandler((request, reply) => sendError(reply, apiErrorOf(unknownRoute(request), request, logger)));
 
     const caller = new ServiceCaller(options.service, options.logger);
-    registerRoutes(this.app, {
-      caller,
-      callContext: (request, reply) => this.callContext(request, reply),
-      streamOptions: (request, format, signal) => this.streamOptions(request, format, signal),
+    // The routes go in a plugin registered after the OpenAPI one, which then sees them all.
+    describeRoutes(this.app);
+    void this.app.register(async (api) => {
+      registerHealthz(api, () => options.health?.());
+      registerRoutes(api, {
+        caller,
+        callContext: (request, reply) => this.callContext(request, reply),
+        streamOptions: (request, format, signal) => this.streamOptions(request, format, signal),
+      });
+      serveOpenApi(api);
     });
   }
 
@@ -148,6 +169,25 @@ export class HttpApi {
       clearInterval(idle);
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Reports each request when its response closes: also one that fastify refused before routing
+   * (a bad URL encoding), and a stream whose client went away. Labelled with the route's pattern,
+   * never its URL, and only the methods the API knows, so that no client can grow the series.
+   */
+  private reportAnswers(onAnswered: NonNullable<HttpApiOptions["onAnswered"]>): void {
+    const routes = new WeakMap<IncomingMessage, string>();
+    // The first hook: a request refused by the ones after it (the token, a foreign page) keeps its route.
+    this.app.addHook("onRequest", async (request) => {
+      routes.set(request.raw, request.routeOptions.url === undefined ? NO_ROUTE : routeLabel(request.routeOptions.url));
+    });
+    this.app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      response.once("close", () => {
+        const method = KNOWN_METHODS.has(request.method ?? "") ? request.method! : "other";
+        onAnswered({ method, route: routes.get(request) ?? NO_ROUTE, status: response.statusCode });
+      });
+    });
   }
 
   /** Keeps count of each connection's unanswered requests, so that closing can cut the others at once. */

@@ -65,14 +65,19 @@ export class HttpRequestError extends Error {
  * not: a web page can send a form or `text/plain` POST, or one with no body, to any address
  * without a preflight; it cannot send JSON without one, and this API answers none.
  */
-export function notJsonError(request: FastifyRequest): HttpRequestError {
+export function notJsonError(request: FastifyRequest, accepted: readonly string[] = [JSON_TYPE]): HttpRequestError {
   const given = request.headers["content-type"];
+  const headers = accepted.map((type) => `'Content-Type: ${type}'`).join(" or ");
   const message =
     given === undefined
-      ? `${request.method} ${request.url.split("?")[0]} needs the header 'Content-Type: application/json', also without a body: add it (curl -H 'Content-Type: application/json')`
-      : `content type ${JSON.stringify(given)} is not accepted: send the body as JSON with 'Content-Type: application/json'`;
+      ? `${request.method} ${request.url.split("?")[0]} needs the header ${headers}, also without a body: add it (curl -H 'Content-Type: ${accepted[0]}')`
+      : `content type ${JSON.stringify(given)} is not accepted: send the body as JSON with ${headers}`;
   return new HttpRequestError(Status.INVALID_ARGUMENT, message, 415);
 }
+
+export const JSON_TYPE = "application/json";
+/** A JSON merge patch (RFC 7386), as a PATCH may say its body is. */
+export const MERGE_PATCH_TYPE = "application/merge-patch+json";
 
 /**
  * What to tell the client of an error. The service's errors arrive as ServerError (the gRPC

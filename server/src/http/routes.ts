@@ -1,11 +1,11 @@
-import { DroverServiceDefinition, Event, Graph, type MessageFns, Node, SnapshotAssembler } from "@drover/shared";
+import { DEFAULT_GROUP, DroverServiceDefinition, Event, Graph, type MessageFns, Node, SnapshotAssembler, Spec } from "@drover/shared";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { CallContext } from "nice-grpc";
 import { Status } from "nice-grpc";
 import type { StreamContext } from "../api/StreamOutlet.js";
-import { HttpRequestError, notJsonError } from "./httpErrors.js";
+import { HttpRequestError, JSON_TYPE, MERGE_PATCH_TYPE, notJsonError } from "./httpErrors.js";
 import { answerOtherMethods } from "./methodNotAllowed.js";
-import { boolean, type JsonSchema, message, noBody, rollbackBody, SERVER_SET_SPEC_FIELDS, setSpecBody, templateBody, uint32, uint64 } from "./schemas.js";
+import { boolean, type JsonSchema, message, noBody, rollbackBody, SERVER_SET_SPEC_FIELDS, setSpecBody, templateBody, templatePatchBody, uint32, uint64 } from "./schemas.js";
 import type { RequestOf, ResponseOf, ServiceCaller, StreamMethod, UnaryMethod } from "./ServiceCaller.js";
 import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, watchFormat } from "./streams.js";
 
@@ -17,6 +17,7 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | --- | --- | --- |
  * | GET  | /v1/groups/{group}/nodes?all=&wide= | ListNodes |
  * | GET  | /v1/groups/{group}/nodes/events?after= | WatchNodes (stream) |
+ * | GET  | /v1/groups/{group}/spec | the newest revision's spec, by ListRevisions; its revision is the ETag |
  * | PUT  | /v1/groups/{group}/spec | SetSpec (a spec as read back is a valid body) |
  * | GET  | /v1/groups/{group}/revisions?limit= | ListRevisions |
  * | POST | /v1/groups/{group}:rollback | Rollback |
@@ -24,6 +25,7 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | GET  | /v1/groups/{group}/graphs/latest/events?after= | WatchGraph of the group's latest graph (stream) |
  * | GET  | /v1/groups/{group}/template | GetTemplate |
  * | PUT  | /v1/groups/{group}/template | SetTemplate (a new revision when the group has a spec: `update`) |
+ * | PATCH | /v1/groups/{group}/template | SetTemplate with a JSON merge patch (`template_patch`) |
  * | GET  | /v1/graphs/{id} | GetGraph |
  * | GET  | /v1/graphs/{id}/events?after= | WatchGraph (stream) |
  * | POST | /v1/graphs/{id}:cancel, :pause, :resume, :promote | CancelGraph, PauseGraph, ResumeGraph, PromoteGraph |
@@ -31,12 +33,14 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
  * | GET  | /v1/nodes/{id}/logs?follow=&tailLines=&sinceMs=&timestamps=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
+ * | GET  | /v1/openapi.json | this table as an OpenAPI document (openApi.ts), with each route's schemas |
  *
  * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
  * only reads (`:describe`, an alternative to the plain GET of the node).
  *
  * Every PUT and POST needs `Content-Type: application/json`, with a body or without (415
- * otherwise); another method on one of these paths gets 405 with `Allow`.
+ * otherwise), and a PATCH that or `application/merge-patch+json`; another method on one of
+ * these paths gets 405 with `Allow`. `GET /healthz` (healthz.ts) is the one path outside /v1/.
  *
  * Responses are the messages' proto JSON, which leaves out zero values, except for the
  * fields whose absence would mean something else when written back (see `alwaysInJson` in
@@ -62,6 +66,9 @@ interface RequestParts {
   body: Fields;
 }
 
+/** What a watch answers: JSON lines, or server-sent events to a client that accepts them. */
+const WATCH_TYPES = ["application/x-ndjson", "text/event-stream"];
+
 /** A path parameter up to the custom method's colon. */
 const ID = "(^[^:]+)";
 
@@ -80,24 +87,40 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   }
 
   function unary<Name extends UnaryMethod>(
-    method: "GET" | "PUT" | "POST",
+    method: "GET" | "PUT" | "POST" | "PATCH",
     url: string,
     name: Name,
-    options: { query?: JsonSchema; body?: JsonSchema; request: (parts: RequestParts) => Fields },
+    options: {
+      query?: JsonSchema;
+      body?: JsonSchema;
+      /** The body's media types (default JSON's); the first is the one the API documents first. */
+      bodyTypes?: readonly string[];
+      request: (parts: RequestParts) => Fields;
+      /** What the OpenAPI document calls the operation (default: the gRPC method's name). */
+      summary?: string;
+      /** The response's JSON (default: the whole message's). */
+      respond?: (response: ResponseOf<Name>, parts: RequestParts, reply: FastifyReply) => unknown;
+    },
   ) {
     const { requestType, responseType } = DroverServiceDefinition.methods[name] as unknown as {
       requestType: MessageFns<RequestOf<Name>>;
       responseType: MessageFns<ResponseOf<Name>>;
     };
+    const bodyTypes = options.bodyTypes ?? [JSON_TYPE];
     known(method, url);
     app.route({
       method,
       url,
-      ...(method !== "GET" && { onRequest: requireJson }),
-      schema: { querystring: options.query ?? message({}), ...(options.body && { body: options.body }) },
+      ...(method !== "GET" && { onRequest: requireContentType(bodyTypes) }),
+      schema: {
+        summary: options.summary ?? DroverServiceDefinition.methods[name].name,
+        querystring: options.query ?? message({}),
+        ...(options.body && { body: options.body, consumes: bodyTypes }),
+      },
       handler: async (request, reply) => {
-        const response = await caller.unary(name, requestType.fromJSON(options.request(parts(request))), support.callContext(request, reply));
-        return responseType.toJSON(response);
+        const requestParts = parts(request);
+        const response = await caller.unary(name, requestType.fromJSON(options.request(requestParts)), support.callContext(request, reply));
+        return options.respond ? options.respond(response, requestParts, reply) : responseType.toJSON(response);
       },
     });
   }
@@ -107,6 +130,8 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     name: Name,
     options: {
       query: JsonSchema;
+      /** The media types of its formats, for the OpenAPI document. */
+      produces: readonly string[];
       format: (request: FastifyRequest) => StreamFormat;
       request: (parts: RequestParts, request: FastifyRequest) => Fields;
       send: (message: ResponseOf<Name>, index: number, request: RequestOf<Name>) => StreamItem[] | string;
@@ -114,7 +139,8 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   ) {
     const { requestType } = DroverServiceDefinition.methods[name] as unknown as { requestType: MessageFns<RequestOf<Name>> };
     known("GET", url);
-    app.get(url, { schema: { querystring: options.query } }, async (request, reply) => {
+    const schema = { summary: DroverServiceDefinition.methods[name].name, querystring: options.query, produces: options.produces };
+    app.get(url, { schema }, async (request, reply) => {
       const call = requestType.fromJSON(options.request(parts(request), request));
       const context = support.callContext(request, reply);
       const format = options.format(request);
@@ -130,6 +156,20 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   unary("GET", "/v1/groups/:group/nodes", "listNodes", {
     query: message({ all: boolean, wide: boolean }),
     request: ({ params, query }) => ({ ...query, group: params.group }),
+  });
+  // The spec as PUT takes it, so that a spec read is a body that writes it back; its revision is the ETag.
+  unary("GET", "/v1/groups/:group/spec", "listRevisions", {
+    summary: "GetSpec (the newest revision's spec, by ListRevisions)",
+    request: ({ params }) => ({ group: params.group, limit: 1 }),
+    respond: (response, { params }, reply) => {
+      const current = response.revisions[0];
+      if (!current?.spec) {
+        const group = params.group || DEFAULT_GROUP;
+        throw new HttpRequestError(Status.NOT_FOUND, `group ${group} has no spec: set one with PUT /v1/groups/${group}/spec`);
+      }
+      reply.header("etag", `"${current.revision}"`);
+      return Spec.toJSON(current.spec);
+    },
   });
   unary("PUT", "/v1/groups/:group/spec", "setSpec", {
     body: setSpecBody,
@@ -152,6 +192,11 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     body: templateBody,
     request: ({ params, body }) => ({ group: params.group, template: body }),
   });
+  unary("PATCH", "/v1/groups/:group/template", "setTemplate", {
+    body: templatePatchBody,
+    bodyTypes: [MERGE_PATCH_TYPE, JSON_TYPE],
+    request: ({ params, body }) => ({ group: params.group, templatePatch: body }),
+  });
   unary("GET", "/v1/graphs/:id", "getGraph", { request: ({ params }) => ({ graphId: params.id }) });
   for (const [verb, name] of [["cancel", "cancelGraph"], ["pause", "pauseGraph"], ["resume", "resumeGraph"], ["promote", "promoteGraph"]] as const) {
     unary("POST", `/v1/graphs/:id${ID}::${verb}`, name, { body: noBody, request: ({ params }) => ({ graphId: params.id }) });
@@ -173,18 +218,21 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   };
   stream("/v1/graphs/:id/events", "watchGraph", {
     query: watchQuery,
+    produces: WATCH_TYPES,
     format: watchFormat,
     request: ({ params }, request) => ({ graphId: params.id, afterSequence: resumeAfter(request) }),
     send: graphEvents,
   });
   stream("/v1/groups/:group/graphs/latest/events", "watchGraph", {
     query: watchQuery,
+    produces: WATCH_TYPES,
     format: watchFormat,
     request: ({ params }, request) => ({ group: params.group, afterSequence: resumeAfter(request) }),
     send: graphEvents,
   });
   stream("/v1/groups/:group/nodes/events", "watchNodes", {
     query: watchQuery,
+    produces: WATCH_TYPES,
     format: watchFormat,
     request: ({ params }, request) => ({ group: params.group, afterSequence: resumeAfter(request) }),
     // The first message of a watch that does not resume is the snapshot, even of no nodes.
@@ -197,6 +245,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   });
   stream("/v1/nodes/:id/logs", "nodeLogs", {
     query: message({ follow: boolean, tailBytes: uint32, tailLines: lineCount, sinceMs: uint64, timestamps: boolean }),
+    produces: ["text/plain"],
     format: () => "text",
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,
@@ -206,9 +255,11 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
 }
 
 /** A request that changes something must say it is JSON, with a body or without (see notJsonError). */
-async function requireJson(request: FastifyRequest): Promise<void> {
-  const type = request.headers["content-type"]?.split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json") throw notJsonError(request);
+function requireContentType(types: readonly string[]): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const type = request.headers["content-type"]?.split(";")[0]!.trim().toLowerCase();
+    if (type === undefined || !types.includes(type)) throw notJsonError(request, types);
+  };
 }
 
 /** A SetSpec body without the fields the server computes (a spec read back carries them). */

@@ -56,21 +56,51 @@ export function message(fields: Record<string, JsonSchema>, required: string[] =
 /** A body that may be left out (or empty): it then means `{}`. */
 export const optional = (schema: JsonSchema): JsonSchema => ({ ...schema, type: ["object", "null"] });
 
+const HEALTH_CHECK_FIELDS: Record<string, JsonSchema> = {
+  type: enumOf(HealthCheckType),
+  path: string,
+  intervalMs: uint32,
+  timeoutMs: uint32,
+  failureThreshold: uint32,
+  startTimeoutMs: uint32,
+};
+
 /** PUT /v1/groups/{group}/template: a NodeTemplate. */
 export const templateBody = message({
   command: string,
   args: stringList,
   env: stringMap,
-  healthCheck: message({
-    type: enumOf(HealthCheckType),
-    path: string,
-    intervalMs: uint32,
-    timeoutMs: uint32,
-    failureThreshold: uint32,
-    startTimeoutMs: uint32,
-  }),
+  healthCheck: message(HEALTH_CHECK_FIELDS),
   stopGraceMs: uint32,
 });
+
+/**
+ * A field of a merge patch (RFC 7386): its value, or null to remove it. The JSON types are
+ * listed, not given as an anyOf, so that ajv never coerces a null into one of them.
+ */
+function nullable(schema: JsonSchema): JsonSchema {
+  const description = `${String(schema.description ?? "an object")}, or null to remove it`;
+  if (Array.isArray(schema.enum)) return { ...schema, enum: [...schema.enum, null], description };
+  return { ...schema, type: [schema.type, "null"], description };
+}
+
+/** A message whose every field is nullable: a merge patch of it. */
+const patchOf = (fields: Record<string, JsonSchema>): Record<string, JsonSchema> =>
+  Object.fromEntries(Object.entries(fields).map(([name, schema]) => [name, nullable(schema)]));
+
+/**
+ * PATCH /v1/groups/{group}/template: a JSON merge patch (RFC 7386) of a NodeTemplate. Every
+ * field may be null (removed: back to its default); env's values too (that variable removed).
+ */
+export const templatePatchBody = message(
+  patchOf({
+    command: string,
+    args: stringList,
+    env: { type: "object", additionalProperties: nullable(string), description: "an object whose values are strings or null" },
+    healthCheck: message(patchOf(HEALTH_CHECK_FIELDS)),
+    stopGraceMs: uint32,
+  }),
+);
 
 /**
  * PUT /v1/groups/{group}/spec: a SetSpecRequest without its group (the path names it). A

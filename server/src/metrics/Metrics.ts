@@ -5,6 +5,7 @@ import type { Event } from "../domain.js";
 import { isFinalGraphState } from "../domain.js";
 import type { EventBus } from "../events/EventBus.js";
 import type { Store } from "../store/Store.js";
+import { registerGroupGauges } from "./groupGauges.js";
 import { type MetricsEndpointOptions, serveMetrics } from "./metricsEndpoint.js";
 import type { RetentionReport } from "../store/Retention.js";
 
@@ -38,6 +39,12 @@ export class Metrics {
     name: "drover_rpcs_total",
     help: "RPCs handled, by method and gRPC status code.",
     labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+  private readonly httpRequests = new Counter({
+    name: "drover_http_requests_total",
+    help: "HTTP API requests answered, refusals included, by method, route (its pattern; none when no route matched) and HTTP status code.",
+    labelNames: ["method", "route", "code"] as const,
     registers: [this.registry],
   });
   private readonly replacements = new Counter({
@@ -84,6 +91,7 @@ export class Metrics {
         for (const row of await store.countNodes()) this.set({ group: row.group, state: row.state, version: String(row.version) }, row.count);
       },
     });
+    registerGroupGauges(this.registry, store);
     const openConnections = this.openConnections;
     new Gauge({
       name: "drover_connections",
@@ -148,6 +156,11 @@ export class Metrics {
         rpcs.inc({ method: call.method.path, code: Status[code] });
       }
     } as ServerMiddleware;
+  }
+
+  /** The HTTP API answered a request (or its client went away): counted as an RPC is, with its status. */
+  httpRequest(answered: { method: string; route: string; status: number }): void {
+    this.httpRequests.inc({ method: answered.method, route: answered.route, code: String(answered.status) });
   }
 
   /** Serves /metrics on the address, as Prometheus text: off loopback only with the token, over TLS (see metricsEndpoint.ts). */

@@ -313,15 +313,21 @@ export class Reconciler {
   /**
    * Sets the group's node template. The template is part of the spec: a group with a spec gets
    * a new revision with it, rolled out like any update; a group without one keeps it for its
-   * first update.
+   * first update. Given as a change of the group's template (undefined: it has none, the
+   * server's default applies), it is made under the group's lock, so concurrent changes all land.
    */
-  async setTemplate(group: string, template: NodeTemplate): Promise<SetSpecResult | undefined> {
+  async setTemplate(
+    group: string,
+    change: NodeTemplate | ((current: NodeTemplate | undefined) => Promise<NodeTemplate>),
+  ): Promise<SetSpecResult | undefined> {
     return this.lockGroup(group, async () => {
       // Read under the lock: an update that lands first is kept, and this revision builds on it.
       const current = await this.options.store.getGroupSpec(group);
+      const before = current ? current.spec.template : await this.options.store.getTemplate(group);
+      const template = typeof change === "function" ? await change(before) : change;
       if (!current) {
         this.options.storage?.refuseNewWork();
-        logTemplateChange(this.options.logger, group, await this.options.store.getTemplate(group), template, {});
+        logTemplateChange(this.options.logger, group, before, template, {});
         await this.options.store.setTemplate(group, template, this.options.clock.now());
         return undefined;
       }

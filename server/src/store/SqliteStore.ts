@@ -44,6 +44,7 @@ import type {
   GraphExpiryStep,
   GraphSummary,
   GroupSpec,
+  GroupStatus,
   NewGraph,
   NewRevision,
   RetentionPeriod,
@@ -416,6 +417,17 @@ export class SqliteStore implements Store {
       node: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE id = ?`).raw(true),
       countNodes: db.prepare(`SELECT group_name AS "group", state, version, COUNT(*) AS count FROM nodes
         WHERE state <> 'stopped' GROUP BY group_name, state, version`),
+      // Only running nodes join (the index by group and state); a node without a template hash
+      // was started before templates were versioned and is taken as current, as isOutdated does.
+      groupStatuses: db.prepare(`SELECT g.name AS "group", g.revision, r.count, r.version,
+        COUNT(n.id) AS availableNodes,
+        COALESCE(SUM(CASE WHEN n.version = r.version AND (n.template_hash IS NULL OR n.template_hash = r.template_hash)
+          THEN 1 ELSE 0 END), 0) AS upToDateNodes,
+        (SELECT CASE WHEN l.state = 'running' AND l.paused_at IS NOT NULL THEN 'paused' ELSE l.state END
+          FROM graphs l WHERE l.group_name = g.name ORDER BY l.id DESC LIMIT 1) AS graphState
+        FROM groups g JOIN spec_revisions r ON r.group_name = g.name AND r.revision = g.revision
+        LEFT JOIN nodes n ON n.group_name = g.name AND n.state = 'running'
+        GROUP BY g.name, g.revision, r.count, r.version, r.template_hash ORDER BY g.name`),
       ping: db.prepare(`SELECT COUNT(*) FROM schema_migrations`).pluck(),
       probeWrite: db.prepare(`INSERT INTO storage_probe (id, written_at) VALUES (1, ?)
         ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at`),
@@ -581,6 +593,12 @@ export class SqliteStore implements Store {
 
   async countNodes() {
     return this.statements.countNodes.all() as { group: string; state: NodeState; version: number; count: number }[];
+  }
+
+  async groupStatuses(): Promise<GroupStatus[]> {
+    return (this.statements.groupStatuses.all() as (GroupStatus & { graphState: GraphState | null })[]).map(({ graphState, ...status }) =>
+      graphState === null ? status : { ...status, graphState },
+    );
   }
 
   async ping(): Promise<void> {

@@ -82,6 +82,21 @@ export interface GroupSpec {
   spec: Spec;
 }
 
+/**
+ * Where a group with a spec stands now, for the metrics' per-group gauges: its spec, its
+ * nodes that serve (available: running, past min-ready) and those of them that run the spec's
+ * version and template (up to date), and the state of its newest graph (none: no graph yet).
+ */
+export interface GroupStatus {
+  group: string;
+  revision: number;
+  count: number;
+  version: number;
+  availableNodes: number;
+  upToDateNodes: number;
+  graphState?: GraphState;
+}
+
 export interface TaskCounts {
   total: number;
   pending: number;
@@ -191,6 +206,8 @@ export interface Store {
   getNode(nodeId: string): Promise<Node | undefined>;
   /** How many nodes that are not stopped each group has, by state and version. */
   countNodes(): Promise<{ group: string; state: NodeState; version: number; count: number }[]>;
+  /** Every group with a spec, where it stands (see GroupStatus), in one read. */
+  groupStatuses(): Promise<GroupStatus[]>;
   /** Fails when the database cannot be used (for the health service). */
   ping(): Promise<void>;
   /** Commits one small write (for the health service: reads can work while writes fail). */
