@@ -11,6 +11,8 @@ import {
   RestartNodeResponse,
   type SetSpecResponse,
   StopNodeResponse,
+  type Task,
+  TaskAction,
 } from "@drover/shared";
 import { nodeIdArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
@@ -85,13 +87,15 @@ export async function nodesRestart(context: CommandContext, id: string, args: No
   // A restart supersedes a running graph, and waits for its running tasks like an update.
   const response = await connection.call((options) => connection.client.restartNode(request, options), WAITING_DEADLINE_MS);
   const graph = response.graph ?? missing("graph", request.nodeId);
+  // The node as the server resolved it, when the argument was a prefix: the restart's shut-down names it.
+  const nodeId = shutDownNodeOf(graph.tasks) ?? request.nodeId;
   return showPlan(context, graph, {
     dryRun: false,
     detach: Boolean(args.detach),
     full: Boolean(args.full),
     document: () => RestartNodeResponse.toJSON(response),
     header: [
-      `group ${graph.group}: revision ${graph.revision}, restarting node ${request.nodeId} of ${specText(graph.spec)}${graph.spec ? ` (${headerStrategyText(graph.spec)})` : ""}`,
+      `group ${graph.group}: revision ${graph.revision}, restarting node ${nodeId} of ${specText(graph.spec)}${graph.spec ? ` (${headerStrategyText(graph.spec)})` : ""}`,
     ],
   });
 }
@@ -101,7 +105,8 @@ export async function nodesStop(context: CommandContext, id: string, args: NodeG
   const request = { nodeId: nodeIdArgument(id) };
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.stopNode(request, options), WAITING_DEADLINE_MS);
-  return showNodeUpdate(context, response.update, () => StopNodeResponse.toJSON(response), args, `stopping node ${request.nodeId}: the count goes down by one`);
+  const nodeId = shutDownNodeOf(response.update?.graph?.tasks ?? []) ?? request.nodeId;
+  return showNodeUpdate(context, response.update, () => StopNodeResponse.toJSON(response), args, `stopping node ${nodeId}: the count goes down by one`);
 }
 
 /** `nodes clone <id>`: one more node like this one starts and the count goes up by one, as a new revision shown like an update. */
@@ -132,7 +137,7 @@ export async function nodesKill(context: CommandContext, id: string): Promise<Ex
   if (context.globals.output === "json") {
     context.out.line(jsonText(KillNodeResponse.toJSON(response), { compact: false }));
   } else {
-    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls")})`);
+    context.out.line(`node ${response.node?.id ?? request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls")})`);
   }
   return ExitCode.ok;
 }
@@ -208,6 +213,11 @@ export async function nodesLogs(context: CommandContext, id: string, args: Nodes
     stopListening();
   }
   return ExitCode.ok;
+}
+
+/** The node a restart's or a stop's graph shuts down: the one its argument named. */
+function shutDownNodeOf(tasks: readonly Task[]): string | undefined {
+  return tasks.find((task) => task.action === TaskAction.TASK_ACTION_SHUT_DOWN_NODE && task.nodeId !== "")?.nodeId;
 }
 
 function missing(what: string, about: string): never {

@@ -24,6 +24,7 @@ import {
   type Revision,
   RevisionReason,
   type SetSpecResponse,
+  shortId,
   type Spec,
   TaskAction,
   taskActionName,
@@ -88,10 +89,8 @@ function cliTable(head: string[], rows: string[][]): string {
     .join("\n");
 }
 
-/** A node id short enough for a stream line: `01JDX3…8JNE` (ULIDs of one millisecond differ only at the end). */
-export function shortId(id: string): string {
-  return id.length > 12 ? `${id.slice(0, 6)}…${id.slice(-4)}` : id;
-}
+/** A node or graph id short enough for a stream line: `01JDX3…8JNE`, which commands take back (see @drover/shared). */
+export { shortId };
 
 /** `3 × v2`. */
 export function specText(spec: Pick<Spec, "count" | "version"> | undefined): string {

@@ -20,7 +20,7 @@ import {
 import fc from "fast-check";
 import { resolveGlobalOptions } from "../src/connection.js";
 import { UsageError } from "../src/errors.js";
-import { graphsListRequest, graphsPromoteRequest } from "../src/graphs.js";
+import { graphsListRequest, steerRequest } from "../src/graphs.js";
 import { setTemplateRequest } from "../src/group.js";
 import { historyRequest } from "../src/history.js";
 import { nodesLogsRequest } from "../src/nodes.js";
@@ -152,7 +152,7 @@ describe("arguments to requests", () => {
     assert.deepEqual(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}), { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: false, tailBytes: 0, tailLines: undefined, sinceMs: 0, timestamps: false }, "the server's default: its last 64 KiB");
     assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }).tailLines, 0);
     assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "-1" }).tailLines, -1);
-    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: a node id is a 26-character ULID/);
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: give the whole id \(a 26-character ULID\), at least its first 4 characters, or its short form/);
     for (const bad of ["-2", "ten", "1.5", " 3"]) {
       assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: bad }), new RegExp(`tail ${JSON.stringify(bad)} is invalid: write a number of lines from 0, or -1 for the whole log`));
     }
@@ -275,10 +275,13 @@ describe("arguments to requests", () => {
     assert.throws(() => historyRequest({ revision: "x", limit: "0" }, "web"), /limit "0" is invalid.*; revision "x" is invalid.*; --limit and --revision/);
   });
 
-  test("graphs promote takes a graph id, or none for the group's latest rollout", () => {
-    assert.equal(graphsPromoteRequest(undefined), undefined);
-    assert.deepEqual(graphsPromoteRequest("01arz3ndektsv4rrffq69g5fav"), { graphId: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
-    assert.throws(() => graphsPromoteRequest("latest"), /graph id "latest" is invalid/);
+  test("graphs cancel, pause, resume and promote take a graph id, a prefix or a short form, or none for the group's graph in progress", () => {
+    assert.deepEqual(steerRequest(undefined, "web"), { graphId: "", group: "web" });
+    assert.deepEqual(steerRequest("01arz3ndektsv4rrffq69g5fav", "web"), { graphId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", group: "web" });
+    assert.deepEqual(steerRequest("01arz3", "web"), { graphId: "01ARZ3", group: "web" });
+    assert.deepEqual(steerRequest("01ARZ3...5FAV", "web"), { graphId: "01ARZ3…5FAV", group: "web" });
+    assert.throws(() => steerRequest("latest", "web"), /graph id "latest" is invalid/);
+    assert.throws(() => steerRequest("01A", "web"), /graph id "01A" is too short/);
   });
 
   test("global options are checked: server address, group name, output format", () => {
@@ -290,9 +293,10 @@ describe("arguments to requests", () => {
     assert.throws(() => resolveGlobalOptions({ output: "yaml" }), /output "yaml" is invalid/);
   });
 
-  test("graph ids are case-insensitive ULIDs; limits are 1 to 1000", () => {
+  test("graph ids are case-insensitive ULIDs, or prefixes of them; limits are 1 to 1000", () => {
     assert.equal(graphIdArgument("01arz3ndektsv4rrffq69g5fav"), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
-    assert.throws(() => graphIdArgument("01ARZ3NDEKTSV4RRFFQ69G5FA"), /graph id "01ARZ3NDEKTSV4RRFFQ69G5FA" is invalid/);
+    assert.equal(graphIdArgument("01ARZ3NDEKTSV4RRFFQ69G5FA"), "01ARZ3NDEKTSV4RRFFQ69G5FA");
+    assert.throws(() => graphIdArgument("01ARZ3NDEKTSV4RRFFQ69G5FAV0"), /graph id "01ARZ3NDEKTSV4RRFFQ69G5FAV0" is invalid/);
     assert.deepEqual(graphsListRequest({}, "web"), { group: "web", limit: 0 });
     assert.throws(() => graphsListRequest({ limit: "1001" }, "web"), /limit "1001" is invalid/);
   });

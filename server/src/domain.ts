@@ -254,6 +254,9 @@ export type GraphState = (typeof GraphState)[keyof typeof GraphState];
 export const isFinalGraphState = (state: GraphState) =>
   state !== GraphState.pending && state !== GraphState.running && state !== GraphState.paused;
 
+/** How a settled graph ended, after "has": `succeeded`, `failed`, `been cancelled`, `been superseded`. */
+export const settledText = (state: GraphState): string => (state === "succeeded" || state === "failed" ? state : `been ${state}`);
+
 export interface Graph {
   id: string;
   group: string;

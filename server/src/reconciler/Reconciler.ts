@@ -5,6 +5,7 @@ import type { Clock } from "../clock.js";
 import {
   type GraphWithTasks,
   isFinalGraphState,
+  settledText,
   type Node,
   type PlannedTask,
   pendingTask,
@@ -729,8 +730,7 @@ export class Reconciler {
     const graph = await this.options.store.getGraph(graphId);
     if (!graph) throw new GraphNotFoundError(graphId);
     if (isFinalGraphState(graph.state)) {
-      const settled = graph.state === "succeeded" || graph.state === "failed" ? graph.state : `been ${graph.state}`;
-      throw new FailedPreconditionError(`graph ${graphId} has already ${settled}: only a pending, running or paused graph can be ${verb}`);
+      throw new FailedPreconditionError(`graph ${graphId} has already ${settledText(graph.state)}: only a pending, running or paused graph can be ${verb}`);
     }
     return graph;
   }

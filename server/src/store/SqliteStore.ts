@@ -439,6 +439,18 @@ export class SqliteStore implements Store {
       graphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.group_name = ? ORDER BY g.id DESC LIMIT ?`),
       unsettledGraphs: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.state IN ('pending', 'running') ORDER BY g.id`),
       latestGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? ORDER BY id DESC LIMIT 1`).pluck(),
+      // By the index of unsettled graphs (the `+` keeps SQLite off the group's index): a group
+      // may have thousands of settled graphs, the whole server only a few unsettled ones.
+      currentGraphId: db.prepare(`SELECT id FROM graphs WHERE +group_name = ? AND state IN ('pending', 'running')
+        ORDER BY reason = 'heal', id DESC LIMIT 1`).pluck(),
+      // A range on the primary key: ids that begin with the prefix sort between it and the
+      // prefix followed by '~', above every character of an id.
+      graphsMatching: db.prepare(`SELECT id, group_name AS "group" FROM graphs
+        WHERE id >= @prefix AND id < @prefix || '~' AND (@suffix = '' OR substr(id, -length(@suffix)) = @suffix)
+        ORDER BY id LIMIT @limit`),
+      nodesMatching: db.prepare(`SELECT id, group_name AS "group" FROM nodes
+        WHERE id >= @prefix AND id < @prefix || '~' AND (@suffix = '' OR substr(id, -length(@suffix)) = @suffix)
+        ORDER BY id LIMIT @limit`),
       latestRolloutGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? AND reason IN ('update', 'repair')
         ORDER BY id DESC LIMIT 1`).pluck(),
       eventsOfNode: db.prepare(`SELECT * FROM (SELECT ${EVENT_COLUMNS} FROM events
@@ -733,6 +745,16 @@ export class SqliteStore implements Store {
 
   async latestGraphId(group: string): Promise<string | undefined> {
     return this.statements.latestGraphId.get(group) as string | undefined;
+  }
+
+  async currentGraph(group: string): Promise<GraphSummary | undefined> {
+    const id = this.statements.currentGraphId.get(group) as string | undefined;
+    return id === undefined ? undefined : this.getGraph(id);
+  }
+
+  async idsMatching(kind: "graph" | "node", prefix: string, suffix: string, limit: number): Promise<{ id: string; group: string }[]> {
+    const statement = kind === "graph" ? this.statements.graphsMatching : this.statements.nodesMatching;
+    return statement.all({ prefix, suffix, limit }) as { id: string; group: string }[];
   }
 
   async latestRolloutGraph(group: string): Promise<GraphSummary | undefined> {
