@@ -278,11 +278,16 @@ With -o json it prints the Rollback response on one line, then one {"event": eve
     .description("list the group's nodes (live ones; stopped ones too with --all), with the revision each was started from")
     .option("--all", "include stopped nodes (their AGE counts from when they stopped), and each node's LAST STATE: how it ended (exit status or error) and when")
     .option("--wide", "add what the OS says of each node's process: PID, PORT, CPU, MEMORY, UPTIME, HEALTH")
+    .option("-w, --watch", "after the table, print a line for every change of a node's state, until Ctrl-C")
     .addHelpText(
       "after",
-      `${example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide")}
+      `${example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide", "client nodes ls -w")}
 When the group's failed nodes keep failing, their replacement backs off, and a last line says so:
 crash loop: 7 restarts, next in 40s (last: exited with code 1).
+With -w, each change is a line: its time, the node's short id, group, version and new state
+(14:03:07  01JDX3…8JNE  web  v2  running), and why a node failed. A broken stream is resumed
+after the last event seen, for up to 30s; Ctrl-C ends the watch (exit 0). With -o json it prints
+{"snapshot": {"nodes": [...], "sequence": N}}, then one {"event": event} per line.
 `,
     )
     .action(run((context, command) => nodesList(context, command.opts())));

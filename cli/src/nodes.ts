@@ -1,11 +1,13 @@
 import {
   CloneNodeResponse,
   DescribeNodeResponse,
+  Event,
   GetNodeStatsResponse,
   KillNodeResponse,
   ListNodesRequest,
   ListNodesResponse,
   type NodeLogsRequest,
+  Node,
   NodeLogsResponse,
   readDuration,
   RestartNodeResponse,
@@ -19,23 +21,30 @@ import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText, onInterrupt } from "./context.js";
 import { CliError, DeadlineError, ExitCode, UsageError } from "./errors.js";
 import { clientCommand } from "./hints.js";
-import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeStatsLines, nodesTable, specText } from "./render.js";
+import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeEventLine, nodeStatsLines, nodesTable, specText } from "./render.js";
+import { watchNodes } from "./stream.js";
 import { showPlan, showUpdate } from "./update.js";
 
 export interface NodesListArguments {
   all?: boolean;
   wide?: boolean;
+  watch?: boolean;
 }
 
 export function nodesListRequest(args: NodesListArguments, group: string): ListNodesRequest {
+  if (args.watch && (args.all || args.wide)) {
+    const given = [args.all && "--all", args.wide && "--wide"].filter(Boolean).join(" and ");
+    throw new UsageError(`--watch cannot be combined with ${given}: it shows the live nodes, then each change of a node's state as a line`);
+  }
   // Stats cost the server a read of /proc per node: asked for only when the table shows them.
   return ListNodesRequest.fromPartial({ group, all: Boolean(args.all), wide: Boolean(args.wide) });
 }
 
-/** `nodes ls [--all] [--wide]`: the group's nodes, in the server's order; stopped ones only with --all. */
+/** `nodes ls [--all] [--wide] [-w]`: the group's nodes, in the server's order; stopped ones only with --all. */
 export async function nodesList(context: CommandContext, args: NodesListArguments): Promise<ExitCode> {
   const { globals, out, style } = context;
   const request = nodesListRequest(args, globals.group);
+  if (args.watch) return nodesWatch(context);
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.listNodes(request, options));
   if (globals.output === "json") {
@@ -50,6 +59,49 @@ export async function nodesList(context: CommandContext, args: NodesListArgument
     }
     // Why the group is short, when its failed nodes keep failing: after the table, where the eye ends.
     if (response.crashLoop) out.line(crashLoopLine(response.crashLoop, now));
+  }
+  return ExitCode.ok;
+}
+
+/**
+ * `nodes ls -w`: the group's live nodes, then a line for every change of a node's state as the
+ * server commits it, until Ctrl-C, which ends it with 0 (stopping to read is what watching
+ * asks for, as with `nodes logs -f`). A broken stream is resumed after the last event seen,
+ * as `tasks watch` resumes one. With -o json: `{"snapshot": {"nodes": [...], "sequence": N}}`,
+ * then one `{"event": event}` a line.
+ */
+async function nodesWatch(context: CommandContext): Promise<ExitCode> {
+  const { globals, out, style } = context;
+  const json = globals.output === "json";
+  const interrupted = new AbortController();
+  const stopListening = onInterrupt(() => interrupted.abort());
+  try {
+    const items = watchNodes({
+      connection: context.connection(),
+      group: globals.group,
+      signal: interrupted.signal,
+      onBreak: (reason, after) => out.note(`client: the watch stream broke (${reason}); resuming after event ${after}…`),
+      onResume: () => out.note("client: the watch stream resumed"),
+    });
+    for await (const item of items) {
+      if (item.type === "snapshot") {
+        if (json) {
+          out.line(JSON.stringify({ snapshot: { nodes: item.nodes.map((node) => Node.toJSON(node)), sequence: item.sequence } }));
+          continue;
+        }
+        if (item.nodes.length === 0) out.note(`no nodes in group ${globals.group} yet`);
+        else out.line(nodesTable(style, item.nodes, Date.now(), { wide: false }));
+        out.line();
+        out.line("NODES STREAM");
+      } else {
+        out.line(json ? JSON.stringify({ event: Event.toJSON(item.event) }) : nodeEventLine(style, item.event));
+      }
+    }
+  } catch (error) {
+    if (interrupted.signal.aborted) return ExitCode.ok;
+    throw error;
+  } finally {
+    stopListening();
   }
   return ExitCode.ok;
 }
@@ -137,7 +189,7 @@ export async function nodesKill(context: CommandContext, id: string): Promise<Ex
   if (context.globals.output === "json") {
     context.out.line(jsonText(KillNodeResponse.toJSON(response), { compact: false }));
   } else {
-    context.out.line(`node ${response.node?.id ?? request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls")})`);
+    context.out.line(`node ${response.node?.id ?? request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls -w")})`);
   }
   return ExitCode.ok;
 }

@@ -603,6 +603,23 @@ export function eventLine(style: Style, event: Event, graph: GraphTracker, base:
   return event.error ? `${line}  ${red(style, "error:")} ${event.error}` : line;
 }
 
+/**
+ * A line of `nodes ls -w` for one node event: when it happened (the server's time, in the local
+ * zone), the node in its short form, its group, version and new state, and why it failed:
+ * `14:03:07  01JDX3…8JNE  web  v2  running`, `14:03:09  01JDX3…Q1R7  web  v1  failed     error: exited with code 1`.
+ */
+export function nodeEventLine(style: Style, event: Event): string {
+  const time = event.time ? clockTime(event.time) : "--:--:--";
+  const state = nodeStateName(event.nodeState);
+  const line = [time, shortId(event.nodeId), event.group, `v${event.version}`, nodeStateColor(style, state) + " ".repeat(Math.max(0, 9 - state.length))].join("  ");
+  return event.error ? `${line}  ${red(style, "error:")} ${event.error}` : line.trimEnd();
+}
+
+/** `14:03:07`: a time of day in the local zone, as `date` prints it. */
+function clockTime(time: Date): string {
+  return [time.getHours(), time.getMinutes(), time.getSeconds()].map((part) => String(part).padStart(2, "0")).join(":");
+}
+
 function colourEventWord(style: Style, word: string): string {
   if (word.startsWith("retrying") || word.startsWith("started")) return yellow(style, word);
   return stateColor(style, word);

@@ -97,7 +97,7 @@ describe("node operations against a server with the mock driver", () => {
       const [victim] = await liveIds(server, "ops");
       const result = await server.client([...group, "nodes", "kill", victim!]);
       assertExit(result, 0);
-      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client --server ${server.address} --group ops nodes ls)\n`);
+      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client --server ${server.address} --group ops nodes ls -w)\n`);
       await eventually("a repair graph", async () => {
         const graphs = table((await server.client([...group, "graphs", "ls"])).stdout);
         return graphs.some((row) => row[2] === "repair" && row[4] === "succeeded") ? true : undefined;
