@@ -229,11 +229,11 @@ A refused --expect-revision exits 1 and names both revisions: look at 'client hi
     .command("history")
     .summary("list the group's spec revisions and what became of each, or show one whole")
     .description(
-      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, rollback, auto-rollback), the graph it made with its outcome, and its template's command; with --revision N, that revision whole (spec and template) and what changed from the one before",
+      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, scale, rollback to N, auto-rollback to N, stop, clone), the graph that rolled it out with its outcome and how many other graphs it has (+N: repairs, heals, restarts), and its template's command; with --revision N, that revision whole (spec and template), all its graphs, and what changed from the one before",
     )
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
     .option("--revision <n>", "show this revision whole, with a diff against the revision before it")
-    .option("--wide", "every column: count and version apart, the strategy, the whole graph id, the template's command")
+    .option("--wide", "every column: count and version apart, the strategy, the whole graph id, the template's command, the other graphs")
     .addHelpText(
       "after",
       `${example("client history", "client --group web history --limit 5 -o json", "client history --revision 4")}
@@ -469,7 +469,7 @@ seen, for up to 30s; then the client exits 3. Ctrl-C stops watching (exit 130); 
     .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs promote", "client graphs pause", "client graphs cancel"));
   graphs
     .command("ls")
-    .description("list the group's graphs, newest first")
+    .description("list the group's graphs, newest first, each with why it was made in history's words (update, scale, rollback to N, auto-rollback to N, stop, clone, repair, heal, restart)")
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
     .addHelpText("after", example("client graphs ls", "client graphs ls --limit 5 -o json"))
     .action(run((context, command) => graphsList(context, command.opts())));

@@ -11,7 +11,7 @@ import {
   formatAge,
   formatDuration,
   type Graph,
-  GraphReason,
+  graphReasonText,
   type HealthCheck,
   HealthCheckType,
   GraphState,
@@ -21,8 +21,6 @@ import {
   type NodeStats,
   type NodeTemplate,
   nodeStateName,
-  type Revision,
-  RevisionReason,
   type SetSpecResponse,
   shortId,
   type Spec,
@@ -232,30 +230,6 @@ export function strategyText(spec: Spec | undefined): string {
     ...policyWords(spec, { always: true }),
     ...resourceWords(spec),
   ].join(", ");
-}
-
-/** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`. */
-export function revisionReasonText(revision: Pick<Revision, "reason" | "restores">): string {
-  switch (revision.reason) {
-    case RevisionReason.REVISION_REASON_ROLLBACK:
-      return `rollback to ${revision.restores}`;
-    case RevisionReason.REVISION_REASON_AUTO_ROLLBACK:
-      return `auto-rollback to ${revision.restores}`;
-    default:
-      return "update";
-  }
-}
-
-/**
- * Why a graph exists: `update` (a new revision), `repair` (drift under the same revision),
- * `operation` (a node's restart) or `heal` (failed nodes replaced at their own revision while
- * the rollout does not move on).
- */
-export function graphReasonText(reason: GraphReason): string {
-  if (reason === GraphReason.GRAPH_REASON_REPAIR) return "repair";
-  if (reason === GraphReason.GRAPH_REASON_OPERATION) return "operation";
-  if (reason === GraphReason.GRAPH_REASON_HEAL) return "heal";
-  return "update";
 }
 
 /**
@@ -546,7 +520,7 @@ export function graphsTable(style: Style, graphs: readonly Graph[], now: number)
     graphs.map((graph) => [
       graph.id,
       String(graph.revision),
-      graphReasonText(graph.reason),
+      graphReasonText(graph),
       specText(graph.spec),
       stateColor(style, graphStateName(graph.state)),
       `${graph.counts?.succeeded ?? 0}/${graph.counts?.total ?? graph.tasks.length}`,

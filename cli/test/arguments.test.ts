@@ -4,6 +4,7 @@ import {
   EventType,
   FailurePolicy,
   type Graph,
+  GraphReason,
   GraphState,
   HealthCheckType,
   Node,
@@ -416,7 +417,7 @@ describe("rendering decisions and history", () => {
     assert.equal(summaryLines(plain, alone).at(-1), "not rolling back: it was itself an automatic rollback");
   });
 
-  test("history shows each revision's strategy, why it was made, and its graph's outcome or that there was nothing to do", () => {
+  test("history shows each revision's strategy, why it was made, its graph's outcome or that there was nothing to do, and its other graphs", () => {
     const spec = (fields: Partial<Spec>) =>
       Spec.fromPartial({ count: 2, version: 1, maxSurge: 0, maxUnavailable: 1, onFailure: FailurePolicy.FAILURE_POLICY_STOP, ...fields });
     const now = 100_000;
@@ -429,6 +430,12 @@ describe("rendering decisions and history", () => {
         restores: 1,
         graphId: "01JDX6CCCCCCCCCCCCCCCCCCCC",
         graphState: GraphState.GRAPH_STATE_RUNNING,
+        graphs: [
+          { id: "01JDX7DDDDDDDDDDDDDDDDDDDD", reason: GraphReason.GRAPH_REASON_HEAL, state: GraphState.GRAPH_STATE_SUCCEEDED },
+          { id: "01JDX6EEEEEEEEEEEEEEEEEEEE", reason: GraphReason.GRAPH_REASON_OPERATION, state: GraphState.GRAPH_STATE_SUCCEEDED },
+          { id: "01JDX6CCCCCCCCCCCCCCCCCCCC", reason: GraphReason.GRAPH_REASON_UPDATE, state: GraphState.GRAPH_STATE_RUNNING },
+        ],
+        graphCount: 4,
       }),
       Revision.fromPartial({
         revision: 2,
@@ -442,11 +449,13 @@ describe("rendering decisions and history", () => {
     ];
     const rows = historyTable(plain, revisions, now, { wide: true }).split("\n").map((line) => line.split(/\s{2,}/));
     assert.deepEqual(rows, [
-      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"],
-      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running", "default"],
-      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed", "default"],
-      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do", "default"],
+      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE", "OTHER GRAPHS"],
+      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running", "default", "heal 01JDX7…DDDD, restart 01JDX6…EEEE and 1 more"],
+      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed", "default", "-"],
+      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do", "default", "-"],
     ]);
+    const narrow = historyTable(plain, revisions, now).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(narrow.map((row) => row[4]), ["GRAPH", "01JDX6…CCCC +3", "01JDX5…BBBB", "-"]);
   });
 });
 

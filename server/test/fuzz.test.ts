@@ -1785,6 +1785,19 @@ describe("fuzzing the gRPC API of a real server", () => {
       }
       for (const revision of revisions) stored.add("revisions", RevisionReason[revision.reason]!.replace("REVISION_REASON_", ""));
       for (const graph of graphs) stored.add("graphs", `${GraphReason[graph.reason]!.replace("GRAPH_REASON_", "")} ${GraphState[graph.state]!.replace("GRAPH_STATE_", "")}`);
+      // Why each revision was made is what made it: the request that reported it, when it stored a graph.
+      const reasonsByRpc: Record<Report["rpc"], RevisionReason[]> = {
+        setSpec: [RevisionReason.REVISION_REASON_UPDATE, RevisionReason.REVISION_REASON_SCALE],
+        setTemplate: [RevisionReason.REVISION_REASON_UPDATE],
+        rollback: [RevisionReason.REVISION_REASON_ROLLBACK],
+        stopNode: [RevisionReason.REVISION_REASON_STOP],
+        cloneNode: [RevisionReason.REVISION_REASON_CLONE],
+      };
+      for (const report of model.reports) {
+        if (report.group !== group || report.dryRun || report.nothingToDo) continue;
+        const revision = revisions.find((each) => each.revision === report.revision);
+        if (revision) check(reasonsByRpc[report.rpc].includes(revision.reason), `${group}: revision ${revision.revision}, made by ${report.rpc}, has reason ${RevisionReason[revision.reason]}`);
+      }
       for (const revision of revisions) {
         const name = RevisionReason[revision.reason];
         const problem = model.hashes.problem(revision.spec);

@@ -3,6 +3,7 @@ export * from "./gen/drover/v1/drover.js";
 export * from "./alwaysInJson.js";
 export * from "./limits.js";
 export * from "./idReferences.js";
+export * from "./reasons.js";
 export * from "./rolloutBounds.js";
 export * from "./format.js";
 export * from "./duration.js";

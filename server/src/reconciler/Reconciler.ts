@@ -216,12 +216,13 @@ export class Reconciler {
     }
     this.refuseIfShuttingDown();
     this.failpoint("revision.before-commit");
+    const reason = options.reason ?? updateReason(current?.spec, spec);
     const stored = await store.storeRevision({
       group,
       spec,
       graph: nothingToDo ? undefined : { id: newId(), tasks: planned.tasks },
       now,
-      reason: options.reason,
+      reason,
       restores: options.restores,
       expectRevision,
       liveGraphs: this.liveGraphs(group),
@@ -229,10 +230,10 @@ export class Reconciler {
     this.failpoint("revision.after-commit");
     bus.publish(stored.events);
     logger.info(
-      { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
+      { group, revision: stored.revision, spec, reason, graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
       "spec revision stored",
     );
-    logTemplateChange(logger, group, current?.spec.template, spec.template, { revision: stored.revision, reason: options.reason ?? "update" });
+    logTemplateChange(logger, group, current?.spec.template, spec.template, { revision: stored.revision, reason });
     if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
     return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
   }
@@ -374,6 +375,7 @@ export class Reconciler {
     const spec = { ...current.spec, count: Math.max(0, current.spec.count - 1) };
     return this.setSpec(node.group, spec, {
       expectRevision: current.revision,
+      reason: "stop",
       tasks: [
         { id: 0, prerequisites: [], action: "shut_down_node", nodeId: node.id },
       ],
@@ -391,6 +393,7 @@ export class Reconciler {
     const spec = { ...current.spec, count: current.spec.count + 1 };
     return this.setSpec(node.group, spec, {
       expectRevision: current.revision,
+      reason: "clone",
       tasks: [{ id: 0, prerequisites: [], action: "start_node", version: node.version }],
     });
   }
@@ -822,6 +825,11 @@ export class Reconciler {
 /** ", its template" when a rollback also restores another template. */
 function templateChange(from: Spec, to: Spec): string {
   return (from.templateHash ?? "") === (to.templateHash ?? "") ? "" : ", its template";
+}
+
+/** Why a user's new spec is made: `scale` when it changes only the count of the current one. */
+function updateReason(current: Spec | undefined, spec: Spec): RevisionReason {
+  return current && current.count !== spec.count && sameSpec({ ...current, count: spec.count }, spec) ? "scale" : "update";
 }
 
 function failedNode(node: Node, reason: string) {

@@ -13,6 +13,7 @@ import type {
   NodeTemplate,
   PlannedTask,
   Revision,
+  RevisionGraph,
   RevisionReason,
   Spec,
   Task,
@@ -55,6 +56,9 @@ import type {
 } from "./Store.js";
 
 export const DATABASE_FILE = "drover.db";
+
+/** The most graphs of one revision a list of revisions carries (a crash loop heals under one revision many times). */
+export const REVISION_GRAPHS_LISTED = 20;
 
 /** Below this much free space a failed write (SQLITE_IOERR_WRITE) is taken for a full disk. */
 const LOW_SPACE_BYTES = 1024 * 1024;
@@ -116,6 +120,8 @@ interface GraphRow extends SpecColumns {
   paused_at: number | null;
   message: string | null;
   next_graph_id: string | null;
+  revision_reason: RevisionReason;
+  revision_restores: number | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -168,7 +174,7 @@ const SPEC_COLUMNS =
   `r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb,
   r.template, r.template_hash, r.min_ready_ms, r.canary, r.auto_promote_after_ms, r.max_surge_percent, r.max_unavailable_percent`;
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
-  g.finished_at, g.error, g.retries, g.message, g.next_graph_id, ${SPEC_COLUMNS}`;
+  g.finished_at, g.error, g.retries, g.message, g.next_graph_id, r.reason AS revision_reason, r.restores AS revision_restores, ${SPEC_COLUMNS}`;
 const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
     g.id AS graph_id, g.state AS graph_state
   FROM spec_revisions r
@@ -298,6 +304,8 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
     // A pause is a flag on a running graph, so that a paused graph is still one the server resumes.
     state: row.paused_at !== null && row.state === "running" ? "paused" : row.state,
     reason: row.reason,
+    revisionReason: row.revision_reason,
+    restores: orUndefined(row.revision_restores),
     createdAt: row.created_at,
     startedAt: orUndefined(row.started_at),
     finishedAt: orUndefined(row.finished_at),
@@ -399,6 +407,10 @@ export class SqliteStore implements Store {
       groups: db.prepare(`SELECT name FROM groups ORDER BY name`).pluck(),
       revisions: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? ORDER BY r.revision DESC LIMIT ?`),
       revision: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? AND r.revision = ?`),
+      // Every graph of the revisions listed, by the revision index: a crash loop's heals are
+      // at most a few thousand a week, and retention deletes older ones.
+      graphsOfRevisions: db.prepare(`SELECT id, revision, reason, state, paused_at, created_at FROM graphs
+        WHERE group_name = ? AND revision BETWEEN ? AND ? ORDER BY revision DESC, id DESC`),
       lastReachedRevision: db.prepare(`${REVISION_SELECT}
         WHERE r.group_name = ? AND r.revision < ? AND (g.id IS NULL OR g.state = 'succeeded')
         ORDER BY r.revision DESC LIMIT 1`),
@@ -681,7 +693,27 @@ export class SqliteStore implements Store {
   }
 
   async listRevisions(group: string, limit: number): Promise<Revision[]> {
-    return (this.statements.revisions.all(group, limit) as RevisionRow[]).map(toRevision);
+    return this.db.transaction(() => {
+      const revisions = (this.statements.revisions.all(group, limit) as RevisionRow[]).map(toRevision);
+      if (revisions.length === 0) return revisions;
+      const byNumber = new Map(revisions.map((revision) => [revision.revision, { ...revision, graphs: [] as RevisionGraph[], graphCount: 0 }]));
+      const rows = this.statements.graphsOfRevisions.iterate(group, revisions.at(-1)!.revision, revisions[0]!.revision) as IterableIterator<{
+        id: string;
+        revision: number;
+        reason: GraphReason;
+        state: GraphState;
+        paused_at: number | null;
+        created_at: number;
+      }>;
+      for (const row of rows) {
+        const revision = byNumber.get(row.revision)!;
+        revision.graphCount++;
+        if (revision.graphs.length >= REVISION_GRAPHS_LISTED) continue;
+        const state = row.paused_at !== null && row.state === "running" ? "paused" : row.state;
+        revision.graphs.push({ id: row.id, reason: row.reason, state, createdAt: row.created_at });
+      }
+      return [...byNumber.values()];
+    })();
   }
 
   async getRevision(group: string, revision: number): Promise<Revision | undefined> {

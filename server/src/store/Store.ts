@@ -205,7 +205,8 @@ export interface Store {
   reservedByOtherGroups(group: string): Promise<{ cpuMillis: number; memoryMb: number }>;
   /**
    * The group's revisions, newest first, each with the latest graph that rolled it out (an
-   * update or a repair; heals and operations on one node do not say how a rollout went).
+   * update or a repair; heals and operations on one node do not say how a rollout went), and
+   * all its graphs: the newest REVISION_GRAPHS_LISTED of them, and how many there are.
    */
   listRevisions(group: string, limit: number): Promise<Revision[]>;
   getRevision(group: string, revision: number): Promise<Revision | undefined>;
