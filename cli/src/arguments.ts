@@ -3,7 +3,7 @@
  * adds a problem naming the value and the rule, so that a command can name every bad
  * value at once.
  */
-import { FailurePolicy, readDuration, ULID_PATTERN } from "@drover/shared";
+import { FailurePolicy, readDuration, readIdReference, referenceText } from "@drover/shared";
 import { UsageError } from "./errors.js";
 
 /** The largest revision number the client sends: revisions are uint64, but JSON numbers are exact only this far. */
@@ -70,12 +70,19 @@ export function limitArgument(text: string | undefined, max: number, problems: s
   return text === undefined ? 0 : integerArgument("limit", text, 1, max, problems);
 }
 
-/** A node id argument, upper-cased (ULIDs are case-insensitive, like graph ids) and checked; throws a UsageError. */
-export function nodeIdArgument(text: string): string {
-  const id = text.toUpperCase();
-  if (!ULID_PATTERN.test(id)) throw new UsageError(`node id ${JSON.stringify(text)} is invalid: a node id is a 26-character ULID`);
-  return id;
+/**
+ * A graph or node id argument: the whole id, a prefix of at least 4 characters, or the short
+ * form tables print (`01JDX3…8JNE`, also with three dots), upper-cased (ULIDs are
+ * case-insensitive) for the server, which looks a partial one up; throws a UsageError.
+ */
+export function idArgument(kind: "graph" | "node", text: string): string {
+  const reference = readIdReference(kind, text);
+  if ("problem" in reference) throw new UsageError(reference.problem);
+  return referenceText(reference);
 }
+
+/** A node id argument (see idArgument). */
+export const nodeIdArgument = (text: string): string => idArgument("node", text);
 
 /** The most cpu one node may reserve, the server's limit: 1024 cores. */
 export const MAX_CPU_MILLIS = 1_024_000;

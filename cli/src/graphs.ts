@@ -18,7 +18,6 @@ import { limitArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
-import { clientCommand } from "./hints.js";
 import { cancelledLine, graphHeader, graphsTable, pausedLine, promotedLine, summaryLines } from "./render.js";
 import { dotLines, mermaidLines } from "./render/graphText.js";
 import { taskTableLines } from "./render/plan.js";
@@ -104,14 +103,19 @@ function missingGraph(graphId: string): never {
   throw new CliError(ExitCode.failed, `the server answered without graph ${graphId}`);
 }
 
-export function graphsCancelRequest(id: string): CancelGraphRequest {
-  return { graphId: graphIdArgument(id) };
+/**
+ * The request of `graphs cancel|pause|resume|promote [graph-id]`: the graph named (its id, a
+ * prefix or its short form), or with none, the group's graph in progress, which the server
+ * finds (see CancelGraphRequest).
+ */
+export function steerRequest(id: string | undefined, group: string): CancelGraphRequest {
+  return { graphId: id === undefined ? "" : graphIdArgument(id), group };
 }
 
-/** `graphs cancel <id>`: cancels a pending or running graph; refused (exit 1) when it has settled. */
-export async function graphsCancel(context: CommandContext, id: string): Promise<ExitCode> {
+/** `graphs cancel [graph-id]`: cancels a pending or running graph; refused (exit 1) when it has settled. */
+export async function graphsCancel(context: CommandContext, id: string | undefined): Promise<ExitCode> {
   const { globals, out } = context;
-  const request = graphsCancelRequest(id);
+  const request = steerRequest(id, globals.group);
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.cancelGraph(request, options), WAITING_DEADLINE_MS);
   if (globals.output === "json") {
@@ -127,39 +131,33 @@ export async function graphsCancel(context: CommandContext, id: string): Promise
 }
 
 /**
- * `graphs pause <id>`: running tasks finish and no new one starts until `graphs resume`.
+ * `graphs pause [graph-id]`: running tasks finish and no new one starts until `graphs resume`.
  * Refused (exit 1) when the graph has settled.
  */
-export async function graphsPause(context: CommandContext, id: string): Promise<ExitCode> {
-  const request = { graphId: graphIdArgument(id) };
+export async function graphsPause(context: CommandContext, id: string | undefined): Promise<ExitCode> {
+  const request = steerRequest(id, context.globals.group);
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.pauseGraph(request, options));
-  return showPauseOrResume(context, request.graphId, response.graph, "paused", PauseGraphResponse.toJSON(response));
+  return showPauseOrResume(context, request.graphId || `in progress in group ${request.group}`, response.graph, "paused", PauseGraphResponse.toJSON(response));
 }
 
-/** `graphs resume <id>`: a paused graph starts its ready tasks again. Refused (exit 1) when the graph has settled. */
-export async function graphsResume(context: CommandContext, id: string): Promise<ExitCode> {
-  const request = { graphId: graphIdArgument(id) };
+/** `graphs resume [graph-id]`: a paused graph starts its ready tasks again. Refused (exit 1) when the graph has settled. */
+export async function graphsResume(context: CommandContext, id: string | undefined): Promise<ExitCode> {
+  const request = steerRequest(id, context.globals.group);
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.resumeGraph(request, options));
-  return showPauseOrResume(context, request.graphId, response.graph, "resumed", ResumeGraphResponse.toJSON(response));
-}
-
-/** `graphs promote [graph-id]`: the graph's request, or undefined for the group's latest rollout, which the client looks up. */
-export function graphsPromoteRequest(id: string | undefined): { graphId: string } | undefined {
-  return id === undefined ? undefined : { graphId: graphIdArgument(id) };
+  return showPauseOrResume(context, request.graphId || `in progress in group ${request.group}`, response.graph, "resumed", ResumeGraphResponse.toJSON(response));
 }
 
 /**
  * `graphs promote [graph-id]`: a graph waiting at its promote gate, after its canaries, goes
- * on. Without an id, the group's latest rollout: the newest graph an update or a rollback
- * made (a heal, repair or restart graph has no gate, and may be newer). Refused (exit 1) by a
- * graph that has no gate waiting, or has settled.
+ * on. Without an id, the group's graph in progress (a heal running beside a rollout is not
+ * taken for it). Refused (exit 1) by a graph that has no gate waiting, or has settled.
  */
 export async function graphsPromote(context: CommandContext, id: string | undefined): Promise<ExitCode> {
   const { globals, out, style } = context;
   const connection = context.connection();
-  const request = graphsPromoteRequest(id) ?? { graphId: await latestRollout(context) };
+  const request = steerRequest(id, globals.group);
   const response = await connection.call((options) => connection.client.promoteGraph(request, options));
   const graph = response.graph ?? missingGraph(request.graphId);
   if (isSettled(graph.state)) {
@@ -173,18 +171,6 @@ export async function graphsPromote(context: CommandContext, id: string | undefi
   return ExitCode.ok;
 }
 
-/** The id of the group's newest graph made by an update or a rollback; NOT_FOUND's exit code when it has none. */
-async function latestRollout(context: CommandContext): Promise<string> {
-  const { group } = context.globals;
-  const connection = context.connection();
-  const response = await connection.call((options) => connection.client.listGraphs({ group, limit: MAX_GRAPH_LIST_LIMIT }, options));
-  const rollout = response.graphs.find((graph) => graph.reason === GraphReason.GRAPH_REASON_UPDATE);
-  if (!rollout) {
-    throw new CliError(ExitCode.notFound, `group ${group} has no rollout to promote: make one with '${clientCommand("update <count> <version> --canary N")}'`);
-  }
-  return rollout.id;
-}
-
 function showPauseOrResume(
   context: CommandContext,
   graphId: string,
@@ -195,12 +181,12 @@ function showPauseOrResume(
   const answered = graph ?? missingGraph(graphId);
   // The server refuses a graph that had settled when it asked; one that settled while the call ran comes back settled.
   if (isSettled(answered.state)) {
-    throw new CliError(ExitCode.failed, `graph ${graphId} ${graphStateName(answered.state)} before it could be ${word}`);
+    throw new CliError(ExitCode.failed, `graph ${answered.id} ${graphStateName(answered.state)} before it could be ${word}`);
   }
   const expected = word === "paused" ? GraphState.GRAPH_STATE_PAUSED : GraphState.GRAPH_STATE_RUNNING;
   if (answered.state !== expected) {
     // Only a graph that is not running in the server (stored as pending) comes back unchanged.
-    throw new CliError(ExitCode.failed, `graph ${graphId} is ${graphStateName(answered.state)}: the server left it as it was`);
+    throw new CliError(ExitCode.failed, `graph ${answered.id} is ${graphStateName(answered.state)}: the server left it as it was`);
   }
   if (context.globals.output === "json") {
     context.out.line(jsonText(document, { compact: false }));

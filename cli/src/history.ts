@@ -4,7 +4,7 @@ import { type CommandContext, jsonText } from "./context.js";
 import { CliError, ExitCode, UsageError } from "./errors.js";
 import { clientCommand } from "./hints.js";
 import { fieldsTable } from "./render.js";
-import { historyTable, revisionChanges, revisionRows } from "./render/history.js";
+import { historyTable, revisionChanges, revisionGraphLines, revisionRows } from "./render/history.js";
 
 /** The most revisions the server lists at once. */
 export const MAX_REVISION_LIST_LIMIT = 1000;
@@ -70,8 +70,14 @@ function showRevision(context: CommandContext, revisions: readonly Revision[], n
     out.line(jsonText({ revision: Revision.toJSON(shown), previous: previous ? Revision.toJSON(previous) : null }, { compact: false }));
     return ExitCode.ok;
   }
-  out.line(fieldsTable(style, revisionRows(shown, Date.now())));
+  const now = Date.now();
+  out.line(fieldsTable(style, revisionRows(shown, now)));
   out.line();
+  const graphs = revisionGraphLines(style, shown, now);
+  if (graphs.length > 0) {
+    out.lines(graphs);
+    out.line();
+  }
   if (!previous) {
     out.line(number === 1 ? "revision 1 is the group's first: there is none before it to compare with" : `revision ${number - 1} is no longer listed: there is nothing to compare with`);
     return ExitCode.ok;

@@ -68,6 +68,12 @@ function withTemplateOptions(command: Command, commandOption: Option): Command {
     .option("--stop-grace <duration>", "after SIGTERM, how long a node may take to exit before SIGKILL, up to 10m (default: the server's, 5s)");
 }
 
+/** How a command's node or graph argument may be written (see readIdReference in @drover/shared). */
+const NODE_ID_HELP = "the node's id, a unique prefix of it (4 characters or more), or its short form as tables print it (01JDX3…8JNE)";
+const GRAPH_ID_HELP = "its id, a unique prefix of it (4 characters or more), or its short form as tables print it (01JDX4…K2M7)";
+const IN_PROGRESS_HELP = `Without an id: the group's graph in progress, its newest pending, running or paused graph (a heal
+running beside a rollout is not taken for it); refused (exit 1) when all its graphs have settled.`;
+
 const TEMPLATE_HELP = `In the command, the args and the env values, {version}, {port}, {node_id} and {group} are replaced
 by the server for each node; each node also gets PORT, DROVER_NODE_ID, DROVER_VERSION, DROVER_GROUP
 and DROVER_PEERS_FILE in its environment. Durations are written like 500ms, 90s or 1h30m.`;
@@ -223,11 +229,11 @@ A refused --expect-revision exits 1 and names both revisions: look at 'client hi
     .command("history")
     .summary("list the group's spec revisions and what became of each, or show one whole")
     .description(
-      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, rollback, auto-rollback), the graph it made with its outcome, and its template's command; with --revision N, that revision whole (spec and template) and what changed from the one before",
+      "list the group's spec revisions, newest first: count, version, strategy, why it was made (update, scale, rollback to N, auto-rollback to N, stop, clone), the graph that rolled it out with its outcome and how many other graphs it has (+N: repairs, heals, restarts), and its template's command; with --revision N, that revision whole (spec and template), all its graphs, and what changed from the one before",
     )
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
     .option("--revision <n>", "show this revision whole, with a diff against the revision before it")
-    .option("--wide", "every column: count and version apart, the strategy, the whole graph id, the template's command")
+    .option("--wide", "every column: count and version apart, the strategy, the whole graph id, the template's command, the other graphs")
     .addHelpText(
       "after",
       `${example("client history", "client --group web history --limit 5 -o json", "client history --revision 4")}
@@ -272,11 +278,16 @@ With -o json it prints the Rollback response on one line, then one {"event": eve
     .description("list the group's nodes (live ones; stopped ones too with --all), with the revision each was started from")
     .option("--all", "include stopped nodes (their AGE counts from when they stopped), and each node's LAST STATE: how it ended (exit status or error) and when")
     .option("--wide", "add what the OS says of each node's process: PID, PORT, CPU, MEMORY, UPTIME, HEALTH")
+    .option("-w, --watch", "after the table, print a line for every change of a node's state, until Ctrl-C")
     .addHelpText(
       "after",
-      `${example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide")}
+      `${example("client nodes ls", "client --group web nodes ls --all", "client nodes ls --wide", "client nodes ls -w")}
 When the group's failed nodes keep failing, their replacement backs off, and a last line says so:
 crash loop: 7 restarts, next in 40s (last: exited with code 1).
+With -w, each change is a line: its time, the node's short id, group, version and new state
+(14:03:07  01JDX3…8JNE  web  v2  running), and why a node failed. A broken stream is resumed
+after the last event seen, for up to 30s; Ctrl-C ends the watch (exit 0). With -o json it prints
+{"snapshot": {"nodes": [...], "sequence": N}}, then one {"event": event} per line.
 `,
     )
     .action(run((context, command) => nodesList(context, command.opts())));
@@ -286,7 +297,7 @@ crash loop: 7 restarts, next in 40s (last: exited with code 1).
     .description(
       "show one node: its record, the revision and template it was started from, how it last ended (exit status or error, and when), its restarts, and every event that touched it, oldest first",
     )
-    .argument("<id>", "the node's id")
+    .argument("<id>", NODE_ID_HELP)
     .addHelpText(
       "after",
       `${example("client nodes describe 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes describe 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json")}
@@ -300,7 +311,7 @@ With -o json it prints the DescribeNode response. The server keeps a node's last
     .description(
       "replace one node with a new one at the same version, within the group's rollout bounds and under its current revision; prints the plan and follows it like update, exiting 0 only if the graph succeeded",
     )
-    .argument("<id>", "the node's id")
+    .argument("<id>", NODE_ID_HELP)
     .option("--detach", "start the graph and return without following it")
     .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText(
@@ -317,7 +328,7 @@ starts first. A restart brings the node onto the group's current template.
     .description(
       "shut this node down and lower the group's count by one, as a new revision; prints it like update and follows it, exiting 0 only if the graph succeeded",
     )
-    .argument("<id>", "the node's id")
+    .argument("<id>", NODE_ID_HELP)
     .option("--detach", "start the graph and return without following it")
     .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText("after", example("client nodes stop 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client --group web nodes stop 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json"))
@@ -328,7 +339,7 @@ starts first. A restart brings the node onto the group's current template.
     .description(
       "start one more node at this node's version and raise the group's count by one, as a new revision; prints it like update and follows it, exiting 0 only if the graph succeeded",
     )
-    .argument("<id>", "the node's id (it must run the spec's version)")
+    .argument("<id>", `${NODE_ID_HELP}; it must run the spec's version`)
     .option("--detach", "start the graph and return without following it")
     .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
     .addHelpText("after", example("client nodes clone 01JDX3AAAAAAAAAAAAAAAAQ1R7"))
@@ -339,7 +350,7 @@ starts first. A restart brings the node onto the group's current template.
     .description(
       "make one node fail abruptly (SIGKILL for a process), as a crash would; the server then heals the group with a repair graph",
     )
-    .argument("<id>", "the node's id")
+    .argument("<id>", NODE_ID_HELP)
     .addHelpText(
       "after",
       `${example("client nodes kill 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client graphs ls")}
@@ -353,7 +364,7 @@ The repair graph is listed by graphs ls with REASON repair.
     .description(
       "show one node with what the OS says of its process: pid, port, cpu, resident memory, uptime, health and its last check, restarts",
     )
-    .argument("<id>", "the node's id")
+    .argument("<id>", NODE_ID_HELP)
     .addHelpText(
       "after",
       `${example("client nodes stats 01JDX3AAAAAAAAAAAAAAAAQ1R7", "client nodes stats 01JDX3AAAAAAAAAAAAAAAAQ1R7 -o json")}
@@ -368,7 +379,7 @@ simulates its nodes: they have no process, and nodes stats says so.
     .description(
       "print what a node's process wrote (stdout and stderr) as it was written; with -f, keep printing what it writes until it stops or Ctrl-C (which exits 0)",
     )
-    .argument("<id>", "the node's id")
+    .argument("<id>", NODE_ID_HELP)
     .option("-f, --follow", "keep printing what the node writes until it stops")
     .option("--tail <lines>", "start this many lines before the end; 0: none (with -f, only what comes next); -1: the whole log (default: the last 64 KiB, in whole lines)")
     .option("--since <duration>", "only the lines the server received in the last duration, like 10m or 1h30m (without --tail: all of them)")
@@ -438,7 +449,7 @@ followed and the exit is still 1). The same flags on 'client update' change the 
     .description(
       "show a graph's tasks, then every task event until the graph settles (default: the group's latest graph); exits 0 only if it succeeded",
     )
-    .argument("[graph-id]", "the graph to watch")
+    .argument("[graph-id]", `the graph to watch: ${GRAPH_ID_HELP}`)
     .option("--full", "list every task of a graph over 200 tasks, rather than its summary")
     .addHelpText(
       "after",
@@ -455,17 +466,17 @@ seen, for up to 30s; then the client exits 3. Ctrl-C stops watching (exit 130); 
     .description("the task graphs of a group")
     .allowExcessArguments(true)
     .action(groupAction("graphs"))
-    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs promote", "client graphs pause <id>", "client graphs cancel <id>"));
+    .addHelpText("after", example("client graphs ls", "client graphs show <id>", "client graphs promote", "client graphs pause", "client graphs cancel"));
   graphs
     .command("ls")
-    .description("list the group's graphs, newest first")
+    .description("list the group's graphs, newest first, each with why it was made in history's words (update, scale, rollback to N, auto-rollback to N, stop, clone, repair, heal, restart)")
     .option("--limit <n>", "at most this many, 1 to 1000 (default 20)")
     .addHelpText("after", example("client graphs ls", "client graphs ls --limit 5 -o json"))
     .action(run((context, command) => graphsList(context, command.opts())));
   graphs
     .command("show")
     .description("show one graph with every task, as a table or as a diagram")
-    .argument("<id>", "the graph's id")
+    .argument("<id>", `the graph: ${GRAPH_ID_HELP}`)
     .option("--format <format>", "table, dot (Graphviz) or mermaid", "table")
     .addHelpText(
       "after",
@@ -474,36 +485,43 @@ seen, for up to 30s; then the client exits 3. Ctrl-C stops watching (exit 130); 
     .action(run((context, command) => graphsShow(context, command.processedArgs[0] as string, command.opts())));
   graphs
     .command("cancel")
-    .description("cancel a pending or running graph: tasks not started are cancelled, running ones finish")
-    .argument("<id>", "the graph's id")
-    .addHelpText("after", example("client graphs cancel 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
-    .action(run((context, command) => graphsCancel(context, command.processedArgs[0] as string)));
+    .description("cancel a pending or running graph (default: the group's graph in progress): tasks not started are cancelled, running ones finish")
+    .argument("[graph-id]", `the graph to cancel: ${GRAPH_ID_HELP}`)
+    .addHelpText("after", `${example("client graphs cancel", "client graphs cancel 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S", "client graphs cancel 01JDX4")}
+${IN_PROGRESS_HELP}
+`)
+    .action(run((context, command) => graphsCancel(context, command.processedArgs[0] as string | undefined)));
   graphs
     .command("promote")
     .summary("let a graph waiting at its promote gate, after its canaries, go on")
     .description(
-      "let a graph waiting at its promote gate (after the canaries of an update --canary N) go on with the rest of the rollout (default: the group's latest rollout, the newest graph an update or rollback made)",
+      "let a graph waiting at its promote gate (after the canaries of an update --canary N) go on with the rest of the rollout (default: the group's graph in progress)",
     )
-    .argument("[graph-id]", "the graph to promote")
+    .argument("[graph-id]", `the graph to promote: ${GRAPH_ID_HELP}`)
     .addHelpText(
       "after",
       `${example("client graphs promote", "client graphs promote 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S")}
+${IN_PROGRESS_HELP}
 Refused (exit 1) when the graph has no promote gate waiting, or has settled.
 `,
     )
     .action(run((context, command) => graphsPromote(context, command.processedArgs[0] as string | undefined)));
   graphs
     .command("pause")
-    .description("pause a running graph: running tasks finish, no new task starts until it is resumed")
-    .argument("<id>", "the graph's id")
-    .addHelpText("after", example("client graphs pause 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
-    .action(run((context, command) => graphsPause(context, command.processedArgs[0] as string)));
+    .description("pause a running graph (default: the group's graph in progress): running tasks finish, no new task starts until it is resumed")
+    .argument("[graph-id]", `the graph to pause: ${GRAPH_ID_HELP}`)
+    .addHelpText("after", `${example("client graphs pause", "client graphs pause 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S")}
+${IN_PROGRESS_HELP}
+`)
+    .action(run((context, command) => graphsPause(context, command.processedArgs[0] as string | undefined)));
   graphs
     .command("resume")
-    .description("resume a paused graph: its ready tasks start again")
-    .argument("<id>", "the graph's id")
-    .addHelpText("after", example("client graphs resume 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S"))
-    .action(run((context, command) => graphsResume(context, command.processedArgs[0] as string)));
+    .description("resume a paused graph (default: the group's graph in progress): its ready tasks start again")
+    .argument("[graph-id]", `the graph to resume: ${GRAPH_ID_HELP}`)
+    .addHelpText("after", `${example("client graphs resume", "client graphs resume 01JDX4ZQ8M6V1Y2K3N4P5Q6R7S")}
+${IN_PROGRESS_HELP}
+`)
+    .action(run((context, command) => graphsResume(context, command.processedArgs[0] as string | undefined)));
 
   program
     .command("completion")

@@ -1,39 +1,50 @@
 import {
   CloneNodeResponse,
   DescribeNodeResponse,
+  Event,
   GetNodeStatsResponse,
   KillNodeResponse,
   ListNodesRequest,
   ListNodesResponse,
   type NodeLogsRequest,
+  Node,
   NodeLogsResponse,
   readDuration,
   RestartNodeResponse,
   type SetSpecResponse,
   StopNodeResponse,
+  type Task,
+  TaskAction,
 } from "@drover/shared";
 import { nodeIdArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText, onInterrupt } from "./context.js";
 import { CliError, DeadlineError, ExitCode, UsageError } from "./errors.js";
 import { clientCommand } from "./hints.js";
-import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeStatsLines, nodesTable, specText } from "./render.js";
+import { crashLoopLine, headerStrategyText, nodeDescribeLines, nodeEventLine, nodeStatsLines, nodesTable, specText } from "./render.js";
+import { watchNodes } from "./stream.js";
 import { showPlan, showUpdate } from "./update.js";
 
 export interface NodesListArguments {
   all?: boolean;
   wide?: boolean;
+  watch?: boolean;
 }
 
 export function nodesListRequest(args: NodesListArguments, group: string): ListNodesRequest {
+  if (args.watch && (args.all || args.wide)) {
+    const given = [args.all && "--all", args.wide && "--wide"].filter(Boolean).join(" and ");
+    throw new UsageError(`--watch cannot be combined with ${given}: it shows the live nodes, then each change of a node's state as a line`);
+  }
   // Stats cost the server a read of /proc per node: asked for only when the table shows them.
   return ListNodesRequest.fromPartial({ group, all: Boolean(args.all), wide: Boolean(args.wide) });
 }
 
-/** `nodes ls [--all] [--wide]`: the group's nodes, in the server's order; stopped ones only with --all. */
+/** `nodes ls [--all] [--wide] [-w]`: the group's nodes, in the server's order; stopped ones only with --all. */
 export async function nodesList(context: CommandContext, args: NodesListArguments): Promise<ExitCode> {
   const { globals, out, style } = context;
   const request = nodesListRequest(args, globals.group);
+  if (args.watch) return nodesWatch(context);
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.listNodes(request, options));
   if (globals.output === "json") {
@@ -48,6 +59,49 @@ export async function nodesList(context: CommandContext, args: NodesListArgument
     }
     // Why the group is short, when its failed nodes keep failing: after the table, where the eye ends.
     if (response.crashLoop) out.line(crashLoopLine(response.crashLoop, now));
+  }
+  return ExitCode.ok;
+}
+
+/**
+ * `nodes ls -w`: the group's live nodes, then a line for every change of a node's state as the
+ * server commits it, until Ctrl-C, which ends it with 0 (stopping to read is what watching
+ * asks for, as with `nodes logs -f`). A broken stream is resumed after the last event seen,
+ * as `tasks watch` resumes one. With -o json: `{"snapshot": {"nodes": [...], "sequence": N}}`,
+ * then one `{"event": event}` a line.
+ */
+async function nodesWatch(context: CommandContext): Promise<ExitCode> {
+  const { globals, out, style } = context;
+  const json = globals.output === "json";
+  const interrupted = new AbortController();
+  const stopListening = onInterrupt(() => interrupted.abort());
+  try {
+    const items = watchNodes({
+      connection: context.connection(),
+      group: globals.group,
+      signal: interrupted.signal,
+      onBreak: (reason, after) => out.note(`client: the watch stream broke (${reason}); resuming after event ${after}…`),
+      onResume: () => out.note("client: the watch stream resumed"),
+    });
+    for await (const item of items) {
+      if (item.type === "snapshot") {
+        if (json) {
+          out.line(JSON.stringify({ snapshot: { nodes: item.nodes.map((node) => Node.toJSON(node)), sequence: item.sequence } }));
+          continue;
+        }
+        if (item.nodes.length === 0) out.note(`no nodes in group ${globals.group} yet`);
+        else out.line(nodesTable(style, item.nodes, Date.now(), { wide: false }));
+        out.line();
+        out.line("NODES STREAM");
+      } else {
+        out.line(json ? JSON.stringify({ event: Event.toJSON(item.event) }) : nodeEventLine(style, item.event));
+      }
+    }
+  } catch (error) {
+    if (interrupted.signal.aborted) return ExitCode.ok;
+    throw error;
+  } finally {
+    stopListening();
   }
   return ExitCode.ok;
 }
@@ -85,13 +139,15 @@ export async function nodesRestart(context: CommandContext, id: string, args: No
   // A restart supersedes a running graph, and waits for its running tasks like an update.
   const response = await connection.call((options) => connection.client.restartNode(request, options), WAITING_DEADLINE_MS);
   const graph = response.graph ?? missing("graph", request.nodeId);
+  // The node as the server resolved it, when the argument was a prefix: the restart's shut-down names it.
+  const nodeId = shutDownNodeOf(graph.tasks) ?? request.nodeId;
   return showPlan(context, graph, {
     dryRun: false,
     detach: Boolean(args.detach),
     full: Boolean(args.full),
     document: () => RestartNodeResponse.toJSON(response),
     header: [
-      `group ${graph.group}: revision ${graph.revision}, restarting node ${request.nodeId} of ${specText(graph.spec)}${graph.spec ? ` (${headerStrategyText(graph.spec)})` : ""}`,
+      `group ${graph.group}: revision ${graph.revision}, restarting node ${nodeId} of ${specText(graph.spec)}${graph.spec ? ` (${headerStrategyText(graph.spec)})` : ""}`,
     ],
   });
 }
@@ -101,7 +157,8 @@ export async function nodesStop(context: CommandContext, id: string, args: NodeG
   const request = { nodeId: nodeIdArgument(id) };
   const connection = context.connection();
   const response = await connection.call((options) => connection.client.stopNode(request, options), WAITING_DEADLINE_MS);
-  return showNodeUpdate(context, response.update, () => StopNodeResponse.toJSON(response), args, `stopping node ${request.nodeId}: the count goes down by one`);
+  const nodeId = shutDownNodeOf(response.update?.graph?.tasks ?? []) ?? request.nodeId;
+  return showNodeUpdate(context, response.update, () => StopNodeResponse.toJSON(response), args, `stopping node ${nodeId}: the count goes down by one`);
 }
 
 /** `nodes clone <id>`: one more node like this one starts and the count goes up by one, as a new revision shown like an update. */
@@ -132,7 +189,7 @@ export async function nodesKill(context: CommandContext, id: string): Promise<Ex
   if (context.globals.output === "json") {
     context.out.line(jsonText(KillNodeResponse.toJSON(response), { compact: false }));
   } else {
-    context.out.line(`node ${request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls")})`);
+    context.out.line(`node ${response.node?.id ?? request.nodeId} killed; the group heals itself (watch with: ${clientCommand("nodes ls -w")})`);
   }
   return ExitCode.ok;
 }
@@ -208,6 +265,11 @@ export async function nodesLogs(context: CommandContext, id: string, args: Nodes
     stopListening();
   }
   return ExitCode.ok;
+}
+
+/** The node a restart's or a stop's graph shuts down: the one its argument named. */
+function shutDownNodeOf(tasks: readonly Task[]): string | undefined {
+  return tasks.find((task) => task.action === TaskAction.TASK_ACTION_SHUT_DOWN_NODE && task.nodeId !== "")?.nodeId;
 }
 
 function missing(what: string, about: string): never {

@@ -11,7 +11,7 @@ import {
   formatAge,
   formatDuration,
   type Graph,
-  GraphReason,
+  graphReasonText,
   type HealthCheck,
   HealthCheckType,
   GraphState,
@@ -21,9 +21,8 @@ import {
   type NodeStats,
   type NodeTemplate,
   nodeStateName,
-  type Revision,
-  RevisionReason,
   type SetSpecResponse,
+  shortId,
   type Spec,
   TaskAction,
   taskActionName,
@@ -88,10 +87,8 @@ function cliTable(head: string[], rows: string[][]): string {
     .join("\n");
 }
 
-/** A node id short enough for a stream line: `01JDX3…8JNE` (ULIDs of one millisecond differ only at the end). */
-export function shortId(id: string): string {
-  return id.length > 12 ? `${id.slice(0, 6)}…${id.slice(-4)}` : id;
-}
+/** A node or graph id short enough for a stream line: `01JDX3…8JNE`, which commands take back (see @drover/shared). */
+export { shortId };
 
 /** `3 × v2`. */
 export function specText(spec: Pick<Spec, "count" | "version"> | undefined): string {
@@ -233,30 +230,6 @@ export function strategyText(spec: Spec | undefined): string {
     ...policyWords(spec, { always: true }),
     ...resourceWords(spec),
   ].join(", ");
-}
-
-/** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`. */
-export function revisionReasonText(revision: Pick<Revision, "reason" | "restores">): string {
-  switch (revision.reason) {
-    case RevisionReason.REVISION_REASON_ROLLBACK:
-      return `rollback to ${revision.restores}`;
-    case RevisionReason.REVISION_REASON_AUTO_ROLLBACK:
-      return `auto-rollback to ${revision.restores}`;
-    default:
-      return "update";
-  }
-}
-
-/**
- * Why a graph exists: `update` (a new revision), `repair` (drift under the same revision),
- * `operation` (a node's restart) or `heal` (failed nodes replaced at their own revision while
- * the rollout does not move on).
- */
-export function graphReasonText(reason: GraphReason): string {
-  if (reason === GraphReason.GRAPH_REASON_REPAIR) return "repair";
-  if (reason === GraphReason.GRAPH_REASON_OPERATION) return "operation";
-  if (reason === GraphReason.GRAPH_REASON_HEAL) return "heal";
-  return "update";
 }
 
 /**
@@ -547,7 +520,7 @@ export function graphsTable(style: Style, graphs: readonly Graph[], now: number)
     graphs.map((graph) => [
       graph.id,
       String(graph.revision),
-      graphReasonText(graph.reason),
+      graphReasonText(graph),
       specText(graph.spec),
       stateColor(style, graphStateName(graph.state)),
       `${graph.counts?.succeeded ?? 0}/${graph.counts?.total ?? graph.tasks.length}`,
@@ -602,6 +575,23 @@ export function eventLine(style: Style, event: Event, graph: GraphTracker, base:
   ];
   const line = columns.join("  ");
   return event.error ? `${line}  ${red(style, "error:")} ${event.error}` : line;
+}
+
+/**
+ * A line of `nodes ls -w` for one node event: when it happened (the server's time, in the local
+ * zone), the node in its short form, its group, version and new state, and why it failed:
+ * `14:03:07  01JDX3…8JNE  web  v2  running`, `14:03:09  01JDX3…Q1R7  web  v1  failed     error: exited with code 1`.
+ */
+export function nodeEventLine(style: Style, event: Event): string {
+  const time = event.time ? clockTime(event.time) : "--:--:--";
+  const state = nodeStateName(event.nodeState);
+  const line = [time, shortId(event.nodeId), event.group, `v${event.version}`, nodeStateColor(style, state) + " ".repeat(Math.max(0, 9 - state.length))].join("  ");
+  return event.error ? `${line}  ${red(style, "error:")} ${event.error}` : line.trimEnd();
+}
+
+/** `14:03:07`: a time of day in the local zone, as `date` prints it. */
+function clockTime(time: Date): string {
+  return [time.getHours(), time.getMinutes(), time.getSeconds()].map((part) => String(part).padStart(2, "0")).join(":");
 }
 
 function colourEventWord(style: Style, word: string): string {

@@ -1,6 +1,7 @@
-import { Event, Graph, GraphState, graphIdProblem } from "@drover/shared";
+import { Event, Graph, GraphState } from "@drover/shared";
+import { idArgument } from "./arguments.js";
 import { type CommandContext, followingNotice, onInterruptNotice } from "./context.js";
-import { ExitCode, UsageError } from "./errors.js";
+import { ExitCode } from "./errors.js";
 import { clientCommand } from "./hints.js";
 import { eventLine, graphEventLine, graphHeader, progressText, rolledBackLine, summaryLines } from "./render.js";
 import { taskTableLines } from "./render/plan.js";
@@ -11,13 +12,8 @@ import { GraphTracker } from "./tracker.js";
 /** How often the progress line's clock is redrawn between events. */
 const PROGRESS_TICK_MS = 200;
 
-/** A graph id argument, upper-cased (ULIDs are case-insensitive) and checked; throws a UsageError. */
-export function graphIdArgument(text: string): string {
-  const id = text.toUpperCase();
-  const problem = graphIdProblem(id);
-  if (problem) throw new UsageError(graphIdProblem(text) ?? problem);
-  return id;
-}
+/** A graph id argument: the whole id, a prefix or the short form (see idArgument); throws a UsageError. */
+export const graphIdArgument = (text: string): string => idArgument("graph", text);
 
 /** The request of `tasks watch [graph-id]`: an empty id means the group's latest graph. */
 export function watchRequest(graphId: string | undefined, group: string): { graphId: string; group: string } {

@@ -4,6 +4,7 @@ import {
   EventType,
   FailurePolicy,
   type Graph,
+  GraphReason,
   GraphState,
   HealthCheckType,
   Node,
@@ -20,7 +21,7 @@ import {
 import fc from "fast-check";
 import { resolveGlobalOptions } from "../src/connection.js";
 import { UsageError } from "../src/errors.js";
-import { graphsListRequest, graphsPromoteRequest } from "../src/graphs.js";
+import { graphsListRequest, steerRequest } from "../src/graphs.js";
 import { setTemplateRequest } from "../src/group.js";
 import { historyRequest } from "../src/history.js";
 import { nodesLogsRequest } from "../src/nodes.js";
@@ -152,7 +153,7 @@ describe("arguments to requests", () => {
     assert.deepEqual(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", {}), { nodeId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", follow: false, tailBytes: 0, tailLines: undefined, sinceMs: 0, timestamps: false }, "the server's default: its last 64 KiB");
     assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "0" }).tailLines, 0);
     assert.equal(nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: "-1" }).tailLines, -1);
-    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: a node id is a 26-character ULID/);
+    assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAU!", {}), /node id "01ARZ3NDEKTSV4RRFFQ69G5FAU!" is invalid: give the whole id \(a 26-character ULID\), at least its first 4 characters, or its short form/);
     for (const bad of ["-2", "ten", "1.5", " 3"]) {
       assert.throws(() => nodesLogsRequest("01ARZ3NDEKTSV4RRFFQ69G5FAV", { tail: bad }), new RegExp(`tail ${JSON.stringify(bad)} is invalid: write a number of lines from 0, or -1 for the whole log`));
     }
@@ -276,10 +277,13 @@ describe("arguments to requests", () => {
     assert.throws(() => historyRequest({ revision: "x", limit: "0" }, "web"), /limit "0" is invalid.*; revision "x" is invalid.*; --limit and --revision/);
   });
 
-  test("graphs promote takes a graph id, or none for the group's latest rollout", () => {
-    assert.equal(graphsPromoteRequest(undefined), undefined);
-    assert.deepEqual(graphsPromoteRequest("01arz3ndektsv4rrffq69g5fav"), { graphId: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
-    assert.throws(() => graphsPromoteRequest("latest"), /graph id "latest" is invalid/);
+  test("graphs cancel, pause, resume and promote take a graph id, a prefix or a short form, or none for the group's graph in progress", () => {
+    assert.deepEqual(steerRequest(undefined, "web"), { graphId: "", group: "web" });
+    assert.deepEqual(steerRequest("01arz3ndektsv4rrffq69g5fav", "web"), { graphId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", group: "web" });
+    assert.deepEqual(steerRequest("01arz3", "web"), { graphId: "01ARZ3", group: "web" });
+    assert.deepEqual(steerRequest("01ARZ3...5FAV", "web"), { graphId: "01ARZ3…5FAV", group: "web" });
+    assert.throws(() => steerRequest("latest", "web"), /graph id "latest" is invalid/);
+    assert.throws(() => steerRequest("01A", "web"), /graph id "01A" is too short/);
   });
 
   test("global options are checked: server address, group name, output format", () => {
@@ -291,9 +295,10 @@ describe("arguments to requests", () => {
     assert.throws(() => resolveGlobalOptions({ output: "yaml" }), /output "yaml" is invalid/);
   });
 
-  test("graph ids are case-insensitive ULIDs; limits are 1 to 1000", () => {
+  test("graph ids are case-insensitive ULIDs, or prefixes of them; limits are 1 to 1000", () => {
     assert.equal(graphIdArgument("01arz3ndektsv4rrffq69g5fav"), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
-    assert.throws(() => graphIdArgument("01ARZ3NDEKTSV4RRFFQ69G5FA"), /graph id "01ARZ3NDEKTSV4RRFFQ69G5FA" is invalid/);
+    assert.equal(graphIdArgument("01ARZ3NDEKTSV4RRFFQ69G5FA"), "01ARZ3NDEKTSV4RRFFQ69G5FA");
+    assert.throws(() => graphIdArgument("01ARZ3NDEKTSV4RRFFQ69G5FAV0"), /graph id "01ARZ3NDEKTSV4RRFFQ69G5FAV0" is invalid/);
     assert.deepEqual(graphsListRequest({}, "web"), { group: "web", limit: 0 });
     assert.throws(() => graphsListRequest({ limit: "1001" }, "web"), /limit "1001" is invalid/);
   });
@@ -413,7 +418,7 @@ describe("rendering decisions and history", () => {
     assert.equal(summaryLines(plain, alone).at(-1), "not rolling back: it was itself an automatic rollback");
   });
 
-  test("history shows each revision's strategy, why it was made, and its graph's outcome or that there was nothing to do", () => {
+  test("history shows each revision's strategy, why it was made, its graph's outcome or that there was nothing to do, and its other graphs", () => {
     const spec = (fields: Partial<Spec>) =>
       Spec.fromPartial({ count: 2, version: 1, maxSurge: 0, maxUnavailable: 1, onFailure: FailurePolicy.FAILURE_POLICY_STOP, ...fields });
     const now = 100_000;
@@ -426,6 +431,12 @@ describe("rendering decisions and history", () => {
         restores: 1,
         graphId: "01JDX6CCCCCCCCCCCCCCCCCCCC",
         graphState: GraphState.GRAPH_STATE_RUNNING,
+        graphs: [
+          { id: "01JDX7DDDDDDDDDDDDDDDDDDDD", reason: GraphReason.GRAPH_REASON_HEAL, state: GraphState.GRAPH_STATE_SUCCEEDED },
+          { id: "01JDX6EEEEEEEEEEEEEEEEEEEE", reason: GraphReason.GRAPH_REASON_OPERATION, state: GraphState.GRAPH_STATE_SUCCEEDED },
+          { id: "01JDX6CCCCCCCCCCCCCCCCCCCC", reason: GraphReason.GRAPH_REASON_UPDATE, state: GraphState.GRAPH_STATE_RUNNING },
+        ],
+        graphCount: 4,
       }),
       Revision.fromPartial({
         revision: 2,
@@ -439,11 +450,13 @@ describe("rendering decisions and history", () => {
     ];
     const rows = historyTable(plain, revisions, now, { wide: true }).split("\n").map((line) => line.split(/\s{2,}/));
     assert.deepEqual(rows, [
-      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"],
-      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running", "default"],
-      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed", "default"],
-      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do", "default"],
+      ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE", "OTHER GRAPHS"],
+      ["3", "2", "1", "surge 0, unavailable 1, on failure stop", "auto-rollback to 1", "5s", "01JDX6CCCCCCCCCCCCCCCCCCCC", "running", "default", "heal 01JDX7…DDDD, restart 01JDX6…EEEE and 1 more"],
+      ["2", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1500ms, progress deadline 5m", "update", "6s", "01JDX5BBBBBBBBBBBBBBBBBBBB", "failed", "default", "-"],
+      ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "rollback to 4", "7s", "-", "nothing to do", "default", "-"],
     ]);
+    const narrow = historyTable(plain, revisions, now).split("\n").map((line) => line.split(/\s{2,}/));
+    assert.deepEqual(narrow.map((row) => row[4]), ["GRAPH", "01JDX6…CCCC +3", "01JDX5…BBBB", "-"]);
   });
 });
 

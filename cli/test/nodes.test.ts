@@ -65,7 +65,7 @@ describe("node operations against a server with the mock driver", () => {
       assert.equal(nodes.find((node) => node.id === old)!.state, "NODE_STATE_STOPPED");
       assert.equal(live(nodes).length, 3);
       const graphs = await server.client([...group, "graphs", "ls"]);
-      assert.deepEqual(table(graphs.stdout)[1]!.slice(1, 3), ["1", "operation"], "the restart's graph is an operation under revision 1");
+      assert.deepEqual(table(graphs.stdout)[1]!.slice(1, 3), ["1", "restart"], "the restart's graph is a restart under revision 1");
     });
 
     test("nodes stop shuts that exact node down and lowers the count by one, as a new revision", async () => {
@@ -97,7 +97,7 @@ describe("node operations against a server with the mock driver", () => {
       const [victim] = await liveIds(server, "ops");
       const result = await server.client([...group, "nodes", "kill", victim!]);
       assertExit(result, 0);
-      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client --server ${server.address} --group ops nodes ls)\n`);
+      assert.equal(result.stdout, `node ${victim} killed; the group heals itself (watch with: client --server ${server.address} --group ops nodes ls -w)\n`);
       await eventually("a repair graph", async () => {
         const graphs = table((await server.client([...group, "graphs", "ls"])).stdout);
         return graphs.some((row) => row[2] === "repair" && row[4] === "succeeded") ? true : undefined;

@@ -112,7 +112,7 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
       const [node] = (await json(server, ["--group", "hints", "nodes", "ls"])).nodes as { id: string }[];
       const killed = await server.client(["--group", "hints", "nodes", "kill", node!.id]);
       assertExit(killed, 0);
-      assert.ok(killed.stdout.includes(`(watch with: ${at} --group hints nodes ls)`), killed.stdout);
+      assert.ok(killed.stdout.includes(`(watch with: ${at} --group hints nodes ls -w)`), killed.stdout);
     });
   });
 

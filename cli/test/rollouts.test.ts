@@ -212,12 +212,12 @@ describe("the client's history, rollback and stale-plan guard", () => {
     assertExit(first, 0);
     assertExit(second, 0);
     const [header, ...rows] = table((await server.client([...group, "history", "--wide"])).stdout);
-    assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"]);
+    assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE", "OTHER GRAPHS"]);
     assert.deepEqual(
       rows.map((row) => [...row.slice(0, 5), ...row.slice(6)]),
       [
-        ["2", "3", "2", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(second.stdout), "succeeded", "default"],
-        ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(first.stdout), "succeeded", "default"],
+        ["2", "3", "2", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(second.stdout), "succeeded", "default", "-"],
+        ["1", "2", "1", "surge 0, unavailable 1, on failure stop", "update", summaryGraphId(first.stdout), "succeeded", "default", "-"],
       ],
     );
     assert.ok(rows.every((row) => /^\d+s$/.test(row[5]!)), "each revision has an age");
@@ -241,7 +241,7 @@ describe("the client's history, rollback and stale-plan guard", () => {
     assertNodes(await nodes(server, "history"), 3, 1);
 
     const [newest] = table((await server.client([...group, "history", "--wide"])).stdout).slice(1);
-    assert.deepEqual([...newest!.slice(0, 5), ...newest!.slice(6)], ["3", "3", "1", "surge 0, unavailable 1, on failure stop", "rollback to 1", rollbackGraph, "succeeded", "default"]);
+    assert.deepEqual([...newest!.slice(0, 5), ...newest!.slice(6)], ["3", "3", "1", "surge 0, unavailable 1, on failure stop", "rollback to 1", rollbackGraph, "succeeded", "default", "-"]);
     const [stored] = await revisions(server, "history");
     assert.equal(stored!.reason, "REVISION_REASON_ROLLBACK");
     assert.equal(stored!.restores, 1);

@@ -85,8 +85,8 @@ describe("canary and promote, through the client", () => {
     assertOneLineError(await server.client(["graphs", "promote", graphId]), 1, graphId, "succeeded");
   });
 
-  test("graphs promote of a group without rollouts exits 5, and of a bad id exits 2", async () => {
-    assertOneLineError(await server.client(["--group", "nothing", "graphs", "promote"]), 5, "group nothing has no rollout to promote");
+  test("graphs promote of a group without graphs exits 5, and of a bad id exits 2", async () => {
+    assertOneLineError(await server.client(["--group", "nothing", "graphs", "promote"]), 5, "group nothing has no graphs yet");
     assertOneLineError(await server.client(["graphs", "promote", "latest"]), 2, 'graph id "latest" is invalid');
   });
 });
@@ -318,12 +318,14 @@ describe("a node's story and a group's templates, through the client", () => {
     assert.deepEqual(nodes.map((node) => node.revision), [2, 2]);
 
     const history = table((await server.client([...group, "history", "--wide"])).stdout);
-    assert.equal(history[0]!.at(-1), "TEMPLATE");
-    assert.deepEqual(history.slice(1).map((row) => [row[0], row.at(-1)]), [["2", "node v2.mjs"], ["1", "default"]]);
+    assert.equal(history[0]!.at(-2), "TEMPLATE");
+    assert.deepEqual(history.slice(1).map((row) => [row[0], row.at(-2)]), [["2", "node v2.mjs"], ["1", "default"]]);
 
     const revision = await server.client([...group, "history", "--revision", "2"]);
     assertExit(revision, 0);
-    const [whole, changes] = revision.stdout.split("\n\n");
+    // The revision whole, its graphs, then what changed.
+    const [whole, graphs, changes] = revision.stdout.split("\n\n");
+    assert.equal(lines(graphs!)[0], "GRAPHS (1, newest first)");
     const shown = fields(whole!);
     assert.equal(shown.get("REVISION"), "2");
     assert.equal(shown.get("COMMAND"), "node v2.mjs");
@@ -338,6 +340,7 @@ describe("a node's story and a group's templates, through the client", () => {
     const first = await server.client([...group, "history", "--revision", "1"]);
     assertExit(first, 0);
     assert.equal(lines(first.stdout).at(-1), "revision 1 is the group's first: there is none before it to compare with");
+    assert.ok(first.stdout.includes("\nGRAPHS (1, newest first)\n"), first.stdout);
     assertOneLineError(await server.client([...group, "history", "--revision", "9"]), 5, "no revision 9", "its newest is 2");
     assertOneLineError(await server.client([...group, "update", "2", "1", "--arg", "x"]), 2, "command is missing: --arg");
   });

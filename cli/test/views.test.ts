@@ -97,18 +97,18 @@ describe("history on an 80-column terminal", () => {
     assert.equal(rows[0]![4], `${stored[0]!.graphId.slice(0, 6)}…${stored[0]!.graphId.slice(-4)}`, "the short id is the start and end of the whole one");
   });
 
-  test("history --wide shows every column, the strategy and the whole graph id", async () => {
+  test("history --wide shows every column, the strategy, the whole graph id and the other graphs", async () => {
     const result = await server.client([...group, "history", "--wide"]);
     assertExit(result, 0);
     const [header, ...rows] = table(result.stdout);
-    assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE"]);
+    assert.deepEqual(header, ["REVISION", "COUNT", "VERSION", "STRATEGY", "REASON", "AGE", "GRAPH", "OUTCOME", "TEMPLATE", "OTHER GRAPHS"]);
     assert.deepEqual(
       rows.map((row) => [...row.slice(0, 5), /^[0-9A-Z]{26}$/.test(row[6]!) || row[6], ...row.slice(7)]),
       [
-        ["4", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 1m30s, cpu 250m, memory 16Mi", "auto-rollback to 2", true, "succeeded", "default"],
-        ["3", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1ms, progress deadline 10m, cpu 250m, memory 16Mi", "update", true, "failed", "default"],
-        ["2", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 1m30s, cpu 250m, memory 16Mi", "update", "-", "nothing to do", "default"],
-        ["1", "2", "1", "surge 0, unavailable 1, on failure stop, cpu 250m, memory 16Mi", "update", true, "succeeded", "default"],
+        ["4", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 1m30s, cpu 250m, memory 16Mi", "auto-rollback to 2", true, "succeeded", "default", "-"],
+        ["3", "2", "2", "surge 0, unavailable 1, on failure rollback, task timeout 1ms, progress deadline 10m, cpu 250m, memory 16Mi", "update", true, "failed", "default", "-"],
+        ["2", "2", "1", "surge 1, unavailable 1, on failure stop, task timeout 1m30s, cpu 250m, memory 16Mi", "update", "-", "nothing to do", "default", "-"],
+        ["1", "2", "1", "surge 0, unavailable 1, on failure stop, cpu 250m, memory 16Mi", "update", true, "succeeded", "default", "-"],
       ],
     );
   });

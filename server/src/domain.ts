@@ -57,8 +57,12 @@ export interface Spec {
 export const FailurePolicy = { stop: "stop", rollback: "rollback" } as const;
 export type FailurePolicy = (typeof FailurePolicy)[keyof typeof FailurePolicy];
 
-/** Why a revision exists: a user's new spec, a user's rollback, or the failure policy's rollback. */
-export const RevisionReason = { update: "update", rollback: "rollback", autoRollback: "auto_rollback" } as const;
+/**
+ * Why a revision exists: a user's new spec (`scale` when only its count changed), a user's
+ * rollback, the failure policy's rollback, or an operation on one node that changes the count
+ * (`nodes stop`, `nodes clone`).
+ */
+export const RevisionReason = { update: "update", scale: "scale", rollback: "rollback", autoRollback: "auto_rollback", stop: "stop", clone: "clone" } as const;
 export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason];
 
 /**
@@ -97,7 +101,7 @@ export function sameSpec(a: Spec, b: Spec): boolean {
   );
 }
 
-/** One stored spec of a group, with the latest graph made for it. */
+/** One stored spec of a group, with the latest graph that rolled it out. */
 export interface Revision {
   group: string;
   revision: number;
@@ -108,6 +112,17 @@ export interface Revision {
   restores?: number;
   graphId?: string;
   graphState?: GraphState;
+  /** In a list of revisions: its newest graphs (rollouts, repairs, heals, restarts), newest first, and how many it has. */
+  graphs?: RevisionGraph[];
+  graphCount?: number;
+}
+
+/** One graph of a revision, as its history shows it. */
+export interface RevisionGraph {
+  id: string;
+  reason: GraphReason;
+  state: GraphState;
+  createdAt: number;
 }
 
 /**
@@ -262,6 +277,9 @@ export type GraphState = (typeof GraphState)[keyof typeof GraphState];
 export const isFinalGraphState = (state: GraphState) =>
   state !== GraphState.pending && state !== GraphState.running && state !== GraphState.paused;
 
+/** How a settled graph ended, after "has": `succeeded`, `failed`, `been cancelled`, `been superseded`. */
+export const settledText = (state: GraphState): string => (state === "succeeded" || state === "failed" ? state : `been ${state}`);
+
 export interface Graph {
   id: string;
   group: string;
@@ -274,6 +292,9 @@ export interface Graph {
   error?: string;
   retries: number;
   reason: GraphReason;
+  /** Why its revision was made, and the revision a rollback restored: what an update graph's reason says. */
+  revisionReason?: RevisionReason;
+  restores?: number;
   /** The decision its settling announced, in words: "rolling back to revision 3 (3 × v1)". */
   message?: string;
   /** The graph that follows it: the rollback its failure started. */

@@ -106,6 +106,26 @@ function isGroupName(name: string): boolean {
 const groupOf = (group: string) => (group === "" ? "default" : group);
 const isUlid = (id: string) => id.length === 26 && [...id].every((char) => CROCKFORD.includes(char));
 
+/**
+ * How a request names a graph or a node: its whole id (either case), at least its first 4
+ * characters, or those and its last ones around an ellipsis (`…` or `...`), 25 at most.
+ */
+function idReference(text: string): { kind: "whole"; id: string } | { kind: "partial"; prefix: string; suffix: string } | { kind: "invalid" } {
+  const upper = text.toUpperCase();
+  if (isUlid(upper)) return { kind: "whole", id: upper };
+  const match = /^([0-9A-Z]+)(?:(?:…|\.\.\.)([0-9A-Z]*))?$/.exec(upper);
+  if (!match) return { kind: "invalid" };
+  const [prefix, suffix = ""] = [match[1]!, match[2]];
+  const crockford = [...prefix, ...suffix].every((char) => CROCKFORD.includes(char));
+  return crockford && prefix.length >= 4 && prefix.length + suffix.length <= 25 ? { kind: "partial", prefix, suffix } : { kind: "invalid" };
+}
+/** Whether the id is one the reference names. */
+function names(reference: string, id: string | undefined): boolean {
+  const read = idReference(reference);
+  if (id === undefined || read.kind === "invalid") return false;
+  return read.kind === "whole" ? read.id === id : id.startsWith(read.prefix) && id.endsWith(read.suffix);
+}
+
 interface SetSpecSeen {
   group: string;
   count: number;
@@ -311,27 +331,36 @@ function oracle(rpc: Rpc, r: Record<string, any>, known: Knowledge | undefined):
       if (!groupOk()) problems.push("group");
       break;
     case "watchGraph":
-      if (!groupOk() || (r.graphId !== "" && !isUlid(r.graphId))) problems.push("group or graph id");
+      if (!groupOk() || (r.graphId !== "" && idReference(r.graphId).kind === "invalid")) problems.push("group or graph id");
       break;
     case "getGraph":
+      if (idReference(r.graphId).kind === "invalid") problems.push("graph id");
+      break;
     case "cancelGraph":
     case "pauseGraph":
     case "resumeGraph":
     case "promoteGraph":
-      if (!isUlid(r.graphId)) problems.push("graph id");
+      // No graph id: the group's graph in progress.
+      if (r.graphId === "" ? !groupOk() : idReference(r.graphId).kind === "invalid") problems.push("group or graph id");
       break;
     case "setTemplate":
       if (!groupOk()) problems.push("group");
       problems.push(...templateOracle(r.template).problems);
       break;
     default:
-      if (!isUlid(r.nodeId)) problems.push("node id");
+      if (idReference(r.nodeId).kind === "invalid") problems.push("node id");
   }
   if (problems.length > 0) return { invalid: true, allowed: ["INVALID_ARGUMENT"] };
   // Raw requests name nothing the fuzzer knows: any answer but a refusal as invalid will do.
   if (!known) return { invalid: false, allowed: REFUSALS_OF_A_VALID_REQUEST };
-  const byGraph = (ifKnown: Code[]) => (known.graph(r.graphId) ? ifKnown : ["NOT_FOUND"]);
-  const byNode = (ifKnown: Code[]) => (known.node(r.nodeId) ? ifKnown : ["NOT_FOUND"]);
+  // A prefix or short form may name one known id, none (NOT_FOUND) or several (INVALID_ARGUMENT).
+  const byId = (kind: "graph" | "node", text: string, ifKnown: Code[]): Code[] => {
+    const read = idReference(text);
+    if (read.kind === "partial") return [...ifKnown, "NOT_FOUND", "INVALID_ARGUMENT"];
+    return read.kind === "whole" && known[kind](read.id) ? ifKnown : ["NOT_FOUND"];
+  };
+  const byGraph = (ifKnown: Code[]) => (r.graphId === "" ? ["OK", "NOT_FOUND", "FAILED_PRECONDITION"] : byId("graph", r.graphId, ifKnown));
+  const byNode = (ifKnown: Code[]) => byId("node", r.nodeId, ifKnown);
   switch (rpc) {
     case "setSpec":
       return {
@@ -361,7 +390,7 @@ function oracle(rpc: Rpc, r: Record<string, any>, known: Knowledge | undefined):
       return { invalid: false, allowed: byNode(["OK"]) };
     case "promoteGraph":
       // A settled graph, one not (or no longer) at its gate, and one without a gate: FAILED_PRECONDITION.
-      return { invalid: false, allowed: byGraph(known.gate(r.graphId) ? ["OK", "FAILED_PRECONDITION"] : ["FAILED_PRECONDITION"]) };
+      return { invalid: false, allowed: byGraph(idReference(r.graphId).kind !== "whole" || known.gate(r.graphId.toUpperCase()) ? ["OK", "FAILED_PRECONDITION"] : ["FAILED_PRECONDITION"]) };
     case "nodeLogs":
       // The simulated driver keeps no log.
       return { invalid: false, allowed: byNode(["FAILED_PRECONDITION"]) };
@@ -452,7 +481,8 @@ const anyGroup = fc.oneof(
   { weight: 1, arbitrary: ghostGroup },
 );
 
-type IdRef = string | { known: "node" | "graph"; index: number };
+/** A known id (its first `cut` characters, or its short form `01JDX4…K2M7`), or a text as it is. */
+type IdRef = string | { known: "node" | "graph"; index: number; cut?: number; short?: boolean };
 const ulid = fc.string({ unit: fc.constantFrom(...CROCKFORD), minLength: 26, maxLength: 26 });
 const badId = fc.oneof(
   fc.constant(""),
@@ -467,6 +497,8 @@ const badId = fc.oneof(
 const idRef = (kind: "node" | "graph"): fc.Arbitrary<IdRef> =>
   fc.oneof(
     { weight: 5, arbitrary: fc.nat({ max: 10_000 }).map((index) => ({ known: kind, index })) },
+    { weight: 1, arbitrary: fc.tuple(fc.nat({ max: 10_000 }), fc.integer({ min: 4, max: 25 })).map(([index, cut]) => ({ known: kind, index, cut })) },
+    { weight: 1, arbitrary: fc.nat({ max: 10_000 }).map((index) => ({ known: kind, index, short: true })) },
     { weight: 2, arbitrary: ulid },
     { weight: 3, arbitrary: badId },
   );
@@ -1087,10 +1119,11 @@ class Model {
     const resolved: Record<string, unknown> = { ...request };
     for (const [key, value] of Object.entries(request)) {
       if (value && typeof value === "object" && "known" in value) {
-        const { known, index } = value as { known: "node" | "graph"; index: number };
+        const { known, index, cut, short } = value as { known: "node" | "graph"; index: number; cut?: number; short?: boolean };
         const ids = known === "node" ? this.nodeIds : this.graphIds;
         // Recent ids first: they are the ones still live or running.
-        resolved[key] = ids.length === 0 ? "01ARZ3NDEKTSV4RRFFQ69G5FAV" : ids[ids.length - 1 - (index % Math.min(ids.length, 40))];
+        const id = ids.length === 0 ? "01ARZ3NDEKTSV4RRFFQ69G5FAV" : ids[ids.length - 1 - (index % Math.min(ids.length, 40))]!;
+        resolved[key] = short ? `${id.slice(0, 6)}…${id.slice(-4)}` : id.slice(0, cut);
       } else if (value === "current" && key === "expectRevision") {
         resolved[key] = this.latestRevision(groupOf(String(request.group ?? "")));
       }
@@ -1216,28 +1249,28 @@ function absorb(model: Model, rpc: Rpc, seen: Record<string, any>, response: any
       break;
     }
     case "getGraph":
-      check(response.graph?.id === seen.graphId, "another graph");
+      check(names(seen.graphId, response.graph?.id), "another graph");
       if (response.graph) model.learnGraph(response.graph.id, response.graph);
       for (const task of response.graph?.tasks ?? []) model.learnNode(task.nodeId);
       break;
     case "watchGraph":
       if (response?.snapshot) {
         model.learnGraph(response.snapshot.id, response.snapshot);
-        if (seen.graphId) check(response.snapshot.id === seen.graphId, "another graph's snapshot");
+        if (seen.graphId) check(names(seen.graphId, response.snapshot.id), "another graph's snapshot");
       }
       break;
     case "promoteGraph":
-      check(response.graph?.id === seen.graphId, "another graph");
+      if (seen.graphId) check(names(seen.graphId, response.graph?.id), "another graph");
       break;
     case "getNodeStats":
-      check(response.node?.id === seen.nodeId, "another node");
+      check(names(seen.nodeId, response.node?.id), "another node");
       break;
     case "describeNode": {
-      check(response.node?.id === seen.nodeId, "another node");
+      check(names(seen.nodeId, response.node?.id), "another node");
       const events: any[] = response.events;
       check(events.length <= 1000, "more than the last 1000 events");
       check(
-        events.every((event) => event.type === EventType.EVENT_TYPE_NODE && event.nodeId === seen.nodeId && event.group === response.node?.group),
+        events.every((event) => event.type === EventType.EVENT_TYPE_NODE && event.nodeId === response.node?.id && event.group === response.node?.group),
         "an event that is not one of the node's",
       );
       check(events.every((event, i) => i === 0 || events[i - 1].sequence < event.sequence), "events not oldest first");
@@ -1752,6 +1785,19 @@ describe("fuzzing the gRPC API of a real server", () => {
       }
       for (const revision of revisions) stored.add("revisions", RevisionReason[revision.reason]!.replace("REVISION_REASON_", ""));
       for (const graph of graphs) stored.add("graphs", `${GraphReason[graph.reason]!.replace("GRAPH_REASON_", "")} ${GraphState[graph.state]!.replace("GRAPH_STATE_", "")}`);
+      // Why each revision was made is what made it: the request that reported it, when it stored a graph.
+      const reasonsByRpc: Record<Report["rpc"], RevisionReason[]> = {
+        setSpec: [RevisionReason.REVISION_REASON_UPDATE, RevisionReason.REVISION_REASON_SCALE],
+        setTemplate: [RevisionReason.REVISION_REASON_UPDATE],
+        rollback: [RevisionReason.REVISION_REASON_ROLLBACK],
+        stopNode: [RevisionReason.REVISION_REASON_STOP],
+        cloneNode: [RevisionReason.REVISION_REASON_CLONE],
+      };
+      for (const report of model.reports) {
+        if (report.group !== group || report.dryRun || report.nothingToDo) continue;
+        const revision = revisions.find((each) => each.revision === report.revision);
+        if (revision) check(reasonsByRpc[report.rpc].includes(revision.reason), `${group}: revision ${revision.revision}, made by ${report.rpc}, has reason ${RevisionReason[revision.reason]}`);
+      }
       for (const revision of revisions) {
         const name = RevisionReason[revision.reason];
         const problem = model.hashes.problem(revision.spec);

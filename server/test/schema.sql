@@ -87,14 +87,28 @@ CREATE TABLE schema_migrations (
     applied_at INTEGER NOT NULL
   );
 
-CREATE TABLE spec_revisions (
+CREATE TABLE "spec_revisions" (
   group_name TEXT NOT NULL REFERENCES groups (name),
   revision INTEGER NOT NULL,
   count INTEGER NOT NULL CHECK (count >= 0),
   version INTEGER NOT NULL CHECK (version >= 1),
   max_surge INTEGER NOT NULL CHECK (max_surge >= 0),
   max_unavailable INTEGER NOT NULL CHECK (max_unavailable >= 0),
-  created_at INTEGER NOT NULL, on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')), task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0), progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0), reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'rollback', 'auto_rollback')), restores INTEGER, cpu_millis INTEGER NOT NULL DEFAULT 0 CHECK (cpu_millis >= 0), memory_mb INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0), template TEXT, template_hash TEXT NOT NULL DEFAULT '', min_ready_ms INTEGER NOT NULL DEFAULT 0 CHECK (min_ready_ms >= 0), canary INTEGER NOT NULL DEFAULT 0 CHECK (canary >= 0), auto_promote_after_ms INTEGER NOT NULL DEFAULT 0 CHECK (auto_promote_after_ms >= 0), max_surge_percent INTEGER CHECK (max_surge_percent BETWEEN 0 AND 100), max_unavailable_percent INTEGER CHECK (max_unavailable_percent BETWEEN 0 AND 100),
+  created_at INTEGER NOT NULL,
+  on_failure TEXT NOT NULL DEFAULT 'stop' CHECK (on_failure IN ('stop', 'rollback')),
+  task_timeout_ms INTEGER NOT NULL DEFAULT 0 CHECK (task_timeout_ms >= 0),
+  progress_deadline_ms INTEGER NOT NULL DEFAULT 0 CHECK (progress_deadline_ms >= 0),
+  reason TEXT NOT NULL DEFAULT 'update' CHECK (reason IN ('update', 'scale', 'rollback', 'auto_rollback', 'stop', 'clone')),
+  restores INTEGER,
+  cpu_millis INTEGER NOT NULL DEFAULT 0 CHECK (cpu_millis >= 0),
+  memory_mb INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0),
+  template TEXT,
+  template_hash TEXT NOT NULL DEFAULT '',
+  min_ready_ms INTEGER NOT NULL DEFAULT 0 CHECK (min_ready_ms >= 0),
+  canary INTEGER NOT NULL DEFAULT 0 CHECK (canary >= 0),
+  auto_promote_after_ms INTEGER NOT NULL DEFAULT 0 CHECK (auto_promote_after_ms >= 0),
+  max_surge_percent INTEGER CHECK (max_surge_percent BETWEEN 0 AND 100),
+  max_unavailable_percent INTEGER CHECK (max_unavailable_percent BETWEEN 0 AND 100),
   PRIMARY KEY (group_name, revision)
 ) WITHOUT ROWID;
 

@@ -32,12 +32,6 @@ export function groupNameProblem(name: string): string | undefined {
   return `group ${quote(name)} is invalid: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit`;
 }
 
-/** Returns why the graph id is invalid, or undefined when it is valid. */
-export function graphIdProblem(id: string): string | undefined {
-  if (ULID_PATTERN.test(id)) return undefined;
-  return `graph id ${quote(id)} is invalid: a graph id is a 26-character ULID`;
-}
-
 /** Returns every rule the spec breaks, naming the field and its value. */
 export function specProblems(spec: SpecInput): string[] {
   const problems: string[] = [];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatAge, formatCores, formatDuration, graphIdProblem, groupNameProblem, MAX_COUNT, specProblems } from "../src/index.js";
+import { formatAge, formatCores, formatDuration, groupNameProblem, MAX_COUNT, readIdReference, referenceText, shortId, specProblems } from "../src/index.js";
 
 const spec = { count: 3, version: 2, maxSurge: 0, maxUnavailable: 1 };
 
@@ -23,10 +23,19 @@ describe("the rules of a spec", () => {
     for (const name of ["", "Web", "-web", "web-", "web_1", "x".repeat(64)]) assert.match(groupNameProblem(name)!, /is invalid/, name);
   });
 
-  it("accepts ULID graph ids only", () => {
-    assert.equal(graphIdProblem("01ARZ3NDEKTSV4RRFFQ69G5FAV"), undefined);
-    assert.match(graphIdProblem("01arz3ndektsv4rrffq69g5fav")!, /26-character ULID/);
-    assert.match(graphIdProblem("nope")!, /26-character ULID/);
+  it("reads a graph or node as its whole id, a prefix of 4 characters or more, or the short form tables print", () => {
+    assert.deepEqual(readIdReference("graph", "01ARZ3NDEKTSV4RRFFQ69G5FAV"), { id: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
+    assert.deepEqual(readIdReference("graph", "01arz3ndektsv4rrffq69g5fav"), { id: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
+    assert.deepEqual(readIdReference("node", "01arz3"), { prefix: "01ARZ3", suffix: "" });
+    assert.deepEqual(readIdReference("node", "01ARZ3…5FAV"), { prefix: "01ARZ3", suffix: "5FAV" });
+    assert.deepEqual(readIdReference("node", "01ARZ3...5fav"), { prefix: "01ARZ3", suffix: "5FAV" });
+    assert.deepEqual(readIdReference("node", "01ARZ3…"), { prefix: "01ARZ3", suffix: "" });
+    assert.deepEqual(readIdReference("graph", shortId("01ARZ3NDEKTSV4RRFFQ69G5FAV")), { prefix: "01ARZ3", suffix: "5FAV" });
+    assert.equal(referenceText({ prefix: "01ARZ3", suffix: "5FAV" }), "01ARZ3…5FAV");
+    assert.match((readIdReference("graph", "01A") as { problem: string }).problem, /^graph id "01A" is too short: give at least its first 4 characters/);
+    for (const text of ["nope", "latest", "", "01ARZ3NDEKTSV4RRFFQ69G5FAV0", "01ARZ3NDEKTS…V4RRFFQ69G5FAV", "…5FAV", "01AR Z3", "01ARZ3..5FAV"]) {
+      assert.match((readIdReference("node", text) as { problem: string }).problem, /^node id ".*" is (invalid|too short)/, text);
+    }
   });
 });
 

@@ -2,14 +2,13 @@
  * The group's revisions as `history` shows them: the list, one revision whole, and what
  * changed from the revision before.
  */
-import { FailurePolicy, formatAge, graphStateName, type Revision, type Spec } from "@drover/shared";
+import { FailurePolicy, formatAge, graphStateName, reasonText, type Revision, type RevisionGraph, revisionReasonText, type Spec } from "@drover/shared";
 import {
   commandLineText,
   cpuText,
   durationText,
   healthCheckText,
   memoryText,
-  revisionReasonText,
   shellWord,
   shortCommandText,
   shortId,
@@ -38,7 +37,18 @@ const STRATEGY = column("STRATEGY", (revision) => strategyText(revision.spec));
 const REASON = column("REASON", (revision) => revisionReasonText(revision));
 const AGE = column("AGE", (revision, _style, now) => (revision.createdAt ? formatAge(now - revision.createdAt.getTime()) : "-"));
 const GRAPH = column("GRAPH", (revision) => revision.graphId || "-");
-const SHORT_GRAPH = column("GRAPH", (revision) => (revision.graphId ? shortId(revision.graphId) : "-"));
+/** The rollout graph's short id, and `+2` for the revision's other graphs (its heals, repairs, restarts). */
+const SHORT_GRAPH = column("GRAPH", (revision) => {
+  const others = otherGraphCount(revision);
+  return `${revision.graphId ? shortId(revision.graphId) : "-"}${others > 0 ? ` +${others}` : ""}`;
+});
+/** The revision's other graphs, newest first, each with why it was made: `heal 01JDX4…K2M7, restart 01JDX4…Q1R7`. */
+const OTHER_GRAPHS = column("OTHER GRAPHS", (revision) => {
+  const others = revision.graphs.filter((graph) => graph.id !== revision.graphId);
+  if (others.length === 0) return "-";
+  const unlisted = otherGraphCount(revision) - others.length;
+  return `${others.map((graph) => `${revisionGraphReasonText(revision, graph)} ${shortId(graph.id)}`).join(", ")}${unlisted > 0 ? ` and ${unlisted} more` : ""}`;
+});
 const OUTCOME = column("OUTCOME", (revision, style) => (revision.graphId ? stateColor(style, graphStateName(revision.graphState)) : "nothing to do"));
 const TEMPLATE = column("TEMPLATE", (revision) => shortCommandText(revision.spec?.template));
 
@@ -46,18 +56,52 @@ const TEMPLATE = column("TEMPLATE", (revision) => shortCommandText(revision.spec
  * What `history` shows by default, to fit an 80-column terminal: the spec as `3 × v2`, the
  * graph's id shortened as the task stream shortens node ids. The widest line of a history
  * whose specs reach `9999 × v99`, with `auto-rollback to 99`, an age of 4 characters and
- * `nothing to do`, is 8 + 3 + 10 + 3 + 19 + 3 + 4 + 3 + 11 + 3 + 13 = 80 characters. Strategy
- * and template are left to --wide and to `history --revision N`, which shows one revision whole.
+ * `nothing to do`, is 8 + 3 + 10 + 3 + 19 + 3 + 4 + 3 + 11 + 3 + 13 = 80 characters; a revision
+ * with other graphs than its rollout adds ` +N` to its GRAPH (up to 3 more characters for fewer
+ * than 10, the common case, which only such a history at its widest would push past 80).
+ * Strategy, template and the other graphs themselves are left to --wide and to
+ * `history --revision N`, which shows one revision whole.
  */
 const NARROW = [REVISION, SPEC, REASON, AGE, SHORT_GRAPH, OUTCOME];
-/** Every column, as `history --wide` shows them (and as `history` did before it had to fit). */
-const WIDE = [REVISION, COUNT, VERSION, STRATEGY, REASON, AGE, GRAPH, OUTCOME, TEMPLATE];
+/** Every column, as `history --wide` shows them (and as `history` did before it had to fit); the other graphs last, as they may be many. */
+const WIDE = [REVISION, COUNT, VERSION, STRATEGY, REASON, AGE, GRAPH, OUTCOME, TEMPLATE, OTHER_GRAPHS];
+
+/** How many graphs a revision has besides its rollout graph (the one GRAPH and OUTCOME show). */
+function otherGraphCount(revision: Revision): number {
+  return Math.max(0, revision.graphCount - (revision.graphId ? 1 : 0));
+}
+
+/** Why one of a revision's graphs was made, in the words graphs ls prints for it. */
+function revisionGraphReasonText(revision: Revision, graph: RevisionGraph): string {
+  return reasonText(graph.reason, revision.reason, revision.restores);
+}
 
 /**
- * The group's revisions, newest first: what each asked for, why it was made, the graph it
- * made with that graph's outcome (`nothing to do` when the group already matched); with
- * `wide`, also how it rolls out and the start of its template's command line (`default`:
- * the server's), and the graph's whole id.
+ * The graphs of one revision, newest first, for `history --revision N`: each whole id, why it
+ * was made, how it ended and its age; and how many more the server did not list.
+ */
+export function revisionGraphLines(style: Style, revision: Revision, now: number): string[] {
+  if (revision.graphs.length === 0) return [];
+  const rows = revision.graphs.map((graph) => [
+    graph.id,
+    revisionGraphReasonText(revision, graph),
+    stateColor(style, graphStateName(graph.state)),
+    graph.createdAt ? formatAge(now - graph.createdAt.getTime()) : "-",
+  ]);
+  const unlisted = revision.graphCount - revision.graphs.length;
+  return [
+    `GRAPHS (${revision.graphCount}, newest first)`,
+    table(style, ["GRAPH", "REASON", "STATE", "AGE"], rows),
+    ...(unlisted > 0 ? [`and ${unlisted} more: list them with '${clientCommand("graphs ls --limit 1000")}'`] : []),
+  ];
+}
+
+/**
+ * The group's revisions, newest first: what each asked for, why it was made, the graph that
+ * rolled it out with that graph's outcome (`nothing to do` when the group already matched),
+ * and how many other graphs it has; with `wide`, also how it rolls out, the start of its
+ * template's command line (`default`: the server's), the graph's whole id, and the other
+ * graphs each with why it was made.
  */
 export function historyTable(style: Style, revisions: readonly Revision[], now: number, options: { wide: boolean } = { wide: false }): string {
   const columns = options.wide ? WIDE : NARROW;

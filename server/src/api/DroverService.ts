@@ -48,7 +48,7 @@ import {
 import type { CrashLoopStatus } from "../reconciler/CrashLoopBackoff.js";
 import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
-import { isFinalGraphState } from "../domain.js";
+import { isFinalGraphState, settledText } from "../domain.js";
 import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
 import type { Clock } from "../clock.js";
 import type { Driver } from "../drivers/Driver.js";
@@ -65,12 +65,12 @@ import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApi
 import {
   optionalRevision,
   requireAllowedCommand,
-  requireGraphId,
   requireGroup,
+  requireIdReference,
   requireListLimit,
   requireLogStart,
-  requireNodeId,
   requireSpec,
+  resolveId,
   requireTemplate,
 } from "./validate.js";
 
@@ -128,6 +128,27 @@ type Context = CallContext & StreamContext;
 export function droverService(options: DroverServiceOptions): DroverServiceImplementation<StreamContext> {
   const { store, reconciler, bus } = options;
   const snapshots = new GraphSnapshots(store, bus);
+  /** The graph or node a request's id, prefix or short form names. */
+  const graphIdOf = (text: string) => resolveId("graph", text, store);
+  const nodeIdOf = (text: string) => resolveId("node", text, store);
+
+  /**
+   * The graph a cancel, pause, resume or promote acts on: the one the request names, or without
+   * one, the group's graph in progress (see Store.currentGraph); NOT_FOUND for a group without
+   * graphs, FAILED_PRECONDITION when all its graphs have settled, as for a settled graph named.
+   */
+  async function graphToSteer(request: { graphId: string; group: string }, verb: string): Promise<string> {
+    if (request.graphId !== "") return graphIdOf(request.graphId);
+    const group = requireGroup(request.group);
+    const current = await store.currentGraph(group);
+    if (current) return current.id;
+    const latestId = await store.latestGraphId(group);
+    const latest = latestId === undefined ? undefined : await store.getGraph(latestId);
+    if (!latest) throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
+    throw new FailedPreconditionError(
+      `group ${group} has no graph in progress to ${verb}: its latest graph, ${latest.id}, has ${settledText(latest.state)} (list them with 'client graphs ls')`,
+    );
+  }
 
   /** The node with what the driver reads of it from the OS, when it runs real processes. */
   async function nodeWithStats(node: Node) {
@@ -238,32 +259,33 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     },
 
     async restartNode(request: RestartNodeRequest): Promise<DeepPartial<RestartNodeResponse>> {
-      const graph = await reconciler.restartNode(requireNodeId(request.nodeId));
+      const graph = await reconciler.restartNode(await nodeIdOf(request.nodeId));
       return { graph: toApiGraph(graph, graph.tasks) };
     },
 
     async stopNode(request: StopNodeRequest): Promise<DeepPartial<StopNodeResponse>> {
-      return { update: toApiSetSpecResponse(await reconciler.stopNode(requireNodeId(request.nodeId))) };
+      return { update: toApiSetSpecResponse(await reconciler.stopNode(await nodeIdOf(request.nodeId))) };
     },
 
     async cloneNode(request: CloneNodeRequest): Promise<DeepPartial<CloneNodeResponse>> {
-      return { update: toApiSetSpecResponse(await reconciler.cloneNode(requireNodeId(request.nodeId))) };
+      return { update: toApiSetSpecResponse(await reconciler.cloneNode(await nodeIdOf(request.nodeId))) };
     },
 
     async killNode(request: KillNodeRequest): Promise<DeepPartial<KillNodeResponse>> {
-      return { node: toApiNode(await reconciler.killNode(requireNodeId(request.nodeId))) };
+      return { node: toApiNode(await reconciler.killNode(await nodeIdOf(request.nodeId))) };
     },
 
     async getNodeStats(request: GetNodeStatsRequest): Promise<DeepPartial<GetNodeStatsResponse>> {
-      const nodeId = requireNodeId(request.nodeId);
+      const nodeId = await nodeIdOf(request.nodeId);
       const node = await store.getNode(nodeId);
       if (!node) throw new NodeNotFoundError(nodeId);
       return { node: await nodeWithStats(node) };
     },
 
     async *nodeLogs(request: NodeLogsRequest, context: Context): AsyncGenerator<DeepPartial<NodeLogsResponse>> {
-      const nodeId = requireNodeId(request.nodeId);
+      requireIdReference("node", request.nodeId);
       const start = requireLogStart(request, options.clock.now());
+      const nodeId = await nodeIdOf(request.nodeId);
       const node = await store.getNode(nodeId);
       if (!node) throw new NodeNotFoundError(nodeId);
       const file = options.driver.logFile(node);
@@ -287,11 +309,11 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     },
 
     async promoteGraph(request: PromoteGraphRequest): Promise<DeepPartial<PromoteGraphResponse>> {
-      return { graph: toApiGraph(await reconciler.promote(requireGraphId(request.graphId))) };
+      return { graph: toApiGraph(await reconciler.promote(await graphToSteer(request, "promote"))) };
     },
 
     async describeNode(request: DescribeNodeRequest): Promise<DeepPartial<DescribeNodeResponse>> {
-      const nodeId = requireNodeId(request.nodeId);
+      const nodeId = await nodeIdOf(request.nodeId);
       const node = await store.getNode(nodeId);
       if (!node) throw new NodeNotFoundError(nodeId);
       const events = await store.eventsOfNode(nodeId, 1000);
@@ -299,11 +321,11 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     },
 
     async pauseGraph(request: PauseGraphRequest): Promise<DeepPartial<PauseGraphResponse>> {
-      return { graph: toApiGraph(await reconciler.pause(requireGraphId(request.graphId))) };
+      return { graph: toApiGraph(await reconciler.pause(await graphToSteer(request, "pause"))) };
     },
 
     async resumeGraph(request: ResumeGraphRequest): Promise<DeepPartial<ResumeGraphResponse>> {
-      return { graph: toApiGraph(await reconciler.resume(requireGraphId(request.graphId))) };
+      return { graph: toApiGraph(await reconciler.resume(await graphToSteer(request, "resume"))) };
     },
 
     // A whole message: sent without the generated deep copy (see wire.ts).
@@ -361,7 +383,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     },
 
     async getGraph(request: GetGraphRequest): Promise<DeepPartial<GetGraphResponse>> {
-      const graphId = requireGraphId(request.graphId);
+      const graphId = await graphIdOf(request.graphId);
       const snapshot = await store.snapshotGraph(graphId);
       if (!snapshot) throw new GraphNotFoundError(graphId);
       return { graph: toApiGraph(snapshot.graph, snapshot.tasks, snapshot.sequence) };
@@ -369,7 +391,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
     async *watchGraph(request: WatchGraphRequest, context: Context): AsyncGenerator<DeepPartial<WatchGraphResponse>> {
       const group = requireGroup(request.group);
-      let graphId = request.graphId === "" ? undefined : requireGraphId(request.graphId);
+      let graphId = request.graphId === "" ? undefined : await graphIdOf(request.graphId);
       if (graphId === undefined) {
         graphId = await store.latestGraphId(group);
         if (graphId === undefined) throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
@@ -434,7 +456,7 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     },
 
     async cancelGraph(request: CancelGraphRequest): Promise<DeepPartial<CancelGraphResponse>> {
-      const graph = await reconciler.cancel(requireGraphId(request.graphId));
+      const graph = await reconciler.cancel(await graphToSteer(request, "cancel"));
       return { graph: toApiGraph(graph) };
     },
   };

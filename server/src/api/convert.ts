@@ -75,6 +75,9 @@ const revisionReasons: Record<RevisionReason, api.RevisionReason> = {
   update: api.RevisionReason.REVISION_REASON_UPDATE,
   rollback: api.RevisionReason.REVISION_REASON_ROLLBACK,
   auto_rollback: api.RevisionReason.REVISION_REASON_AUTO_ROLLBACK,
+  scale: api.RevisionReason.REVISION_REASON_SCALE,
+  stop: api.RevisionReason.REVISION_REASON_STOP,
+  clone: api.RevisionReason.REVISION_REASON_CLONE,
 };
 
 /** The domain's failure policy for an API value; unspecified means the default, stop. */
@@ -179,6 +182,8 @@ export function toApiGraph(graph: GraphSummary, tasks: readonly Task[] = [], seq
     reason: graphReasons[graph.reason],
     message: graph.message ?? "",
     nextGraphId: graph.nextGraphId ?? "",
+    revisionReason: graph.revisionReason ? revisionReasons[graph.revisionReason] : api.RevisionReason.REVISION_REASON_UNSPECIFIED,
+    restores: graph.restores ?? 0,
   };
 }
 
@@ -191,6 +196,13 @@ export function toApiRevision(revision: Revision): api.Revision {
     restores: revision.restores ?? 0,
     graphId: revision.graphId ?? "",
     graphState: revision.graphState ? graphStates[revision.graphState] : api.GraphState.GRAPH_STATE_UNSPECIFIED,
+    graphs: (revision.graphs ?? []).map((graph) => ({
+      id: graph.id,
+      reason: graphReasons[graph.reason],
+      state: graphStates[graph.state],
+      createdAt: dateOf(graph.createdAt),
+    })),
+    graphCount: revision.graphCount ?? 0,
   };
 }
 

@@ -3,19 +3,21 @@ import {
   DEFAULT_GROUP,
   DEFAULT_MAX_SURGE,
   DEFAULT_MAX_UNAVAILABLE,
-  graphIdProblem,
   groupNameProblem,
-  quote,
+  type IdReference,
+  isWholeId,
+  readIdReference,
+  referenceText,
   specProblems,
-  ULID_PATTERN,
 } from "@drover/shared";
 import type { NodeTemplate as ApiTemplate, NodeLogsRequest, SetSpecRequest } from "@drover/shared";
 import type { NodeTemplate, Spec } from "../domain.js";
 import { templateProblems, withDefaults } from "../templates.js";
 import { fromApiFailurePolicy, fromApiTemplate } from "./convert.js";
-import { FailedPreconditionError, InvalidArgumentError } from "../errors.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { Driver } from "../drivers/Driver.js";
 import type { LogStart } from "./readLog.js";
+import type { Store } from "../store/Store.js";
 
 /** The group a request names, or the default group; refuses a malformed name. */
 export function requireGroup(group: string): string {
@@ -25,9 +27,36 @@ export function requireGroup(group: string): string {
   return name;
 }
 
-export function requireNodeId(nodeId: string): string {
-  if (!ULID_PATTERN.test(nodeId)) throw new InvalidArgumentError(`node id ${quote(nodeId)} is invalid: a node id is a 26-character ULID`);
-  return nodeId;
+/** A reference to a graph or a node as a request gives it (see readIdReference); refuses a malformed one. */
+export function requireIdReference(kind: "graph" | "node", text: string): IdReference {
+  const reference = readIdReference(kind, text);
+  if ("problem" in reference) throw new InvalidArgumentError(reference.problem);
+  return reference;
+}
+
+/** How many of the ids a reference matches an ambiguity names. */
+const AMBIGUOUS_SHOWN = 5;
+
+/**
+ * The id of the one graph or node (of any group) a reference names: a whole id as it is (the
+ * operation says if it does not exist); a prefix or short form looked up, refused NOT_FOUND
+ * naming it when it matches none, and INVALID_ARGUMENT listing the first matches when it
+ * matches several: the argument, not the server's state, is what the caller must change.
+ */
+export async function resolveId(kind: "graph" | "node", text: string, store: Pick<Store, "idsMatching">): Promise<string> {
+  const reference = requireIdReference(kind, text);
+  if (isWholeId(reference)) return reference.id;
+  const written = referenceText(reference);
+  const matches = await store.idsMatching(kind, reference.prefix, reference.suffix, AMBIGUOUS_SHOWN + 1);
+  const list = kind === "graph" ? "'client graphs ls'" : "'client nodes ls --all'";
+  if (matches.length === 0) {
+    const how = reference.suffix === "" ? "begins with" : "matches";
+    throw new NotFoundError(`no ${kind} id ${how} ${written}: list ${kind}s with ${list}`);
+  }
+  if (matches.length === 1) return matches[0]!.id;
+  const shown = matches.slice(0, AMBIGUOUS_SHOWN).map((match) => `${match.id} (group ${match.group})`);
+  const more = matches.length > AMBIGUOUS_SHOWN ? ` and more` : "";
+  throw new InvalidArgumentError(`${kind} id ${written} is ambiguous: it matches ${shown.join(", ")}${more}; give more of its characters`);
 }
 
 /** How much of a log a request asks for, by the server's clock `now`; none of it: the last 64 KiB. */
@@ -46,12 +75,6 @@ export function requireLogStart(request: Pick<NodeLogsRequest, "tailLines" | "ta
 
 /** What a read of a node's log that asks for no particular part of it gets: its last 64 KiB, in whole lines. */
 export const DEFAULT_LOG_TAIL_BYTES = 65_536;
-
-export function requireGraphId(graphId: string): string {
-  const problem = graphIdProblem(graphId);
-  if (problem) throw new InvalidArgumentError(problem);
-  return graphId;
-}
 
 const MAX_CPU_MILLIS = 1_024_000;
 const MAX_MEMORY_MB = 1_048_576;

@@ -29,11 +29,14 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | GET  | /v1/graphs/{id} | GetGraph |
  * | GET  | /v1/graphs/{id}/events?after= | WatchGraph (stream) |
  * | POST | /v1/graphs/{id}:cancel, :pause, :resume, :promote | CancelGraph, PauseGraph, ResumeGraph, PromoteGraph |
+ * | POST | /v1/groups/{group}/graphs/current:cancel, :pause, :resume, :promote | the same, of the group's graph in progress |
  * | GET  | /v1/nodes/{id} | GetNodeStats |
  * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
  * | GET  | /v1/nodes/{id}/logs?follow=&tailLines=&sinceMs=&timestamps=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
  * | GET  | /v1/openapi.json | this table as an OpenAPI document (openApi.ts), with each route's schemas |
+ *
+ * A graph's or node's {id} may be a unique prefix of it, or its short form (`01JDX4…K2M7`).
  *
  * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
  * only reads (`:describe`, an alternative to the plain GET of the node).
@@ -200,6 +203,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   unary("GET", "/v1/graphs/:id", "getGraph", { request: ({ params }) => ({ graphId: params.id }) });
   for (const [verb, name] of [["cancel", "cancelGraph"], ["pause", "pauseGraph"], ["resume", "resumeGraph"], ["promote", "promoteGraph"]] as const) {
     unary("POST", `/v1/graphs/:id${ID}::${verb}`, name, { body: noBody, request: ({ params }) => ({ graphId: params.id }) });
+    unary("POST", `/v1/groups/:group/graphs/current::${verb}`, name, { body: noBody, request: ({ params }) => ({ graphId: "", group: params.group }) });
   }
   unary("GET", "/v1/nodes/:id", "getNodeStats", { request: ({ params }) => ({ nodeId: params.id }) });
   unary("GET", `/v1/nodes/:id${ID}::describe`, "describeNode", { request: ({ params }) => ({ nodeId: params.id }) });

@@ -6,6 +6,7 @@ import {
   graphReasonInWords,
   type GraphWithTasks,
   isFinalGraphState,
+  settledText,
   type Node,
   type PlannedTask,
   pendingTask,
@@ -239,12 +240,13 @@ export class Reconciler {
     }
     this.refuseIfShuttingDown();
     this.failpoint("revision.before-commit");
+    const reason = options.reason ?? updateReason(current?.spec, spec);
     const stored = await store.storeRevision({
       group,
       spec,
       graph: nothingToDo ? undefined : { id: newId(), tasks: planned.tasks },
       now,
-      reason: options.reason,
+      reason,
       restores: options.restores,
       expectRevision,
       liveGraphs: this.liveGraphs(group),
@@ -252,10 +254,10 @@ export class Reconciler {
     this.failpoint("revision.after-commit");
     bus.publish(stored.events);
     logger.info(
-      { group, revision: stored.revision, spec, reason: options.reason ?? "update", graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
+      { group, revision: stored.revision, spec, reason, graphId: stored.graph?.id, tasks: planned.tasks.length, supersededGraphId },
       "spec revision stored",
     );
-    logTemplateChange(logger, group, current?.spec.template, spec.template, { revision: stored.revision, reason: options.reason ?? "update" });
+    logTemplateChange(logger, group, current?.spec.template, spec.template, { revision: stored.revision, reason });
     if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
     return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
   }
@@ -404,6 +406,7 @@ export class Reconciler {
     const spec = { ...current.spec, count: Math.max(0, current.spec.count - 1) };
     return this.setSpec(node.group, spec, {
       expectRevision: current.revision,
+      reason: "stop",
       tasks: [
         { id: 0, prerequisites: [], action: "shut_down_node", nodeId: node.id },
       ],
@@ -421,6 +424,7 @@ export class Reconciler {
     const spec = { ...current.spec, count: current.spec.count + 1 };
     return this.setSpec(node.group, spec, {
       expectRevision: current.revision,
+      reason: "clone",
       tasks: [{ id: 0, prerequisites: [], action: "start_node", version: node.version }],
     });
   }
@@ -795,8 +799,7 @@ export class Reconciler {
     const graph = await this.options.store.getGraph(graphId);
     if (!graph) throw new GraphNotFoundError(graphId);
     if (isFinalGraphState(graph.state)) {
-      const settled = graph.state === "succeeded" || graph.state === "failed" ? graph.state : `been ${graph.state}`;
-      throw new FailedPreconditionError(`graph ${graphId} has already ${settled}: only a pending, running or paused graph can be ${verb}`);
+      throw new FailedPreconditionError(`graph ${graphId} has already ${settledText(graph.state)}: only a pending, running or paused graph can be ${verb}`);
     }
     return graph;
   }
@@ -915,6 +918,11 @@ function supersededTransitions(graph: GraphWithTasks, error: string): Transition
       .map((task) => ({ type: "task" as const, graphId: graph.id, group: graph.group, taskId: task.id, action: task.action, state: TaskState.cancelled })),
     { type: "graph", graphId: graph.id, group: graph.group, state: "superseded", error },
   ];
+}
+
+/** Why a user's new spec is made: `scale` when it changes only the count of the current one. */
+function updateReason(current: Spec | undefined, spec: Spec): RevisionReason {
+  return current && current.count !== spec.count && sameSpec({ ...current, count: spec.count }, spec) ? "scale" : "update";
 }
 
 function failedNode(node: Node, reason: string) {

@@ -13,6 +13,7 @@ import type {
   NodeTemplate,
   PlannedTask,
   Revision,
+  RevisionGraph,
   RevisionReason,
   Spec,
   Task,
@@ -56,6 +57,9 @@ import type {
 } from "./Store.js";
 
 export const DATABASE_FILE = "drover.db";
+
+/** The most graphs of one revision a list of revisions carries (a crash loop heals under one revision many times). */
+export const REVISION_GRAPHS_LISTED = 20;
 
 /** Below this much free space a failed write (SQLITE_IOERR_WRITE) is taken for a full disk. */
 const LOW_SPACE_BYTES = 1024 * 1024;
@@ -117,6 +121,8 @@ interface GraphRow extends SpecColumns {
   paused_at: number | null;
   message: string | null;
   next_graph_id: string | null;
+  revision_reason: RevisionReason;
+  revision_restores: number | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -169,7 +175,7 @@ const SPEC_COLUMNS =
   `r.count, r.version, r.max_surge, r.max_unavailable, r.on_failure, r.task_timeout_ms, r.progress_deadline_ms, r.cpu_millis, r.memory_mb,
   r.template, r.template_hash, r.min_ready_ms, r.canary, r.auto_promote_after_ms, r.max_surge_percent, r.max_unavailable_percent`;
 const GRAPH_COLUMNS = `g.id, g.group_name, g.revision, g.state, g.reason, g.paused_at, g.created_at, g.started_at,
-  g.finished_at, g.error, g.retries, g.message, g.next_graph_id, ${SPEC_COLUMNS}`;
+  g.finished_at, g.error, g.retries, g.message, g.next_graph_id, r.reason AS revision_reason, r.restores AS revision_restores, ${SPEC_COLUMNS}`;
 const REVISION_SELECT = `SELECT r.group_name, r.revision, r.created_at, r.reason, r.restores, ${SPEC_COLUMNS},
     g.id AS graph_id, g.state AS graph_state
   FROM spec_revisions r
@@ -299,6 +305,8 @@ function toGraph(row: GraphRow, counts: TaskCounts): GraphSummary {
     // A pause is a flag on a running graph, so that a paused graph is still one the server resumes.
     state: row.paused_at !== null && row.state === "running" ? "paused" : row.state,
     reason: row.reason,
+    revisionReason: row.revision_reason,
+    restores: orUndefined(row.revision_restores),
     createdAt: row.created_at,
     startedAt: orUndefined(row.started_at),
     finishedAt: orUndefined(row.finished_at),
@@ -400,6 +408,10 @@ export class SqliteStore implements Store {
       groups: db.prepare(`SELECT name FROM groups ORDER BY name`).pluck(),
       revisions: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? ORDER BY r.revision DESC LIMIT ?`),
       revision: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? AND r.revision = ?`),
+      // Every graph of the revisions listed, by the revision index: a crash loop's heals are
+      // at most a few thousand a week, and retention deletes older ones.
+      graphsOfRevisions: db.prepare(`SELECT id, revision, reason, state, paused_at, created_at FROM graphs
+        WHERE group_name = ? AND revision BETWEEN ? AND ? ORDER BY revision DESC, id DESC`),
       lastReachedRevision: db.prepare(`${REVISION_SELECT}
         WHERE r.group_name = ? AND r.revision < ? AND (g.id IS NULL OR g.state = 'succeeded')
         ORDER BY r.revision DESC LIMIT 1`),
@@ -453,6 +465,18 @@ export class SqliteStore implements Store {
       unsettledGraphsOf: db.prepare(`SELECT ${GRAPH_COLUMNS} FROM ${GRAPH_FROM} WHERE g.state IN ('pending', 'running') AND g.group_name = ?
         ORDER BY g.id`),
       latestGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? ORDER BY id DESC LIMIT 1`).pluck(),
+      // By the index of unsettled graphs (the `+` keeps SQLite off the group's index): a group
+      // may have thousands of settled graphs, the whole server only a few unsettled ones.
+      currentGraphId: db.prepare(`SELECT id FROM graphs WHERE +group_name = ? AND state IN ('pending', 'running')
+        ORDER BY reason = 'heal', id DESC LIMIT 1`).pluck(),
+      // A range on the primary key: ids that begin with the prefix sort between it and the
+      // prefix followed by '~', above every character of an id.
+      graphsMatching: db.prepare(`SELECT id, group_name AS "group" FROM graphs
+        WHERE id >= @prefix AND id < @prefix || '~' AND (@suffix = '' OR substr(id, -length(@suffix)) = @suffix)
+        ORDER BY id LIMIT @limit`),
+      nodesMatching: db.prepare(`SELECT id, group_name AS "group" FROM nodes
+        WHERE id >= @prefix AND id < @prefix || '~' AND (@suffix = '' OR substr(id, -length(@suffix)) = @suffix)
+        ORDER BY id LIMIT @limit`),
       latestRolloutGraphId: db.prepare(`SELECT id FROM graphs WHERE group_name = ? AND reason IN ('update', 'repair')
         ORDER BY id DESC LIMIT 1`).pluck(),
       eventsOfNode: db.prepare(`SELECT * FROM (SELECT ${EVENT_COLUMNS} FROM events
@@ -690,7 +714,27 @@ export class SqliteStore implements Store {
   }
 
   async listRevisions(group: string, limit: number): Promise<Revision[]> {
-    return (this.statements.revisions.all(group, limit) as RevisionRow[]).map(toRevision);
+    return this.db.transaction(() => {
+      const revisions = (this.statements.revisions.all(group, limit) as RevisionRow[]).map(toRevision);
+      if (revisions.length === 0) return revisions;
+      const byNumber = new Map(revisions.map((revision) => [revision.revision, { ...revision, graphs: [] as RevisionGraph[], graphCount: 0 }]));
+      const rows = this.statements.graphsOfRevisions.iterate(group, revisions.at(-1)!.revision, revisions[0]!.revision) as IterableIterator<{
+        id: string;
+        revision: number;
+        reason: GraphReason;
+        state: GraphState;
+        paused_at: number | null;
+        created_at: number;
+      }>;
+      for (const row of rows) {
+        const revision = byNumber.get(row.revision)!;
+        revision.graphCount++;
+        if (revision.graphs.length >= REVISION_GRAPHS_LISTED) continue;
+        const state = row.paused_at !== null && row.state === "running" ? "paused" : row.state;
+        revision.graphs.push({ id: row.id, reason: row.reason, state, createdAt: row.created_at });
+      }
+      return [...byNumber.values()];
+    })();
   }
 
   async getRevision(group: string, revision: number): Promise<Revision | undefined> {
@@ -754,6 +798,16 @@ export class SqliteStore implements Store {
 
   async latestGraphId(group: string): Promise<string | undefined> {
     return this.statements.latestGraphId.get(group) as string | undefined;
+  }
+
+  async currentGraph(group: string): Promise<GraphSummary | undefined> {
+    const id = this.statements.currentGraphId.get(group) as string | undefined;
+    return id === undefined ? undefined : this.getGraph(id);
+  }
+
+  async idsMatching(kind: "graph" | "node", prefix: string, suffix: string, limit: number): Promise<{ id: string; group: string }[]> {
+    const statement = kind === "graph" ? this.statements.graphsMatching : this.statements.nodesMatching;
+    return statement.all({ prefix, suffix, limit }) as { id: string; group: string }[];
   }
 
   async latestRolloutGraph(group: string): Promise<GraphSummary | undefined> {

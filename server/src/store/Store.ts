@@ -222,7 +222,8 @@ export interface Store {
   reservedByOtherGroups(group: string): Promise<{ cpuMillis: number; memoryMb: number }>;
   /**
    * The group's revisions, newest first, each with the latest graph that rolled it out (an
-   * update or a repair; heals and operations on one node do not say how a rollout went).
+   * update or a repair; heals and operations on one node do not say how a rollout went), and
+   * all its graphs: the newest REVISION_GRAPHS_LISTED of them, and how many there are.
    */
   listRevisions(group: string, limit: number): Promise<Revision[]>;
   getRevision(group: string, revision: number): Promise<Revision | undefined>;
@@ -245,6 +246,16 @@ export interface Store {
   snapshotGraph<T>(graphId: string, mapTask: (task: Task) => T): Promise<{ graph: GraphSummary; tasks: T[]; sequence: number } | undefined>;
   listGraphs(group: string, limit: number): Promise<GraphSummary[]>;
   latestGraphId(group: string): Promise<string | undefined>;
+  /**
+   * The group's graph in progress: its newest unsettled graph (pending, running or paused),
+   * one that is not a heal before a heal (a heal runs beside a rollout only to keep the count).
+   */
+  currentGraph(group: string): Promise<GraphSummary | undefined>;
+  /**
+   * At most `limit` ids of graphs or nodes (of any group, in any state) that begin with
+   * `prefix` and end with `suffix` (empty: any end), in id order, with their group.
+   */
+  idsMatching(kind: "graph" | "node", prefix: string, suffix: string, limit: number): Promise<{ id: string; group: string }[]>;
   /** The group's newest graph that moves it toward its spec (an update or a repair), not a heal or an operation. */
   latestRolloutGraph(group: string): Promise<GraphSummary | undefined>;
   /** A node's own events (state changes), oldest first, at most the last `limit`. */
