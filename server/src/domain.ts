@@ -57,8 +57,11 @@ export interface Spec {
 export const FailurePolicy = { stop: "stop", rollback: "rollback" } as const;
 export type FailurePolicy = (typeof FailurePolicy)[keyof typeof FailurePolicy];
 
-/** Why a revision exists: a user's new spec, a user's rollback, or the failure policy's rollback. */
-export const RevisionReason = { update: "update", rollback: "rollback", autoRollback: "auto_rollback" } as const;
+/**
+ * Why a revision exists: a user's new spec, a user's rollback, the failure policy's rollback, or
+ * a group's deletion (the revision that scales it to 0 before it is forgotten).
+ */
+export const RevisionReason = { update: "update", rollback: "rollback", autoRollback: "auto_rollback", delete: "delete" } as const;
 export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason];
 
 /**

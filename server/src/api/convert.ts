@@ -75,6 +75,7 @@ const revisionReasons: Record<RevisionReason, api.RevisionReason> = {
   update: api.RevisionReason.REVISION_REASON_UPDATE,
   rollback: api.RevisionReason.REVISION_REASON_ROLLBACK,
   auto_rollback: api.RevisionReason.REVISION_REASON_AUTO_ROLLBACK,
+  delete: api.RevisionReason.REVISION_REASON_DELETE,
 };
 
 /** The domain's failure policy for an API value; unspecified means the default, stop. */
