@@ -31,12 +31,16 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
  * | GET  | /v1/nodes/{id}/logs?follow=&tailLines=&sinceMs=&timestamps=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
+ * | GET  | /v1/groups | ListGroups |
+ * | GET  | /v1/groups/{group} | GetGroup (with its newest graph's waiting tasks) |
+ * | DELETE | /v1/groups/{group} | DeleteGroup (scales it to 0, then forgets it) |
  *
  * Custom methods follow Google's AIP-136: `POST <resource>:<verb>`, and `GET` for one that
  * only reads (`:describe`, an alternative to the plain GET of the node).
  *
  * Every PUT and POST needs `Content-Type: application/json`, with a body or without (415
- * otherwise); another method on one of these paths gets 405 with `Allow`.
+ * otherwise); a DELETE takes no body, as curl sends it (a web page cannot send one without a
+ * CORS preflight, which is refused); another method on one of these paths gets 405 with `Allow`.
  *
  * Responses are the messages' proto JSON, which leaves out zero values, except for the
  * fields whose absence would mean something else when written back (see `alwaysInJson` in
@@ -80,7 +84,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   }
 
   function unary<Name extends UnaryMethod>(
-    method: "GET" | "PUT" | "POST",
+    method: "GET" | "PUT" | "POST" | "DELETE",
     url: string,
     name: Name,
     options: { query?: JsonSchema; body?: JsonSchema; request: (parts: RequestParts) => Fields },
@@ -93,7 +97,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     app.route({
       method,
       url,
-      ...(method !== "GET" && { onRequest: requireJson }),
+      ...((method === "PUT" || method === "POST") && { onRequest: requireJson }),
       schema: { querystring: options.query ?? message({}), ...(options.body && { body: options.body }) },
       handler: async (request, reply) => {
         const response = await caller.unary(name, requestType.fromJSON(options.request(parts(request))), support.callContext(request, reply));
@@ -201,6 +205,10 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,
   });
+
+  unary("GET", "/v1/groups", "listGroups", { request: () => ({}) });
+  unary("GET", `/v1/groups/:group${ID}`, "getGroup", { request: ({ params }) => ({ group: params.group }) });
+  unary("DELETE", `/v1/groups/:group${ID}`, "deleteGroup", { request: ({ params }) => ({ group: params.group }) });
 
   answerOtherMethods(app, methodsOf);
 }
