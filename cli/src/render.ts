@@ -243,13 +243,15 @@ export function strategyText(spec: Spec | undefined): string {
   ].join(", ");
 }
 
-/** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`. */
+/** Why a revision exists: `update`, `rollback to 1`, `auto-rollback to 1`, `delete` (a group's deletion, cancelled by a later update). */
 export function revisionReasonText(revision: Pick<Revision, "reason" | "restores">): string {
   switch (revision.reason) {
     case RevisionReason.REVISION_REASON_ROLLBACK:
       return `rollback to ${revision.restores}`;
     case RevisionReason.REVISION_REASON_AUTO_ROLLBACK:
       return `auto-rollback to ${revision.restores}`;
+    case RevisionReason.REVISION_REASON_DELETE:
+      return "delete";
     default:
       return "update";
   }

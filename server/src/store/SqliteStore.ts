@@ -459,8 +459,9 @@ export class SqliteStore implements Store {
       groups: db.prepare(`SELECT name FROM groups ORDER BY name`).pluck(),
       revisions: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? ORDER BY r.revision DESC LIMIT ?`),
       revision: db.prepare(`${REVISION_SELECT} WHERE r.group_name = ? AND r.revision = ?`),
+      // A deletion (one cancelled by a later update) is nothing to roll back to.
       lastReachedRevision: db.prepare(`${REVISION_SELECT}
-        WHERE r.group_name = ? AND r.revision < ? AND (g.id IS NULL OR g.state = 'succeeded')
+        WHERE r.group_name = ? AND r.revision < ? AND (g.id IS NULL OR g.state = 'succeeded') AND NOT ${IS_DELETION}
         ORDER BY r.revision DESC LIMIT 1`),
       liveNodes: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE group_name = ? AND state IN ${LIVE_NODE_STATES} ORDER BY created_at, id`).raw(true),
       allNodes: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE group_name = ? ORDER BY created_at, id`).raw(true),
