@@ -604,6 +604,11 @@ export class SqliteStore implements Store {
     return (this.statements.waitingTasks.all(graphId, limit) as TaskRow[]).map(toTask);
   }
 
+  /**
+   * One transaction, however large the group: never half a group. Measured here (2 busy shared
+   * cores): a group with a 100,000-task graph and 100,000 stopped nodes is forgotten in 221 ms,
+   * one pause of the writer per deletion (its status reads in 85 ms, as a getGraph of it does).
+   */
   async forgetGroup(input: GroupForgetting): Promise<{ forgotten: boolean; events: Event[] }> {
     const s = this.statements;
     return this.db.transaction(() => {
