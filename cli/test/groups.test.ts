@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { GraphState, GroupStatus } from "@drover/shared";
+import { groupStateText, groupStatusLines } from "../src/render/groups.js";
 import { assertExit, assertOneLineError, eventually, FAST_SERVER_FLAGS, graphIdIn, json, lines, startServer, table, type TestServer } from "./harness.js";
 
 const ULID = "[0-9A-HJKMNP-TV-Z]{26}";
@@ -236,5 +238,38 @@ describe("group delete across a crash", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("a group's state in words", () => {
+  const plain = { color: false };
+  const now = Date.parse("2026-01-01T00:10:00Z");
+  const group = GroupStatus.fromPartial({
+    group: "web",
+    revision: 4,
+    spec: { count: 0, version: 2, maxUnavailable: 1 },
+    total: 1,
+    upToDate: 1,
+    available: 0,
+    failed: 2,
+    graph: { id: "01JDX4ZQ8M6V1Y2K3N4P5Q6R7S", revision: 4, state: GraphState.GRAPH_STATE_FAILED, counts: { total: 3, succeeded: 1 }, error: "task 0 failed" },
+    createdAt: new Date("2026-01-01T00:00:00Z"),
+    updatedAt: new Date("2026-01-01T00:09:00Z"),
+    deleting: true,
+    crashLoop: { restarts: 3, nextAttemptAt: new Date("2026-01-01T00:10:40Z"), lastFailure: "node 01JDX3 exited with code 1" },
+  });
+
+  test("STATE names the graph's state, then a deletion and a crash loop", () => {
+    assert.equal(groupStateText(plain, group), "failed, deleting, crash loop");
+    assert.equal(groupStateText(plain, { ...group, graph: undefined, deleting: false, crashLoop: undefined }), "-");
+  });
+
+  test("status shows a crash loop and a deletion, and counts the failed nodes", () => {
+    const shown = fields(groupStatusLines(plain, group, [], now).join("\n"));
+    assert.equal(shown.get("NODES"), "1 up, 1 up to date, 0 available, 2 failed (of 0 desired)");
+    assert.equal(shown.get("CRASH LOOP"), "3 restarts, next in 40s (last: node 01JDX3 exited with code 1)");
+    assert.equal(shown.get("DELETING"), "the group is forgotten once the rollout of revision 4 (to 0 nodes) succeeds; an update cancels it");
+    assert.equal(shown.get("ERROR"), "task 0 failed");
+    assert.equal(shown.get("CREATED"), "10m ago");
   });
 });
