@@ -35,7 +35,7 @@ import {
   type Spec as ApiSpec,
 } from "@drover/shared";
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
-import { drain, eventually, startTestServer, type TestServer } from "./support.js";
+import { drain, eventually, startTestServer, type TestServer, unlessNotFound } from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // The service, as the fuzzer sees it
@@ -1598,16 +1598,6 @@ async function startFuzzServer() {
     },
   });
   return { ...server, errors };
-}
-
-/** What a read of a group answers, or undefined when the group does not exist (NOT_FOUND). */
-async function unlessNotFound<T>(read: Promise<T>): Promise<T | undefined> {
-  try {
-    return await read;
-  } catch (error) {
-    if (error instanceof ClientError && error.code === Status.NOT_FOUND) return undefined;
-    throw error;
-  }
 }
 
 /** The server still does its job: a new group reaches its spec. */
