@@ -19,7 +19,8 @@ import { ClientError, Status } from "nice-grpc";
  *      within the deadline, or a broken watch stream that could not be resumed in time), or
  *      what --server names answers but is not Drover's gRPC API (see notDrover.ts)
  *   4  not authenticated or not allowed (UNAUTHENTICATED, PERMISSION_DENIED)
- *   5  not found (NOT_FOUND: no such graph or revision, or a group without graphs or revisions)
+ *   5  not found (NOT_FOUND: no such group (never updated, or deleted), graph, revision or node,
+ *      or a group without graphs or revisions)
  *
  * Every error is one line on stderr, prefixed `client: `.
  */

@@ -1,10 +1,12 @@
 import {
+  DeleteGroupResponse,
   GetTemplateResponse,
   HealthCheckType,
   type NodeTemplate,
   type SetTemplateRequest,
   SetTemplateResponse,
 } from "@drover/shared";
+import { ClientError, Status } from "nice-grpc";
 import { durationArgument, integerArgument } from "./arguments.js";
 import { WAITING_DEADLINE_MS } from "./connection.js";
 import { type CommandContext, jsonText, onInterruptNotice, unansweredNotice } from "./context.js";
@@ -179,7 +181,11 @@ export async function groupSetTemplate(context: CommandContext, args: SetTemplat
   return ExitCode.ok;
 }
 
-/** `group show`: the group's template (its own or the server's default) and its current spec. */
+/**
+ * `group show`: the group's template (its own or the server's default) and its current spec. Of
+ * a group that does not exist yet it shows the template its first update would use, and says
+ * it has no spec (so a misspelt --group shows as one).
+ */
 export async function groupShow(context: CommandContext): Promise<ExitCode> {
   const { globals, out, style } = context;
   const group = globals.group;
@@ -191,11 +197,15 @@ export async function groupShow(context: CommandContext): Promise<ExitCode> {
   }
   const [response, nodes] = await Promise.all([
     connection.call((options) => connection.client.getTemplate({ group }, options)),
-    connection.call((options) => connection.client.listNodes({ group, all: false, wide: false }, options)),
+    // A group without a spec has no nodes to list: NOT_FOUND.
+    connection.call((options) => connection.client.listNodes({ group, all: false, wide: false }, options)).catch((error: unknown) => {
+      if (error instanceof ClientError && error.code === Status.NOT_FOUND) return undefined;
+      throw error;
+    }),
   ]);
   const template = response.template ?? missingTemplate(group);
   const spec =
-    nodes.revision === 0 || !nodes.spec
+    !nodes || nodes.revision === 0 || !nodes.spec
       ? `none yet: set one with '${clientCommand("update <count> <version>")}'`
       : `revision ${nodes.revision}: ${specText(nodes.spec)} (${strategyText(nodes.spec)})`;
   out.line(
@@ -204,10 +214,56 @@ export async function groupShow(context: CommandContext): Promise<ExitCode> {
       ["TEMPLATE", response.isDefault ? "the server's default (the group has none of its own)" : "the group's own"],
       ...templateRows(template),
       ["SPEC", spec],
-      ["NODES", `${nodes.nodes.length} live (list them with: ${clientCommand("nodes ls")})`],
+      ["NODES", `${nodes?.nodes.length ?? 0} live (list them with: ${clientCommand("nodes ls")})`],
     ]),
   );
   return ExitCode.ok;
+}
+
+export interface GroupDeleteArguments {
+  detach?: boolean;
+  full?: boolean;
+}
+
+/**
+ * `group delete`: scales the group to 0 as a new revision, shown and followed like an update;
+ * once that succeeds the server forgets the group (its spec, revisions, graphs and nodes), as
+ * deleting a Deployment does. A group with no node left is forgotten at once. No confirmation
+ * is asked, as kubectl asks none; an update before the graph succeeds cancels the deletion.
+ */
+export async function groupDelete(context: CommandContext, args: GroupDeleteArguments): Promise<ExitCode> {
+  const { globals, out } = context;
+  const group = globals.group;
+  const connection = context.connection();
+  const stopNotice = onInterruptNotice(() => unansweredNotice("deletion"));
+  let response: DeleteGroupResponse;
+  try {
+    response = await connection.call((options) => connection.client.deleteGroup({ group }, options), WAITING_DEADLINE_MS);
+  } finally {
+    stopNotice();
+  }
+  const json = globals.output === "json";
+  const update = response.update;
+  if (response.deleted || !update) {
+    out.line(json ? jsonText(DeleteGroupResponse.toJSON(response), { compact: false }) : `group ${group} deleted: it had no nodes left`);
+    return ExitCode.ok;
+  }
+  if (update.nothingToDo) {
+    if (json) {
+      out.line(jsonText(DeleteGroupResponse.toJSON(response), { compact: false }));
+    } else {
+      out.line(`group ${group}: deleting it as revision ${update.revision}`);
+      out.line("its nodes are already gone: the group is forgotten once the graphs it supersedes have ended");
+    }
+    return ExitCode.ok;
+  }
+  if (!json) out.line(`group ${group}: deleting it: revision ${update.revision} scales it to 0, and once that succeeds the group is forgotten`);
+  return showUpdate(context, update, {
+    dryRun: false,
+    detach: Boolean(args.detach),
+    full: Boolean(args.full),
+    document: () => DeleteGroupResponse.toJSON(response),
+  });
 }
 
 function missingTemplate(group: string): never {

@@ -6,7 +6,8 @@ import { DEFAULT_SERVER, type RawGlobalOptions, resolveGlobalOptions } from "./c
 import { type CommandContext, commandContext, interrupt, interruptNotice } from "./context.js";
 import { describeError, ExitCode, oneLine, UsageError } from "./errors.js";
 import { graphsCancel, graphsList, graphsPause, graphsPromote, graphsResume, graphsShow } from "./graphs.js";
-import { collect, groupSetTemplate, groupShow } from "./group.js";
+import { collect, groupDelete, groupSetTemplate, groupShow } from "./group.js";
+import { groupStatus, groupsList } from "./groups.js";
 import { HintingOutput } from "./hintingOutput.js";
 import { givenGlobalOptions, repeatInHints, withGivenOptions } from "./hints.js";
 import { history } from "./history.js";
@@ -157,6 +158,8 @@ export function buildProgram(): Command {
         "client rollback",
         "client nodes stats <id>",
         "client group show",
+        "client groups ls",
+        "client --group web status",
       )}
 Exit codes: 0 success; 1 the operation ran and failed (graph failed, cancelled or superseded; a stale
 --expect-revision; a graph already settled; a spec the host cannot hold); 2 bad usage or invalid
@@ -403,10 +406,13 @@ it refuses, and the client exits 1.
 
   const group = program
     .command("group")
-    .description("the group's template: what its nodes run")
+    .description("the group's template (what its nodes run), and deleting the group")
     .allowExcessArguments(true)
     .action(groupAction("group"))
-    .addHelpText("after", example("client group show", "client --group web group set-template --command node --arg examples/chat/chat.mjs"));
+    .addHelpText(
+      "after",
+      example("client group show", "client --group web group set-template --command node --arg examples/chat/chat.mjs", "client --group web group delete"),
+    );
   group
     .command("show")
     .description("show the group's template (its own, or the server's default) and its current spec")
@@ -436,6 +442,60 @@ followed and the exit is still 1). The same flags on 'client update' change the 
 `,
     )
     .action(run((context, command) => groupSetTemplate(context, command.opts())));
+  group
+    .command("delete")
+    .summary("scale the group to 0, then forget it")
+    .description(
+      "delete the group (--group), as deleting a Deployment does: a new revision scales it to 0, printed and followed like an update, and once that graph succeeds the server forgets the group: its spec, revisions, graphs, template and stopped nodes (it is no longer listed by groups ls, and reads of it are not found). Exits 0 only if the graph succeeded",
+    )
+    .option("--detach", "start the graph and return without following it")
+    .option("--full", "list every task of a plan over 200 tasks, rather than its summary")
+    .addHelpText(
+      "after",
+      `${example("client --group web group delete", "client --group web group delete --detach")}
+A graph still running for the group is superseded, as by an update. An update (or rollback) of the
+group before the deletion's graph succeeds cancels the deletion. A group with no node left is
+forgotten at once. No confirmation is asked, as kubectl delete asks none.
+With -o json it prints the DeleteGroup response on one line, then one {"event": event} per line.
+`,
+    )
+    .action(run((context, command) => groupDelete(context, command.opts())));
+
+  const groups = program
+    .command("groups")
+    .description("every group the server keeps")
+    .allowExcessArguments(true)
+    .action(groupAction("groups"))
+    .addHelpText("after", example("client groups ls", "client groups ls --wide -o json"));
+  groups
+    .command("ls")
+    .summary("list every group, one line each")
+    .description(
+      "list every group, by name: its desired count and version, its nodes up to date (at the spec's version and template), available (running and past min-ready) and up in all (starting, running or unhealthy), its revision, and its newest graph with that graph's state",
+    )
+    .option("--wide", "every column: count and version apart, failed nodes, the graph's whole id, why it was made and its tasks done, the group's age")
+    .addHelpText(
+      "after",
+      `${example("client groups ls", "client groups ls --wide", "client groups ls -o json")}
+STATE is the newest graph's state, then what else holds: tasks waiting (for a rollout bound or a
+promote gate), deleting, crash loop. --group does not apply: every group is listed.
+`,
+    )
+    .action(run((context, command) => groupsList(context, command.opts())));
+
+  program
+    .command("status")
+    .summary("show the group in detail: its nodes, its graph, what waits and why")
+    .description(
+      "show the group (--group) in more detail than groups ls: its spec and template, its nodes counted against the spec, its newest graph and how far it got, the tasks that wait and why, its crash loop and its deletion; a group that does not exist is not found (exit 5)",
+    )
+    .addHelpText(
+      "after",
+      `${example("client status", "client --group web status -o json")}
+With -o json it prints the GetGroup response.
+`,
+    )
+    .action(run((context) => groupStatus(context)));
 
   const tasks = program
     .command("tasks")

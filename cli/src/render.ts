@@ -104,11 +104,19 @@ export function currentText(current: readonly VersionCount[]): string {
 /**
  * `group default: revision 4, 3 × v1 → 3 × v2 (max surge 0, max unavailable 1)`, with the
  * failure policy, deadlines and reservations after the surge and unavailability when they
- * are not the defaults.
+ * are not the defaults. An update that makes a group (its first revision; a dry run based on
+ * none) says so: `group web: creating the group, revision 1, 0 nodes → 3 × v1 (…)`, so that a
+ * misspelt --group is seen before the nodes start.
  */
 export function updateHeader(response: SetSpecResponse, dryRun: boolean): string {
   const spec = response.spec;
-  const revision = dryRun ? `dry run, based on revision ${response.revision}` : `revision ${response.revision}`;
+  const revision = dryRun
+    ? response.created
+      ? "dry run, would create the group"
+      : `dry run, based on revision ${response.revision}`
+    : response.created
+      ? `creating the group, revision ${response.revision}`
+      : `revision ${response.revision}`;
   const strategy = spec ? ` (${headerStrategyText(spec)})` : "";
   return `group ${response.group}: ${revision}, ${currentText(response.current)} → ${specText(spec)}${strategy}`;
 }

@@ -14,7 +14,7 @@ describe("booleans from the environment", () => {
 
   test("reads DROVER_TLS=false, 0 and empty as off: a plaintext server answers", async () => {
     for (const value of ["false", "0", "", "False"]) {
-      const result = await server.client(["nodes", "ls"], { DROVER_TLS: value });
+      const result = await server.client(["groups", "ls"], { DROVER_TLS: value });
       assert.equal(result.code, 0, `DROVER_TLS=${JSON.stringify(value)}: ${result.stderr}`);
     }
   });

@@ -43,7 +43,7 @@ describe("the client speaking the wrong protocol to a running server", () => {
     });
     // Ready once a client that trusts the certificate gets an answer.
     for (let attempt = 0; ; attempt++) {
-      const ready = await runClient(["--server", `localhost:${tlsPort}`, "--tls-ca", cert, "--token-file", join(dir, "data", "token"), "nodes", "ls"]);
+      const ready = await runClient(["--server", `localhost:${tlsPort}`, "--tls-ca", cert, "--token-file", join(dir, "data", "token"), "groups", "ls"]);
       if (ready.code === 0) break;
       if (attempt === 100) throw new Error(`the TLS server did not answer: ${ready.stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 100));

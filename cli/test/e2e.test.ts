@@ -88,7 +88,7 @@ describe("the client against a fast server", () => {
       const result = await server.client([...group, "update", "3", "1"]);
       assertSucceeded(result);
       assert.equal(result.stderr, "");
-      assert.equal(lines(result.stdout)[0], "group life: revision 1, 0 nodes → 3 × v1 (max surge 0, max unavailable 1)");
+      assert.equal(lines(result.stdout)[0], "group life: creating the group, revision 1, 0 nodes → 3 × v1 (max surge 0, max unavailable 1)");
       assert.deepEqual(tableRows(result.stdout, "TASK GRAPH SPEC"), [
         ["0", "-", "start_node version=1"],
         ["1", "-", "start_node version=1"],
@@ -341,7 +341,7 @@ describe("the client against a fast server", () => {
       { args: ["update", "1", "1", "--expect-revision", "x"], code: 2, names: ['expect revision "x"'] },
       { args: ["rollback", "0"], code: 2, names: ['revision "0"'] },
       { args: ["history", "--limit", "1001"], code: 2, names: ['limit "1001"'] },
-      { args: ["--group", "never-updated", "rollback"], code: 5, names: ["never-updated", "no revisions"] },
+      { args: ["--group", "never-updated", "rollback"], code: 5, names: ["group never-updated does not exist"] },
       { args: ["graphs", "pause", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], code: 5, names: ["01ARZ3NDEKTSV4RRFFQ69G5FAV"] },
       { args: ["graphs", "resume", "nope"], code: 2, names: ['"nope"'] },
     ];
@@ -376,16 +376,16 @@ describe("the client against a fast server", () => {
     });
 
     test("a wrong token is refused with exit 4 and a line saying how to supply one; no token is needed as the same user", async () => {
-      const wrong = await server.client(["nodes", "ls"], { DROVER_TOKEN: "not-the-token" });
+      const wrong = await server.client(["groups", "ls"], { DROVER_TOKEN: "not-the-token" });
       assert.equal(wrong.code, 4);
       assert.equal(lines(wrong.stderr).length, 1, wrong.stderr);
       assert.match(wrong.stderr, /^client: wrong token: server \S+ refused the token from DROVER_TOKEN; its token is the file 'token' in its data dir: pass it with --token-file <data dir>\/token \(or set DROVER_TOKEN_FILE\)$/m);
-      const noCredentials = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere") });
+      const noCredentials = await server.client(["groups", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere") });
       assert.equal(noCredentials.code, 4);
       assert.match(noCredentials.stderr, /^client: missing token/);
-      const fromFile = await server.client(["nodes", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere"), DROVER_TOKEN_FILE: join(server.dataDir, "token") });
+      const fromFile = await server.client(["groups", "ls"], { XDG_CONFIG_HOME: join(server.dataDir, "elsewhere"), DROVER_TOKEN_FILE: join(server.dataDir, "token") });
       assert.equal(fromFile.code, 0, fromFile.stderr);
-      const recorded = await server.client(["nodes", "ls"]);
+      const recorded = await server.client(["groups", "ls"]);
       assert.equal(recorded.code, 0, recorded.stderr);
       const plaintext = await runClient(["--server", "192.0.2.1:8888", "nodes", "ls"], { DROVER_TOKEN: "secret" });
       assert.equal(plaintext.code, 2);
@@ -490,7 +490,8 @@ describe("the client against a slow server", () => {
     // Wait until the first graph runs, then replace it.
     for (let tries = 0; ; tries++) {
       const graphs = await server.client([...group, "graphs", "ls", "-o", "json"]);
-      if (JSON.parse(graphs.stdout).graphs.some((graph: any) => graph.state === "GRAPH_STATE_RUNNING")) break;
+      // Until the update is stored, the group does not exist (exit 5).
+      if (graphs.code === 0 && JSON.parse(graphs.stdout).graphs.some((graph: any) => graph.state === "GRAPH_STATE_RUNNING")) break;
       assert.ok(tries < 200, "the first graph never ran");
       await new Promise((resolve) => setTimeout(resolve, 25));
     }

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DroverServiceDefinition } from "@drover/shared";
-import { createChannel, createClient, Metadata } from "nice-grpc";
+import { ClientError, createChannel, createClient, Metadata, Status } from "nice-grpc";
 
 /** The repository's root: this file runs from cli/dist/test/. */
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -186,7 +186,10 @@ async function waitUntilServing(address: string, dataDir: string, child: ChildPr
       try {
         const token = (await readFile(join(dataDir, "token"), "utf8")).trim();
         const client = createClient(DroverServiceDefinition, channel, { "*": { metadata: Metadata({ authorization: `Bearer ${token}` }) } });
-        await client.listNodes({ group: "default" }, { signal: AbortSignal.timeout(1_000) });
+        // Any answer of the service will do: a group that does not exist yet is NOT_FOUND.
+        await client.listNodes({ group: "default" }, { signal: AbortSignal.timeout(1_000) }).catch((error: unknown) => {
+          if (!(error instanceof ClientError && error.code === Status.NOT_FOUND)) throw error;
+        });
         // The client finds the token in the credentials file, written once the server listens.
         await readFile(join(dataDir, "config", "drover", "credentials.json"), "utf8");
         return;

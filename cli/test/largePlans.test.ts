@@ -55,7 +55,7 @@ describe("plans too large to list", () => {
     const result = await measuredClient(server, ["--group", "huge", "update", "100000", "2", "--dry-run"]);
     assertExit(result, 0);
     assert.deepEqual(lines(result.stdout), [
-      "group huge: dry run, based on revision 0, 0 nodes → 100000 × v2 (max surge 0, max unavailable 1)",
+      "group huge: dry run, would create the group, 0 nodes → 100000 × v2 (max surge 0, max unavailable 1)",
       "min available 0, max alive 100000, no history to estimate its duration",
       "",
       "TASK GRAPH SPEC: 100,001 tasks in 2 steps (--full lists every task)",

@@ -66,7 +66,8 @@ describe("the client's paper cuts, against a server with the mock driver", () =>
     test("a stray argument is a usage error on every command, and update 3 2 extra applies nothing", async () => {
       const extra = await server.client(["--group", "stray", "update", "3", "2", "extra"]);
       assertOneLineError(extra, 2, 'unexpected argument "extra"', "update takes <count> <version>", "client update --help");
-      assert.deepEqual((await json(server, ["--group", "stray", "history"])).revisions, [], "nothing was stored");
+      // Nothing was stored: the group was never made.
+      assertOneLineError(await server.client(["--group", "stray", "history"]), 5, "group stray does not exist");
       const cases = [
         ["nodes", "ls", "x"],
         ["nodes", "logs", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x"],
@@ -217,7 +218,7 @@ describe("shell completion", () => {
     return offered.split("\n").filter((word) => word !== "");
   }
 
-  test("client completion bash prints a script bash accepts; completing 'client gr' offers graphs and group, and so on down the tree", { skip: !has("bash") && "needs bash" }, async (t) => {
+  test("client completion bash prints a script bash accepts; completing 'client gr' offers graphs, group and groups, and so on down the tree", { skip: !has("bash") && "needs bash" }, async (t) => {
     const result = await runClient(["completion", "bash"]);
     assertExit(result, 0);
     const script = join(mkdtempSync(join(tmpdir(), "drover-completion-")), "client.bash");
@@ -225,7 +226,7 @@ describe("shell completion", () => {
     writeFileSync(script, result.stdout);
     execFileSync("bash", ["-n", script]);
     assert.match(execFileSync("bash", ["-c", 'source "$1"; complete -p client', "bash", script], { encoding: "utf8" }), /^complete -F _client_completion client$/m);
-    assert.deepEqual(bashOffers(script, ["client", "gr"]), ["group", "graphs"]);
+    assert.deepEqual(bashOffers(script, ["client", "gr"]), ["group", "groups", "graphs"]);
     assert.deepEqual(bashOffers(script, ["client", "--group", "web", "nodes", "l"]), ["ls", "logs"], "a global option's value is not a command");
     assert.deepEqual(bashOffers(script, ["client", "nodes", "logs", "--ti"]), ["--timestamps"]);
     assert.deepEqual(bashOffers(script, ["client", "-o", ""]), ["table", "json"]);

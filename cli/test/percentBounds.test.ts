@@ -18,7 +18,7 @@ describe("max surge and max unavailable as percents of count", () => {
     const group = ["--group", "percent"];
     const first = await server.client([...group, "update", "10", "1", "--max-surge", "25%", "--max-unavailable", "25%"]);
     assertExit(first, 0);
-    assert.equal(lines(first.stdout)[0], "group percent: revision 1, 0 nodes → 10 × v1 (max surge 25% (3), max unavailable 25% (2))");
+    assert.equal(lines(first.stdout)[0], "group percent: creating the group, revision 1, 0 nodes → 10 × v1 (max surge 25% (3), max unavailable 25% (2))");
 
     const second = await server.client([...group, "update", "10", "2", "--max-surge", "25%", "--max-unavailable", "25%"]);
     assertExit(second, 0);
@@ -42,7 +42,7 @@ describe("max surge and max unavailable as percents of count", () => {
   test("percents that both round to 0 leave one node unavailable, as Kubernetes does", async () => {
     const result = await server.client(["--group", "small", "update", "3", "1", "--max-surge", "0%", "--max-unavailable", "25%", "--dry-run"]);
     assertExit(result, 0);
-    assert.equal(lines(result.stdout)[0], "group small: dry run, based on revision 0, 0 nodes → 3 × v1 (max surge 0% (0), max unavailable 25% (1))");
+    assert.equal(lines(result.stdout)[0], "group small: dry run, would create the group, 0 nodes → 3 × v1 (max surge 0% (0), max unavailable 25% (1))");
   });
 
   test("a percent above 100%, a fraction, and both bounds 0 in any form are usage errors", async () => {

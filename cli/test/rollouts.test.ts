@@ -91,7 +91,7 @@ describe("the client against a slow server, changing rollouts under way", () => 
     // The updates may reach the server in any order; the revision each got says which came last.
     const stored = results.map((result) => {
       assertExit(result, 0);
-      const match = /^group rapid: revision (\d+), .* → (\d+) × v(\d+) /m.exec(result.stdout);
+      const match = /^group rapid: (?:creating the group, )?revision (\d+), .* → (\d+) × v(\d+) /m.exec(result.stdout);
       assert.ok(match, result.stdout);
       return { revision: Number(match[1]), count: Number(match[2]), version: Number(match[3]) };
     });

@@ -85,8 +85,8 @@ describe("canary and promote, through the client", () => {
     assertOneLineError(await server.client(["graphs", "promote", graphId]), 1, graphId, "succeeded");
   });
 
-  test("graphs promote of a group without graphs exits 5, and of a bad id exits 2", async () => {
-    assertOneLineError(await server.client(["--group", "nothing", "graphs", "promote"]), 5, "group nothing has no graphs yet");
+  test("graphs promote of a group that does not exist exits 5, and of a bad id exits 2", async () => {
+    assertOneLineError(await server.client(["--group", "nothing", "graphs", "promote"]), 5, "group nothing does not exist");
     assertOneLineError(await server.client(["graphs", "promote", "latest"]), 2, 'graph id "latest" is invalid');
   });
 });

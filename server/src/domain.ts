@@ -59,10 +59,11 @@ export type FailurePolicy = (typeof FailurePolicy)[keyof typeof FailurePolicy];
 
 /**
  * Why a revision exists: a user's new spec (`scale` when only its count changed), a user's
- * rollback, the failure policy's rollback, or an operation on one node that changes the count
- * (`nodes stop`, `nodes clone`).
+ * rollback, the failure policy's rollback, an operation on one node that changes the count
+ * (`nodes stop`, `nodes clone`), or a group's deletion (the revision that scales it to 0
+ * before it is forgotten).
  */
-export const RevisionReason = { update: "update", scale: "scale", rollback: "rollback", autoRollback: "auto_rollback", stop: "stop", clone: "clone" } as const;
+export const RevisionReason = { update: "update", scale: "scale", rollback: "rollback", autoRollback: "auto_rollback", stop: "stop", clone: "clone", delete: "delete" } as const;
 export type RevisionReason = (typeof RevisionReason)[keyof typeof RevisionReason];
 
 /**

@@ -26,6 +26,13 @@ export class GraphNotFoundError extends NotFoundError {
   }
 }
 
+/** A group that has no spec: it was never updated, or it was deleted. */
+export class GroupNotFoundError extends NotFoundError {
+  constructor(readonly group: string) {
+    super(`group ${group} does not exist: list groups with 'client groups ls'`);
+  }
+}
+
 export class FailedPreconditionError extends DroverError {
   readonly kind = "failed_precondition";
 }

@@ -114,7 +114,7 @@ describe("the gRPC API of a real server", () => {
     await expectStatus(client.setSpec({ group: "Not_A_Name", count: 1, version: 1 }), Status.INVALID_ARGUMENT, /group "Not_A_Name" is invalid/);
     await expectStatus(client.getGraph({ graphId: "nope" }), Status.INVALID_ARGUMENT, /graph id "nope" is invalid/);
     await expectStatus(client.getGraph({ graphId: "01ARZ3NDEKTSV4RRFFQ69G5FAV" }), Status.NOT_FOUND, /not found/);
-    await expectStatus(collect(client.watchGraph({ group: "never-used" })), Status.NOT_FOUND, /has no graphs yet/);
+    await expectStatus(collect(client.watchGraph({ group: "never-used" })), Status.NOT_FOUND, /^group never-used does not exist: list groups with 'client groups ls'$/);
     await expectStatus(client.listGraphs({ limit: 5000 }), Status.INVALID_ARGUMENT, /limit 5000/);
   });
 

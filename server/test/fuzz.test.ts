@@ -35,7 +35,7 @@ import {
   type Spec as ApiSpec,
 } from "@drover/shared";
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
-import { drain, eventually, startTestServer, type TestServer } from "./support.js";
+import { drain, eventually, startTestServer, type TestServer, unlessNotFound } from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // The service, as the fuzzer sees it
@@ -62,6 +62,9 @@ const RPCS = [
   "nodeLogs",
   "promoteGraph",
   "describeNode",
+  "listGroups",
+  "getGroup",
+  "deleteGroup",
 ] as const;
 type Rpc = (typeof RPCS)[number];
 const STREAMING = new Set<Rpc>(["watchNodes", "watchGraph", "nodeLogs"]);
@@ -328,7 +331,11 @@ function oracle(rpc: Rpc, r: Record<string, any>, known: Knowledge | undefined):
     case "watchNodes":
     case "rollback":
     case "getTemplate":
+    case "getGroup":
+    case "deleteGroup":
       if (!groupOk()) problems.push("group");
+      break;
+    case "listGroups":
       break;
     case "watchGraph":
       if (!groupOk() || (r.graphId !== "" && idReference(r.graphId).kind === "invalid")) problems.push("group or graph id");
@@ -379,6 +386,15 @@ function oracle(rpc: Rpc, r: Record<string, any>, known: Knowledge | undefined):
       return { invalid: false, allowed: ["OK", ...(known.reserving(groupOf(r.group)) ? ["RESOURCE_EXHAUSTED"] : [])] };
     case "watchGraph":
       return { invalid: false, allowed: r.graphId === "" ? ["OK", "NOT_FOUND"] : byGraph(["OK"]) };
+    // A group that does not exist (never updated, a refused first update) is not found.
+    case "listNodes":
+    case "listGraphs":
+    case "listRevisions":
+    case "getGroup":
+      return { invalid: false, allowed: ["OK", "NOT_FOUND"] };
+    case "deleteGroup":
+      // Only ever asked of ghost groups, which never have a spec: deleting a modelled group would end its history.
+      return { invalid: false, allowed: ["NOT_FOUND"] };
     case "getGraph":
       return { invalid: false, allowed: byGraph(["OK"]) };
     case "cancelGraph":
@@ -812,6 +828,9 @@ const typedOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: op("nodeLogs", fc.record({ nodeId: idRef("node"), follow: fc.boolean(), tailBytes: u32 })) },
   { weight: 1, arbitrary: op("promoteGraph", fc.record({ graphId: idRef("graph") })) },
   { weight: 1, arbitrary: op("describeNode", fc.record({ nodeId: idRef("node") })) },
+  { weight: 1, arbitrary: op("listGroups", fc.constant({})) },
+  { weight: 1, arbitrary: op("getGroup", fc.record({ group: anyGroup })) },
+  { weight: 1, arbitrary: op("deleteGroup", fc.record({ group: fc.oneof(ghostGroup, badGroup) })) },
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1237,6 +1256,18 @@ function absorb(model: Model, rpc: Rpc, seen: Record<string, any>, response: any
       for (const node of response?.snapshot ?? []) model.learnNode(node.id);
       check((response?.snapshot ?? []).every((node: any) => node.group === group), "a node of another group");
       break;
+    case "listGroups": {
+      const names: string[] = response.groups.map((status: any) => status.group);
+      check(names.every((name, i) => i === 0 || names[i - 1]! < name), "groups not by name");
+      check(names.every((name) => !GHOST_GROUPS.includes(name)), "a ghost group is listed");
+      for (const status of response.groups) if (status.graph) model.learnGraph(status.graph.id, status.graph);
+      break;
+    }
+    case "getGroup":
+      check(response.group?.group === group, "another group");
+      if (response.group?.graph) model.learnGraph(response.group.graph.id, response.group.graph);
+      check(response.waiting.every((task: any) => task.state === TaskState.TASK_STATE_PENDING && task.waiting !== ""), "a task that does not wait");
+      break;
     case "listGraphs":
       for (const graph of response.graphs) model.learnGraph(graph.id, graph);
       check(response.graphs.length <= (seen.limit || 20), "more graphs than the limit");
@@ -1630,8 +1661,8 @@ describe("fuzzing the gRPC API of a real server", () => {
     const refresh = async () => {
       for (const group of MODEL_GROUPS) {
         harnessCalls += 2;
-        for (const node of (await s.client.listNodes({ group, all: true })).nodes) model.learnNode(node.id);
-        for (const graph of (await s.client.listGraphs({ group, limit: 10 })).graphs) model.learnGraph(graph.id);
+        for (const node of (await unlessNotFound(s.client.listNodes({ group, all: true })))?.nodes ?? []) model.learnNode(node.id);
+        for (const graph of (await unlessNotFound(s.client.listGraphs({ group, limit: 10 })))?.graphs ?? []) model.learnGraph(graph.id);
       }
     };
 
@@ -1722,7 +1753,7 @@ describe("fuzzing the gRPC API of a real server", () => {
       let unsettled = false;
       for (const group of MODEL_GROUPS) {
         harnessCalls++;
-        const { graphs } = await s.client.listGraphs({ group, limit: 1000 });
+        const graphs = (await unlessNotFound(s.client.listGraphs({ group, limit: 1000 })))?.graphs ?? [];
         for (const graph of graphs) {
           if (graph.state !== GraphState.GRAPH_STATE_PENDING && graph.state !== GraphState.GRAPH_STATE_RUNNING) continue;
           unsettled = true;
@@ -1742,9 +1773,12 @@ describe("fuzzing the gRPC API of a real server", () => {
     const stored = new Tally();
     for (const group of [...MODEL_GROUPS, ...GHOST_GROUPS]) {
       harnessCalls += 4;
-      const revisions = (await s.client.listRevisions({ group, limit: 1000 })).revisions;
-      const graphs = (await s.client.listGraphs({ group, limit: 1000 })).graphs;
-      const nodes = await s.client.listNodes({ group, all: true });
+      // A group with no revision does not exist: its reads are NOT_FOUND, and it has nothing.
+      const listed = await unlessNotFound(s.client.listNodes({ group, all: true }));
+      const revisions = (await unlessNotFound(s.client.listRevisions({ group, limit: 1000 })))?.revisions ?? [];
+      const graphs = (await unlessNotFound(s.client.listGraphs({ group, limit: 1000 })))?.graphs ?? [];
+      const nodes = listed ?? { nodes: [], revision: 0, spec: undefined };
+      check((listed === undefined) === (revisions.length === 0), `${group}: it has ${revisions.length} revisions, yet its nodes are ${listed ? "listed" : "not found"}`);
       const template = await s.client.getTemplate({ group });
       const latest = revisions[0]?.revision ?? 0;
       // The group's template: its current revision's (none: the server's default), or else the last one kept for its first update.
@@ -1992,7 +2026,8 @@ describe("fuzzing the gRPC API of a real server", () => {
       for (const [what, bytes, allowed] of [
         ["8 MiB of zeros", Buffer.alloc(8 * limit / 4), ["RESOURCE_EXHAUSTED"]],
         ["4 MiB + 1 byte", Buffer.concat([atLimit, Buffer.from([0])]), ["RESOURCE_EXHAUSTED"]],
-        ["exactly 4 MiB", atLimit, ["INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"]],
+        // ListGroups takes no field: field 1 is unknown, and ignored.
+        ["exactly 4 MiB", atLimit, method.rpc === "listGroups" ? ["OK", "RESOURCE_EXHAUSTED"] : ["INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"]],
       ] as const) {
         const outcome = await rawCall(shared, method.path, method.streaming, bytes, { answerMs: 5_000 });
         tally.add(`${method.rpc} (${what})`, outcome.code);
@@ -2046,7 +2081,8 @@ describe("fuzzing the gRPC API of a real server", () => {
       const { code, details } = await bad;
       assert.deepEqual(
         { bad: code, other: other.code },
-        { bad: "INVALID_ARGUMENT", other: "OK" },
+        // Group web does not exist: answered, NOT_FOUND.
+        { bad: "INVALID_ARGUMENT", other: "NOT_FOUND" },
         `ListNodes {group: 100,000 × "A"} → ${code} ${details ?? ""}; ListNodes {group: "web"} on the same connection meanwhile → ${other.code}`,
       );
     },
@@ -2064,8 +2100,8 @@ describe("fuzzing the gRPC API of a real server", () => {
     assert.equal(watch.details, "after_sequence 9007199254740992 is invalid: it must be at most 9007199254740991 (2^53 - 1)");
     const rollback = await unary((signal) => s.client.rollback({ group: "web", revision: 2 ** 60 }, { signal }), { answerMs: 5_000 });
     assert.deepEqual([rollback.code, rollback.details], ["INVALID_ARGUMENT", "revision 1152921504606846976 is invalid: it must be at most 9007199254740991 (2^53 - 1)"]);
-    // Nothing was stored on the way.
-    assert.deepEqual((await s.client.listRevisions({ group: "web" })).revisions, []);
+    // Nothing was stored on the way: the group does not exist.
+    assert.equal(await unlessNotFound(s.client.listRevisions({ group: "web" })), undefined);
   });
 
   it("refuses a template env name longer than any field may be", async (t) => {

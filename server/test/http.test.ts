@@ -113,7 +113,8 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     await expectError(await call("/v1/groups/locked/spec", { token: null, body: { count: 1, version: 1 } }), 401, "UNAUTHENTICATED");
     await expectError(await call("/v1/groups/locked/graphs/latest/events", { token: "wrong" }), 401, "UNAUTHENTICATED");
     await expectError(await call("/v1/no/such/route", { token: null }), 401, "UNAUTHENTICATED");
-    assert.deepEqual(await (await call("/v1/groups/locked/revisions")).json(), {}, "nothing was changed by refused requests");
+    // Nothing was changed by refused requests: the group does not exist.
+    await expectError(await call("/v1/groups/locked/revisions"), 404, "NOT_FOUND", /group locked does not exist/);
   });
 
   it("updates a group and streams its graph to the end, as JSON lines and as server-sent events", async () => {
@@ -262,7 +263,7 @@ describe("the HTTP/JSON API", { timeout: 60_000 }, () => {
     // Things that are not there.
     await expectError(await call("/v1/graphs/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "NOT_FOUND", /graph 01ARZ3NDEKTSV4RRFFQ69G5FAV not found/);
     await expectError(await call("/v1/graphs/01ARZ3NDEKTSV4RRFFQ69G5FAV/events"), 404, "NOT_FOUND", /not found/);
-    await expectError(await call("/v1/groups/empty/graphs/latest/events", { headers: { accept: "text/event-stream" } }), 404, "NOT_FOUND", /has no graphs yet/);
+    await expectError(await call("/v1/groups/empty/graphs/latest/events", { headers: { accept: "text/event-stream" } }), 404, "NOT_FOUND", /group empty does not exist/);
     await expectError(await call("/v1/nodes/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "NOT_FOUND", /node .* not found/);
     await expectError(await call("/v1/graphs/01ARZ3NDEKTSV4RRFFQ69G5FAV:cancel", { method: "POST" }), 404, "NOT_FOUND");
     await expectError(await call("/v1/graphs/01ARZ3NDEKTSV4RRFFQ69G5FAV:explode", { method: "POST" }), 404, "NOT_FOUND", /no route POST/);
@@ -499,7 +500,7 @@ describe("the HTTP API's lifecycle", { timeout: 30_000 }, () => {
     const get = (token: string | undefined) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
         const request = httpsRequest(
-          { host: "localhost", port: server.httpPort, path: "/v1/groups/default/nodes", ca: readFileSync(cert), headers: token ? { authorization: `Bearer ${token}` } : {} },
+          { host: "localhost", port: server.httpPort, path: "/v1/groups", ca: readFileSync(cert), headers: token ? { authorization: `Bearer ${token}` } : {} },
           (response) => {
             let body = "";
             response.setEncoding("utf8").on("data", (chunk) => (body += chunk));
@@ -508,7 +509,7 @@ describe("the HTTP API's lifecycle", { timeout: 30_000 }, () => {
         );
         request.on("error", reject).end();
       });
-    assert.deepEqual(await get(TOKEN), { status: 200, body: '{"revision":0}' });
+    assert.deepEqual(await get(TOKEN), { status: 200, body: "{}" });
     assert.equal((await get(undefined)).status, 401);
     await assert.rejects(fetch(`http://127.0.0.1:${server.httpPort}/v1/groups/default/nodes`), "plaintext is not served");
   });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DroverServiceDefinition, HealthCheckType, type NodeTemplate } from "@drover/shared";
-import { createChannel, createClient, Metadata } from "nice-grpc";
+import { ClientError, createChannel, createClient, Metadata, Status } from "nice-grpc";
 import { outputText } from "../src/drivers/logRecords.js";
 
 /** Helpers for tests that run the real server program as a child process. */
@@ -63,7 +63,10 @@ export async function waitUntilServing(port: number, dataDir: string) {
       const client = createClient(DroverServiceDefinition, createChannel(`127.0.0.1:${port}`), {
         "*": { metadata: Metadata({ authorization: `Bearer ${token}` }) },
       });
-      await client.listNodes({}, { signal: AbortSignal.timeout(1000) });
+      // Any answer of the service will do: a group that does not exist yet is NOT_FOUND.
+      await client.listNodes({}, { signal: AbortSignal.timeout(1000) }).catch((error: unknown) => {
+        if (!(error instanceof ClientError && error.code === Status.NOT_FOUND)) throw error;
+      });
       return client;
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 50));

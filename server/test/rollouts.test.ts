@@ -63,7 +63,7 @@ describe("rollouts", { timeout: 60_000 }, () => {
     assert.equal(latest.reason, RevisionReason.REVISION_REASON_ROLLBACK);
     assert.equal(latest.restores, 1);
     await expectStatus(client.rollback({ revision: 9 }), Status.NOT_FOUND, /revision 9 of group default not found/);
-    await expectStatus(client.rollback({ group: "empty" }), Status.NOT_FOUND, /has no revisions/);
+    await expectStatus(client.rollback({ group: "empty" }), Status.NOT_FOUND, /group empty does not exist/);
   });
 
   it("pauses a graph so that no task starts, and resumes it to the end", async (t) => {

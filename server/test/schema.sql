@@ -58,6 +58,14 @@ CREATE TABLE "graphs" (
   FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
 ) WITHOUT ROWID;
 
+CREATE TABLE group_deletions (
+  group_name TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  requested_at INTEGER NOT NULL,
+  PRIMARY KEY (group_name, revision),
+  FOREIGN KEY (group_name, revision) REFERENCES spec_revisions (group_name, revision)
+) WITHOUT ROWID;
+
 CREATE TABLE group_templates (
   group_name TEXT PRIMARY KEY,
   template TEXT NOT NULL,

@@ -43,8 +43,9 @@ describe("security and the API's edges", { timeout: 60_000 }, () => {
     await expectStatus(anonymous.listNodes({}, { metadata: Metadata({ authorization: token }) }), Status.UNAUTHENTICATED, /wrong token/);
     await expectStatus(drain(anonymous.watchGraph({})), Status.UNAUTHENTICATED);
     await expectStatus(anonymous.setSpec({ count: 1, version: 1 }), Status.UNAUTHENTICATED);
-    assert.equal((await client.listRevisions({})).revisions.length, 0, "nothing was changed by refused calls");
-    assert.equal((await anonymous.listNodes({}, bearer(token))).nodes.length, 0);
+    // Nothing was changed by refused calls: the group was never made.
+    await expectStatus(client.listRevisions({}), Status.NOT_FOUND, /group default does not exist/);
+    assert.deepEqual((await anonymous.listGroups({}, bearer(token))).groups, []);
 
     // The health service answers anyone, as a load balancer's probe needs.
     const health = createClient(HealthDefinition, createChannel(`127.0.0.1:${port}`));
@@ -78,7 +79,7 @@ describe("security and the API's edges", { timeout: 60_000 }, () => {
     await eventually(async () => (statSync(join(dir, "token"), { throwIfNoEntry: false }) ? true : undefined), "the token exists");
     const token = readFileSync(join(dir, "token"), "utf8").trim();
     const secure = createClient(DroverServiceDefinition, createChannel(`localhost:${port}`, ChannelCredentials.createSsl(readFileSync(cert))));
-    await eventually(async () => secure.listNodes({}, bearer(token)).then(() => true, () => undefined), "the TLS server answers");
+    await eventually(async () => secure.listGroups({}, bearer(token)).then(() => true, () => undefined), "the TLS server answers");
     await expectStatus(secure.listNodes({}, bearer("wrong")), Status.UNAUTHENTICATED, /wrong token/);
     await expectStatus(secure.listNodes({}), Status.UNAUTHENTICATED, /missing token/);
     const plaintext = createClient(DroverServiceDefinition, createChannel(`127.0.0.1:${port}`));

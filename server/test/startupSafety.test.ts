@@ -177,7 +177,8 @@ describe("faults found at start", { timeout: 120_000 }, () => {
       truncateSync(join(dir, DATABASE_FILE), 0);
 
       const fresh = await serve(dir, [...flags, "--force-new-database", "--stop-unknown-processes"]);
-      assert.equal((await fresh.client.listNodes({ group: "web" })).nodes.length, 0, "the new database knows no node");
+      // The new database knows no node: not even the group.
+      await expectStatus(fresh.client.listNodes({ group: "web" }), Status.NOT_FOUND, /group web does not exist/);
       const freshLog = logLines((await fresh.stop()).stdout);
       assert.ok(freshLog.some((line) => /made a new, empty database in a data dir used before/.test(line.msg)));
       assert.ok(freshLog.some((line) => /not stopping unknown node processes on the database's first start/.test(line.msg)));
@@ -222,7 +223,8 @@ describe("faults found at start", { timeout: 120_000 }, () => {
       );
       for (const suffix of ["-wal", "-shm"]) renameSync(`${database}${suffix}`, join(dir, `moved${suffix}`));
       const fresh = await serve(dir, ["--force-new-database"]);
-      assert.deepEqual((await fresh.client.listRevisions({ group: "web" })).revisions, [], "a new database");
+      // A new database: the group does not exist.
+      await expectStatus(fresh.client.listRevisions({ group: "web" }), Status.NOT_FOUND, /group web does not exist/);
       await fresh.stop();
     });
 
@@ -530,7 +532,7 @@ describe("faults found at start", { timeout: 120_000 }, () => {
         const { child } = startServer(["--data-dir", dir, "--listen", `127.0.0.1:${port}`], { DROVER_INSECURE_NO_AUTH: value });
         t.after(() => child.kill("SIGKILL"));
         const anonymous = createClient(DroverServiceDefinition, createChannel(`127.0.0.1:${port}`));
-        await eventually(() => anonymous.listNodes({}).then(() => true, () => undefined), `DROVER_INSECURE_NO_AUTH=${value}: a call without a token is served`);
+        await eventually(() => anonymous.listGroups({}).then(() => true, () => undefined), `DROVER_INSECURE_NO_AUTH=${value}: a call without a token is served`);
         assert.ok(!existsSync(join(dir, "token")));
       }
     });

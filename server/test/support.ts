@@ -223,6 +223,16 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
   }
 }
 
+/** What a read of a group answers, or undefined when the group does not exist (NOT_FOUND). */
+export async function unlessNotFound<T>(read: Promise<T>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof ClientError && error.code === Status.NOT_FOUND) return undefined;
+    throw error;
+  }
+}
+
 /** Asserts that a call fails with the gRPC status `code`, and (when given) a message matching `message`. */
 export async function expectStatus(call: Promise<unknown>, code: Status, message?: RegExp): Promise<void> {
   await assert.rejects(call, (error: unknown) => {

@@ -350,7 +350,7 @@ describe("connections", { timeout: 60_000 }, () => {
       Status.RESOURCE_EXHAUSTED,
       /this connection already has 2 watch streams open, the server's limit \(--max-watchers-per-connection\)/,
     );
-    assert.ok(await client.listNodes({ group: "g" }), "calls that do not stream are not counted");
+    assert.ok(await client.listGroups({}), "calls that do not stream are not counted");
     await first.return?.();
     await eventually(async () => {
       const third = client.watchNodes({ group: "g" })[Symbol.asyncIterator]();
@@ -365,13 +365,13 @@ describe("connections", { timeout: 60_000 }, () => {
     const { server, client } = await watchedServer(t, { httpListen: "127.0.0.1:0", handshakeTimeoutMs: 300 });
     const silent = [await rawConnection(server.port), await rawConnection(server.httpPort)];
     // A gRPC client's connection (it calls, then idles) and an HTTP client's (it asks, then idles) stay.
-    await client.listNodes({ group: "g" });
+    await client.listGroups({});
     const keptAlive = await rawConnection(server.httpPort);
-    keptAlive.write("GET /v1/groups/g/nodes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    keptAlive.write("GET /v1/groups HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     for (const socket of silent) assert.equal(await closedWithin(socket, 10_000), true, "a silent connection was closed");
     assert.equal(await closedWithin(keptAlive, 1_000), false, "an HTTP connection that asked is kept");
     keptAlive.destroy();
-    await client.listNodes({ group: "g" });
+    await client.listGroups({});
   });
 
   it("closes a TLS connection that does not complete its handshake in time, and serves TLS clients", async (t) => {
@@ -403,14 +403,14 @@ describe("connections", { timeout: 60_000 }, () => {
       assert.equal(await closedWithin(extra, 5_000), true, "the connection over the limit was closed");
       assert.equal(held.some((socket) => socket.destroyed), false);
       if (port === server.port) {
-        await expectStatus(client.listNodes({ group: "g" }, { signal: AbortSignal.timeout(2_000) }), Status.UNAVAILABLE);
+        await expectStatus(client.listGroups({}, { signal: AbortSignal.timeout(2_000) }), Status.UNAVAILABLE);
       } else {
-        await assert.rejects(fetch(`http://127.0.0.1:${port}/v1/groups/g/nodes`));
+        await assert.rejects(fetch(`http://127.0.0.1:${port}/v1/groups`));
       }
       held.forEach((socket) => socket.destroy());
     }
-    await eventually(() => client.listNodes({ group: "g" }).then(() => true, () => undefined), "the gRPC port serves again");
-    await eventually(async () => ((await fetch(`http://127.0.0.1:${server.httpPort}/v1/groups/g/nodes`).catch(() => undefined))?.status === 200 ? true : undefined), "the HTTP port serves again");
+    await eventually(() => client.listGroups({}).then(() => true, () => undefined), "the gRPC port serves again");
+    await eventually(async () => ((await fetch(`http://127.0.0.1:${server.httpPort}/v1/groups`).catch(() => undefined))?.status === 200 ? true : undefined), "the HTTP port serves again");
     assert.ok((await metric(metricsPort, "drover_connections_closed_total")) >= 2);
   });
 });

@@ -17,6 +17,7 @@
  * `optional` twin on input.
  */
 import {
+  GroupStatus,
   ListNodesResponse,
   type MessageFns,
   SetSpecResponse,
@@ -63,4 +64,5 @@ export const ALWAYS_IN_JSON = {
   /** The revision a client passes back as `expectRevision`, where absent means "no check" and 0 "the group has none yet". */
   ListNodesResponse: keepInJson(ListNodesResponse, ["revision"]),
   SetSpecResponse: keepInJson(SetSpecResponse, ["revision"]),
+  GroupStatus: keepInJson(GroupStatus, ["revision"]),
 } as const;

@@ -10,7 +10,8 @@ import { GraphReason, RevisionReason } from "./gen/drover/v1/drover.js";
  * The words for a graph made for `graphReason` under a revision made for `revisionReason`:
  * - a graph a revision made says why the revision was made: `update`, `scale` (only the count
  *   changed), `rollback to 3`, `auto-rollback to 3` (the failure policy's), `stop` and `clone`
- *   (`nodes stop` and `nodes clone`, each a revision with the count one lower or higher);
+ *   (`nodes stop` and `nodes clone`, each a revision with the count one lower or higher),
+ *   `delete` (`group delete`: the revision that scales the group to 0 before it is forgotten);
  * - a graph made under the revision afterwards says what made it: `repair` (drift, after the
  *   rollout succeeded), `heal` (failed nodes replaced at their own revision while the rollout
  *   does not move on), `restart` (`nodes restart`).
@@ -36,13 +37,15 @@ export function reasonText(graphReason: GraphReason, revisionReason: RevisionRea
       return "stop";
     case RevisionReason.REVISION_REASON_CLONE:
       return "clone";
+    case RevisionReason.REVISION_REASON_DELETE:
+      return "delete";
     default:
       // A user's update, or a server too old to say.
       return "update";
   }
 }
 
-/** Why a revision exists: `update`, `scale`, `rollback to 1`, `auto-rollback to 1`, `stop`, `clone`. */
+/** Why a revision exists: `update`, `scale`, `rollback to 1`, `auto-rollback to 1`, `stop`, `clone`, `delete`. */
 export function revisionReasonText(revision: { reason: RevisionReason; restores: number }): string {
   return reasonText(GraphReason.GRAPH_REASON_UPDATE, revision.reason, revision.restores);
 }

@@ -44,12 +44,19 @@ import {
   type WatchNodesRequest,
   type WatchNodesResponse,
   type CrashLoop,
+  type DeleteGroupRequest,
+  type DeleteGroupResponse,
+  type GetGroupRequest,
+  type GetGroupResponse,
+  type GroupStatus,
+  type ListGroupsRequest,
+  type ListGroupsResponse,
 } from "@drover/shared";
 import type { CrashLoopStatus } from "../reconciler/CrashLoopBackoff.js";
 import { type CallContext, ServerError, Status } from "nice-grpc";
 import type { Event, Node, NodeTemplate } from "../domain.js";
 import { isFinalGraphState, settledText } from "../domain.js";
-import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
+import { EventsCompactedError, FailedPreconditionError, GraphNotFoundError, GroupNotFoundError, InvalidArgumentError, NodeNotFoundError, NotFoundError } from "../errors.js";
 import type { Clock } from "../clock.js";
 import type { Driver } from "../drivers/Driver.js";
 import { readLog } from "./readLog.js";
@@ -59,9 +66,9 @@ import { liveApiEvent } from "./wire.js";
 import type { EventBus, Subscription } from "../events/EventBus.js";
 import type { StreamContext } from "./StreamOutlet.js";
 import type { Reconciler } from "../reconciler/Reconciler.js";
-import type { Store } from "../store/Store.js";
+import type { GroupStatus as StoredGroupStatus, Store } from "../store/Store.js";
 import type { SetSpecResult } from "../reconciler/Reconciler.js";
-import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTemplate } from "./convert.js";
+import { toApiEvent, toApiGraph, toApiNode, toApiNodeStats, toApiRevision, toApiSpec, toApiTask, toApiTemplate } from "./convert.js";
 import {
   optionalRevision,
   requireAllowedCommand,
@@ -92,8 +99,12 @@ function toApiSetSpecResponse(result: SetSpecResult): SetSpecResponse {
     maxAlive: result.preview?.maxAlive ?? 0,
     estimatedDurationMs: result.preview?.estimatedDurationMs ?? 0,
     hasEstimate: result.preview?.estimatedDurationMs !== undefined,
+    created: result.created ?? false,
   };
 }
+
+/** The most waiting tasks GetGroup lists. */
+const WAITING_TASKS_SHOWN = 20;
 
 export interface DroverServiceOptions {
   store: Store;
@@ -154,6 +165,29 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
   async function nodeWithStats(node: Node) {
     const stats = node.state === "stopped" ? undefined : options.driver.stats(node);
     return toApiNode(node, stats && toApiNodeStats(stats, Math.max(0, (await store.startAttempts(node.id)) - 1)));
+  }
+
+  /** Refuses NOT_FOUND a read of a group that has no spec (never updated, or deleted): a misspelt --group is not an empty group. */
+  async function requireExistingGroup(group: string): Promise<void> {
+    if (!(await store.getGroupSpec(group))) throw new GroupNotFoundError(group);
+  }
+
+  function toApiGroupStatus(status: StoredGroupStatus): GroupStatus {
+    return {
+      group: status.group,
+      revision: status.revision,
+      spec: toApiSpec(status.spec),
+      total: status.nodes.total,
+      upToDate: status.nodes.upToDate,
+      available: status.nodes.available,
+      failed: status.nodes.failed,
+      graph: status.graph && toApiGraph(status.graph),
+      waitingTasks: status.waitingTasks,
+      createdAt: new Date(status.createdAt),
+      updatedAt: new Date(status.updatedAt),
+      deleting: status.deleting,
+      crashLoop: toApiCrashLoop(reconciler.crashLoopOf(status.group)),
+    };
   }
 
   /** The signal a stream's waits are tied to: the client went away, or the server is stopping. */
@@ -227,7 +261,9 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
     async listRevisions(request: ListRevisionsRequest): Promise<DeepPartial<ListRevisionsResponse>> {
       const group = requireGroup(request.group);
-      const revisions = await reconciler.history(group, requireListLimit(request.limit));
+      const limit = requireListLimit(request.limit);
+      await requireExistingGroup(group);
+      const revisions = await reconciler.history(group, limit);
       return { revisions: revisions.map(toApiRevision) };
     },
 
@@ -332,12 +368,13 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async listNodes(request: ListNodesRequest): Promise<ListNodesResponse> {
       const group = requireGroup(request.group);
       const [nodes, current] = await Promise.all([store.listNodes(group, { all: request.all }), store.getGroupSpec(group)]);
+      if (!current) throw new GroupNotFoundError(group);
       const live = nodes.filter((node) => request.all || node.state !== "stopped");
       const withStats = request.wide ? await Promise.all(live.map((node) => nodeWithStats(node))) : live.map((node) => toApiNode(node));
       return {
         nodes: withStats,
-        revision: current?.revision ?? 0,
-        spec: current ? toApiSpec(current.spec) : undefined,
+        revision: current.revision,
+        spec: toApiSpec(current.spec),
         crashLoop: toApiCrashLoop(reconciler.crashLoopOf(group)),
       };
     },
@@ -378,7 +415,9 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
     async listGraphs(request: ListGraphsRequest): Promise<DeepPartial<ListGraphsResponse>> {
       const group = requireGroup(request.group);
-      const graphs = await store.listGraphs(group, requireListLimit(request.limit));
+      const limit = requireListLimit(request.limit);
+      await requireExistingGroup(group);
+      const graphs = await store.listGraphs(group, limit);
       return { graphs: graphs.map((graph) => toApiGraph(graph)) };
     },
 
@@ -394,7 +433,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
       let graphId = request.graphId === "" ? undefined : await graphIdOf(request.graphId);
       if (graphId === undefined) {
         graphId = await store.latestGraphId(group);
-        if (graphId === undefined) throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
+        if (graphId === undefined) {
+          await requireExistingGroup(group);
+          throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
+        }
       }
       const watched = graphId;
       const isGraphEnd = (event: Event) => event.type === "graph" && isFinalGraphState(event.state as never);
@@ -458,6 +500,23 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     async cancelGraph(request: CancelGraphRequest): Promise<DeepPartial<CancelGraphResponse>> {
       const graph = await reconciler.cancel(await graphToSteer(request, "cancel"));
       return { graph: toApiGraph(graph) };
+    },
+
+    async listGroups(_request: ListGroupsRequest): Promise<DeepPartial<ListGroupsResponse>> {
+      return { groups: (await store.listGroupStatuses()).map(toApiGroupStatus) };
+    },
+
+    async getGroup(request: GetGroupRequest): Promise<DeepPartial<GetGroupResponse>> {
+      const group = requireGroup(request.group);
+      const status = await store.getGroupStatus(group);
+      if (!status) throw new GroupNotFoundError(group);
+      const waiting = status.graph && status.waitingTasks > 0 ? await store.waitingTasks(status.graph.id, WAITING_TASKS_SHOWN) : [];
+      return { group: toApiGroupStatus(status), waiting: waiting.map(toApiTask) };
+    },
+
+    async deleteGroup(request: DeleteGroupRequest): Promise<DeepPartial<DeleteGroupResponse>> {
+      const { result, deleted } = await reconciler.deleteGroup(requireGroup(request.group));
+      return { update: result && toApiSetSpecResponse(result), deleted };
     },
   };
 }

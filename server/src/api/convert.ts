@@ -78,6 +78,7 @@ const revisionReasons: Record<RevisionReason, api.RevisionReason> = {
   scale: api.RevisionReason.REVISION_REASON_SCALE,
   stop: api.RevisionReason.REVISION_REASON_STOP,
   clone: api.RevisionReason.REVISION_REASON_CLONE,
+  delete: api.RevisionReason.REVISION_REASON_DELETE,
 };
 
 /** The domain's failure policy for an API value; unspecified means the default, stop. */

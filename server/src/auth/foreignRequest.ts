@@ -21,7 +21,8 @@ import type { IncomingHttpHeaders } from "node:http";
  *   `cross-site` or `same-site` request (another port of localhost is the same site) is a page's.
  *
  * Requests that change something must also say they are JSON (see the HTTP API's routes):
- * a page can only send `text/plain`, form types or none without a preflight.
+ * a page can only send `text/plain`, form types or none without a preflight. A DELETE needs
+ * a preflight whatever it carries, so it needs no content type.
  */
 export interface ForeignRequestRules {
   /** Whether the server speaks TLS: the scheme of its own origin. */

@@ -34,6 +34,9 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * | GET  | /v1/nodes/{id}:describe | DescribeNode (the node and its events) |
  * | GET  | /v1/nodes/{id}/logs?follow=&tailLines=&sinceMs=&timestamps=&tailBytes= | NodeLogs (text stream) |
  * | POST | /v1/nodes/{id}:restart, :stop, :clone, :kill | RestartNode, StopNode, CloneNode, KillNode |
+ * | GET  | /v1/groups | ListGroups |
+ * | GET  | /v1/groups/{group} | GetGroup (with its newest graph's waiting tasks) |
+ * | DELETE | /v1/groups/{group} | DeleteGroup (scales it to 0, then forgets it) |
  * | GET  | /v1/openapi.json | this table as an OpenAPI document (openApi.ts), with each route's schemas |
  *
  * A graph's or node's {id} may be a unique prefix of it, or its short form (`01JDX4…K2M7`).
@@ -42,8 +45,10 @@ import { sendStream, type StreamFormat, type StreamItem, type StreamOptions, wat
  * only reads (`:describe`, an alternative to the plain GET of the node).
  *
  * Every PUT and POST needs `Content-Type: application/json`, with a body or without (415
- * otherwise), and a PATCH that or `application/merge-patch+json`; another method on one of
- * these paths gets 405 with `Allow`. `GET /healthz` (healthz.ts) is the one path outside /v1/.
+ * otherwise), and a PATCH that or `application/merge-patch+json`; a DELETE takes no body, as
+ * curl sends it (a web page cannot send one without a CORS preflight, which is refused);
+ * another method on one of these paths gets 405 with `Allow`. `GET /healthz` (healthz.ts) is
+ * the one path outside /v1/.
  *
  * Responses are the messages' proto JSON, which leaves out zero values, except for the
  * fields whose absence would mean something else when written back (see `alwaysInJson` in
@@ -90,7 +95,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
   }
 
   function unary<Name extends UnaryMethod>(
-    method: "GET" | "PUT" | "POST" | "PATCH",
+    method: "GET" | "PUT" | "POST" | "PATCH" | "DELETE",
     url: string,
     name: Name,
     options: {
@@ -114,7 +119,7 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     app.route({
       method,
       url,
-      ...(method !== "GET" && { onRequest: requireContentType(bodyTypes) }),
+      ...((method === "PUT" || method === "POST" || method === "PATCH") && { onRequest: requireContentType(bodyTypes) }),
       schema: {
         summary: options.summary ?? DroverServiceDefinition.methods[name].name,
         querystring: options.query ?? message({}),
@@ -254,6 +259,10 @@ export function registerRoutes(app: FastifyInstance, support: RouteSupport): voi
     request: ({ params, query }) => ({ ...query, nodeId: params.id }),
     send: (response) => response.text,
   });
+
+  unary("GET", "/v1/groups", "listGroups", { request: () => ({}) });
+  unary("GET", `/v1/groups/:group${ID}`, "getGroup", { request: ({ params }) => ({ group: params.group }) });
+  unary("DELETE", `/v1/groups/:group${ID}`, "deleteGroup", { request: ({ params }) => ({ group: params.group }) });
 
   answerOtherMethods(app, methodsOf);
 }

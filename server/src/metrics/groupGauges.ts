@@ -6,7 +6,7 @@ import type { GroupStatus, Store } from "../store/Store.js";
  * The per-group gauges an alert is written with, in kube-state-metrics' way: each group with a
  * spec is one series per gauge, and its newest graph's state is one series per state, 1 for the
  * state it is in and 0 for the others. They are read at scrape time, all from one store read
- * (`groupStatuses`), so they cost nothing between scrapes and a group that is gone from the
+ * (`listGroupStatuses`, what `groups ls` shows), so they cost nothing between scrapes and a group that is gone from the
  * store is gone from the next scrape.
  *
  * A group has converged when its up-to-date nodes and its available nodes both equal its
@@ -18,7 +18,7 @@ export function registerGroupGauges(registry: Registry, store: Store): void {
   let reading: Promise<GroupStatus[]> | undefined;
   const statuses = (): Promise<GroupStatus[]> => {
     if (!reading) {
-      reading = store.groupStatuses();
+      reading = store.listGroupStatuses();
       const forget = () => setImmediate(() => (reading = undefined));
       reading.then(forget, forget);
     }
@@ -35,14 +35,14 @@ export function registerGroupGauges(registry: Registry, store: Store): void {
         for (const status of await statuses()) this.set({ group: status.group }, value(status));
       },
     });
-  perGroup("drover_group_desired_nodes", "The count of the group's current spec.", (status) => status.count);
-  perGroup("drover_group_desired_version", "The version of the group's current spec.", (status) => status.version);
+  perGroup("drover_group_desired_nodes", "The count of the group's current spec.", (status) => status.spec.count);
+  perGroup("drover_group_desired_version", "The version of the group's current spec.", (status) => status.spec.version);
   perGroup("drover_group_revision", "The group's current spec revision.", (status) => status.revision);
-  perGroup("drover_group_available_nodes", "The group's nodes that serve: running and past min-ready, whatever their version.", (status) => status.availableNodes);
+  perGroup("drover_group_available_nodes", "The group's nodes that serve: running and past min-ready, whatever their version.", (status) => status.nodes.available);
   perGroup(
     "drover_group_up_to_date_nodes",
-    "The group's available nodes that run its current spec's version and template.",
-    (status) => status.upToDateNodes,
+    "The group's nodes up (starting, running or unhealthy) that run its current spec's version and template, as Kubernetes counts UP-TO-DATE.",
+    (status) => status.nodes.upToDate,
   );
   new Gauge({
     name: "drover_group_graph_state",
@@ -52,8 +52,8 @@ export function registerGroupGauges(registry: Registry, store: Store): void {
     async collect() {
       this.reset();
       for (const status of await statuses()) {
-        if (status.graphState === undefined) continue;
-        for (const state of Object.values(GraphState)) this.set({ group: status.group, state }, state === status.graphState ? 1 : 0);
+        if (!status.graph) continue;
+        for (const state of Object.values(GraphState)) this.set({ group: status.group, state }, state === status.graph.state ? 1 : 0);
       }
     },
   });

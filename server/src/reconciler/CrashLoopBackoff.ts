@@ -68,6 +68,11 @@ export class CrashLoopBackoff {
     return loop.restarts;
   }
 
+  /** The group is gone (deleted): its loop with it. */
+  forget(group: string): void {
+    this.groups.delete(group);
+  }
+
   /** The group's loop while it is one: a replacement failed again (two or more), and a failure within the reset window. */
   status(group: string, now: number): CrashLoopStatus | undefined {
     const loop = this.groups.get(group);

@@ -21,6 +21,7 @@ import type { Driver, NodeFailure, NodeHandle, StrayNode } from "../drivers/Driv
 import {
   FailedPreconditionError,
   GraphNotFoundError,
+  GroupNotFoundError,
   NodeNotFoundError,
   NotFoundError,
   ResourceExhaustedError,
@@ -53,6 +54,8 @@ export interface SetSpecResult {
   supersededGraphId?: string;
   /** What the plan can do to the group, before anything runs (absent when there is no plan). */
   preview?: { minAvailable: number; maxAlive: number; estimatedDurationMs?: number };
+  /** The group had no spec: this update makes it (or, in a dry run, would). */
+  created?: boolean;
 }
 
 export interface SetSpecOptions {
@@ -227,7 +230,8 @@ export class Reconciler {
     const now = clock.now();
     const nothingToDo = planned.tasks.length === 0;
     const preview = nothingToDo ? undefined : await this.options.preview?.(group, planning, planned.tasks, spec);
-    if (options.dryRun || (nothingToDo && current && sameSpec(current.spec, spec))) {
+    // A deletion is always stored, even with nothing to do: it is what makes the group go.
+    if (options.dryRun || (nothingToDo && current && sameSpec(current.spec, spec) && options.reason !== "delete")) {
       return {
         group,
         revision: current?.revision ?? 0,
@@ -236,6 +240,7 @@ export class Reconciler {
         graph: nothingToDo ? undefined : draftGraph(group, current?.revision ?? 0, spec, planned.tasks, now),
         supersededGraphId,
         preview,
+        created: !current,
       };
     }
     this.refuseIfShuttingDown();
@@ -259,7 +264,7 @@ export class Reconciler {
     );
     logTemplateChange(logger, group, current?.spec.template, spec.template, { revision: stored.revision, reason });
     if (stored.graph) this.launch(stored.graph, nodes, superseded.runs);
-    return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview };
+    return { group, revision: stored.revision, spec, current: versions, graph: stored.graph, supersededGraphId, preview, created: !current };
   }
 
   /**
@@ -289,7 +294,7 @@ export class Reconciler {
       this.setSpecLocked(
         group,
         async (current) => {
-          if (!current) throw new NotFoundError(`group ${group} has no revisions: there is nothing to roll back to`);
+          if (!current) throw new GroupNotFoundError(group);
           let restored: Revision | undefined;
           if (revision === 0) {
             restored = await store.lastReachedRevision(group, current.revision);
@@ -310,6 +315,50 @@ export class Reconciler {
       ),
     );
     return { result, restores, lastSucceeded: revision === 0 };
+  }
+
+  /**
+   * Deletes a group, as deleting a Deployment does: a new revision (its deletion) scales it to 0,
+   * rolled out like any update (a graph still running is superseded), and once a rollout of that
+   * revision succeeds the group is forgotten in the transaction that records the success (see
+   * settle; a pass forgets a deleting group left with no node, after a restart say). A group
+   * with no node left and nothing running is forgotten at once (`deleted`). A newer revision
+   * before then cancels the deletion, as it supersedes any rollout.
+   */
+  async deleteGroup(group: string): Promise<{ result?: SetSpecResult; deleted: boolean }> {
+    const { store, scheduler } = this.options;
+    return this.groupLocks.run(group, async () => {
+      const current = await store.getGroupSpec(group);
+      if (!current) throw new GroupNotFoundError(group);
+      this.refuseIfShuttingDown();
+      this.options.storage?.refuseNewWork();
+      const idle = scheduler.runsIn(group).length === 0 && (await store.listNodes(group, { all: false })).length === 0;
+      if (idle && (await this.forget(group, current.revision, []))) return { deleted: true };
+      const result = await this.setSpecLocked(
+        group,
+        // A deletion that fails stops for an operator (who deletes again): rolling it back would bring the nodes back.
+        async (now) => ({ spec: { ...now!.spec, count: 0, onFailure: "stop" }, options: { reason: "delete" } }),
+        undefined,
+      );
+      return { result, deleted: false };
+    });
+  }
+
+  /**
+   * Commits `settle` and, in the same transaction, forgets the group if it is still at `revision`
+   * with no node left; tells the watchers, and drops what this server keeps of the group.
+   */
+  private async forget(group: string, revision: number, settle: readonly SettleTransition[]): Promise<boolean> {
+    const { store, clock, bus, logger } = this.options;
+    const { forgotten, events } = await store.forgetGroup({ group, revision, settle, now: clock.now() });
+    bus.publish(events);
+    if (forgotten) {
+      this.crashLoop.forget(group);
+      this.backoffTimers.get(group)?.();
+      this.backoffTimers.delete(group);
+      logger.info({ group, revision }, "group deleted: its spec, revisions, graphs and nodes are forgotten");
+    }
+    return forgotten;
   }
 
   /**
@@ -693,6 +742,12 @@ export class Reconciler {
     // A run that is settling may start a rollback, which decides what replaces what; its end queues another pass.
     if (runs.some((run) => run.isHalted)) return;
     let nodes = await store.listNodes(group, { all: false });
+    // A deletion whose graph's success was not followed by the forgetting (its graph ended as the
+    // server stopped, or it had nothing to do but wait for superseded runs): its end is reached.
+    if (current.deleting && runs.length === 0 && nodes.length === 0) {
+      await this.forget(group, current.revision, []);
+      return;
+    }
     let planned: { tasks: PlannedTask[] };
     let reason: "repair" | "heal";
     let why: string;
@@ -843,12 +898,38 @@ export class Reconciler {
   }
 
   /**
+   * Commits the success of a rollout of the group's deletion together with the forgetting of
+   * the group, in one transaction: a crash leaves the group whole or gone, never half. Under the
+   * group's lock, as every revision is stored: an update that lands first cancels the deletion,
+   * and the success is then committed alone.
+   */
+  private async settleDeletion(graph: GraphWithTasks, transition: SettleTransition): Promise<void> {
+    const { store, journal } = this.options;
+    await this.groupLocks.run(graph.group, async () => {
+      // The run's own earlier transitions go through the journal; they must be committed before its final event.
+      await journal.settled();
+      const current = await store.getGroupSpec(graph.group);
+      const live = await store.listNodes(graph.group, { all: false });
+      if (!current?.deleting || current.revision !== graph.revision || live.length > 0) {
+        await journal.record([transition]);
+        return;
+      }
+      const message = `group ${graph.group} deleted: its spec, revisions, graphs and nodes are forgotten`;
+      await this.forget(graph.group, graph.revision, [{ ...transition, message }]);
+    });
+  }
+
+  /**
    * Commits a graph's final transition. When the graph failed under a spec that says
    * rollback, the same transaction stores a revision restoring the last revision the group
    * reached, and the failed graph's final event names it.
    */
   private async settle(graph: GraphWithTasks, transition: SettleTransition): Promise<void> {
     const { store, journal, newId, clock, logger, bus } = this.options;
+    if (transition.state === "succeeded" && (graph.reason === "update" || graph.reason === "repair") && (await store.getGroupSpec(graph.group))?.deleting) {
+      await this.settleDeletion(graph, transition);
+      return;
+    }
     if (transition.state === "cancelled" && (graph.reason === "update" || graph.reason === "repair")) {
       await journal.record([
         { ...transition, message: "the rollout stays where it is until the next update or rollback; failed nodes are still replaced at their own revision" },

@@ -80,21 +80,38 @@ export interface GroupSpec {
   group: string;
   revision: number;
   spec: Spec;
+  /** The current revision is the group's deletion: it is forgotten once that revision is rolled out. */
+  deleting: boolean;
 }
 
-/**
- * Where a group with a spec stands now, for the metrics' per-group gauges: its spec, its
- * nodes that serve (available: running, past min-ready) and those of them that run the spec's
- * version and template (up to date), and the state of its newest graph (none: no graph yet).
- */
-export interface GroupStatus {
+/** A group at a glance (`groups ls`): its spec, its nodes counted against it, and its newest graph. */
+export interface GroupStatus extends GroupSpec {
+  /** When its first revision was stored, and its current one. */
+  createdAt: number;
+  updatedAt: number;
+  nodes: {
+    /** Starting, running or unhealthy: up or coming up. */
+    total: number;
+    /** Of the total, at the spec's version and template (a node from before templates were versioned counts as at it). */
+    upToDate: number;
+    /** Running: healthy and past min-ready (a start holds its node in starting until then). */
+    available: number;
+    /** Failed, and not yet replaced or shut down. */
+    failed: number;
+  };
+  /** The group's newest graph, whatever made it. */
+  graph?: GraphSummary;
+  /** Of that graph's pending tasks, how many wait (they have a reason). */
+  waitingTasks: number;
+}
+
+export interface GroupForgetting {
   group: string;
+  /** The revision the group must still be at; at another, nothing is forgotten. */
   revision: number;
-  count: number;
-  version: number;
-  availableNodes: number;
-  upToDateNodes: number;
-  graphState?: GraphState;
+  /** Committed first, in the same transaction, whatever happens: the deletion's final transition. */
+  settle: readonly Transition[];
+  now: number;
 }
 
 export interface TaskCounts {
@@ -201,13 +218,23 @@ export interface Store {
   snapshotNodes(group: string): Promise<{ nodes: Node[]; sequence: number }>;
   /** Stores a new spec revision and its graph with every task, pending, in one transaction. */
   storeRevision(revision: NewRevision): Promise<StoredRevision>;
+  /** Every group (one that has a spec), by name, as `groups ls` shows it: a few queries in one read, whatever the number of groups. */
+  listGroupStatuses(): Promise<GroupStatus[]>;
+  getGroupStatus(group: string): Promise<GroupStatus | undefined>;
+  /** At most `limit` of the graph's pending tasks that wait, and why, lowest id first. */
+  waitingTasks(graphId: string, limit: number): Promise<Task[]>;
+  /**
+   * Commits `settle`, and in the same transaction deletes the group (spec, revisions, graphs and
+   * their tasks, template, nodes) when it is still at `revision` and has no node that is not
+   * stopped. Its events stay in the log until retention deletes them, so that sequence numbers
+   * are never handed out twice. `forgotten` says whether it was deleted.
+   */
+  forgetGroup(forgetting: GroupForgetting): Promise<{ forgotten: boolean; events: Event[] }>;
   /** Stores a graph (a repair, an operation) under the group's current revision, with every task, in one transaction. */
   storeGraph(graph: NewGraph): Promise<StoredRevision>;
   getNode(nodeId: string): Promise<Node | undefined>;
   /** How many nodes that are not stopped each group has, by state and version. */
   countNodes(): Promise<{ group: string; state: NodeState; version: number; count: number }[]>;
-  /** Every group with a spec, where it stands (see GroupStatus), in one read. */
-  groupStatuses(): Promise<GroupStatus[]>;
   /** Fails when the database cannot be used (for the health service). */
   ping(): Promise<void>;
   /** Commits one small write (for the health service: reads can work while writes fail). */
