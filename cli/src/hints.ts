@@ -38,9 +38,17 @@ export function repeatInHints(options: string): void {
   given = options;
 }
 
+/** The commands that act on no one group (`groups ls`): their hints leave out --group. */
+const GROUPLESS = /^groups\b/;
+
+/** The given options a hint for `rest` repeats: all of them, but --group for a command that takes none. */
+function optionsFor(rest: string): string {
+  return GROUPLESS.test(rest) ? given.replace(/ --group (?:'(?:[^']|'\\'')*'|\S+)/, "") : given;
+}
+
 /** `client --group web nodes ls`: a command line to suggest, with the options the user gave. */
 export function clientCommand(rest: string): string {
-  return `client${given} ${rest}`;
+  return `client${optionsFor(rest)} ${rest}`;
 }
 
 /**
@@ -49,7 +57,7 @@ export function clientCommand(rest: string): string {
  * alone, so a hint made with clientCommand is never given them twice.
  */
 export function withGivenOptions(text: string): string {
-  return given === "" ? text : text.replace(/'client (?=[a-z])/g, `'client${given} `);
+  return given === "" ? text : text.replace(/'client (?=([a-z][^']*))/g, (_, rest: string) => `'client${optionsFor(rest)} `);
 }
 
 /** A word as a POSIX shell takes it back: quoted only when it must be. */

@@ -126,12 +126,12 @@ describe("a group that does not exist", () => {
     ["group", "delete"],
   ]) {
     test(`client --group typo ${args.join(" ")} exits 5 with one line saying it does not exist and how to list groups`, async () => {
-      // The hint repeats the options given (-o json too).
+      // The hint repeats the options given (-o json too), but --group: groups ls takes none.
       const given = args.includes("json") ? " -o json" : "";
       assertOneLineError(
         await server.client(["--group", "typo", ...args]),
         5,
-        `group typo does not exist: list groups with 'client --server ${server.address} --group typo${given} groups ls'`,
+        `group typo does not exist: list groups with 'client --server ${server.address}${given} groups ls'`,
       );
     });
   }

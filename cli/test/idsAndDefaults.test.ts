@@ -29,7 +29,7 @@ describe("graphs pause, resume and cancel without an id act on the group's graph
   test("graphs pause with no id pauses the current graph, resume resumes it, cancel cancels it, and then there is none", async () => {
     const group = ["--group", "steer"];
     const none = await server.client([...group, "graphs", "pause"]);
-    assertOneLineError(none, 5, "group steer has no graphs yet");
+    assertOneLineError(none, 5, "group steer does not exist");
     const update = await server.client([...group, "update", "8", "1", "--detach"]);
     assertExit(update, 0);
     const graphId = /^graph ([0-9A-Z]{26}) /m.exec(update.stdout)![1]!;
@@ -56,7 +56,7 @@ describe("graphs pause, resume and cancel without an id act on the group's graph
 
   test("another group's graph in progress is not taken for this group's", async () => {
     assertExit(await server.client(["--group", "busy", "update", "8", "1", "--detach"]), 0);
-    assertOneLineError(await server.client(["--group", "idle", "graphs", "pause"]), 5, "group idle has no graphs yet");
+    assertOneLineError(await server.client(["--group", "idle", "graphs", "pause"]), 5, "group idle does not exist");
     assertExit(await server.client(["--group", "busy", "graphs", "cancel"]), 0);
   });
 });

@@ -73,7 +73,7 @@ describe("the group's graph in progress", () => {
       server: { httpListen: "127.0.0.1:0" },
     });
     try {
-      await expectStatus(client.pauseGraph({ graphId: "", group: "steer" }), Status.NOT_FOUND, /^group steer has no graphs yet: make one with 'client update <count> <version>'$/);
+      await expectStatus(client.pauseGraph({ graphId: "", group: "steer" }), Status.NOT_FOUND, /^group steer does not exist: list groups with 'client groups ls'$/);
       const { graph } = await client.setSpec({ group: "steer", count: 6, version: 1 });
       const paused = (await client.pauseGraph({ graphId: "", group: "steer" })).graph!;
       assert.equal(paused.id, graph!.id);

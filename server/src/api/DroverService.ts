@@ -145,8 +145,8 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
 
   /**
    * The graph a cancel, pause, resume or promote acts on: the one the request names, or without
-   * one, the group's graph in progress (see Store.currentGraph); NOT_FOUND for a group without
-   * graphs, FAILED_PRECONDITION when all its graphs have settled, as for a settled graph named.
+   * one, the group's graph in progress (see Store.currentGraph); NOT_FOUND for a group that does
+   * not exist or has no graphs, FAILED_PRECONDITION when all its graphs have settled, as for a settled graph named.
    */
   async function graphToSteer(request: { graphId: string; group: string }, verb: string): Promise<string> {
     if (request.graphId !== "") return graphIdOf(request.graphId);
@@ -155,7 +155,10 @@ export function droverService(options: DroverServiceOptions): DroverServiceImple
     if (current) return current.id;
     const latestId = await store.latestGraphId(group);
     const latest = latestId === undefined ? undefined : await store.getGraph(latestId);
-    if (!latest) throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
+    if (!latest) {
+      await requireExistingGroup(group);
+      throw new NotFoundError(`group ${group} has no graphs yet: make one with 'client update <count> <version>'`);
+    }
     throw new FailedPreconditionError(
       `group ${group} has no graph in progress to ${verb}: its latest graph, ${latest.id}, has ${settledText(latest.state)} (list them with 'client graphs ls')`,
     );
