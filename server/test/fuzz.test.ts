@@ -352,7 +352,14 @@ function oracle(rpc: Rpc, r: Record<string, any>, known: Knowledge | undefined):
       break;
     case "setTemplate":
       if (!groupOk()) problems.push("group");
-      problems.push(...templateOracle(r.template).problems);
+      if (r.templatePatch !== undefined) {
+        // A merge patch (PATCH's): with a whole template too it is refused; alone, whether it is
+        // valid depends on the template it patches, which a raw request does not know.
+        if (r.template !== undefined) problems.push("template and template patch");
+        else if (problems.length === 0) return { invalid: false, allowed: ["OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"] };
+      } else {
+        problems.push(...templateOracle(r.template).problems);
+      }
       break;
     default:
       if (idReference(r.nodeId).kind === "invalid") problems.push("node id");

@@ -94,7 +94,7 @@ describe("the HTTP listener's niceties", { timeout: 60_000 }, () => {
   });
 
   it("reads a group's spec as PUT takes it, with its revision as the ETag, and a spec read writes back unchanged", async () => {
-    await json(await call("/v1/groups/specs/spec"), 404).then((body) => assert.match(body.error.message, /^group specs has no spec: set one with PUT/));
+    await json(await call("/v1/groups/specs/spec"), 404).then((body) => assert.match(body.error.message, /^group specs does not exist: list groups with 'client groups ls'/));
     const put = await json(await call("/v1/groups/specs/spec", { body: { count: 2, version: 3, maxSurge: "50%", template: { command: "app", env: { A: "1" } } } }));
     // Written back while its rollout still ran, it would supersede it: a new revision.
     await settled(put.graph.id);
