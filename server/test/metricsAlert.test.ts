@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { GraphState } from "@drover/shared";
+import { Metadata } from "nice-grpc";
 import { drain, eventually, startTestServer } from "./support.js";
 import { freePort } from "./processes.js";
 
@@ -160,8 +161,11 @@ describe("metrics for alerting", { timeout: 60_000 }, () => {
 
   it("counts HTTP requests by method, route pattern and status, refusals included, and never by raw URL", async (t) => {
     const metricsPort = await freePort();
-    const { server, stop } = await startTestServer({ server: { token: TOKEN, httpListen: "127.0.0.1:0", metricsListen: `127.0.0.1:${metricsPort}` } });
+    const { server, client, stop } = await startTestServer({ server: { token: TOKEN, httpListen: "127.0.0.1:0", metricsListen: `127.0.0.1:${metricsPort}` } });
     t.after(stop);
+    // Groups that exist (a read of one that does not is 404), made over gRPC, which the HTTP counter does not see.
+    const metadata = Metadata({ authorization: `Bearer ${TOKEN}` });
+    for (const group of ["web", "db"]) await client.setSpec({ group, count: 0, version: 1 }, { metadata });
     const base = `http://127.0.0.1:${server.httpPort}`;
     const auth = { authorization: `Bearer ${TOKEN}` };
     const statusOf = async (path: string, init: RequestInit = {}) => (await fetch(`${base}${path}`, init)).status;
