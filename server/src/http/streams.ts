@@ -115,6 +115,10 @@ export class ResponseOutlet implements StreamOutlet {
 
   async drained(signal: AbortSignal): Promise<void> {
     for (let waiting = this.backedUp(); waiting && !signal.aborted; waiting = this.backedUp()) {
+      // The stall clock runs for as long as the handler waits. The body's drain can come while
+      // the response is not yet over its buffer (the clock stops), and the response fill up
+      // right after with no event to start it again: the handler then waited for good.
+      this.check();
       // A response that closes first (the client left, or it was cut) aborts the call's signal.
       await once(waiting, "drain", { signal }).catch(() => {});
     }
